@@ -1,0 +1,1 @@
+"""Skills: one module per skill, each with `run(payload, config, log) -> dict`."""

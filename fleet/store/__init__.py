@@ -1,0 +1,45 @@
+"""The store package: one backend-neutral API over the fleet's durable state.
+
+`Store` composes the SQLite connection layer with the task queue and the
+fleet-state tables. Callers use `fleet.db` (which re-exports this), never SQL.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import InvalidInput, InvalidTransition, LeaseLost, NotFound, StoreError
+from .fleetstate import CHANNELS, FleetStateMixin
+from .schema import ALERT_SEVERITIES, SCHEMA_VERSION, TASK_STATUSES, TERMINAL_STATUSES
+from .sqlite_base import DURABILITY_MODES, SQLiteBase, now
+from .tasks import Page, Task, TaskQueueMixin
+
+
+class Store(TaskQueueMixin, FleetStateMixin, SQLiteBase):
+    """The fleet's store on SQLite (WAL). Safe to share across threads; each
+    thread and each process gets its own reused connection."""
+
+
+def open_store(config: dict[str, Any] | str | os.PathLike) -> Store:
+    """Open the store named by a loaded config (or a database path)."""
+    if isinstance(config, (str, os.PathLike)):
+        return Store(config)
+    queue = config.get("queue", {})
+    return Store(
+        config["paths"]["db"],
+        synchronous=queue.get("synchronous", "normal"),
+        busy_timeout_s=queue.get("busy_timeout_s", 30.0),
+        max_payload_bytes=queue.get("max_payload_bytes", 1 << 20),
+        default_max_attempts=queue.get("max_attempts", 3),
+        backoff_base_s=queue.get("backoff_base_s", 2.0),
+        backoff_max_s=queue.get("backoff_max_s", 300.0),
+    )
+
+
+__all__ = [
+    "Store", "open_store", "Task", "Page", "now",
+    "StoreError", "InvalidInput", "InvalidTransition", "LeaseLost", "NotFound",
+    "TASK_STATUSES", "TERMINAL_STATUSES", "ALERT_SEVERITIES", "CHANNELS",
+    "DURABILITY_MODES", "SCHEMA_VERSION",
+]

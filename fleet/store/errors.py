@@ -1,0 +1,29 @@
+"""Errors raised by the store.
+
+Every error carries a message meant for a person: what happened and what to do.
+They are backend-neutral: callers never see sqlite3 or psycopg exceptions.
+"""
+
+
+class StoreError(Exception):
+    """Base class for every error the store raises on purpose."""
+
+
+class InvalidInput(StoreError, ValueError):
+    """The caller passed something the store refuses; nothing was written."""
+
+
+class NotFound(StoreError, LookupError):
+    """The task (or other row) named does not exist."""
+
+
+class LeaseLost(StoreError):
+    """The lease token is stale: the task was reaped, released or finished.
+
+    The caller no longer owns the attempt and must stop working on it; the
+    store changed nothing.
+    """
+
+
+class InvalidTransition(StoreError):
+    """The task is not in a state that allows this operation."""

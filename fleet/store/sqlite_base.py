@@ -1,0 +1,231 @@
+"""SQLite connection handling for the store: pragmas, transactions, migrations.
+
+One connection per (process, thread), opened lazily and reused; WAL journal,
+a configured durability mode, a busy timeout and foreign keys on every
+connection. Writes run in `BEGIN IMMEDIATE` transactions so they serialise
+cleanly; the schema is created and migrated by `PRAGMA user_version`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from typing import Any, Iterator
+
+from . import schema
+from .errors import InvalidInput, StoreError
+from .wake import WakeChannel
+
+DURABILITY_MODES = {"normal": "NORMAL", "full": "FULL"}
+
+
+def now() -> float:
+    """The store's one time representation: UTC epoch seconds."""
+    return time.time()
+
+
+def dumps(value: Any, what: str, limit: int | None = None) -> str:
+    """Serialise to JSON or raise InvalidInput naming `what`."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what} is not JSON-serialisable: {exc}") from None
+    if limit is not None and len(text.encode()) > limit:
+        raise InvalidInput(
+            f"{what} is {len(text.encode())} bytes, over the limit of {limit} bytes "
+            "([queue] max_payload_bytes); store large data in a file and pass its path"
+        )
+    return text
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class SQLiteBase:
+    """Connection management shared by every part of the SQLite store."""
+
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        synchronous: str = "normal",
+        busy_timeout_s: float = 30.0,
+        max_payload_bytes: int = 1 << 20,
+        default_max_attempts: int = 3,
+        backoff_base_s: float = 2.0,
+        backoff_max_s: float = 300.0,
+        wal_autocheckpoint_pages: int = 1000,
+    ):
+        if synchronous not in DURABILITY_MODES:
+            raise InvalidInput(
+                f"durability mode {synchronous!r} is not one of {sorted(DURABILITY_MODES)} "
+                "([queue] synchronous)"
+            )
+        self.path = os.path.abspath(os.fspath(path))
+        self.synchronous = synchronous
+        self.busy_timeout_s = busy_timeout_s
+        self.max_payload_bytes = max_payload_bytes
+        self.default_max_attempts = default_max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.wal_autocheckpoint_pages = wal_autocheckpoint_pages
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._wake = WakeChannel(self.path)
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self._migrate()
+
+    # -- connections -----------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout_s,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=True,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(
+                f"could not put {self.path} in WAL mode (got {mode!r}); "
+                "keep the database on a local disk, not a network share"
+            )
+        conn.execute(f"PRAGMA synchronous = {DURABILITY_MODES[self.synchronous]}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {int(self.wal_autocheckpoint_pages)}")
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or getattr(local, "pid", None) != os.getpid():
+            conn = self._open()
+            local.conn, local.pid = conn, os.getpid()
+            with self._conns_lock:
+                self._all_conns.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; commits on success, rolls back on any error."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read snapshot across several statements."""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > schema.SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this Fleet "
+                    f"({schema.SCHEMA_VERSION}); upgrade Fleet or restore an older backup"
+                )
+            for step in range(version, schema.SCHEMA_VERSION):
+                for statement in _split_sql(schema.MIGRATIONS[step]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {step + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- wake-ups --------------------------------------------------------
+    def notify(self) -> None:
+        """Tell waiting workers that something may have changed."""
+        self._wake.notify()
+
+    # -- maintenance -----------------------------------------------------
+    def checkpoint(self, mode: str = "PASSIVE") -> dict:
+        """Checkpoint the WAL so it stays bounded; TRUNCATE also shrinks the file."""
+        mode = mode.upper()
+        if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
+            raise InvalidInput(f"checkpoint mode {mode!r} is not PASSIVE, FULL, RESTART or TRUNCATE")
+        busy, log, done = self._conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        return {"busy": bool(busy), "wal_pages": log, "checkpointed_pages": done}
+
+    def integrity_check(self) -> str:
+        rows = self._conn().execute("PRAGMA integrity_check").fetchall()
+        return "; ".join(r[0] for r in rows)
+
+    def backup_to(self, dest: str | os.PathLike) -> None:
+        """An online-consistent copy of the database (SQLite backup API)."""
+        target = sqlite3.connect(os.fspath(dest))
+        try:
+            self._conn().backup(target)
+        finally:
+            target.close()
+
+    def stats(self) -> dict:
+        conn = self._conn()
+        sync_value = conn.execute("PRAGMA synchronous").fetchone()[0]
+        sync_name = {0: "off", 1: "normal", 2: "full", 3: "extra"}.get(sync_value, str(sync_value))
+        wal = self.path + "-wal"
+        return {
+            "backend": self.backend,
+            "path": self.path,
+            "schema_version": conn.execute("PRAGMA user_version").fetchone()[0],
+            "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+            "durability": self.synchronous,
+            "synchronous_in_effect": sync_name,
+            "durability_meaning": (
+                "survives process crashes and power loss"
+                if sync_name in ("full", "extra")
+                else "survives any process crash; the last commits may be lost on power loss"
+            ),
+            "db_bytes": os.path.getsize(self.path) if os.path.exists(self.path) else 0,
+            "wal_bytes": os.path.getsize(wal) if os.path.exists(wal) else 0,
+            "sqlite_version": sqlite3.sqlite_version,
+        }
+
+    def close(self) -> None:
+        with self._conns_lock:
+            conns, self._all_conns = self._all_conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.ProgrammingError:
+                pass  # opened by another thread; it dies with that thread
+        self._local = threading.local()
+        self._wake.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (no semicolons inside our literals)."""
+    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
