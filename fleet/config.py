@@ -313,3 +313,42 @@ def load_or_exit(home: str | os.PathLike | None = None) -> dict:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"fleet: warning: {message}", file=sys.stderr)
+
+
+def _toml_value(value: Any) -> str:
+    import tomlkit
+
+    return tomlkit.item(value).as_string()
+
+
+def render_default_toml() -> str:
+    """The shipped fleet.toml: every section and key with its comment and default."""
+    lines = [
+        "# Fleet configuration. Every key is shown with its default; edit what you need.",
+        "# Relative paths are under the fleet home (the directory holding this file).",
+        "# Secrets (API keys) never go here: use `lead_client.py secret set KEY -`.",
+    ]
+    for name, sec in SCHEMA.items():
+        lines += ["", f"# {sec.doc}", f"[{name}]"]
+        for key, spec in sec.keys.items():
+            extra = f" One of: {', '.join(map(str, spec.choices))}." if spec.choices else ""
+            lines.append(f"# {spec.doc}{extra}")
+            lines.append(f"{key} = {_toml_value(spec.default)}")
+        for key, value in sec.defaults.items():
+            if isinstance(value, dict):
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+        if sec.tables is not None:
+            lines.append(f"# Each [{name}.NAME] table has these keys:")
+            for key, spec in sec.tables.items():
+                lines.append(f"#   {key} = {_toml_value(spec.default)}  # {spec.doc}")
+        for key, value in sec.defaults.items():
+            if isinstance(value, dict):
+                lines += ["", f"[{name}.{key}]"]
+                for k, v in value.items():
+                    lines.append(f"{k} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m fleet.config > fleet.toml
+    sys.stdout.write(render_default_toml())

@@ -1,0 +1,63 @@
+"""Per-process logging: one rotating file per process under the logs directory.
+
+Every fleet process calls `setup_process_logging(name, cfg)` once; lines carry
+the time, level, process name and (when set) the task id being worked on.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(processname)s%(taskpart)s %(message)s"
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, name: str):
+        super().__init__()
+        self.processname = name
+        self.task_id: int | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.processname = self.processname
+        tid = getattr(record, "task_id", None) or self.task_id
+        record.taskpart = f" [task {tid}]" if tid else ""
+        return True
+
+
+_context: _ContextFilter | None = None
+
+
+def log_path(cfg: dict, name: str) -> str:
+    return os.path.join(cfg["paths"]["logs"], f"{name}.log")
+
+
+def setup_process_logging(name: str, cfg: dict, *, to_stderr: bool = False,
+                          max_bytes: int = 5 * 1024 * 1024, backups: int = 3) -> logging.Logger:
+    """Log to `<logs>/<name>.log` (rotating); optionally also to stderr."""
+    global _context
+    os.makedirs(cfg["paths"]["logs"], exist_ok=True)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    _context = _ContextFilter(name)
+    handler = logging.handlers.RotatingFileHandler(
+        log_path(cfg, name), maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+    )
+    handlers: list[logging.Handler] = [handler]
+    if to_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for h in handlers:
+        h.setFormatter(logging.Formatter(_FORMAT))
+        h.addFilter(_context)
+        root.addHandler(h)
+    root.setLevel(logging.INFO)
+    return logging.getLogger(name)
+
+
+def set_current_task(task_id: int | None) -> None:
+    """Tag every following log line of this process with `task_id`."""
+    if _context is not None:
+        _context.task_id = task_id
