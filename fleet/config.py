@@ -58,7 +58,7 @@ class Section:
 ROLE_AFFINITY = {
     "researcher": ["web_search", "arxiv_fetch", "summarize", "rag_query"],
     "coder": ["code_review", "code_discuss", "code_index", "fma_review", "skill_draft", "code_quality"],
-    "archivist": ["summarize", "synthesize", "flashcard", "rag_index", "rag_query", "backup"],
+    "archivist": ["summarize", "synthesize", "flashcard", "rag_index", "rag_query", "backup", "memory_optimizer"],
     "analyst": ["summarize", "synthesize", "rag_query"],
     "security": ["security_review", "code_quality"],
     "planner": ["plan_workload"],
@@ -114,6 +114,7 @@ SCHEMA: dict[str, Section] = {
         "heartbeat_timeout_s": Key(120.0, "A worker with no heartbeat or progress this long is replaced.", type=float, min=1),
         "heartbeat_interval_s": Key(5.0, "How often workers heartbeat.", type=float, min=0.1),
         "stop_timeout_s": Key(30.0, "On stop, how long running tasks may finish before they are released.", type=float, min=0),
+        "kill_grace_s": Key(5.0, "After SIGTERM to a stalled worker, how long before SIGKILL.", type=float, min=0),
         "status_interval_s": Key(10.0, "How often STATUS.md and liveness samples are written.", type=float, min=0.5),
         "scale_up_depth": Key(20, "Pending tasks for a role above which an extra worker starts (0 disables scaling).", min=0),
         "scale_up_after_s": Key(30.0, "How long the depth must stay above scale_up_depth.", type=float, min=0),
@@ -130,6 +131,246 @@ SCHEMA: dict[str, Section] = {
         "Per-skill hard timeouts in seconds (skill = seconds), overriding the skill's TIMEOUT_S.",
         values=Key(600.0, "timeout in seconds", type=float, min=1),
     ),
+    # -- skills library (fleet/skills/*.py, fleet/rag.py) ----------------------
+    "skills.code_review": Section("code_review: model review of a file or git diff against a checklist.", {
+        "max_input_chars": Key(60000, "Longest file or diff sent to the model (longer input is cut, and the review says so).",
+                               min=1000),
+        "ask_before_filing_critical": Key(True, "Ask a person (WAITING_HUMAN) before filing a review with critical findings."),
+    }),
+    "skills.code_quality": Section("code_quality: static metrics (no model).", {
+        "max_complexity": Key(10, "Flag functions whose cyclomatic complexity is above this.", min=1),
+        "max_function_lines": Key(60, "Flag functions longer than this many lines.", min=1),
+    }),
+    "skills.summarize": Section("summarize / synthesize / flashcard: how much text is read and sent to a model.", {
+        "max_input_chars": Key(200000, "Most characters read from a file, folder or URL.", min=1000),
+        "chunk_chars": Key(12000, "Text above this is summarised in chunks, then the chunk summaries combined.", min=500),
+        "max_chunks": Key(16, "Most chunks summarised (the rest is left out and the result says so).", min=1),
+        "extractive_sentences": Key(7, "Sentences kept by the extractive fallback (no model reachable).", min=1),
+    }),
+    "skills.rag": Section("rag_index / rag_query: the SQLite FTS5 retrieval index.", {
+        "db": Key("rag.db", "Index file, relative to the knowledge folder (its own database, not the fleet's)."),
+        "chunk_chars": Key(1500, "Target chunk size in characters (chunks break on line boundaries).", min=200),
+        "overlap_lines": Key(3, "Lines repeated between neighbouring chunks.", min=0),
+        "max_file_bytes": Key(2000000, "Larger files are skipped.", min=1024),
+        "extensions": Key([], "File suffixes indexed (empty: common text and code files).", type=list),
+    }),
+    "skills.arxiv": Section("arxiv_fetch: the arXiv API.", {
+        "api_url": Key("https://export.arxiv.org/api/query", "arXiv API query endpoint."),
+        "max_results": Key(10, "Papers per fetch unless the task says otherwise.", min=1, max=100),
+        "timeout_s": Key(30.0, "Request timeout.", type=float, min=1),
+    }),
+    "skills.plan_workload": Section("plan_workload: goal -> tasks with dependencies.", {
+        "max_tasks": Key(8, "Most tasks in one plan.", min=1, max=500),
+        "allowed_skills": Key([], "Skills a plan may use (empty: every installed skill but plan_workload).", type=list),
+    }),
+    "skills.memory_optimizer": Section("memory_optimizer: fleet memory care.", {
+        "rss_limit_mb": Key(1024.0, "Workers above this RSS are asked to recycle between tasks.", type=float, min=1),
+        "model_idle_s": Key(300.0, "A loaded model unused this long (and not the tier or conductor model) is unloaded.",
+                            type=float, min=0),
+        "keep_models": Key([], "Models never unloaded by optimize.", type=list),
+    }),
+    "search": Section("web_search: the search provider. Brave and Tavily read BRAVE_API_KEY / TAVILY_API_KEY "
+                      "from the secrets file.", {
+        "provider": Key("duckduckgo", "Search provider.", choices=("searxng", "brave", "tavily", "duckduckgo")),
+        "searxng_url": Key("", "Your SearxNG instance (JSON format enabled), e.g. http://localhost:8888."),
+        "brave_url": Key("https://api.search.brave.com/res/v1/web/search", "Brave Search API endpoint."),
+        "tavily_url": Key("https://api.tavily.com/search", "Tavily search endpoint."),
+        "duckduckgo_url": Key("https://html.duckduckgo.com/html/", "DuckDuckGo HTML endpoint."),
+        "max_results": Key(10, "Results per search unless the task says otherwise.", min=1, max=50),
+        "timeout_s": Key(20.0, "Timeout of each web request made by skills.", type=float, min=1),
+        "user_agent": Key("fleet-agent/0.1 (local research assistant)", "User-Agent sent by web skills."),
+    }),
+    "knowledge": Section("The knowledge folder: what skills produce, and how long it is kept.", {
+        "retention_days": Key(90.0, "memory_optimizer compact deletes artifacts older than this in prune_dirs "
+                              "(0 keeps everything).", type=float, min=0),
+        "prune_dirs": Key(["code_reviews", "fma_reviews", "quality/reviews", "security/reviews", "summaries",
+                           "syntheses", "flashcards", "research/search", "research/arxiv", ".pending"],
+                          "Knowledge sub-folders whose old files may be pruned.", type=list),
+    }),
+    # -- model routing (fleet/skills/_models.py, fleet/providers/) ------------
+    "models": Section("Model routing: which providers serve model calls, in what order, and how failures are handled.", {
+        "chain": Key(["ollama", "claude"], "Default fallback chain of [providers.NAME] tried in order.", type=list),
+        "local_model": Key("qwen3:8b", "Local model used when hw_state.json is missing or stale (else the tier's model)."),
+        "conductor_provider": Key("ollama", "Provider that parses `task \"...\"` instructions into tasks."),
+        "conductor_model": Key("qwen3:4b", "Model used for intent parsing (empty: the provider's model)."),
+        "intent_min_confidence": Key(0.35, "Below this the offline intent matcher refuses and lists candidates.",
+                                     type=float, min=0, max=1),
+        "max_tokens": Key(1024, "Default output token limit of a call.", min=1),
+        "breaker_failures": Key(3, "Consecutive failures that open a provider's circuit breaker.", min=1),
+        "breaker_open_s": Key(30.0, "How long an open breaker refuses calls before one probe is let through.",
+                              type=float, min=0.1),
+        "retry_after_default_s": Key(30.0, "Cool-down after a 429 without a Retry-After header.", type=float, min=0),
+        "retry_after_min_s": Key(1.0, "Shortest honoured Retry-After.", type=float, min=0),
+        "retry_after_max_s": Key(120.0, "Longest honoured Retry-After.", type=float, min=0),
+        "max_wait_s": Key(10.0, "When every provider is cooling down or at its rate headroom, wait at most this "
+                                "long for one to free up before failing.", type=float, min=0),
+    }),
+    "models.skill_chains": Section(
+        "Per-skill fallback chains (skill = [provider names]) overriding [models] chain.",
+        values=Key([], "provider names in order", type=list),
+    ),
+    "models.tiers": Section(
+        "Local model tiers the hardware supervisor chooses from (hw_state.json tier): the largest tier whose "
+        "vram_gb (+ [thermal] vram_margin_pct) fits free VRAM plus what the model server already holds; "
+        "the cpu tier is the fallback (eco mode, training, no GPU, too hot). The choice is never written here.",
+        tables={
+            "model": Key("", "Model name on the local model server (e.g. qwen3:8b)."),
+            "vram_gb": Key(0.0, "VRAM the model needs loaded, in GB (required for every tier but cpu).",
+                           type=float, min=0),
+            "num_gpu": Key(-1, "Layers on the GPU (-1: the server's default; the cpu tier always uses 0).", min=-1),
+            "enabled": Key(True, "Set false to leave a tier out without deleting it."),
+        },
+        defaults={
+            "large": {"model": "qwen3:8b", "vram_gb": 7.5, "num_gpu": -1, "enabled": True},
+            "medium": {"model": "qwen3:4b", "vram_gb": 4.5, "num_gpu": -1, "enabled": True},
+            "cpu": {"model": "qwen3:4b", "vram_gb": 0.0, "num_gpu": 0, "enabled": True},
+        },
+    ),
+    "providers": Section(
+        "Model providers by name; `type` is a module in fleet/providers/ (ollama, claude, openai_compatible). "
+        "Add [providers.NAME] tables for more (e.g. a vLLM server with type = \"openai_compatible\").",
+        tables={
+            "type": Key("openai_compatible", "Provider type: ollama | claude | openai_compatible."),
+            "base_url": Key("", "Server URL (empty: the type's default)."),
+            "model": Key("", "Model name (ollama: empty means the hardware tier's model)."),
+            "api_key_env": Key("", "Name of the secret holding the API key (environment, else the secrets file)."),
+            "timeout_s": Key(120.0, "Request timeout in seconds.", type=float, min=0.1),
+            "rpm": Key(0, "Requests per minute the provider allows (0: no limit).", min=0),
+            "rpd": Key(0, "Requests per day the provider allows (0: no limit).", min=0),
+            "headroom": Key(0.8, "Fraction of rpm/rpd the fleet uses.", type=float, min=0.01, max=1),
+            "min_spacing_ms": Key(300, "Least time between two requests to this provider, fleet-wide.", min=0),
+            "locality": Key("auto", "Whether calls leave the machine (cloud providers are refused offline); "
+                            "auto: ollama local, claude cloud, others by host.", choices=("auto", "local", "cloud")),
+            "keep_alive": Key("10m", "ollama: how long the model stays loaded after a call."),
+            "num_ctx": Key(0, "ollama: context window (0: the model's default).", min=0),
+            "num_gpu": Key(-1, "ollama: layers on the GPU (-1: the tier's choice or Ollama's default).", min=-1),
+            "stream": Key(False, "Stream the response (ollama NDJSON / OpenAI SSE) instead of one JSON reply."),
+            "cache_system": Key(True, "claude: mark the system prompt for prompt caching."),
+        },
+        defaults={
+            "ollama": {"type": "ollama", "base_url": "http://localhost:11434", "model": "", "api_key_env": "",
+                       "min_spacing_ms": 0, "timeout_s": 300.0},
+            "claude": {"type": "claude", "base_url": "https://api.anthropic.com", "model": "claude-sonnet-4-6",
+                       "api_key_env": "ANTHROPIC_API_KEY", "rpm": 50, "rpd": 0},
+        },
+    ),
+    "prices": Section(
+        "Prices in USD per million tokens by model name (longest prefix wins); local providers cost 0 "
+        "unless their model is listed.",
+        tables={
+            "input": Key(0.0, "Input tokens.", type=float, min=0),
+            "output": Key(0.0, "Output tokens.", type=float, min=0),
+            "cache_read": Key(0.0, "Prompt-cache reads.", type=float, min=0),
+            "cache_write": Key(0.0, "Prompt-cache writes.", type=float, min=0),
+        },
+        defaults={
+            "claude-opus": {"input": 5.0, "output": 25.0, "cache_read": 0.5, "cache_write": 6.25},
+            "claude-opus-4-0": {"input": 15.0, "output": 75.0, "cache_read": 1.5, "cache_write": 18.75},
+            "claude-opus-4-1": {"input": 15.0, "output": 75.0, "cache_read": 1.5, "cache_write": 18.75},
+            "claude-opus-4-2": {"input": 15.0, "output": 75.0, "cache_read": 1.5, "cache_write": 18.75},
+            "claude-sonnet": {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75},
+            "claude-haiku-4-5": {"input": 1.0, "output": 5.0, "cache_read": 0.1, "cache_write": 1.25},
+            "claude-3-5-haiku": {"input": 0.8, "output": 4.0, "cache_read": 0.08, "cache_write": 1.0},
+            "claude": {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75},
+            "gpt-4o-mini": {"input": 0.15, "output": 0.6, "cache_read": 0.075, "cache_write": 0.0},
+            "gpt-4o": {"input": 2.5, "output": 10.0, "cache_read": 1.25, "cache_write": 0.0},
+        },
+    ),
+    "budgets": Section("Spending limits on model calls, fleet-wide and per skill ([budgets.skills.NAME]).", {
+        "enforcement": Key("warn", "warn: log and alert, the call goes ahead; block: the call fails and so does the "
+                           "task (\"budget exceeded for skill X\").", choices=("warn", "block")),
+        "period": Key("month", "Budget period (UTC calendar).", choices=("day", "week", "month")),
+        "global_usd": Key(0.0, "Fleet-wide spend limit per period in USD (0: none).", type=float, min=0),
+        "global_calls": Key(0, "Fleet-wide model calls per period (0: none).", min=0),
+    }),
+    "budgets.skills": Section(
+        "Per-skill budgets: [budgets.skills.NAME] tables.",
+        tables={
+            "limit_usd": Key(0.0, "Spend limit per period in USD (0: none).", type=float, min=0),
+            "max_calls": Key(0, "Successful model calls per period (0: none).", min=0),
+            "period": Key("", "day | week | month (empty: [budgets] period).", choices=("", "day", "week", "month")),
+            "enforcement": Key("", "warn | block (empty: [budgets] enforcement).", choices=("", "warn", "block")),
+        },
+    ),
+    "backup": Section("Backups (lead_client.py backup, scripts/backup.sh, the backup skill).", {
+        "keep": Key(10, "How many backups to keep; older ones are deleted after a new one is verified.",
+                    min=1, max=10000),
+    }),
+    "service": Section("The auto-start service written by `lead_client.py install-service`.", {
+        "name": Key("fleet", "Service name: systemd user unit <name>.service, launchd label local.<name>, "
+                    "Task Scheduler task <name>."),
+        "restart_sec": Key(5.0, "Seconds the service manager waits before restarting a failed supervisor.",
+                           type=float, min=0),
+        "start_limit_burst": Key(5, "Restarts allowed within start_limit_interval_s before giving up.", min=1),
+        "start_limit_interval_s": Key(300.0, "Window for start_limit_burst.", type=float, min=1),
+    }),
+    "preflight": Section("Checks run by `lead_client.py preflight`.", {
+        "min_free_disk_mb": Key(1024, "Least free disk space (MB) where the database lives.", min=0),
+        "timeout_s": Key(3.0, "Timeout of each network check (dashboard, model providers).", type=float, min=0.1),
+    }),
+    "dashboard": Section("The web dashboard and JSON API (python fleet/dashboard.py).", {
+        "enabled": Key(True, "Run the dashboard as a managed service of the supervisor."),
+        "host": Key("127.0.0.1", "Address to bind. Anything but loopback makes every endpoint require the token."),
+        "port": Key(5555, "TCP port.", min=1, max=65535),
+        "read_only": Key(False, "Hide and refuse every mutation (dispatch, retry, cancel, fleet control)."),
+        "token_file": Key("dashboard.token", "File (mode 0600, relative to the fleet home) holding the access token; "
+                          "created on first start. The secret FLEET_DASHBOARD_TOKEN overrides it."),
+        "session_hours": Key(12.0, "How long a browser sign-in lasts.", type=float, min=0.1),
+        "threads": Key(8, "Threads serving plain requests (live streams get their own on top).", min=1, max=256),
+        "max_streams": Key(32, "Most concurrent live streams (/api/stream); more are refused with 503.",
+                           min=1, max=1000),
+        "keepalive_s": Key(15.0, "Seconds between keep-alive comments on an idle live stream.", type=float, min=1),
+        "poll_s": Key(0.25, "How often the live stream checks the store for new events.", type=float,
+                      min=0.02, max=5),
+    }),
+    "hardware": Section("The hardware supervisor (python fleet/hw_supervisor.py), which writes hw_state.json.", {
+        "interval_s": Key(5.0, "Seconds between hw_state.json writes; readers call data older than 3 intervals stale.",
+                          type=float, min=0.5, max=300),
+        "history_interval_s": Key(60.0, "One hardware sample per this many seconds is kept in the database.",
+                                  type=float, min=5),
+        "history_retention_h": Key(24.0, "Hours of hardware samples kept.", type=float, min=1),
+        "nvml_retry_max_s": Key(60.0, "Longest wait between NVML re-initialisations after a GPU error.",
+                                type=float, min=1),
+        "alert_repeat_s": Key(300.0, "Least time between two bumps of the same open GPU-temperature alert.",
+                              type=float, min=5),
+    }),
+    "thermal": Section("Thermal and VRAM limits behind the model-tier choice (hysteresis against flapping).", {
+        "gpu_max_sustained_c": Key(75.0, "Sustained GPU temperature limit (°C); the effective limit is "
+                                   "min(GPU slowdown threshold - slowdown_margin_c, this).", type=float, min=30, max=120),
+        "slowdown_margin_c": Key(5.0, "Degrees under the GPU's own slowdown threshold treated as the limit.",
+                                 type=float, min=0),
+        "hot_samples": Key(2, "Consecutive samples at or over the limit before stepping down one tier.", min=1),
+        "escalate_c": Key(5.0, "While already hot, another step down needs the temperature this much higher "
+                          "than at the last step.", type=float, min=0),
+        "cool_delta_c": Key(8.0, "Degrees under the limit that count as cooled.", type=float, min=0),
+        "cool_hold_s": Key(60.0, "How long it must stay cooled before stepping back up one tier.", type=float, min=0),
+        "min_change_interval_s": Key(120.0, "Least time between a tier change and a step up.", type=float, min=0),
+        "vram_margin_pct": Key(20.0, "Headroom over a tier's vram_gb required for it to fit.", type=float, min=0),
+        "vram_emergency_pct": Key(95.0, "A GPU this full (used/total %) while the tier no longer fits steps down "
+                                  "at once.", type=float, min=50, max=100),
+        "vram_down_samples": Key(2, "Samples a tier must not fit before stepping down (without an emergency).", min=1),
+        "vram_up_hold_s": Key(60.0, "How long a bigger tier must fit before stepping up to it.", type=float, min=0),
+    }),
+    "model_server": Section("Care of the local model server (Ollama API) by the hardware supervisor. Its URL is "
+                            "[providers.ollama] base_url; `url` here is used only without one.", {
+        "enabled": Key(True, "List loaded models, keep the tier and conductor models warm, repair a server the "
+                       "fleet started."),
+        "url": Key("http://127.0.0.1:11434", "Model server URL when no ollama provider is configured."),
+        "keep_alive": Key("30m", "keep_alive sent with each warm-up load."),
+        "keepalive_interval_s": Key(240.0, "Seconds between keep-alive pings of a loaded model.", type=float, min=5),
+        "conductor_interval_s": Key(60.0, "Seconds between checks that the conductor model is loaded.",
+                                    type=float, min=5),
+        "probe_timeout_s": Key(2.0, "Timeout of each /api/ps probe.", type=float, min=0.1),
+        "unhealthy_probes": Key(3, "Failed API probes in a row (port answering) before a fleet-started server "
+                                "is restarted.", min=1),
+        "start_command": Key([], "Command that starts the server, e.g. [\"ollama\", \"serve\"]; empty: the fleet "
+                             "never starts (nor restarts) one. Only a server the fleet started is ever signalled.",
+                             type=list),
+        "stop_timeout_s": Key(10.0, "Seconds between TERM and KILL when restarting a fleet-started server.",
+                              type=float, min=0),
+        "restart_min_interval_s": Key(60.0, "Least time between two restarts.", type=float, min=0),
+        "stop_with_fleet": Key(True, "Stop the fleet-started server when the hardware supervisor stops cleanly."),
+    }),
 }
 
 
@@ -190,6 +431,7 @@ def validate(raw: dict) -> dict:
                 if not isinstance(value, dict):
                     raise ConfigError(f"[{full}]: expected a table, found {value!r}")
                 _apply_section(full, SCHEMA[full], value, cfg)
+                walk(value, full + ".")  # sub-sections such as [skills.timeouts]
             elif not prefix and name not in top_level:
                 _warn_unknown("", f"[{name}]", [f"[{n}]" for n in top_level])
             elif prefix and prefix[:-1] in SCHEMA:
@@ -218,6 +460,7 @@ def _apply_section(name: str, sec: Section, table: dict, cfg: dict) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"[{name}.{key}]: expected a table, found {value!r}")
             sub = {k: _copy(v.default) for k, v in sec.tables.items()}
+            sub.update(_copy(sec.defaults.get(key) or {}))  # a shipped table keeps its own defaults
             for k, v in value.items():
                 if k in sec.tables:
                     sub[k] = _check_value(f"[{name}.{key}] {k}", sec.tables[k], v)
@@ -337,7 +580,8 @@ def render_default_toml() -> str:
         for key, value in sec.defaults.items():
             if isinstance(value, dict):
                 continue
-            lines.append(f"{key} = {_toml_value(value)}")
+            note = f"  # {sec.values.doc}" if sec.values is not None else ""
+            lines.append(f"{key} = {_toml_value(value)}{note}")
         if sec.tables is not None:
             lines.append(f"# Each [{name}.NAME] table has these keys:")
             for key, spec in sec.tables.items():
@@ -346,7 +590,9 @@ def render_default_toml() -> str:
             if isinstance(value, dict):
                 lines += ["", f"[{name}.{key}]"]
                 for k, v in value.items():
-                    lines.append(f"{k} = {_toml_value(v)}")
+                    spec = (sec.tables or {}).get(k) or sec.values
+                    note = f"  # {spec.doc}" if spec is not None else ""
+                    lines.append(f"{k} = {_toml_value(v)}{note}")
     return "\n".join(lines) + "\n"
 
 

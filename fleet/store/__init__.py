@@ -11,12 +11,16 @@ from typing import Any
 
 from .errors import InvalidInput, InvalidTransition, LeaseLost, NotFound, StoreError
 from .fleetstate import CHANNELS, FleetStateMixin
+from .hardware import HardwareMixin
+from .monitoring import MonitoringMixin
+from .reports import ReportsMixin, check_database_file
 from .schema import ALERT_SEVERITIES, SCHEMA_VERSION, TASK_STATUSES, TERMINAL_STATUSES
 from .sqlite_base import DURABILITY_MODES, SQLiteBase, now
 from .tasks import Page, Task, TaskQueueMixin
+from .usage import UsageMixin
 
 
-class Store(TaskQueueMixin, FleetStateMixin, SQLiteBase):
+class Store(TaskQueueMixin, FleetStateMixin, ReportsMixin, MonitoringMixin, HardwareMixin, UsageMixin, SQLiteBase):
     """The fleet's store on SQLite (WAL). Safe to share across threads; each
     thread and each process gets its own reused connection."""
 

@@ -161,8 +161,88 @@ CREATE TABLE liveness (
 CREATE INDEX ix_liveness_ts ON liveness (ts);
 """
 
+_HW_SAMPLES = """
+-- Downsampled hardware history (hardware supervisor), for sparklines.
+CREATE TABLE hw_samples (
+    ts            REAL NOT NULL,
+    cpu_pct       REAL,
+    mem_pct       REAL,
+    gpu_temp_c    REAL,
+    gpu_util_pct  REAL,
+    vram_used_mb  REAL,
+    vram_total_mb REAL,
+    power_w       REAL,
+    tier          TEXT,
+    thermal_state TEXT,
+    gpus          TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX ix_hw_samples_ts ON hw_samples (ts);
+"""
+
+_MODEL_USAGE = """
+-- One row per model request (retries and failovers included).
+CREATE TABLE model_usage (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts                 REAL    NOT NULL,
+    call_id            TEXT,
+    task_id            INTEGER,
+    skill              TEXT,
+    agent              TEXT,
+    provider           TEXT    NOT NULL,
+    model              TEXT,
+    input_tokens       INTEGER NOT NULL DEFAULT 0,
+    output_tokens      INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens  INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd           REAL    NOT NULL DEFAULT 0,
+    cache_savings_usd  REAL    NOT NULL DEFAULT 0,
+    latency_ms         REAL,
+    success            INTEGER NOT NULL CHECK (success IN (0, 1)),
+    failover_from      TEXT,
+    reason             TEXT,
+    error              TEXT
+);
+CREATE INDEX ix_usage_ts ON model_usage (ts);
+CREATE INDEX ix_usage_skill_ts ON model_usage (skill, ts);
+CREATE INDEX ix_usage_task ON model_usage (task_id) WHERE task_id IS NOT NULL;
+CREATE INDEX ix_usage_call ON model_usage (call_id);
+
+-- Shared per-provider state: circuit breaker, Retry-After cool-down, spacing.
+CREATE TABLE provider_state (
+    provider             TEXT PRIMARY KEY,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    opened_until         REAL    NOT NULL DEFAULT 0,
+    half_open            INTEGER NOT NULL DEFAULT 0,
+    probe_until          REAL    NOT NULL DEFAULT 0,
+    cooldown_until       REAL    NOT NULL DEFAULT 0,
+    next_slot_at         REAL    NOT NULL DEFAULT 0,
+    last_error           TEXT,
+    updated_at           REAL    NOT NULL
+);
+
+-- Request times per provider for RPM/RPD windows (pruned after a day).
+CREATE TABLE provider_requests (
+    provider TEXT NOT NULL,
+    ts       REAL NOT NULL
+);
+CREATE INDEX ix_provider_requests ON provider_requests (provider, ts);
+
+-- Budget held by calls in flight; released when their usage row is written.
+CREATE TABLE budget_reservations (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    skill      TEXT,
+    usd        REAL    NOT NULL,
+    calls      INTEGER NOT NULL,
+    created_at REAL    NOT NULL,
+    expires_at REAL    NOT NULL
+);
+CREATE INDEX ix_budget_reservations ON budget_reservations (skill, expires_at);
+"""
+
 MIGRATIONS: list[str] = [
     _TASKS + _FLEET_STATE,
+    _HW_SAMPLES,
+    _MODEL_USAGE,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

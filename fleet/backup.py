@@ -1,0 +1,248 @@
+"""Backups of a fleet home: an online-consistent copy of the database (SQLite
+backup API) plus `knowledge/` and the config, in `<backups>/<UTC timestamp>/`,
+verified with integrity_check and pruned to the last N; listing and restore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+DB_NAME = "fleet.db"
+_ID_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+class BackupError(Exception):
+    """A backup or restore could not be done; the message says what to do."""
+
+
+def _root(cfg: dict) -> Path:
+    return Path(cfg["paths"]["backups"])
+
+
+def _keep(cfg: dict, keep: int | None) -> int:
+    if keep is None:
+        keep = cfg.get("backup", {}).get("keep", 10)
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise BackupError(f"keep must be a whole number >= 1, got {keep!r} ([backup] keep)")
+    return keep
+
+
+def _lock(cfg: dict):
+    from filelock import FileLock
+
+    root = _root(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(root / ".backup.lock"), timeout=300)
+
+
+def _new_id(root: Path, ts: float) -> str:
+    """`<UTC timestamp>`, or `<timestamp>-N` after the highest N already used in
+    that second, so a new id always sorts after older ones (even pruned ones)."""
+    base = time.strftime(_ID_FORMAT, time.gmtime(ts))
+    used = 0
+    if root.is_dir():
+        for p in root.iterdir():
+            name = p.name.removeprefix(".partial-")
+            if name == base:
+                used = max(used, 1)
+            elif name.startswith(base + "-") and name[len(base) + 1:].isdigit():
+                used = max(used, int(name[len(base) + 1:]))
+    if root.is_dir() and (root / ".last-id").is_file():
+        last = (root / ".last-id").read_text().strip()
+        if last == base:
+            used = max(used, 1)
+        elif last.startswith(base + "-") and last[len(base) + 1:].isdigit():
+            used = max(used, int(last[len(base) + 1:]))
+    return base if used == 0 else f"{base}-{used + 1}"
+
+
+def _copy_tree_count(src: Path, dst: Path) -> int:
+    if not src.is_dir():
+        return 0
+    shutil.copytree(src, dst, symlinks=True)
+    return sum(len(files) for _, _, files in os.walk(dst))
+
+
+def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
+    """Snapshot the database (online; workers may keep running), knowledge/
+    and fleet.toml into a new timestamped folder, verify it, prune old ones.
+
+    Returns {"id", "path", "created_at", "integrity", "schema_version", "tasks",
+    "db_bytes", "knowledge_files", "config", "pruned"}. Raises BackupError when
+    the copy fails verification (the partial folder is removed)."""
+    from fleet.db import open_store
+    from fleet.store.reports import check_database_file
+
+    keep = _keep(cfg, keep)
+    root = _root(cfg)
+    with _lock(cfg):
+        ts = time.time()
+        backup_id = _new_id(root, ts)
+        partial = root / f".partial-{backup_id}"
+        partial.mkdir(parents=True)
+        try:
+            store = open_store(cfg)
+            try:
+                store.backup_to(partial / DB_NAME)
+            finally:
+                store.close()
+            check = check_database_file(partial / DB_NAME)
+            if check["integrity"] != "ok":
+                raise BackupError(
+                    f"the backup copy failed integrity_check ({check['integrity']}); nothing was kept. "
+                    "Check the source with `lead_client.py preflight` and the disk for errors"
+                )
+            knowledge_files = _copy_tree_count(Path(cfg["paths"]["knowledge"]), partial / "knowledge")
+            config_file = Path(cfg.get("config_file") or Path(cfg["home"]) / "fleet.toml")
+            has_config = config_file.is_file()
+            if has_config:
+                shutil.copy2(config_file, partial / "fleet.toml")
+            info: dict[str, Any] = {
+                "id": backup_id,
+                "created_at": ts,
+                "host": socket.gethostname(),
+                "source_db": cfg["paths"]["db"],
+                "integrity": check["integrity"],
+                "schema_version": check["schema_version"],
+                "tasks": check["tasks"],
+                "db_bytes": (partial / DB_NAME).stat().st_size,
+                "knowledge_files": knowledge_files,
+                "config": has_config,
+            }
+            (partial / MANIFEST).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+            final = root / backup_id
+            os.replace(partial, final)
+            (root / ".last-id").write_text(backup_id + "\n")
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        pruned = _prune(root, keep)
+    info["path"] = str(final)
+    info["pruned"] = pruned
+    return info
+
+
+def _complete_ids(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted((p.name for p in root.iterdir()
+                   if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()),
+                  key=_id_order)
+
+
+def _id_order(backup_id: str) -> tuple:
+    base, _, n = backup_id.partition("-")
+    return (base, int(n) if n.isdigit() else 0, backup_id)
+
+
+def _prune(root: Path, keep: int) -> list[str]:
+    ids = _complete_ids(root)
+    doomed = ids[:-keep] if len(ids) > keep else []
+    for backup_id in doomed:
+        shutil.rmtree(root / backup_id, ignore_errors=True)
+    return doomed
+
+
+def list_backups(cfg: dict) -> list[dict]:
+    """Completed backups, newest first, each with its manifest and path."""
+    root = _root(cfg)
+    out = []
+    for backup_id in reversed(_complete_ids(root)):
+        try:
+            info = json.loads((root / backup_id / MANIFEST).read_text())
+        except (OSError, ValueError):
+            info = {"id": backup_id, "integrity": "manifest unreadable"}
+        info["id"] = backup_id
+        info["path"] = str(root / backup_id)
+        out.append(info)
+    return out
+
+
+def _supervisor_pid(cfg: dict) -> int | None:
+    try:
+        from fleet.supervisor import running_supervisor_pid
+    except ImportError:
+        return None
+    return running_supervisor_pid(cfg)
+
+
+def restore_backup(cfg: dict, backup_id: str) -> dict:
+    """Replace the database and knowledge/ with those of backup `backup_id`.
+
+    Refuses while the supervisor runs. The replaced files are kept in
+    `<backups>/.replaced-<UTC timestamp>/` so a restore can itself be undone.
+    The config is restored only when the fleet home has none."""
+    from fleet.store.reports import check_database_file
+
+    known = _complete_ids(_root(cfg))
+    if backup_id not in known:
+        hint = f"; available: {', '.join(reversed(known[-5:]))}" if known else "; there are no backups yet"
+        raise BackupError(f"no backup named {backup_id!r} in {_root(cfg)}{hint} (see `lead_client.py backup --list`)")
+    pid = _supervisor_pid(cfg)
+    if pid is not None:
+        raise BackupError(
+            f"the supervisor is running (pid {pid}); restoring under running workers would lose their writes. "
+            f"Stop it first (`lead_client.py stop` drains and stops it; `systemctl --user stop "
+            f"{cfg.get('service', {}).get('name', 'fleet')}` when it runs as a service), then run restore again"
+        )
+    src = _root(cfg) / backup_id
+    check = check_database_file(src / DB_NAME)
+    if check["integrity"] != "ok":
+        raise BackupError(f"backup {backup_id} is damaged ({check['integrity']}); choose another one")
+
+    with _lock(cfg):
+        db = Path(cfg["paths"]["db"])
+        knowledge = Path(cfg["paths"]["knowledge"])
+        stamp = time.strftime(_ID_FORMAT, time.gmtime())
+        saved, n = _root(cfg) / f".replaced-{stamp}", 1
+        while saved.exists():
+            n += 1
+            saved = _root(cfg) / f".replaced-{stamp}-{n}"
+        saved.mkdir(parents=True)
+        # Move the live database with its WAL and shared-memory files as one set.
+        for suffix in ("", "-wal", "-shm"):
+            f = Path(str(db) + suffix)
+            if f.exists():
+                os.replace(f, saved / (DB_NAME + suffix))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        tmp = db.with_name(db.name + ".restoring")
+        shutil.copy2(src / DB_NAME, tmp)
+        os.replace(tmp, db)
+        knowledge_restored = False
+        if (src / "knowledge").is_dir():
+            if knowledge.exists():
+                shutil.move(str(knowledge), str(saved / "knowledge"))
+            shutil.copytree(src / "knowledge", knowledge, symlinks=True)
+            knowledge_restored = True
+        config_file = Path(cfg.get("config_file") or Path(cfg["home"]) / "fleet.toml")
+        config_restored = False
+        if (src / "fleet.toml").is_file() and not config_file.exists():
+            shutil.copy2(src / "fleet.toml", config_file)
+            config_restored = True
+
+    from fleet.db import open_store
+
+    store = open_store(cfg)
+    try:
+        integrity = store.integrity_check()
+        counts = store.counts()
+    finally:
+        store.close()
+    return {
+        "id": backup_id,
+        "restored_from": str(src),
+        "db": str(db),
+        "integrity": integrity,
+        "tasks": counts,
+        "knowledge_restored": knowledge_restored,
+        "config_restored": config_restored,
+        "config_in_backup": str(src / "fleet.toml") if (src / "fleet.toml").is_file() else None,
+        "replaced_saved_in": str(saved),
+    }

@@ -1,0 +1,93 @@
+"""The supervisor's record of one child process (a worker or a managed service)
+and the respawn policy: immediate first restart, then exponential backoff with
+jitter, crash-loop ("flapping") detection per role, parking on exit status 78.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import random
+import time
+
+EX_TIMEOUT = 75
+EX_CONFIG = 78
+
+
+@dataclasses.dataclass
+class Child:
+    name: str
+    role: str                      # role for workers, the service name for services
+    kind: str                      # "worker" | "service"
+    args: list[str]
+    extra: bool = False            # started by dynamic scaling
+    proc: object = None            # subprocess.Popen while running
+    pid: int | None = None
+    started_mono: float = 0.0
+    started_wall: float = 0.0
+    state: str = "new"             # new | running | backoff | parked | stopped
+    next_start: float | None = 0.0  # monotonic time to (re)start, None: not scheduled
+    consecutive: int = 0           # crashes without a healthy run in between
+    intent: str | None = None      # why we are stopping it: stop | restart | drain | stall | scale_down
+    term_at: float | None = None
+    kill_at: float | None = None
+    snapshot: list = dataclasses.field(default_factory=list)
+    timed_out: bool = False
+    idle_since: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_mono if self.started_mono else 0.0
+
+
+class RespawnPolicy:
+    """Backoff and crash-loop bookkeeping, shared by workers and services."""
+
+    def __init__(self, sup_cfg: dict):
+        self.initial = float(sup_cfg["backoff_initial_s"])
+        self.maximum = float(sup_cfg["backoff_max_s"])
+        self.reset_after = float(sup_cfg["backoff_reset_s"])
+        self.loop_count = int(sup_cfg["crash_loop_count"])
+        self.loop_window = float(sup_cfg["crash_loop_window_s"])
+        self.crashes: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self.flapping: set[str] = set()
+
+    def next_delay(self, child: Child) -> float:
+        """Delay before restarting a crashed child; updates its crash count."""
+        if child.uptime() >= self.reset_after:
+            child.consecutive = 0
+        n = child.consecutive
+        child.consecutive += 1
+        if n == 0:
+            return 0.0  # first crash after a healthy run: replace at once
+        delay = min(self.maximum, self.initial * (2 ** (n - 1)))
+        return delay * random.uniform(0.85, 1.15)  # nosec B311
+
+    def record_crash(self, role: str) -> bool:
+        """Count a crash of `role`; True when this crash makes the role flapping."""
+        now = time.monotonic()
+        window = self.crashes[role]
+        window.append(now)
+        while window and now - window[0] > self.loop_window:
+            window.popleft()
+        if len(window) >= self.loop_count and role not in self.flapping:
+            self.flapping.add(role)
+            return True
+        return False
+
+    def healthy(self, child: Child) -> bool:
+        """A running child past the reset uptime clears its role's flapping mark."""
+        if child.running and child.uptime() >= self.reset_after:
+            child.consecutive = 0
+            if child.role in self.flapping:
+                self.flapping.discard(child.role)
+                self.crashes[child.role].clear()
+                return True
+        return False
+
+    def clear(self, role: str) -> None:
+        self.flapping.discard(role)
+        self.crashes[role].clear()

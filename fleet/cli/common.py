@@ -1,0 +1,272 @@
+"""Shared plumbing of the lead_client commands: exit codes, errors, the lazily
+opened config and store, JSON / plain / rich output, time formatting and the
+`--wait` loop. Imports stay light: rich is loaded only for a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Iterable
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DEGRADED = 3
+EXIT_NO_SUPERVISOR = 69
+EXIT_CONFIG = 78
+EXIT_WAIT_TIMEOUT = 99
+
+SENDER = "operator"
+
+
+class CliError(Exception):
+    """A failure reported as one line on stderr with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+class UsageError(CliError):
+    """Bad arguments found after parsing (unknown skill, bad JSON...): exit 2 with the usage line."""
+
+    def __init__(self, message: str):
+        super().__init__(message, EXIT_USAGE)
+
+
+class Ctx:
+    """What a command handler gets: parsed args plus the config and store, opened on first use."""
+
+    def __init__(self, args):
+        self.args = args
+        self._cfg: dict | None = None
+        self._store = None
+
+    @property
+    def cfg(self) -> dict:
+        if self._cfg is None:
+            from fleet.config import load_or_exit
+
+            self._cfg = load_or_exit(getattr(self.args, "home", None))
+        return self._cfg
+
+    @property
+    def store(self):
+        if self._store is None:
+            from fleet.db import open_store
+
+            self._store = open_store(self.cfg)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def json(self) -> bool:
+        return bool(getattr(self.args, "json", False))
+
+    def supervisor_pid(self) -> int | None:
+        return supervisor_pid(self.cfg)
+
+    def require_supervisor(self, what: str) -> int:
+        pid = self.supervisor_pid()
+        if pid is None:
+            raise CliError(
+                f"{what} needs the supervisor, and none is running for {self.cfg['home']}; "
+                "start it with `python fleet/supervisor.py` (or `systemctl --user start "
+                f"{self.cfg.get('service', {}).get('name', 'fleet')}` when installed as a service)",
+                EXIT_NO_SUPERVISOR,
+            )
+        return pid
+
+
+def supervisor_pid(cfg: dict) -> int | None:
+    """PID of the supervisor running for this fleet home, or None."""
+    try:
+        from fleet.supervisor import running_supervisor_pid
+    except ImportError:
+        return None
+    return running_supervisor_pid(cfg)
+
+
+# -- output ---------------------------------------------------------------
+def use_rich() -> bool:
+    """Rich tables only on a terminal and when NO_COLOR is unset."""
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n")
+
+
+def print_table(headers: list[str], rows: Iterable[Iterable[Any]], *, title: str | None = None) -> None:
+    rows = [["" if c is None else str(c) for c in r] for r in rows]
+    if use_rich():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, header_style="bold")
+        for h in headers:
+            table.add_column(h)
+        for r in rows:
+            table.add_row(*r)
+        Console().print(table)
+        return
+    if title:
+        print(title)
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, c in enumerate(r):
+            widths[i] = max(widths[i], len(c.replace("\n", " ")))
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
+    print(line)
+    for r in rows:
+        print("  ".join(c.replace("\n", " ").ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def print_kv(pairs: Iterable[tuple[str, Any]]) -> None:
+    pairs = list(pairs)
+    width = max((len(k) for k, _ in pairs), default=0)
+    for k, v in pairs:
+        print(f"{k.ljust(width)}  {'' if v is None else v}")
+
+
+def fmt_ts(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts))
+
+
+def fmt_age(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- input ----------------------------------------------------------------
+def parse_iso(value: str, what: str) -> float:
+    """An ISO date or date-time (UTC when no zone is given) as epoch seconds."""
+    from datetime import datetime, timezone
+
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{what} {value!r} is not an ISO date or date-time (e.g. 2026-01-31 or 2026-01-31T12:00)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def read_value(value: str, *, b64: bool = False, what: str = "value") -> str:
+    """`-` reads stdin (one trailing newline dropped); --b64 decodes base64 (UTF-8)."""
+    if value == "-":
+        value = sys.stdin.read()
+        if value.endswith("\n") and not b64:
+            value = value[:-1]
+    if b64:
+        import base64
+        import binascii
+
+        try:
+            value = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise UsageError(f"{what} is not valid base64 of UTF-8 text ({exc})") from None
+    return value
+
+
+def parse_json_object(text: str, what: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                         "quote it in single quotes, or use --b64") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{what} must be a JSON object like '{{\"path\": \".\"}}', got {type(value).__name__}")
+    return value
+
+
+# -- waiting on a task ----------------------------------------------------
+def wait_for_task(store, task_id: int, timeout: float | None, *, progress: bool,
+                  on_tick: Callable[[Any, float], None] | None = None):
+    """Poll until the task is DONE / FAILED / CANCELLED; None on timeout.
+    Shows elapsed time and state on a terminal (stderr)."""
+    from fleet.db import TERMINAL_STATUSES
+
+    start = time.monotonic()
+    delay = 0.05
+    last_len = 0
+    try:
+        while True:
+            task = store.require(task_id)
+            elapsed = time.monotonic() - start
+            if progress:
+                where = f" on {task.worker}" if task.worker and task.status == "RUNNING" else ""
+                line = f"\rtask {task_id}: {task.status}{where}  {elapsed:5.1f}s"
+                sys.stderr.write(line.ljust(last_len))
+                sys.stderr.flush()
+                last_len = len(line)
+            if task.status in TERMINAL_STATUSES:
+                return task
+            if timeout is not None and elapsed >= timeout:
+                return None
+            time.sleep(min(delay, max(0.01, (timeout - elapsed) if timeout is not None else delay)))
+            delay = min(delay * 1.5, 0.5)
+    finally:
+        if progress and last_len:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# -- argparse value types -------------------------------------------------
+def positive_float(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def priority(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"priority must be a whole number from 1 to 10, got {text!r}")
+    return value

@@ -1,0 +1,134 @@
+"""Log and alert commands: `logs AGENT [--tail N] [-f]` reads the agent's own
+log file under the logs directory; `alerts [--ack ID]` lists or acknowledges.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+
+from .common import EXIT_OK, SENDER, CliError, Ctx, UsageError, fmt_ts, positive_int, print_json, print_table
+
+
+def _tail(path: str, n: int) -> list[str]:
+    """The last n lines, reading backwards so a big log costs little."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        end = fh.tell()
+        block, data = 65536, b""
+        pos = end
+        while pos > 0 and data.count(b"\n") <= n:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            data = fh.read(step) + data
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return lines[-n:] if n else []
+
+
+def _available_logs(log_dir: str) -> list[str]:
+    if not os.path.isdir(log_dir):
+        return []
+    return sorted(f[:-4] for f in os.listdir(log_dir) if f.endswith(".log"))
+
+
+def cmd_logs(ctx: Ctx) -> int:
+    from fleet.logs import log_path
+
+    a = ctx.args
+    if os.sep in a.agent or (os.altsep and os.altsep in a.agent) or a.agent.startswith("."):
+        raise UsageError(f"{a.agent!r} is not an agent name")
+    path = log_path(ctx.cfg, a.agent)
+    if not os.path.isfile(path):
+        have = _available_logs(ctx.cfg["paths"]["logs"])
+        raise CliError(f"no log for {a.agent!r} at {path}; logs there: {', '.join(have) or '(none yet)'}")
+    lines = _tail(path, a.tail)
+    if ctx.json and not a.follow:
+        print_json({"agent": a.agent, "path": path, "lines": lines})
+        return EXIT_OK
+    for line in lines:
+        _emit(ctx, a.agent, line)
+    if a.follow:
+        try:
+            _follow(ctx, path, a.agent)
+        except KeyboardInterrupt:
+            pass
+    return EXIT_OK
+
+
+def _emit(ctx: Ctx, agent: str, line: str) -> None:
+    if ctx.json:
+        import json
+
+        print(json.dumps({"agent": agent, "line": line}, ensure_ascii=False), flush=True)
+    else:
+        print(line, flush=True)
+
+
+def _follow(ctx: Ctx, path: str, agent: str) -> None:
+    """Print lines as they are appended; reopens the file after rotation."""
+    fh = open(path, "rb")
+    fh.seek(0, os.SEEK_END)
+    ino = os.fstat(fh.fileno()).st_ino
+    pending = b""
+    try:
+        while True:
+            chunk = fh.read()
+            if chunk:
+                pending += chunk
+                *done, pending = pending.split(b"\n")
+                for raw in done:
+                    _emit(ctx, agent, raw.decode("utf-8", errors="replace"))
+                continue
+            try:
+                st = os.stat(path)
+                if st.st_ino != ino or st.st_size < fh.tell():
+                    fh.close()
+                    fh = open(path, "rb")
+                    ino = os.fstat(fh.fileno()).st_ino
+                    continue
+            except FileNotFoundError:
+                pass
+            sys.stdout.flush()
+            time.sleep(0.25)
+    finally:
+        fh.close()
+
+
+def cmd_alerts(ctx: Ctx) -> int:
+    a = ctx.args
+    store = ctx.store
+    if a.ack is not None:
+        alert = store.ack_alert(a.ack, by=SENDER)
+        if ctx.json:
+            print_json({"alert": alert})
+        else:
+            print(f"alert {alert['id']} acknowledged")
+        return EXIT_OK
+    rows = store.list_alerts(active_only=not a.all, limit=a.limit)
+    if ctx.json:
+        print_json({"alerts": rows, "active_only": not a.all})
+        return EXIT_OK
+    if not rows:
+        print("no active alerts" if not a.all else "no alerts")
+        return EXIT_OK
+    print_table(["id", "severity", "component", "message", "times", "last", "acked"],
+                [[r["id"], r["severity"], r["component"], r["message"], r["occurrences"], fmt_ts(r["updated_at"]),
+                  f"by {r['acked_by']}" if r.get("acked_at") else ""] for r in rows])
+    return EXIT_OK
+
+
+def register(sub, json_parent) -> None:
+    p = sub.add_parser("logs", parents=[json_parent], help="the end of an agent's log (supervisor, coder_1, ...)")
+    p.add_argument("agent")
+    p.add_argument("--tail", type=positive_int, default=30, metavar="N", help="lines to show (default 30)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("alerts", parents=[json_parent], help="active alerts; --ack ID acknowledges one")
+    p.add_argument("--ack", type=positive_int, metavar="ID")
+    p.add_argument("--all", action="store_true", help="include acknowledged alerts")
+    p.add_argument("--limit", type=positive_int, default=100)
+    p.set_defaults(func=cmd_alerts)

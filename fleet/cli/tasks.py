@@ -1,0 +1,261 @@
+"""Task commands: task (natural language or raw JSON), dispatch, result, tasks,
+cancel, retry and hitl. Skill and payload are checked against the skill
+registry before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from .common import (EXIT_FAILED, EXIT_NO_SUPERVISOR, EXIT_OK, EXIT_WAIT_TIMEOUT, SENDER, CliError, Ctx,
+                     UsageError, fmt_age, fmt_ts, parse_json_object, positive_float, positive_int,
+                     print_json, print_kv, print_table, priority, read_value, short, wait_for_task)
+
+STATUSES = ("PENDING", "RUNNING", "DONE", "FAILED", "WAITING_HUMAN", "CANCELLED")
+
+
+def _validate(ctx: Ctx, skill: str, payload: dict) -> None:
+    from fleet import skill_registry
+
+    catalogue = skill_registry.discover(ctx.cfg)
+    try:
+        info = skill_registry.get_info(skill, catalogue=catalogue)
+        skill_registry.validate_payload(info, payload)
+    except (skill_registry.UnknownSkill, skill_registry.InvalidPayload) as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+
+
+def _fleet_can_work(ctx: Ctx) -> bool:
+    """A supervisor runs, or some worker heartbeats (workers run by hand)."""
+    if ctx.supervisor_pid() is not None:
+        return True
+    limit = float(ctx.cfg["supervisor"]["heartbeat_timeout_s"])
+    ts = time.time()
+    return any(a["name"] != "supervisor" and a["status"] in ("idle", "busy", "starting")
+               and ts - a["last_heartbeat"] <= limit for a in ctx.store.list_agents())
+
+
+def _submit(ctx: Ctx, skill: str, payload: dict, prio: int, assigned_to: str | None) -> int:
+    _validate(ctx, skill, payload)
+    args = ctx.args
+    if args.wait and not _fleet_can_work(ctx):
+        raise CliError("--wait needs a running fleet, and no supervisor or worker is running; nothing was queued. "
+                       "Start it with `python fleet/supervisor.py`, or queue without --wait", EXIT_NO_SUPERVISOR)
+    task = ctx.store.enqueue(skill, payload, priority=prio, assigned_to=assigned_to, created_by=SENDER)
+    if not args.wait:
+        if ctx.json:
+            print_json({"task": task.to_dict()})
+        else:
+            print(f"task {task.id} queued: {skill} (priority {prio}"
+                  + (f", assigned to {assigned_to}" if assigned_to else "") + ")")
+            if ctx.supervisor_pid() is None:
+                print("note: no supervisor is running; the task waits until the fleet starts", file=sys.stderr)
+        return EXIT_OK
+    final = wait_for_task(ctx.store, task.id, args.timeout, progress=sys.stderr.isatty() and not ctx.json)
+    if final is None:
+        now = ctx.store.require(task.id)
+        if ctx.json:
+            print_json({"task": now.to_dict(), "timed_out": True})
+        raise CliError(f"task {task.id} is still {now.status} after {args.timeout:g} s; "
+                       f"check later with `lead_client.py result {task.id}`", EXIT_WAIT_TIMEOUT)
+    if ctx.json:
+        print_json({"task": final.to_dict(), "timed_out": False})
+    else:
+        _print_task(final, [])
+    if final.status != "DONE":
+        raise CliError(f"task {final.id} {final.status}: {final.error or 'cancelled'}", EXIT_FAILED)
+    return EXIT_OK
+
+
+def cmd_dispatch(ctx: Ctx) -> int:
+    a = ctx.args
+    payload = parse_json_object(read_value(a.payload, b64=a.b64, what="payload"), "payload")
+    return _submit(ctx, a.skill, payload, a.priority, a.assigned_to)
+
+
+def cmd_task(ctx: Ctx) -> int:
+    text = ctx.args.instruction.strip()
+    prio = ctx.args.priority
+    if text.startswith("{"):  # raw JSON bypasses the intent parser
+        obj = parse_json_object(text, "task JSON")
+        skill = obj.pop("skill", None)
+        if not isinstance(skill, str) or not skill:
+            raise UsageError('raw JSON tasks need a "skill" key, e.g. \'{"skill": "code_index", "path": "."}\'')
+        if isinstance(obj.get("payload"), dict) and set(obj) <= {"payload", "priority"}:
+            # {"skill": ..., "payload": {...}, "priority": N}
+            if prio is None and "priority" in obj:
+                prio = obj["priority"]
+                if isinstance(prio, bool) or not isinstance(prio, int) or not 1 <= prio <= 10:
+                    raise UsageError(f"priority must be a whole number from 1 to 10, got {prio!r}")
+            payload = obj["payload"]
+        else:  # the manual's flat form: {"skill": ..., field: value, ...}
+            payload = obj
+    else:
+        if not text:
+            raise UsageError("the instruction is empty")
+        skill, payload, parsed_prio = _parse_intent(ctx, text)
+        prio = prio if prio is not None else parsed_prio
+    return _submit(ctx, skill, payload, prio if prio is not None else 5, None)
+
+
+def _parse_intent(ctx: Ctx, text: str) -> tuple[str, dict, int | None]:
+    try:
+        from fleet import intent
+    except ImportError:
+        raise CliError("natural-language tasks need the intent parser (fleet/intent.py), which this checkout "
+                       "lacks; use raw JSON ('{\"skill\": ...}') or `dispatch SKILL PAYLOAD`") from None
+    try:
+        parsed = intent.parse_intent(text, ctx.cfg)
+    except intent.IntentError as exc:
+        raise CliError(f"could not turn the instruction into a task: {exc}") from None
+    if parsed.get("note") and not ctx.json:
+        print(f"note: {parsed['note']}", file=sys.stderr)
+    if not ctx.json:
+        print(f"parsed as {parsed['skill']} {short(parsed['payload'], 80)} ({parsed.get('method', '?')})",
+              file=sys.stderr)
+    return parsed["skill"], dict(parsed.get("payload") or {}), parsed.get("priority")
+
+
+def _print_task(t, attempts: list[dict]) -> None:
+    rows = [("task", t.id), ("skill", t.skill), ("status", t.status + (" (dead letter)" if t.dead_letter else "")),
+            ("priority", t.priority), ("attempts", f"{t.attempts}/{t.max_attempts}"),
+            ("assigned to", t.assigned_to), ("worker", t.worker), ("created", fmt_ts(t.created_at)),
+            ("finished", fmt_ts(t.finished_at)), ("payload", short(t.payload, 200))]
+    if t.question:
+        rows.append(("question", short(t.question, 200)))
+    if t.error:
+        rows.append(("error", f"{t.error} ({t.error_reason})" if t.error_reason else t.error))
+    print_kv([(k, v) for k, v in rows if v not in (None, "")])
+    if t.result is not None:
+        import json
+
+        print("result:")
+        print(t.result if isinstance(t.result, str) else json.dumps(t.result, indent=2, ensure_ascii=False))
+    if attempts:
+        print_table(["attempt", "worker", "started", "took", "outcome", "error"],
+                    [[a["attempt_no"], a["worker"], fmt_ts(a["started_at"]),
+                      fmt_age(a["ended_at"] - a["started_at"]) if a.get("ended_at") else "running",
+                      a["outcome"], short(a.get("error") or "", 50)] for a in attempts])
+
+
+def cmd_result(ctx: Ctx) -> int:
+    store = ctx.store
+    t = store.require(ctx.args.id)
+    attempts = store.attempts(t.id)
+    if ctx.json:
+        print_json({"task": t.to_dict(), "attempts": attempts, "depends_on": store.dependencies(t.id)})
+    else:
+        _print_task(t, attempts)
+    return EXIT_OK
+
+
+def cmd_tasks(ctx: Ctx) -> int:
+    a = ctx.args
+    page = ctx.store.list_tasks(status=a.status, skill=a.skill, agent=a.agent, limit=a.limit)
+    if ctx.json:
+        print_json(page.to_dict())
+        return EXIT_OK
+    print_table(["id", "skill", "status", "prio", "tries", "worker", "created", "error"],
+                [[t.id, t.skill, t.status, t.priority, f"{t.attempts}/{t.max_attempts}", t.worker or t.assigned_to,
+                  fmt_ts(t.created_at), short(t.error or "", 40)] for t in page.items])
+    print(f"{len(page.items)} of {page.total} task(s)")
+    return EXIT_OK
+
+
+def _single(ctx: Ctx, verb: str) -> int:
+    store = ctx.store
+    t = store.cancel(ctx.args.id, by=SENDER) if verb == "cancel" else store.retry(ctx.args.id, by=SENDER)
+    if ctx.json:
+        print_json({"task": t.to_dict()})
+    elif verb == "cancel" and t.status == "RUNNING":
+        print(f"task {t.id}: cancellation requested; {t.worker} stops it at its next lease renewal")
+    else:
+        print(f"task {t.id}: {t.status}")
+    return EXIT_OK
+
+
+def cmd_cancel(ctx: Ctx) -> int:
+    return _single(ctx, "cancel")
+
+
+def cmd_retry(ctx: Ctx) -> int:
+    return _single(ctx, "retry")
+
+
+def cmd_hitl(ctx: Ctx) -> int:
+    store = ctx.store
+    if ctx.args.hitl_command == "list":
+        page = store.list_tasks(status="WAITING_HUMAN", limit=ctx.args.limit)
+        items = [{"id": t.id, "skill": t.skill, "question": (t.question or {}).get("question"),
+                  "options": (t.question or {}).get("options") or [], "waiting_since": t.updated_at,
+                  "worker": t.worker} for t in page.items]
+        if ctx.json:
+            print_json({"items": items, "total": page.total})
+        elif not items:
+            print("no task is waiting for a person")
+        else:
+            print_table(["id", "skill", "question", "options", "waiting"],
+                        [[i["id"], i["skill"], short(i["question"] or "", 70), " / ".join(map(str, i["options"])),
+                          fmt_age(time.time() - i["waiting_since"])] for i in items])
+        return EXIT_OK
+    t = store.require(ctx.args.id)
+    options = (t.question or {}).get("options") or [] if isinstance(t.question, dict) else []
+    if t.status == "WAITING_HUMAN" and options and ctx.args.answer not in [str(o) for o in options]:
+        raise UsageError(f"task {t.id} asks to choose one of: {', '.join(map(str, options))}")
+    t = store.answer(t.id, ctx.args.answer, by=SENDER)
+    if ctx.json:
+        print_json({"task": t.to_dict()})
+    else:
+        print(f"task {t.id}: answered; it is {t.status} again")
+    return EXIT_OK
+
+
+def register(sub, json_parent) -> None:
+    def add_wait(p):
+        p.add_argument("--wait", action="store_true", help="block until the task finishes (exit 1 if it fails)")
+        p.add_argument("--timeout", type=positive_float, metavar="S",
+                       help="with --wait: give up after S seconds (exit 99); default: wait until it ends")
+
+    p = sub.add_parser("task", parents=[json_parent],
+                       help='submit "instruction" (intent parser) or raw JSON {"skill": ..., ...}')
+    p.add_argument("instruction")
+    p.add_argument("--priority", type=priority, help="1-10, higher first (default 5, or what the instruction says)")
+    add_wait(p)
+    p.set_defaults(func=cmd_task)
+
+    p = sub.add_parser("dispatch", parents=[json_parent], help="queue SKILL with a JSON PAYLOAD")
+    p.add_argument("skill")
+    p.add_argument("payload", help="JSON object; '-' reads it from stdin")
+    p.add_argument("--priority", type=priority, default=9, help="1-10, higher first (default 9)")
+    p.add_argument("--assigned-to", metavar="AGENT", help="only this worker may run it")
+    p.add_argument("--b64", action="store_true", help="PAYLOAD is base64-encoded JSON")
+    add_wait(p)
+    p.set_defaults(func=cmd_dispatch)
+
+    p = sub.add_parser("result", parents=[json_parent], help="status, result and attempts of a task")
+    p.add_argument("id", type=positive_int)
+    p.set_defaults(func=cmd_result)
+
+    p = sub.add_parser("tasks", parents=[json_parent], help="list tasks, newest first")
+    p.add_argument("--status", type=str.upper, choices=STATUSES)
+    p.add_argument("--skill")
+    p.add_argument("--agent", help="tasks run by or assigned to this worker")
+    p.add_argument("--limit", type=positive_int, default=20, help="how many (1-1000, default 20)")
+    p.set_defaults(func=cmd_tasks)
+
+    for name, fn, text in (("cancel", cmd_cancel, "cancel a task (a running one stops at its next renewal)"),
+                           ("retry", cmd_retry, "run a finished task again with fresh attempts")):
+        p = sub.add_parser(name, parents=[json_parent], help=text)
+        p.add_argument("id", type=positive_int)
+        p.set_defaults(func=fn)
+
+    p = sub.add_parser("hitl", help="tasks waiting for a person: list, respond")
+    hs = p.add_subparsers(dest="hitl_command", metavar="list|respond", required=True)
+    q = hs.add_parser("list", parents=[json_parent], help="tasks waiting for an answer")
+    q.add_argument("--limit", type=positive_int, default=50)
+    q.set_defaults(func=cmd_hitl, _parser=q)
+    q = hs.add_parser("respond", parents=[json_parent], help="answer a waiting task; it runs again")
+    q.add_argument("id", type=positive_int)
+    q.add_argument("answer")
+    q.set_defaults(func=cmd_hitl, _parser=q)

@@ -1,0 +1,248 @@
+"""Intent parsing for `task "..."`: an instruction becomes {skill, payload,
+priority}. A JSON instruction is taken as is; otherwise the conductor model
+picks from the installed skills' catalogue; with no model reachable (or a
+malformed reply) a deterministic matcher over the descriptions decides, and
+low confidence is an error listing the best candidates, never a silent guess.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from typing import Any
+
+log = logging.getLogger("fleet.intent")
+
+INTENT_SCHEMA = {
+    "type": "object",
+    "required": ["skill", "payload"],
+    "properties": {
+        "skill": {"type": "string"},
+        "payload": {"type": "object"},
+        "priority": {"type": "integer", "minimum": 1, "maximum": 10},
+    },
+}
+_STOP = {"a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "for", "from", "with", "by", "into", "onto", "about", "over", "this", "that", "these", "those", "it", "its", "is", "are", "be", "was", "were", "please", "can", "could", "would", "you", "me", "my", "our", "we", "i", "some", "any", "all", "do", "does", "make", "run", "task", "job", "then", "also", "up", "out", "as", "via", "using", "use", "new"}
+_PRIORITY_WORDS = ((re.compile(r"\b(urgent|asap|immediately|critical|high[- ]priority)\b", re.IGNORECASE), 8),
+                   (re.compile(r"\b(low[- ]priority|whenever|no rush|when idle)\b", re.IGNORECASE), 3))
+
+
+class IntentError(ValueError):
+    """The instruction could not be turned into a task; `candidates` lists the
+    best guesses as (skill, confidence, description)."""
+
+    def __init__(self, message: str, candidates: list[tuple[str, float, str]] | None = None):
+        super().__init__(message)
+        self.candidates = candidates or []
+
+
+def _tokens(text: str) -> list[str]:
+    out = []
+    for word in re.findall(r"[a-z0-9]+", text.lower().replace("_", " ")):
+        if word in _STOP or len(word) < 2:
+            continue
+        for suffix in ("ing", "es", "ed", "s"):
+            if len(word) > len(suffix) + 3 and word.endswith(suffix):
+                word = word[: -len(suffix)]
+                break
+        out.append(word)
+    return out
+
+
+def _skill_terms(info) -> tuple[set[str], set[str]]:
+    name = set(_tokens(info.name))
+    text = info.description or ""
+    props = (info.payload_schema or {}).get("properties") or {}
+    text += " " + " ".join(f"{k} {v.get('description', '')}" for k, v in props.items() if isinstance(v, dict))
+    return name, set(_tokens(text))
+
+
+def rank_skills(instruction: str, catalogue: dict) -> list[tuple[str, float]]:
+    """Skills ranked by a deterministic score over names and descriptions
+    (name words count 3x, rarer words more), each with a confidence in [0, 1]:
+    the strength of its match times its margin over the runner-up."""
+    query = set(_tokens(instruction))
+    if not query or not catalogue:
+        return []
+    terms = {name: _skill_terms(info) for name, info in catalogue.items()}
+    n = len(terms)
+    df = {t: sum(1 for nm, ds in terms.values() if t in nm or t in ds) for t in query}
+    scores = {}
+    for name, (nm, ds) in terms.items():
+        score = 0.0
+        for t in query:
+            if df[t] == 0:
+                continue
+            idf = math.log(1.0 + n / df[t])
+            score += (3.0 if t in nm else 1.0 if t in ds else 0.0) * idf
+        scores[name] = score
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    best = ranked[0][1]
+    if best <= 0:
+        return [(name, 0.0) for name, _ in ranked]
+    strong = 3.0 * math.log(2.0)  # one name word shared with about half the skills
+    out = []
+    for i, (name, score) in enumerate(ranked):
+        other = ranked[1][1] if i == 0 and len(ranked) > 1 else best
+        margin = max(0.0, score - other) / score if score > 0 else 0.0  # a tie has no margin
+        out.append((name, round(min(1.0, score / strong) * margin, 3)))
+    return out
+
+
+def _priority(instruction: str, default: int = 5) -> int:
+    for pattern, value in _PRIORITY_WORDS:
+        if pattern.search(instruction):
+            return value
+    return default
+
+
+_PATH_RE = re.compile(r"(?<![\w:/])(?:~|\.{1,2})?[\w.-]*/[\w./~-]*|(?<![\w/])[\w-]+\.[A-Za-z0-9]{1,5}\b")
+_URL_RE = re.compile(r"https?://\S+")
+_LEAD_WORDS = {"search", "find", "fetch", "query", "look", "check", "review", "get", "show", "tell", "web"}
+_TEXT_FIELDS = ("query", "text", "topic", "prompt", "question", "focus", "instruction")
+
+
+def _field_value(field: str, prop: dict, instruction: str, skill_words: set[str]) -> Any:
+    """What the instruction says for one payload field, or None."""
+    kind = prop.get("type", "string")
+    if "url" in field:
+        m = _URL_RE.search(instruction)
+        return m.group(0).rstrip(".,;)") if m else None
+    if "path" in field or "file" in field:
+        found = [p.rstrip(".,;") for p in _PATH_RE.findall(_URL_RE.sub(" ", instruction))]
+        if kind == "array":
+            return found or None
+        return found[0] if found else None
+    if kind == "string" and (field in _TEXT_FIELDS or not prop.get("enum")):
+        words = instruction.split()
+        while words and (_tokens(words[0]) == [] or set(_tokens(words[0])) <= skill_words | _LEAD_WORDS):
+            words.pop(0)
+        return " ".join(words) or None
+    if prop.get("enum"):
+        hits = [v for v in prop["enum"] if isinstance(v, str)
+                and re.search(rf"\b{re.escape(v.lower())}\b", instruction.lower())]
+        return hits[0] if len(hits) == 1 else None
+    return None
+
+
+def _payload_from_text(info, instruction: str) -> dict:
+    """A payload for the matcher from the instruction: paths, URLs, enum words
+    and free text go to the fields that take them; a required field the text
+    does not give is an error that shows the JSON to send instead."""
+    schema = info.payload_schema or {}
+    props = {k: v for k, v in (schema.get("properties") or {}).items() if isinstance(v, dict)}
+    required = [k for k in (schema.get("required") or []) if k in props]
+    skill_words = set(_tokens(info.name))
+    payload: dict = {}
+    fields = required or [k for k in props if "path" in k or "url" in k or k in _TEXT_FIELDS]
+    for field in fields:
+        value = _field_value(field, props[field], instruction, skill_words)
+        if value is not None and (field in required or not payload):
+            payload[field] = value
+    missing = [k for k in required if k not in payload]
+    if missing:
+        raise IntentError(
+            f"skill {info.name} needs {', '.join(missing)}, which the instruction does not give; send JSON: "
+            f"{json.dumps({'skill': info.name, 'payload': {k: '...' for k in required}})}",
+            [(info.name, 1.0, info.description)])
+    return payload
+
+
+def _validated(catalogue: dict, skill: str, payload: Any, priority: Any) -> dict:
+    from fleet.skill_registry import InvalidPayload, validate_payload
+
+    if skill not in catalogue:
+        known = ", ".join(sorted(catalogue)) or "(none installed)"
+        raise IntentError(f"unknown skill {skill!r}; installed skills: {known}")
+    try:
+        validate_payload(catalogue[skill], payload)
+    except InvalidPayload as exc:
+        raise IntentError(str(exc), [(skill, 1.0, catalogue[skill].description)]) from None
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
+        raise IntentError(f"priority must be an integer from 1 to 10, not {priority!r}")
+    return {"skill": skill, "payload": payload, "priority": priority}
+
+
+def _catalogue_prompt(catalogue: dict) -> str:
+    lines = []
+    for name in sorted(catalogue):
+        info = catalogue[name]
+        schema = json.dumps(info.payload_schema or {"type": "object"}, sort_keys=True)
+        lines.append(f"- {name}: {info.description or '(no description)'}\n  payload schema: {schema}")
+    return "\n".join(lines)
+
+
+SYSTEM_PROMPT = (
+    "You turn an operator's instruction into exactly one task for a fleet of AI workers. "
+    "Choose the single best skill from the catalogue, fill its payload so it matches the skill's payload "
+    "schema, and set priority 1-10 (5 normal, 8 urgent, 3 low). Reply with only JSON: "
+    '{"skill": "...", "payload": {...}, "priority": 5}.\n\nInstalled skills:\n'
+)
+
+
+def parse_intent(instruction: str, cfg: dict, *, catalogue: dict | None = None, use_model: bool = True) -> dict:
+    """{skill, payload, priority, method (json|model|matcher), confidence, note}.
+    Raises IntentError (with candidates) when it cannot decide."""
+    from fleet.skill_registry import discover
+
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise IntentError('an instruction is needed, e.g. task "summarize notes/today.md"')
+    catalogue = discover(cfg) if catalogue is None else catalogue
+    text = instruction.strip()
+    if text.startswith("{"):
+        try:
+            spec = json.loads(text)
+        except ValueError as exc:
+            raise IntentError(f"the instruction looks like JSON but is not valid JSON ({exc}); "
+                              'use {"skill": "...", "payload": {...}, "priority": 5}') from None
+        if not isinstance(spec, dict) or not isinstance(spec.get("skill"), str):
+            raise IntentError('a JSON instruction needs a "skill" name: {"skill": "...", "payload": {...}}')
+        out = _validated(catalogue, spec["skill"], spec.get("payload", {}), spec.get("priority", 5))
+        return dict(out, method="json", confidence=1.0, note="")
+    if not catalogue:
+        raise IntentError("no skills are installed (fleet/skills/ is empty); nothing can run this instruction")
+    note = ""
+    if use_model:
+        try:
+            return _with_conductor(text, cfg, catalogue)
+        except IntentError as exc:
+            note = f"conductor model reply unusable ({exc}); used the offline matcher"
+        except Exception as exc:  # noqa: BLE001 - no model, budget, anything: the matcher decides
+            note = f"conductor model unavailable ({type(exc).__name__}: {str(exc)[:200]}); used the offline matcher"
+        log.info(note)
+    return dict(_with_matcher(text, cfg, catalogue), note=note)
+
+
+def _with_conductor(text: str, cfg: dict, catalogue: dict) -> dict:
+    from fleet.skills._models import ModelOutputInvalid, call_model
+
+    models = cfg.get("models") or {}
+    try:
+        result = call_model(text, cfg, provider=models.get("conductor_provider") or None,
+                            model=models.get("conductor_model") or None,
+                            system=SYSTEM_PROMPT + _catalogue_prompt(catalogue), json_schema=INTENT_SCHEMA,
+                            temperature=0.0, max_tokens=512, skill=None)
+    except ModelOutputInvalid as exc:
+        raise IntentError(f"malformed output: {exc}") from None
+    spec = result.json
+    out = _validated(catalogue, spec["skill"], spec.get("payload") or {}, spec.get("priority", _priority(text)))
+    return dict(out, method="model", confidence=1.0, note=f"parsed by {result.provider}/{result.model}")
+
+
+def _with_matcher(text: str, cfg: dict, catalogue: dict) -> dict:
+    threshold = float((cfg.get("models") or {}).get("intent_min_confidence", 0.35))
+    ranked = rank_skills(text, catalogue)
+    candidates = [(name, conf, catalogue[name].description) for name, conf in ranked[:3]]
+    if not ranked or ranked[0][1] < threshold:
+        best = f"best guess {ranked[0][0]} at confidence {ranked[0][1]:.2f}, under {threshold:.2f}" if ranked \
+            else "no skill matched"
+        listing = "; ".join(f"{n} ({c:.2f}): {d or 'no description'}" for n, c, d in candidates)
+        raise IntentError(
+            f"could not tell which skill is meant ({best}). Candidates: {listing}. Name the skill in the "
+            'instruction, or give JSON {"skill": "...", "payload": {...}}', candidates)
+    name, confidence = ranked[0]
+    payload = _payload_from_text(catalogue[name], text)
+    out = _validated(catalogue, name, payload, _priority(text))
+    return dict(out, method="matcher", confidence=confidence, candidates=candidates)

@@ -1,0 +1,193 @@
+"""Preflight checks before (or while) running a fleet: config valid, store
+writable and in WAL mode, free disk, logs writable, dashboard reachable when
+enabled, configured model providers reachable. Each check is a dict
+{name, ok, level ('fail' | 'warn'), detail}; nothing here changes the fleet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from typing import Any
+
+
+def _check(name: str, ok: bool, detail: str, level: str = "fail") -> dict:
+    return {"name": name, "ok": bool(ok), "level": "ok" if ok else level, "detail": detail}
+
+
+def check_config(home: str | None) -> tuple[dict | None, list[dict]]:
+    from fleet.config import ConfigError, ConfigWarning, load_config
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConfigWarning)
+        try:
+            cfg = load_config(home)
+        except ConfigError as exc:
+            return None, [_check("config", False, str(exc))]
+    out = [_check("config", True, f"{cfg['config_file']} is valid"
+                  + ("" if os.path.exists(cfg["config_file"]) else " (absent: defaults in use)"))]
+    for w in caught:
+        out.append(_check("config", False, str(w.message), level="warn"))
+    return cfg, out
+
+
+def check_store(cfg: dict) -> list[dict]:
+    from fleet.db import open_store
+
+    db = cfg["paths"]["db"]
+    try:
+        store = open_store(cfg)  # opening migrates under BEGIN IMMEDIATE: proves a write lock can be taken
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return [_check("store", False, f"cannot open {db} for writing: {exc}")]
+    try:
+        stats = store.stats()
+    finally:
+        store.close()
+    out = [_check("store", True, f"{db} opens for writing (schema {stats['schema_version']}, "
+                  f"{stats['db_bytes'] // 1024} KiB, WAL {stats['wal_bytes'] // 1024} KiB)")]
+    wal = str(stats["journal_mode"]).lower() == "wal"
+    out.append(_check("store_wal", wal, f"journal mode is {stats['journal_mode']}" + (
+        "" if wal else "; keep the database on a local disk (WAL does not work on network shares)")))
+    return out
+
+
+def check_disk(cfg: dict) -> dict:
+    where = os.path.dirname(cfg["paths"]["db"]) or "."
+    os.makedirs(where, exist_ok=True)
+    free_mb = shutil.disk_usage(where).free // (1024 * 1024)
+    need = int(cfg.get("preflight", {}).get("min_free_disk_mb", 1024))
+    return _check("disk", free_mb >= need, f"{free_mb} MB free at {where} (need {need} MB"
+                  + ("" if free_mb >= need else "; free space or move [paths] db") + ")")
+
+
+def check_writable_dir(name: str, path: str) -> dict:
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".preflight-", dir=path)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return _check(name, False, f"{path} is not writable: {exc.strerror}; fix its owner or mode")
+    return _check(name, True, f"{path} is writable")
+
+
+def _http_get(url: str, timeout: float) -> tuple[int | None, str]:
+    import httpx
+
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            r = client.get(url)
+        return r.status_code, ""
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def check_dashboard(cfg: dict) -> dict | None:
+    dash = cfg.get("dashboard") or {}
+    if not dash.get("enabled", False) or cfg.get("fleet", {}).get("air_gap_mode"):
+        return None
+    host = dash.get("host", "127.0.0.1")
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    url = f"http://{host}:{dash.get('port', 5555)}/"
+    status, err = _http_get(url, float(cfg.get("preflight", {}).get("timeout_s", 3.0)))
+    if status is None:
+        return _check("dashboard", False, f"{url} is not reachable ({err}); is the supervisor running with the "
+                      "dashboard service? ([dashboard] enabled = false turns this check off)")
+    return _check("dashboard", True, f"{url} answers (HTTP {status})")
+
+
+def _providers_in_use(cfg: dict) -> list[str]:
+    models = cfg.get("models") or {}
+    names = list(models.get("chain") or [])
+    for chain in (models.get("skill_chains") or {}).values():
+        names += [n for n in chain if n not in names]
+    return [n for n in dict.fromkeys(names)]
+
+
+def check_providers(cfg: dict, *, level: str = "fail") -> list[dict]:
+    providers = cfg.get("providers") or {}
+    offline = bool(cfg.get("fleet", {}).get("offline_mode"))
+    timeout = float(cfg.get("preflight", {}).get("timeout_s", 3.0))
+    out = []
+    for name in _providers_in_use(cfg):
+        p = providers.get(name)
+        if p is None:
+            out.append(_check(f"provider:{name}", False, f"[models] names provider {name!r} but there is no "
+                              f"[providers.{name}] table", level))
+            continue
+        base = (p.get("base_url") or "").rstrip("/")
+        cloud = _is_cloud(p)
+        if cloud and offline:
+            out.append(_check(f"provider:{name}", True, "skipped: cloud provider and offline mode is on"))
+            continue
+        if p.get("api_key_env"):
+            from fleet.secrets import get_secret
+
+            try:
+                has_key = get_secret(cfg, p["api_key_env"]) is not None
+            except Exception:  # noqa: BLE001 - a bad secrets file is reported as a missing key
+                has_key = False
+            if not has_key:
+                out.append(_check(f"provider:{name}", False, f"no API key: secret {p['api_key_env']} is not set; "
+                                  f"run `lead_client.py secret set {p['api_key_env']} -`", level))
+                continue
+        if not base:
+            out.append(_check(f"provider:{name}", True, "no base_url to probe (the type's default is used)"))
+            continue
+        url = base + ("/api/tags" if p.get("type") == "ollama" else "/")
+        status, err = _http_get(url, timeout)
+        if status is None:
+            hint = " (start it with `ollama serve`)" if p.get("type") == "ollama" else ""
+            out.append(_check(f"provider:{name}", False, f"{base} is not reachable ({err}){hint}", level))
+        else:
+            out.append(_check(f"provider:{name}", True, f"{base} answers (HTTP {status})"))
+    return out
+
+
+def _is_cloud(p: dict) -> bool:
+    locality = p.get("locality", "auto")
+    if locality != "auto":
+        return locality == "cloud"
+    if p.get("type") == "ollama":
+        return False
+    if p.get("type") == "claude":
+        return True
+    try:
+        from fleet.providers.base import is_loopback_or_private
+
+        return not is_loopback_or_private(p.get("base_url") or "")
+    except ImportError:
+        return True
+
+
+def check_secrets_mode(cfg: dict) -> dict | None:
+    from fleet.secrets import secrets_path
+
+    path = secrets_path(cfg)
+    if not path.exists() or os.name != "posix":
+        return None
+    mode = path.stat().st_mode & 0o777
+    return _check("secrets_mode", not mode & 0o077, f"{path} has mode {mode:o}"
+                  + ("" if not mode & 0o077 else f"; run `chmod 600 {path}`"), level="warn")
+
+
+def run_preflight(home: str | None = None, *, warn_only: bool = False) -> dict[str, Any]:
+    """Every check; `ok` is False when any check at level 'fail' failed.
+    With warn_only, provider failures are downgraded to warnings."""
+    started = time.monotonic()
+    cfg, checks = check_config(home)
+    if cfg is not None:
+        checks += check_store(cfg)
+        checks.append(check_disk(cfg))
+        checks.append(check_writable_dir("logs", cfg["paths"]["logs"]))
+        checks.append(check_writable_dir("backups", cfg["paths"]["backups"]))
+        for extra in (check_dashboard(cfg), check_secrets_mode(cfg)):
+            if extra is not None:
+                checks.append(extra)
+        checks += check_providers(cfg, level="warn" if warn_only else "fail")
+    failed = [c for c in checks if c["level"] == "fail"]
+    return {"ok": not failed, "failed": len(failed), "warnings": sum(1 for c in checks if c["level"] == "warn"),
+            "checks": checks, "elapsed_s": round(time.monotonic() - started, 3)}

@@ -1,0 +1,226 @@
+"""The provider interface every model backend implements, the request and
+completion types, and the classification of failures into the reasons the
+router acts on (transport, rate_limit, auth, server, model_missing, bad_request).
+
+A provider type is one module `fleet/providers/<type>.py` exposing `PROVIDER`
+(a `Provider` subclass); `provider_class(type)` finds it, so adding a provider
+touches one file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import importlib
+import ipaddress
+import pkgutil
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+# Reasons for which the router moves on to the next provider.
+FAILOVER_KINDS = ("transport", "rate_limit", "auth", "server", "model_missing")
+# Reasons that count towards a provider's circuit breaker.
+BREAKER_KINDS = ("transport", "server", "auth")
+
+
+@dataclasses.dataclass
+class ChatRequest:
+    messages: list[dict]          # [{"role": "user"|"assistant", "content": str}]
+    model: str
+    system: str | None = None
+    max_tokens: int = 1024
+    temperature: float | None = None
+    json_schema: dict | None = None
+
+
+@dataclasses.dataclass
+class Completion:
+    text: str
+    model: str
+    input_tokens: int = 0         # uncached input tokens
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    stop_reason: str | None = None
+
+
+class ProviderError(Exception):
+    """A provider could not serve a request. `kind` is one of FAILOVER_KINDS,
+    'bad_request' (the request itself is wrong: no failover) or 'unconfigured'
+    (no request was sent, e.g. a missing API key)."""
+
+    def __init__(self, kind: str, message: str, *, status: int | None = None,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def fails_over(self) -> bool:
+        return self.kind in FAILOVER_KINDS or self.kind == "unconfigured"
+
+
+def classify_status(status: int) -> str:
+    """The failure kind of an HTTP error status."""
+    if status == 429:
+        return "rate_limit"
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "model_missing"
+    if status in (408, 425) or status >= 500:
+        return "server"
+    return "bad_request"
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if value is None:
+        return None
+    value = str(value).strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_message(body: Any, fallback: str) -> str:
+    """The human part of a provider's JSON error body (Ollama, Anthropic, OpenAI shapes)."""
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("type") or fallback)[:500]
+        if err:
+            return str(err)[:500]
+        if body.get("message"):
+            return str(body["message"])[:500]
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:500]
+    return fallback
+
+
+def is_loopback_or_private(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith((".localhost", ".local")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_link_local
+
+
+class Provider:
+    """One configured provider (a `[providers.NAME]` table). Subclasses set
+    `type_name`, `default_base_url`, `cloud_by_default` and implement `complete`."""
+
+    type_name = "base"
+    default_base_url = ""
+    cloud_by_default: bool | None = None  # None: decided by the host of base_url
+
+    def __init__(self, name: str, settings: dict, cfg: dict):
+        self.name = name
+        self.settings = settings
+        self.cfg = cfg
+        self.base_url = (settings.get("base_url") or self.default_base_url).rstrip("/")
+        self.timeout_s = float(settings.get("timeout_s") or 120.0)
+
+    # -- what the router asks --------------------------------------------
+    @property
+    def is_cloud(self) -> bool:
+        locality = self.settings.get("locality", "auto")
+        if locality in ("local", "cloud"):
+            return locality == "cloud"
+        if self.cloud_by_default is not None:
+            return self.cloud_by_default
+        return not is_loopback_or_private(self.base_url)
+
+    def resolve_model(self, requested: str | None) -> str:
+        """The model this call will use on this provider."""
+        return requested or self.settings.get("model") or ""
+
+    def missing_configuration(self) -> str | None:
+        """Why no request can be sent at all (e.g. no API key), or None. Checked
+        before anything else, so an unconfigured provider costs no connection."""
+        return None
+
+    def complete(self, request: ChatRequest) -> Completion:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def how_to_fix(self) -> str:
+        """A hint for the operator when this provider cannot be reached."""
+        return f"check that {self.name} is reachable at {self.base_url}"
+
+    def close(self) -> None:
+        pass
+
+
+_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def available_types() -> list[str]:
+    import fleet.providers as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)
+                  if not m.name.startswith("_") and m.name != "base")
+
+
+def provider_class(type_name: str) -> type[Provider]:
+    """The Provider subclass of a type (module `fleet.providers.<type>`)."""
+    if not _TYPE_RE.match(type_name or "") or type_name == "base" or type_name not in available_types():
+        raise ProviderError(
+            "unconfigured",
+            f"unknown provider type {type_name!r}; use one of {', '.join(available_types())} "
+            "(a module in fleet/providers/)",
+        )
+    module = importlib.import_module(f"fleet.providers.{type_name}")
+    cls = getattr(module, "PROVIDER", None)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise ProviderError("unconfigured", f"fleet/providers/{type_name}.py defines no PROVIDER class")
+    return cls
+
+
+# -- shared HTTP plumbing for the httpx-based providers -----------------------
+_clients: dict[tuple, Any] = {}
+
+
+def http_client(timeout_s: float):
+    """A process-wide pooled httpx client per timeout (connections are reused)."""
+    import os
+
+    import httpx
+
+    key = (os.getpid(), float(timeout_s))
+    client = _clients.get(key)
+    if client is None:
+        client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
+        _clients[key] = client
+    return client
+
+
+def http_error(provider: Provider, response) -> ProviderError:
+    """A ProviderError from a non-2xx httpx response (reads the body)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    status = response.status_code
+    message = error_message(body, f"HTTP {status}")
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    return ProviderError(classify_status(status), f"{provider.name}: HTTP {status}: {message}",
+                         status=status, retry_after=retry_after)
+
+
+def transport_error(provider: Provider, exc: Exception) -> ProviderError:
+    what = type(exc).__name__
+    return ProviderError("transport", f"{provider.name}: cannot reach {provider.base_url} ({what}: {exc})")

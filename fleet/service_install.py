@@ -1,0 +1,348 @@
+"""The auto-start service for the supervisor: generates a systemd user unit
+(Linux), a launchd LaunchAgent plist (macOS) or a Task Scheduler definition
+(Windows), and installs / uninstalls it idempotently, explaining the usual
+pitfalls (no session bus, linger off) instead of passing raw errors through.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import plistlib
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLATFORMS = ("linux", "macos", "windows")
+SYSTEMD_BACKOFF_VERSION = 254  # RestartSteps= / RestartMaxDelaySec= appeared in systemd 254
+
+
+class ServiceError(Exception):
+    """Install or uninstall failed; the message says what to do."""
+
+
+@dataclass
+class Plan:
+    platform: str
+    name: str
+    path: Path            # where the definition file goes
+    content: bytes
+    commands: list[list[str]] = field(default_factory=list)  # what install runs after writing
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        if self.platform == "windows":
+            return self.content.decode("utf-16")
+        return self.content.decode("utf-8")
+
+
+def current_platform() -> str:
+    return {"darwin": "macos", "win32": "windows"}.get(sys.platform, "linux")
+
+
+def venv_python() -> str:
+    """The virtualenv's interpreter as an absolute path (not resolved: resolving
+    a venv's symlink would escape the venv)."""
+    for candidate in (REPO_ROOT / ".venv" / "bin" / "python", REPO_ROOT / ".venv" / "Scripts" / "python.exe"):
+        if candidate.exists():
+            return str(candidate)
+    return os.path.abspath(sys.executable)
+
+
+def supervisor_script() -> str:
+    return str(REPO_ROOT / "fleet" / "supervisor.py")
+
+
+def systemd_version() -> int | None:
+    exe = shutil.which("systemctl")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.match(r"systemd (\d+)", out)
+    return int(m.group(1)) if m else None
+
+
+# -- systemd ----------------------------------------------------------------
+def _sd_escape(value: str) -> str:
+    """Quote one word for a systemd unit line; '%' starts a specifier."""
+    value = value.replace("%", "%%")
+    if re.search(r'[\s"\'\\;]', value):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+def render_systemd(cfg: dict, *, python: str | None = None, version: int | None = None) -> str:
+    svc = cfg.get("service", {})
+    sup = cfg.get("supervisor", {})
+    python = python or venv_python()
+    home = cfg["home"]
+    stop_timeout = int(float(sup.get("stop_timeout_s", 30.0)) + 30)
+    lines = [
+        "# Written by `lead_client.py install-service`; regenerate rather than edit.",
+        "[Unit]",
+        f"Description=Fleet supervisor ({home.replace('%', '%%')})",
+        "Documentation=file://" + str(REPO_ROOT / "README.md").replace("%", "%%").replace(" ", "%20"),
+        f"StartLimitIntervalSec={int(svc.get('start_limit_interval_s', 300))}",
+        f"StartLimitBurst={int(svc.get('start_limit_burst', 5))}",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"WorkingDirectory={_sd_escape(str(REPO_ROOT))}",
+        f"Environment={_sd_escape('FLEET_HOME=' + home)}",
+        "Environment=PYTHONUNBUFFERED=1",
+        f"ExecStart={_sd_escape(python)} {_sd_escape(supervisor_script())}",
+        "Restart=on-failure",
+        f"RestartSec={float(svc.get('restart_sec', 5.0)):g}",
+        "RestartForceExitStatus=SIGHUP SIGPIPE",
+        # Exit 78 (configuration error) will not fix itself by restarting.
+        "RestartPreventExitStatus=78",
+        # SIGTERM goes to the supervisor only; it drains its workers itself.
+        "KillMode=mixed",
+        f"TimeoutStopSec={stop_timeout}",
+    ]
+    if version is not None and version >= SYSTEMD_BACKOFF_VERSION:
+        lines += ["RestartSteps=5", "RestartMaxDelaySec=60"]
+    lines += ["", "[Install]", "WantedBy=default.target", ""]
+    return "\n".join(lines)
+
+
+def _user_unit_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "systemd" / "user"
+
+
+# -- launchd ----------------------------------------------------------------
+def launchd_label(cfg: dict) -> str:
+    return f"local.{cfg.get('service', {}).get('name', 'fleet')}"
+
+
+def render_plist(cfg: dict, *, python: str | None = None) -> bytes:
+    logs = Path(cfg["paths"]["logs"])
+    data = {
+        "Label": launchd_label(cfg),
+        "ProgramArguments": [python or venv_python(), supervisor_script()],
+        "WorkingDirectory": str(REPO_ROOT),
+        "EnvironmentVariables": {
+            "FLEET_HOME": cfg["home"],
+            "PYTHONUNBUFFERED": "1",
+            "PATH": "/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        },
+        "RunAtLoad": True,
+        # Restart when it exits with an error; a clean stop (exit 0) stays stopped.
+        "KeepAlive": {"SuccessfulExit": False},
+        "ThrottleInterval": int(max(1, float(cfg.get("service", {}).get("restart_sec", 5.0)))),
+        "ExitTimeOut": int(float(cfg.get("supervisor", {}).get("stop_timeout_s", 30.0)) + 30),
+        "ProcessType": "Background",
+        "StandardOutPath": str(logs / "service.out.log"),
+        "StandardErrorPath": str(logs / "service.err.log"),
+    }
+    return plistlib.dumps(data, fmt=plistlib.FMT_XML, sort_keys=True)
+
+
+# -- Windows Task Scheduler --------------------------------------------------
+def render_task_xml(cfg: dict, *, python: str | None = None) -> str:
+    python = python or venv_python()
+    svc = cfg.get("service", {})
+    user = getpass.getuser()
+    interval = max(60, int(float(svc.get("restart_sec", 5.0))))
+    args = f'-u "{supervisor_script()}"'
+    return f"""<?xml version="1.0" encoding="UTF-16"?>
+<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
+  <RegistrationInfo>
+    <Description>Fleet supervisor ({escape(cfg['home'])}); written by lead_client.py install-service</Description>
+  </RegistrationInfo>
+  <Triggers>
+    <LogonTrigger>
+      <Enabled>true</Enabled>
+      <UserId>{escape(user)}</UserId>
+    </LogonTrigger>
+  </Triggers>
+  <Principals>
+    <Principal id="Author">
+      <UserId>{escape(user)}</UserId>
+      <LogonType>InteractiveToken</LogonType>
+      <RunLevel>LeastPrivilege</RunLevel>
+    </Principal>
+  </Principals>
+  <Settings>
+    <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
+    <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
+    <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
+    <ExecutionTimeLimit>PT0S</ExecutionTimeLimit>
+    <RestartOnFailure>
+      <Interval>PT{interval // 60}M</Interval>
+      <Count>{int(svc.get('start_limit_burst', 5))}</Count>
+    </RestartOnFailure>
+    <Enabled>true</Enabled>
+  </Settings>
+  <Actions Context="Author">
+    <Exec>
+      <Command>{escape(python)}</Command>
+      <Arguments>{escape(args)}</Arguments>
+      <WorkingDirectory>{escape(cfg['home'])}</WorkingDirectory>
+    </Exec>
+  </Actions>
+</Task>
+"""
+
+
+# -- plans --------------------------------------------------------------------
+def plan(cfg: dict, platform: str | None = None) -> Plan:
+    platform = platform or current_platform()
+    name = cfg.get("service", {}).get("name", "fleet")
+    if not re.match(r"^[A-Za-z0-9_.-]+$", name):
+        raise ServiceError(f"[service] name {name!r} may only hold letters, digits, '.', '_' and '-'")
+    if platform == "linux":
+        text = render_systemd(cfg, version=systemd_version())
+        unit = f"{name}.service"
+        return Plan("linux", name, _user_unit_dir() / unit, text.encode(),
+                    [["systemctl", "--user", "daemon-reload"], ["systemctl", "--user", "enable", unit]])
+    if platform == "macos":
+        label = launchd_label(cfg)
+        path = Path(os.path.expanduser("~")) / "Library" / "LaunchAgents" / f"{label}.plist"
+        return Plan("macos", name, path, render_plist(cfg),
+                    [["launchctl", "bootstrap", f"gui/{os.getuid() if hasattr(os, 'getuid') else 0}", str(path)]])
+    if platform == "windows":
+        path = Path(cfg["home"]) / f"{name}-task.xml"
+        return Plan("windows", name, path, render_task_xml(cfg).encode("utf-16"),
+                    [["schtasks", "/Create", "/TN", name, "/XML", str(path), "/F"]])
+    raise ServiceError(f"unknown platform {platform!r}; use one of {', '.join(PLATFORMS)}")
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    exe = shutil.which(cmd[0])
+    if exe is None:
+        raise ServiceError(f"`{cmd[0]}` is not installed or not on PATH; the service definition was written but "
+                           f"not registered. Run by hand: {' '.join(cmd)}")
+    return subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=60)
+
+
+_NO_BUS = re.compile(r"Failed to connect to (user scope )?bus|DBUS_SESSION_BUS_ADDRESS|XDG_RUNTIME_DIR|No medium found",
+                     re.IGNORECASE)
+
+
+def explain_systemctl_failure(cmd: list[str], stderr: str, unit_path: Path) -> str:
+    if _NO_BUS.search(stderr):
+        uid = os.getuid() if hasattr(os, "getuid") else "UID"
+        return (f"`{' '.join(cmd)}` cannot reach your user's service manager: this shell has no session bus "
+                f"(XDG_RUNTIME_DIR / DBUS_SESSION_BUS_ADDRESS unset; usual after `su`/`sudo -u`, in containers or "
+                f"some ssh sessions). The unit is written to {unit_path}. Log in as this user directly (ssh or a "
+                f"desktop session), or run `export XDG_RUNTIME_DIR=/run/user/{uid}`, then run install-service again")
+    return f"`{' '.join(cmd)}` failed: {stderr.strip().splitlines()[-1] if stderr.strip() else 'no message'}"
+
+
+def linger_enabled(user: str | None = None) -> bool | None:
+    """Whether systemd keeps this user's services running without a login (None: unknown)."""
+    user = user or getpass.getuser()
+    if Path(f"/var/lib/systemd/linger/{user}").exists():
+        return True
+    exe = shutil.which("loginctl")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "show-user", user, "--property=Linger"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return False if Path("/var/lib/systemd/linger").is_dir() else None
+    return out.stdout.strip().endswith("=yes")
+
+
+def linger_note(user: str | None = None) -> str | None:
+    user = user or getpass.getuser()
+    state = linger_enabled(user)
+    if state:
+        return None
+    return (f"linger is {'off' if state is False else 'unknown'} for {user}: the fleet starts at your login and "
+            f"stops at logout. To run it from boot without a login: sudo loginctl enable-linger {user}")
+
+
+def _write_if_changed(path: Path, content: bytes) -> bool:
+    if path.exists() and path.read_bytes() == content:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
+    return True
+
+
+def install(cfg: dict, *, supervisor_running: int | None = None) -> dict:
+    """Write and register the service; start it unless a supervisor already runs."""
+    p = plan(cfg)
+    changed = _write_if_changed(p.path, p.content)
+    notes: list[str] = []
+    started = False
+    if p.platform == "linux":
+        for cmd in p.commands:
+            res = _run(cmd)
+            if res.returncode != 0:
+                raise ServiceError(explain_systemctl_failure(cmd, res.stderr, p.path))
+        unit = f"{p.name}.service"
+        if supervisor_running:
+            notes.append(f"a supervisor already runs (pid {supervisor_running}) outside the service; stop it "
+                         f"(`lead_client.py stop`), then `systemctl --user start {unit}`")
+        else:
+            res = _run(["systemctl", "--user", "restart" if changed else "start", unit])
+            if res.returncode != 0:
+                raise ServiceError(explain_systemctl_failure(["systemctl", "--user", "start", unit], res.stderr, p.path)
+                                   + f"; see `journalctl --user -u {unit}`")
+            started = True
+        note = linger_note()
+        if note:
+            notes.append(note)
+    elif p.platform == "macos":
+        domain = p.commands[0][2]
+        _run(["launchctl", "bootout", f"{domain}/{launchd_label(cfg)}"])  # idempotent: not loaded is fine
+        if supervisor_running:
+            notes.append(f"a supervisor already runs (pid {supervisor_running}); the agent was written but not "
+                         f"loaded. Stop it, then: launchctl bootstrap {domain} {p.path}")
+        else:
+            res = _run(p.commands[0])
+            if res.returncode != 0:
+                raise ServiceError(f"`launchctl bootstrap` failed: {res.stderr.strip() or res.stdout.strip()}")
+            started = True
+    else:
+        res = _run(p.commands[0])
+        if res.returncode != 0:
+            raise ServiceError(f"`schtasks /Create` failed: {res.stderr.strip() or res.stdout.strip()}")
+        notes.append(f"the task starts at your next logon; start it now with: schtasks /Run /TN {p.name}")
+    return {"platform": p.platform, "name": p.name, "path": str(p.path), "changed": changed,
+            "started": started, "notes": notes}
+
+
+def uninstall(cfg: dict) -> dict:
+    """Stop, unregister and remove the service; nothing installed is fine."""
+    p = plan(cfg)
+    existed = p.path.exists()
+    notes: list[str] = []
+    if p.platform == "linux":
+        unit = f"{p.name}.service"
+        if existed:
+            res = _run(["systemctl", "--user", "disable", "--now", unit])
+            if res.returncode != 0 and "not loaded" not in res.stderr and "does not exist" not in res.stderr:
+                raise ServiceError(explain_systemctl_failure(["systemctl", "--user", "disable", "--now", unit],
+                                                             res.stderr, p.path))
+            p.path.unlink()
+            _run(["systemctl", "--user", "daemon-reload"])
+    elif p.platform == "macos":
+        if existed:
+            _run(["launchctl", "bootout", f"{p.commands[0][2]}/{launchd_label(cfg)}"])
+            p.path.unlink()
+    else:
+        res = _run(["schtasks", "/Delete", "/TN", p.name, "/F"])
+        if res.returncode == 0:
+            existed = True
+        if p.path.exists():
+            p.path.unlink()
+    if not existed:
+        notes.append("no service was installed; nothing changed")
+    return {"platform": p.platform, "name": p.name, "path": str(p.path), "removed": existed, "notes": notes}

@@ -1,0 +1,294 @@
+"""Shared helpers for skills: safe output paths under knowledge/, atomic writes,
+reading input files and folders, strict parsing of model JSON, the network and
+offline checks, and the stash that carries a skill's state across a human answer.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+HUMAN_FIELDS = ("human_answer", "human_question")
+SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
+             ".ruff_cache", ".pytest_cache", ".tox", "build", "dist", ".eggs"}
+TEXT_EXTENSIONS = {".txt", ".md", ".rst", ".py", ".json", ".jsonl", ".toml", ".yaml", ".yml",
+                   ".csv", ".html", ".htm", ".ini", ".cfg", ".sh", ".js", ".ts", ".sql", ".xml"}
+
+
+class SkillError(Exception):
+    """A skill cannot do what it was asked; the message says why and what to do."""
+
+
+class ModelOutputError(SkillError):
+    """The model's reply could not be used (not the JSON asked for); nothing was written."""
+
+
+# -- names, dates, agents ---------------------------------------------------
+def today() -> str:
+    """The UTC date used in artifact names (YYYYMMDD)."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y%m%d")
+
+
+def utc_stamp() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def safe_name(text: str, max_len: int = 80) -> str:
+    """A file-name-safe slug: letters, digits, '.', '-', '_' only; never empty or '..'."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._-")
+    slug = re.sub(r"_+", "_", slug)[:max_len].strip("._-")
+    return slug or "unnamed"
+
+
+def agent_name(payload: dict | None, config: dict | None, log: Any = None) -> str:
+    """Who is running the skill: payload["agent"], else the worker process's name
+    (its logging context, as the routing layer reads it, or FLEET_AGENT), else "manual"."""
+    candidates = [(payload or {}).get("agent"), os.environ.get("FLEET_AGENT")]
+    try:
+        from fleet import logs
+
+        candidates.insert(1, getattr(getattr(logs, "_context", None), "processname", None))
+    except ImportError:  # pragma: no cover
+        pass
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            return safe_name(candidate, 40)
+    return "manual"
+
+
+# -- paths ------------------------------------------------------------------
+def knowledge_root(config: dict) -> Path:
+    try:
+        root = Path(config["paths"]["knowledge"])
+    except (KeyError, TypeError):
+        raise SkillError("config has no [paths] knowledge; load it with fleet.config.load_config()") from None
+    root.mkdir(parents=True, exist_ok=True)
+    return root.resolve()
+
+
+def knowledge_path(config: dict, *parts: str) -> Path:
+    """A path under knowledge/, made of sanitised parts; refuses anything that would escape it."""
+    root = knowledge_root(config)
+    target = root.joinpath(*parts).resolve()
+    if target != root and root not in target.parents:
+        raise SkillError(f"refusing to write outside the knowledge folder: {target}")
+    return target
+
+
+def resolve_input(config: dict, value: str, *, must_exist: bool = True, kind: str = "path") -> Path:
+    """An input path: absolute, or relative to the fleet home."""
+    if not isinstance(value, str) or not value.strip():
+        raise SkillError(f"{kind} must be a non-empty path")
+    p = Path(os.path.expanduser(value))
+    if not p.is_absolute():
+        p = Path(config.get("home") or os.getcwd()) / p
+    p = p.resolve()
+    if must_exist and not p.exists():
+        raise SkillError(f"{kind} {value!r} does not exist (looked at {p}); give an existing file or folder")
+    return p
+
+
+def display_path(config: dict, path: Path) -> str:
+    """A short name for a path: relative to the fleet home or cwd when inside them."""
+    for base in (config.get("home"), os.getcwd()):
+        if base:
+            try:
+                return str(path.resolve().relative_to(Path(base).resolve()))
+            except ValueError:
+                continue
+    return str(path)
+
+
+# -- writing ----------------------------------------------------------------
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write via a temp file in the same folder + rename: readers see all or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_json(path: Path, value: Any) -> Path:
+    return atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+# -- reading ----------------------------------------------------------------
+def read_text(path: Path, max_chars: int | None = None) -> tuple[str, bool]:
+    """(text, truncated). Undecodable bytes are replaced, never fatal."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+            text = fh.read(max_chars + 1 if max_chars else -1)
+    except IsADirectoryError:
+        raise SkillError(f"{path} is a folder; give a file") from None
+    except OSError as exc:
+        raise SkillError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if max_chars and len(text) > max_chars:
+        return text[:max_chars], True
+    return text, False
+
+
+def looks_binary(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return b"\0" in fh.read(4096)
+    except OSError:
+        return True
+
+
+def iter_files(root: Path, extensions: Iterable[str] | None = None, *, max_files: int = 100_000) -> list[Path]:
+    """Files under `root` (or `root` itself), sorted, skipping VCS/venv/cache folders."""
+    exts = {e.lower() for e in extensions} if extensions else None
+    if root.is_file():
+        return [root]
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info"))
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if exts is not None and p.suffix.lower() not in exts:
+                continue
+            out.append(p)
+            if len(out) >= max_files:
+                return out
+    return out
+
+
+def read_documents(config: dict, path_value: str, *, max_chars: int, max_files: int = 200) -> list[dict]:
+    """A file or a folder of text files -> [{path, name, text, truncated}], total capped at max_chars."""
+    root = resolve_input(config, path_value)
+    files = [p for p in iter_files(root, None if root.is_file() else TEXT_EXTENSIONS, max_files=max_files)
+             if not looks_binary(p)]
+    if not files:
+        raise SkillError(f"{path_value!r} holds no readable text files ({', '.join(sorted(TEXT_EXTENSIONS))})")
+    docs, budget = [], max_chars
+    for p in files:
+        if budget <= 0:
+            break
+        text, truncated = read_text(p, budget)
+        budget -= len(text)
+        docs.append({"path": str(p), "name": display_path(config, p), "text": text, "truncated": truncated})
+    return docs
+
+
+# -- model output -----------------------------------------------------------
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)\n?```", re.DOTALL)
+
+
+def parse_model_json(text: Any, *, what: str, required: dict[str, type] | None = None) -> dict:
+    """Parse a model's JSON object strictly (a ```json fence is allowed); raise
+    ModelOutputError naming what was wrong. Never guesses a default."""
+    if isinstance(text, dict):
+        data = text
+    else:
+        if not isinstance(text, str) or not text.strip():
+            raise ModelOutputError(f"{what}: the model returned an empty reply; nothing was written (retry, or try another model)")
+        candidate = text.strip()
+        fence = _FENCE.search(candidate)
+        if fence:
+            candidate = fence.group(1).strip()
+        try:
+            data = json.loads(candidate)
+        except json.JSONDecodeError as exc:
+            preview = text.strip()[:200].replace("\n", " ")
+            raise ModelOutputError(
+                f"{what}: the model's reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                f"nothing was written. Reply began: {preview!r}"
+            ) from None
+    if not isinstance(data, dict):
+        raise ModelOutputError(f"{what}: expected a JSON object from the model, got {type(data).__name__}; nothing was written")
+    for key, typ in (required or {}).items():
+        if key not in data:
+            raise ModelOutputError(f"{what}: the model's JSON has no '{key}' field; nothing was written")
+        if not isinstance(data[key], typ) or (typ is not bool and isinstance(data[key], bool)):
+            raise ModelOutputError(
+                f"{what}: the model's '{key}' is {type(data[key]).__name__}, expected {typ.__name__}; nothing was written"
+            )
+    return data
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+# -- modes ------------------------------------------------------------------
+def is_offline(config: dict) -> bool:
+    fleet = (config or {}).get("fleet", {})
+    return bool(fleet.get("offline_mode") or fleet.get("air_gap_mode"))
+
+
+def require_network(config: dict, skill: str, what: str = "") -> None:
+    if is_offline(config):
+        mode = "air-gap" if (config.get("fleet") or {}).get("air_gap_mode") else "offline"
+        raise SkillError(
+            f"{mode} mode: {skill} refused{(' (' + what + ')') if what else ''}: it needs the network; "
+            "set [fleet] offline_mode = false (and air_gap_mode = false) in fleet.toml to allow it"
+        )
+
+
+def skill_options(config: dict, skill: str) -> dict:
+    """The `[skills.<skill>]` table (defaults filled by fleet.config)."""
+    return dict(((config or {}).get("skills") or {}).get(skill) or {})
+
+
+# -- state across a human answer ---------------------------------------------
+def task_key(payload: dict) -> str:
+    """A stable key for a task's request (the payload without the human's answer)."""
+    core = {k: v for k, v in payload.items() if k not in HUMAN_FIELDS}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def stash_path(config: dict, skill: str, payload: dict) -> Path:
+    return knowledge_path(config, ".pending", safe_name(skill), f"{task_key(payload)}.json")
+
+
+def save_stash(config: dict, skill: str, payload: dict, state: dict) -> Path:
+    return atomic_write_json(stash_path(config, skill, payload), state)
+
+
+def load_stash(config: dict, skill: str, payload: dict) -> dict | None:
+    path = stash_path(config, skill, payload)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def drop_stash(config: dict, skill: str, payload: dict) -> None:
+    try:
+        stash_path(config, skill, payload).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def answer_text(payload: dict) -> str | None:
+    """The human's answer as lower-case text (dict answers: their 'choice'/'answer' field)."""
+    if "human_answer" not in payload:
+        return None
+    ans = payload["human_answer"]
+    if isinstance(ans, dict):
+        ans = ans.get("choice") or ans.get("answer") or ans.get("option") or ""
+    return str(ans).strip().lower()
+
+
+APPROVE_WORDS = {"approve", "approved", "yes", "y", "ok", "file", "accept", "go"}

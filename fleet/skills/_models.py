@@ -1,0 +1,426 @@
+"""Model routing: `call_model(...)` is the only way skills reach a model. It
+walks the fallback chain (config default, per-skill override), honours
+offline/air-gap mode and LOCAL_ONLY skills, the shared breakers, cool-downs,
+rate headroom and spacing (fleet/store/usage.py), budgets (fleet/costs.py),
+and writes one usage row per request before it returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from fleet.costs import (
+    BudgetExceeded,
+    budget_checks,
+    call_cost,
+    estimate_cost,
+    exceeded_error,
+    price_for,
+)
+from fleet.providers.base import (
+    BREAKER_KINDS,
+    ChatRequest,
+    Provider,
+    ProviderError,
+    provider_class,
+)
+
+log = logging.getLogger("fleet.models")
+
+# Hop reasons where the provider was not asked and may be free again soon.
+_NOT_NOW = ("breaker_open", "cooldown", "rate_headroom")
+
+__all__ = [
+    "BudgetExceeded",
+    "ModelError",
+    "ModelOutputInvalid",
+    "ModelRequestError",
+    "ModelResult",
+    "NoProviderAvailable",
+    "call_model",
+    "get_provider",
+    "resolve_chain",
+]
+
+
+class ModelError(RuntimeError):
+    """A model call failed; the message says what happened and what to do."""
+
+    def __init__(self, message: str, trail: list[dict] | None = None):
+        super().__init__(message)
+        self.trail = trail or []
+
+
+class NoProviderAvailable(ModelError):
+    """Every provider in the chain failed, was refused or is not configured."""
+
+
+class ModelRequestError(ModelError):
+    """The provider rejected the request itself (HTTP 400); retrying elsewhere would not help."""
+
+
+class ModelOutputInvalid(ModelError):
+    """A JSON reply was asked for and the model's output is not valid JSON for the schema."""
+
+    def __init__(self, message: str, text: str, result: ModelResult):
+        super().__init__(message, result.trail)
+        self.text, self.result = text, result
+
+
+@dataclasses.dataclass
+class ModelResult:
+    text: str
+    provider: str
+    model: str
+    json: Any = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    cache_savings_usd: float = 0.0
+    latency_ms: float = 0.0
+    trail: list[dict] = dataclasses.field(default_factory=list)  # failed/skipped hops before this one
+    call_id: str = ""
+    budget_warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def failover_from(self) -> str | None:
+        return self.trail[-1]["provider"] if self.trail else None
+
+    def __str__(self) -> str:
+        return self.text
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# -- per-process caches ------------------------------------------------------------
+_lock = threading.Lock()
+_stores: dict[str, Any] = {}
+_providers: dict[tuple, Provider] = {}
+_skill_flags: dict[tuple, tuple[float, dict]] = {}
+
+
+def _store(cfg: dict):
+    from fleet.db import open_store
+
+    path = cfg["paths"]["db"]
+    key = f"{os.getpid()}:{path}"
+    store = _stores.get(key)
+    if store is None:
+        with _lock:
+            store = _stores.get(key)
+            if store is None:
+                store = _stores[key] = open_store(cfg)
+    return store
+
+
+def get_provider(cfg: dict, name: str) -> Provider:
+    """The Provider for `[providers.NAME]` (cached per process and settings)."""
+    settings = (cfg.get("providers") or {}).get(name)
+    if not isinstance(settings, dict):
+        configured = ", ".join(sorted(cfg.get("providers") or {})) or "(none)"
+        raise ProviderError("unconfigured", f"no provider named {name!r} in [providers] of fleet.toml "
+                                            f"(configured: {configured})")
+    key = (name, json.dumps(settings, sort_keys=True, default=str), cfg.get("home"), cfg["paths"].get("hw_state"))
+    provider = _providers.get(key)
+    if provider is None:
+        provider = provider_class(settings.get("type", ""))(name, settings, cfg)
+        with _lock:
+            _providers[key] = provider
+    return provider
+
+
+def _skill_local_only(cfg: dict, skill: str | None) -> bool:
+    """Whether `skill` declares LOCAL_ONLY = True (read from its source, cached 30 s)."""
+    if not skill:
+        return False
+    from fleet import skill_registry
+
+    key = tuple(str(d) for d in skill_registry.skill_dirs(cfg))
+    hit = _skill_flags.get(key)
+    if hit is None or time.monotonic() - hit[0] > 30.0:
+        catalogue = {n: i.local_only for n, i in skill_registry.discover(cfg).items()}
+        hit = _skill_flags[key] = (time.monotonic(), catalogue)
+    return bool(hit[1].get(skill, False))
+
+
+def _config(config: dict | None) -> dict:
+    if config and "providers" in config and "paths" in config and "models" in config:
+        return config
+    from fleet.config import load_config
+
+    return load_config()
+
+
+def resolve_chain(cfg: dict, *, provider: str | list[str] | None = None, skill: str | None = None) -> list[str]:
+    """Provider names to try, in order. `provider` may name a provider, a
+    provider type, 'local' (every local provider) or be a list of names."""
+    providers = cfg.get("providers") or {}
+    default = list((cfg["models"].get("skill_chains") or {}).get(skill) or cfg["models"].get("chain") or [])
+    ordered = default + [n for n in providers if n not in default]
+    if provider is None:
+        return default
+    if isinstance(provider, (list, tuple)):
+        return list(provider)
+    if provider in providers:
+        return [provider]
+    if provider == "local":
+        names = [n for n in ordered if n in providers and not _is_cloud_safe(cfg, n)]
+    else:
+        names = [n for n in ordered if isinstance(providers.get(n), dict) and providers[n].get("type") == provider]
+    return names or [provider]
+
+
+def _is_cloud_safe(cfg: dict, name: str) -> bool:
+    try:
+        return get_provider(cfg, name).is_cloud
+    except ProviderError:
+        return True
+
+
+def _messages(prompt_or_messages: Any, system: str | None) -> tuple[list[dict], str | None]:
+    if isinstance(prompt_or_messages, str):
+        return [{"role": "user", "content": prompt_or_messages}], system
+    if not isinstance(prompt_or_messages, (list, tuple)) or not prompt_or_messages:
+        raise ModelRequestError("call_model needs a prompt string or a non-empty list of "
+                                "{'role': 'user'|'assistant', 'content': str} messages")
+    out, systems = [], [system] if system else []
+    for m in prompt_or_messages:
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system") \
+                or not isinstance(m.get("content"), str):
+            raise ModelRequestError(f"bad message {m!r}: each needs role user|assistant|system and string content")
+        if m["role"] == "system":
+            systems.append(m["content"])
+        else:
+            out.append({"role": m["role"], "content": m["content"]})
+    if not out:
+        raise ModelRequestError("call_model got only system messages; add a user message")
+    return out, "\n\n".join(systems) or None
+
+
+def _context(task_id: int | None) -> tuple[int | None, str | None]:
+    """(task id, agent name) from the arguments or the process's logging context."""
+    try:
+        from fleet import logs
+
+        ctx = getattr(logs, "_context", None)
+    except ImportError:  # pragma: no cover
+        ctx = None
+    agent = getattr(ctx, "processname", None) or os.environ.get("FLEET_AGENT") or None
+    if task_id is None and ctx is not None:
+        task_id = getattr(ctx, "task_id", None)
+    return task_id, agent
+
+
+def _parse_json(text: str) -> Any:
+    cleaned = text.strip()
+    if cleaned.startswith("```"):
+        cleaned = cleaned.split("\n", 1)[1] if "\n" in cleaned else ""
+        cleaned = cleaned.rsplit("```", 1)[0]
+    try:
+        return json.loads(cleaned)
+    except ValueError:
+        pass
+    decoder = json.JSONDecoder()
+    for i, ch in enumerate(cleaned):
+        if ch in "{[":
+            try:
+                return decoder.raw_decode(cleaned[i:])[0]
+            except ValueError:
+                continue
+    raise ValueError("no JSON value in the model's reply")
+
+
+def _clamp(value: float | None, cfg: dict) -> float:
+    m = cfg["models"]
+    v = m["retry_after_default_s"] if value is None else value
+    return min(max(v, m["retry_after_min_s"]), m["retry_after_max_s"])
+
+
+def _what_to_do(cfg: dict, chain: list[str], trail: list[dict]) -> str:
+    fixes, refused = [], []
+    for hop in trail:
+        if hop["reason"] in ("offline", "local_only"):
+            refused.append(hop["error"])
+            continue
+        fix = hop.get("fix")
+        if fix and fix not in fixes:
+            fixes.append(fix)
+    parts = []
+    if fixes:
+        parts.append(" or ".join(fixes))
+    if refused and not fixes:
+        parts.append("; ".join(refused) + "; add a local provider (ollama) to [models] chain")
+    elif refused:
+        parts.append("(" + "; ".join(refused) + ")")
+    tried = "; ".join(f"{h['provider']}: {h['reason']} ({h['error']})" for h in trail) or "empty chain"
+    return f"no model provider reachable: {' '.join(parts) or 'configure [models] chain'} [tried: {tried}]"
+
+
+def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[str] | None = None,
+               model: str | None = None, system: str | None = None, max_tokens: int | None = None,
+               temperature: float | None = None, json_schema: dict | None = None, skill: str | None = None,
+               task_id: int | None = None) -> ModelResult:
+    """Send one chat request through the fallback chain and return a ModelResult.
+
+    Raises NoProviderAvailable (what to start or set is in the message),
+    ModelRequestError (HTTP 400), ModelOutputInvalid (bad JSON for
+    `json_schema`) or BudgetExceeded (a 'block' budget is spent: the task must
+    FAIL with its message)."""
+    cfg = _config(config)
+    messages, system = _messages(prompt_or_messages, system)
+    chain = resolve_chain(cfg, provider=provider, skill=skill)
+    offline = bool(cfg["fleet"].get("offline_mode") or cfg["fleet"].get("air_gap_mode"))
+    local_only = _skill_local_only(cfg, skill)
+    store = _store(cfg)
+    task_id, agent = _context(task_id)
+    mcfg = cfg["models"]
+    max_tokens = int(max_tokens or mcfg["max_tokens"])
+    checks = budget_checks(cfg, skill)
+    call_id = uuid.uuid4().hex[:16]
+    prompt_chars = sum(len(m["content"]) for m in messages) + len(system or "")
+    started = time.monotonic()
+    trail: list[dict] = []
+    warnings_: list[str] = []
+
+    while True:
+        pass_trail: list[dict] = []
+        sent_any = False
+        for name in chain:
+            hop = {"provider": name, "model": model, "reason": "", "error": "", "sent": False}
+            try:
+                p = get_provider(cfg, name)
+            except ProviderError as exc:
+                pass_trail.append(dict(hop, reason="unconfigured", error=str(exc)))
+                continue
+            hop["fix"] = p.how_to_fix()
+            if p.is_cloud and offline:
+                pass_trail.append(dict(hop, reason="offline", error=f"offline mode: {name} refused", fix=None))
+                continue
+            if p.is_cloud and local_only:
+                pass_trail.append(dict(hop, reason="local_only",
+                                       error=f"skill {skill} is LOCAL_ONLY: {name} refused", fix=None))
+                continue
+            missing = p.missing_configuration()
+            if missing:
+                pass_trail.append(dict(hop, reason="unconfigured", error=missing))
+                continue
+            use_model = p.resolve_model(model)
+            hop["model"] = use_model
+            price = price_for(cfg, use_model, local=not p.is_cloud)
+            reservation = None
+            if checks:
+                res = store.reserve_budget(checks, skill=skill, usd=estimate_cost(price, prompt_chars, max_tokens),
+                                           ttl_s=p.timeout_s + 60.0)
+                if res["blocked"]:
+                    raise exceeded_error(res["blocked"], skill)
+                reservation = res["id"]
+                for w in res["warnings"]:
+                    warnings_.append(_budget_warning(store, w, skill))
+            s = p.settings
+            admit = store.admit_provider_request(
+                name, rpm=int(s.get("rpm") or 0), rpd=int(s.get("rpd") or 0), headroom=float(s.get("headroom", 0.8)),
+                spacing_s=float(s.get("min_spacing_ms") or 0) / 1000.0, probe_lease_s=p.timeout_s + 5.0)
+            if not admit["ok"]:
+                if reservation is not None:
+                    store.release_budget(reservation)
+                wait = max(0.0, admit["until"] - time.time())
+                pass_trail.append(dict(hop, reason=admit["reason"], until=admit["until"],
+                                       error=f"{admit['reason'].replace('_', ' ')} for {wait:.1f} s"))
+                continue
+            if admit["wait_s"] > 0:
+                time.sleep(admit["wait_s"])
+            prev = (trail + pass_trail)[-1] if (trail or pass_trail) else None
+            request = ChatRequest(messages=messages, model=use_model, system=system, max_tokens=max_tokens,
+                                  temperature=temperature, json_schema=json_schema)
+            sent_any = True
+            t0 = time.perf_counter()
+            try:
+                completion = p.complete(request)
+            except ProviderError as exc:
+                latency = (time.perf_counter() - t0) * 1000.0
+                kind = exc.kind if exc.kind != "unconfigured" else "auth"
+                cooldown = _clamp(exc.retry_after, cfg) if kind == "rate_limit" else 0.0
+                store.record_model_call(
+                    {"call_id": call_id, "task_id": task_id, "skill": skill, "agent": agent, "provider": name,
+                     "model": use_model, "latency_ms": latency, "success": False,
+                     "failover_from": prev["provider"] if prev else None, "reason": kind, "error": str(exc)[:1000]},
+                    outcome={"kind": kind, "breaker": kind in BREAKER_KINDS,
+                             "breaker_failures": mcfg["breaker_failures"], "breaker_open_s": mcfg["breaker_open_s"],
+                             "cooldown_s": cooldown, "error": str(exc)[:500]},
+                    release_reservation=reservation)
+                log.warning("model call %s to %s/%s failed (%s): %s", call_id, name, use_model, kind, exc)
+                if kind == "bad_request":
+                    raise ModelRequestError(f"{exc} (the request was rejected; fix the prompt or parameters)",
+                                            trail + pass_trail) from None
+                pass_trail.append(dict(hop, reason=kind, error=str(exc)[:300], sent=True, status=exc.status,
+                                       **({"cooldown_s": cooldown} if kind == "rate_limit" else {})))
+                continue
+            latency = (time.perf_counter() - t0) * 1000.0
+            cost, savings = call_cost(price, input_tokens=completion.input_tokens,
+                                      output_tokens=completion.output_tokens,
+                                      cache_read=completion.cache_read_tokens, cache_write=completion.cache_write_tokens)
+            store.record_model_call(
+                {"call_id": call_id, "task_id": task_id, "skill": skill, "agent": agent, "provider": name,
+                 "model": completion.model, "input_tokens": completion.input_tokens,
+                 "output_tokens": completion.output_tokens, "cache_read_tokens": completion.cache_read_tokens,
+                 "cache_write_tokens": completion.cache_write_tokens, "cost_usd": cost,
+                 "cache_savings_usd": savings, "latency_ms": latency, "success": True,
+                 "failover_from": prev["provider"] if prev else None, "reason": prev["reason"] if prev else None},
+                outcome={"kind": None}, release_reservation=reservation)
+            result = ModelResult(
+                text=completion.text, provider=name, model=completion.model, input_tokens=completion.input_tokens,
+                output_tokens=completion.output_tokens, cache_read_tokens=completion.cache_read_tokens,
+                cache_write_tokens=completion.cache_write_tokens, cost_usd=cost, cache_savings_usd=savings,
+                latency_ms=latency, trail=[_public(h) for h in trail + pass_trail], call_id=call_id,
+                budget_warnings=warnings_)
+            if json_schema is not None:
+                result.json = _checked_json(completion.text, json_schema, result)
+            return result
+        trail += pass_trail
+        waits = [h["until"] for h in pass_trail if h["reason"] in _NOT_NOW and "until" in h]
+        budget_left = mcfg["max_wait_s"] - (time.monotonic() - started)
+        if not sent_any and waits and len(waits) == len([h for h in pass_trail if h["reason"] not in
+                                                         ("offline", "local_only", "unconfigured")]):
+            pause = min(waits) - time.time() + 0.01
+            if 0 <= pause <= budget_left:
+                time.sleep(pause)
+                continue
+        raise NoProviderAvailable(_what_to_do(cfg, chain, trail), [_public(h) for h in trail])
+
+
+def _public(hop: dict) -> dict:
+    return {k: v for k, v in hop.items() if k != "fix"}
+
+
+def _checked_json(text: str, schema: dict, result: ModelResult) -> Any:
+    import jsonschema
+
+    try:
+        value = _parse_json(text)
+        jsonschema.validate(value, schema)
+    except (ValueError, jsonschema.ValidationError) as exc:
+        msg = exc.message if isinstance(exc, jsonschema.ValidationError) else str(exc)
+        raise ModelOutputInvalid(f"{result.provider}/{result.model} returned output that is not valid JSON for "
+                                 f"the schema: {msg}; retry, or use a stronger model", text, result) from None
+    return value
+
+
+def _budget_warning(store, figures: dict, skill: str | None) -> str:
+    message = str(exceeded_error(figures, skill)).replace("budget exceeded", "budget warning: over budget", 1)
+    log.warning(message)
+    try:
+        store.raise_alert("warning", "budget", message,
+                          dedup_key=f"budget:{figures['name']}:{int(figures['since'])}")
+    except Exception:  # an alert must never break the call
+        log.exception("could not raise the budget alert")
+    return message

@@ -1,0 +1,94 @@
+"""STATUS.md: the human-readable fleet snapshot the supervisor rewrites every
+status interval (agents and their states, task counts, alerts, last errors).
+
+Written atomically (temp file + rename) so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+
+
+def _age(ts: float | None, now: float) -> str:
+    if not ts:
+        return "-"
+    secs = max(0.0, now - ts)
+    if secs < 90:
+        return f"{secs:.0f} s"
+    if secs < 5400:
+        return f"{secs / 60:.0f} min"
+    return f"{secs / 3600:.1f} h"
+
+
+def _cell(value) -> str:
+    return str(value if value is not None else "-").replace("|", "\\|").replace("\n", " ")
+
+
+def render_status(store, *, supervisor_pid: int, roles: dict[str, str], started_at: float,
+                  fleet_name: str = "fleet") -> str:
+    """Markdown for STATUS.md. `roles` maps role/service name to its supervisor state."""
+    now = time.time()
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines = [
+        f"# {fleet_name} status",
+        "",
+        f"Updated {stamp} by the supervisor (PID {supervisor_pid}, up {_age(started_at, now)}).",
+        "",
+        "## Agents",
+        "",
+        "| name | role | status | pid | heartbeat | current task | progress |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for a in store.list_agents():
+        lines.append(
+            f"| {_cell(a['name'])} | {_cell(a['role'])} | {_cell(a['status'])} | {_cell(a['pid'])} | "
+            f"{_age(a['last_heartbeat'], now)} ago | {_cell(a['current_task'])} | {_cell(a['progress'])} |"
+        )
+    troubled = {r: s for r, s in sorted(roles.items()) if s in ("flapping", "parked", "backoff", "stopped")}
+    if troubled:
+        lines += ["", "## Roles needing attention", ""]
+        hints = {
+            "flapping": "crashes repeatedly; see its log under logs/",
+            "parked": "exited with a configuration error (78); fix it, then start the role again",
+            "backoff": "waiting to be restarted after a crash",
+            "stopped": "stopped by an operator; start it again to resume",
+        }
+        lines += [f"* **{r}**: {s} ({hints[s]})" for r, s in troubled.items()]
+    counts = store.counts()
+    lines += ["", "## Tasks", "", "| status | count |", "| --- | --- |"]
+    lines += [f"| {s} | {n} |" for s, n in counts.items()]
+    oldest = store.oldest_pending_age()
+    if oldest is not None:
+        lines += ["", f"Oldest pending task: {_age(time.time() - oldest, now)} old."]
+    alerts = store.list_alerts(active_only=True, limit=10)
+    if alerts:
+        lines += ["", "## Active alerts", ""]
+        lines += [f"* [{a['severity']}] {_cell(a['component'])}: {_cell(a['message'])} "
+                  f"(x{a['occurrences']}, id {a['id']})" for a in alerts]
+    failed = store.list_tasks(status="FAILED", limit=5).items
+    if failed:
+        lines += ["", "## Last errors", ""]
+        for t in failed:
+            err = (t.error or "").strip().splitlines()
+            lines.append(f"* task {t.id} ({t.skill}, {t.error_reason or 'error'}): {_cell(err[0] if err else '-')[:200]}")
+    return "\n".join(lines) + "\n"
+
+
+def write_status(path: str, text: str) -> None:
+    """Atomically replace `path` with `text`."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".STATUS.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,133 @@
+"""Read-only queries behind the dashboard and /metrics: per-skill stats, the
+attempt timeline, throughput buckets, per-worker activity, event tallies and
+note channels. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from .sqlite_base import loads, now
+
+# Upper bounds (seconds) of the task-duration histogram exported to Prometheus.
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+class MonitoringMixin:
+    """Aggregates for monitoring; mixed into Store."""
+
+    def skill_stats(self, since: float | None = None) -> dict[str, dict]:
+        """Per skill: task counts by status, finished count, mean and max run
+        seconds of DONE tasks and the last finish time (optionally since `since`)."""
+        where, params = "", []
+        if since is not None:
+            where, params = " WHERE created_at >= ?", [since]
+        conn = self._conn()
+        out: dict[str, dict] = {}
+        for skill, status, n in conn.execute(
+            f"SELECT skill, status, COUNT(*) FROM tasks{where} GROUP BY skill, status", params
+        ):
+            entry = out.setdefault(skill, {"skill": skill, "counts": {}, "total": 0})
+            entry["counts"][status] = n
+            entry["total"] += n
+        extra = " AND created_at >= ?" if since is not None else ""
+        for skill, n, mean, longest, last in conn.execute(
+            "SELECT skill, COUNT(*), AVG(finished_at - started_at), MAX(finished_at - started_at), "
+            f"MAX(finished_at) FROM tasks WHERE status = 'DONE' AND started_at IS NOT NULL{extra} "
+            "GROUP BY skill", params
+        ):
+            entry = out.setdefault(skill, {"skill": skill, "counts": {}, "total": 0})
+            entry.update(done=n, mean_run_s=mean, max_run_s=longest, last_finished_at=last)
+        for entry in out.values():
+            finished = sum(entry["counts"].get(s, 0) for s in ("DONE", "FAILED"))
+            entry["failure_rate"] = (entry["counts"].get("FAILED", 0) / finished) if finished else None
+        return out
+
+    def attempt_timeline(self, since: float, until: float | None = None, limit: int = 500) -> list[dict]:
+        """Task attempts overlapping [since, until), newest first, with the task's skill."""
+        until = now() if until is None else until
+        rows = self._conn().execute(
+            """SELECT a.task_id, a.attempt_no, a.worker, a.started_at, a.ended_at, a.outcome,
+                      a.error, t.skill
+               FROM task_attempts a JOIN tasks t ON t.id = a.task_id
+               WHERE a.id IN (SELECT id FROM task_attempts WHERE ended_at >= ?
+                              UNION SELECT id FROM task_attempts WHERE ended_at IS NULL)
+                 AND a.started_at < ?
+               ORDER BY a.started_at DESC LIMIT ?""",
+            (since, until, limit),
+        ).fetchall()
+        return [{k: r[k] for k in r.keys()} for r in rows]
+
+    def finished_series(self, since: float, bucket_s: float, buckets: int) -> dict[str, list[int]]:
+        """Tasks finished per time bucket from `since`: DONE and FAILED counts."""
+        out = {"DONE": [0] * buckets, "FAILED": [0] * buckets, "CANCELLED": [0] * buckets}
+        rows = self._conn().execute(
+            """SELECT CAST((finished_at - ?) / ? AS INTEGER) AS b, status, COUNT(*)
+               FROM tasks WHERE finished_at >= ? AND finished_at < ?
+                 AND status IN ('DONE', 'FAILED', 'CANCELLED')
+               GROUP BY b, status""",
+            (since, bucket_s, since, since + bucket_s * buckets),
+        ).fetchall()
+        for b, status, n in rows:
+            if 0 <= b < buckets:
+                out[status][b] += n
+        return out
+
+    def worker_activity(self) -> dict[str, dict]:
+        """Per worker name: attempts run, attempts running now and when it last
+        started or finished an attempt (for idle detection)."""
+        rows = self._conn().execute(
+            """SELECT worker, COUNT(*), SUM(ended_at IS NULL), MAX(COALESCE(ended_at, started_at))
+               FROM task_attempts GROUP BY worker"""
+        ).fetchall()
+        return {w: {"attempts": n, "running": int(r or 0), "last_activity_at": last}
+                for w, n, r, last in rows}
+
+    def event_tally(self, actions: Iterable[str], since: float) -> dict[tuple[str, str], int]:
+        """Count of events per (agent, action) for `actions` since `since`."""
+        actions = list(actions)
+        if not actions:
+            return {}
+        rows = self._conn().execute(
+            "SELECT IFNULL(agent, ''), action, COUNT(*) FROM events "
+            f"WHERE action IN ({','.join('?' * len(actions))}) AND ts >= ? GROUP BY agent, action",
+            (*actions, since),
+        ).fetchall()
+        return {(a, act): n for a, act, n in rows}
+
+    def last_event_per_agent(self, actions: Iterable[str]) -> dict[str, dict]:
+        """The newest event of `actions` for each agent (e.g. its last exit)."""
+        actions = list(actions)
+        if not actions:
+            return {}
+        marks = ",".join("?" * len(actions))
+        rows = self._conn().execute(
+            f"""SELECT * FROM events WHERE id IN (
+                    SELECT MAX(id) FROM events WHERE action IN ({marks}) AND agent IS NOT NULL
+                    GROUP BY agent)""",
+            actions,
+        ).fetchall()
+        return {r["agent"]: {**{k: r[k] for k in r.keys()}, "detail": loads(r["detail"])} for r in rows}
+
+    def note_channels(self) -> list[dict]:
+        rows = self._conn().execute(
+            "SELECT channel, COUNT(*), MAX(created_at) FROM notes GROUP BY channel ORDER BY channel"
+        ).fetchall()
+        return [{"channel": c, "count": n, "last_at": last} for c, n, last in rows]
+
+    def task_duration_histogram(self) -> dict[str, dict]:
+        """Per skill: cumulative counts of DONE run times under each bucket bound,
+        their count and sum (Prometheus histogram shape)."""
+        cases = ", ".join(f"SUM(d <= {b})" for b in DURATION_BUCKETS)
+        rows = self._conn().execute(
+            f"""SELECT skill, COUNT(*), SUM(d), {cases} FROM (
+                    SELECT skill, MAX(0, finished_at - started_at) AS d FROM tasks
+                    WHERE status = 'DONE' AND started_at IS NOT NULL AND finished_at IS NOT NULL)
+                GROUP BY skill"""
+        ).fetchall()
+        out = {}
+        for row in rows:
+            skill, n, total = row[0], row[1], row[2] or 0.0
+            out[skill] = {"count": n, "sum": float(total),
+                          "buckets": [(b, int(c or 0)) for b, c in zip(DURATION_BUCKETS, row[3:])]}
+        return out

@@ -1,0 +1,140 @@
+"""Read-only queries for reports and backups: per-day task outcomes, worker
+restarts, busy time, and checking a database file that no Store has open
+(a backup copy). Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+DAY_S = 86400.0
+
+
+def check_database_file(path: str | os.PathLike) -> dict:
+    """Open a database copy read-only and report its integrity, schema
+    version and task counts. Never creates or changes the file."""
+    p = Path(path).resolve()
+    if not p.is_file():
+        return {"integrity": f"missing: {p} does not exist", "schema_version": None, "tasks": None}
+    # immutable=1: nobody writes this copy; read it without -wal/-shm files.
+    conn = sqlite3.connect(p.as_uri() + "?mode=ro&immutable=1", uri=True)
+    try:
+        try:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+            integrity = "; ".join(str(r[0]) for r in rows)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            counts = {s: n for s, n in conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status")}
+        except sqlite3.DatabaseError as exc:
+            return {"integrity": f"unreadable: {exc}", "schema_version": None, "tasks": None}
+    finally:
+        conn.close()
+    return {"integrity": integrity, "schema_version": version, "tasks": counts}
+
+
+def _day_key(ts: float, day0: float) -> int:
+    return int((ts - day0) // DAY_S)
+
+
+class ReportsMixin:
+    """Aggregate queries for the phase report (fleet.report)."""
+
+    def task_outcomes_by_day(self, since: float, until: float) -> list[dict]:
+        """Per UTC day in [since, until): tasks finished DONE, FAILED (final) and
+        attempts that ended in a retry. Days are counted from `since`."""
+        conn = self._conn()
+        out: dict[int, dict] = {}
+
+        def bucket(day: int) -> dict:
+            return out.setdefault(day, {"day_start": since + day * DAY_S, "done": 0, "failed": 0,
+                                        "cancelled": 0, "retried": 0})
+
+        rows = conn.execute(
+            """SELECT CAST((finished_at - ?) / ? AS INTEGER) AS d, status, COUNT(*)
+               FROM tasks WHERE finished_at >= ? AND finished_at < ?
+               AND status IN ('DONE','FAILED','CANCELLED') GROUP BY d, status""",
+            (since, DAY_S, since, until),
+        ).fetchall()
+        for day, status, n in rows:
+            bucket(day)[status.lower()] += n
+        # A retry: an attempt that failed (error, timeout, crash, expired lease)
+        # and was followed by another attempt of the same task.
+        rows = conn.execute(
+            """SELECT CAST((a.ended_at - ?) / ? AS INTEGER) AS d, COUNT(*)
+               FROM task_attempts a
+               WHERE a.ended_at >= ? AND a.ended_at < ?
+                 AND a.outcome NOT IN ('done', 'released', 'waiting_human', 'cancelled', 'running')
+                 AND EXISTS (SELECT 1 FROM task_attempts b
+                             WHERE b.task_id = a.task_id AND b.id > a.id)
+               GROUP BY d""",
+            (since, DAY_S, since, until),
+        ).fetchall()
+        for day, n in rows:
+            bucket(day)["retried"] += n
+        return [out[d] for d in sorted(out)]
+
+    def event_counts_by_day(self, actions: list[str], since: float, until: float) -> list[dict]:
+        """How many events with each of `actions` per UTC day in [since, until)."""
+        if not actions:
+            return []
+        rows = self._conn().execute(
+            "SELECT CAST((ts - ?) / ? AS INTEGER) AS d, action, COUNT(*) FROM events "
+            "WHERE ts >= ? AND ts < ? AND action IN (%s) GROUP BY d, action" % ",".join("?" * len(actions)),
+            (since, DAY_S, since, until, *actions),
+        ).fetchall()
+        out: dict[int, dict] = {}
+        for day, action, n in rows:
+            out.setdefault(day, {"day_start": since + day * DAY_S})[action] = n
+        return [out[d] for d in sorted(out)]
+
+    def unplanned_exits_by_day(self, since: float, until: float, *, action: str = "child_exit",
+                               planned: tuple = ("drain", "stop", "scale_down", "restart")) -> dict[int, int]:
+        """Per UTC day (counted from `since`): child exits the supervisor recorded
+        that nobody asked for (crashes, timeouts, stalls), i.e. restarts."""
+        rows = self._conn().execute(
+            "SELECT CAST((ts - ?) / ? AS INTEGER) AS d, COUNT(*) FROM events "
+            "WHERE ts >= ? AND ts < ? AND action = ? AND (json_extract(detail, '$.intent') IS NULL "
+            "OR json_extract(detail, '$.intent') NOT IN (%s)) GROUP BY d" % ",".join("?" * len(planned)),
+            (since, DAY_S, since, until, action, *planned),
+        ).fetchall()
+        return {d: n for d, n in rows}
+
+    def event_action_counts(self, since: float, until: float, *, like: str | None = None) -> dict[str, int]:
+        """Event counts by action in [since, until), optionally actions LIKE a pattern."""
+        sql = "SELECT action, COUNT(*) FROM events WHERE ts >= ? AND ts < ?"
+        params: list = [since, until]
+        if like:
+            sql += " AND action LIKE ?"
+            params.append(like)
+        rows = self._conn().execute(sql + " GROUP BY action", params).fetchall()
+        return {a: n for a, n in rows}
+
+    def attempt_busy_seconds(self, since: float, until: float) -> float:
+        """Worker-seconds spent running task attempts, clipped to [since, until)
+        (a running attempt counts up to `until`)."""
+        row = self._conn().execute(
+            """SELECT COALESCE(SUM(MAX(0, MIN(COALESCE(ended_at, ?), ?) - MAX(started_at, ?))), 0)
+               FROM task_attempts WHERE started_at < ? AND COALESCE(ended_at, ?) > ?""",
+            (until, until, since, until, until, since),
+        ).fetchone()
+        return float(row[0] or 0.0)
+
+    def oldest_pending_created_at(self) -> float | None:
+        """created_at of the lowest-id PENDING task: one index probe (ids grow
+        with creation time), where MIN(created_at) reads every pending row."""
+        row = self._conn().execute(
+            "SELECT created_at FROM tasks WHERE status = 'PENDING' ORDER BY id LIMIT 1"
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def task_table_digest(self) -> dict:
+        """Row count and a content digest of the tasks table (backup checks)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        n = 0
+        for row in self._conn().execute("SELECT * FROM tasks ORDER BY id"):
+            h.update(repr(tuple(row)).encode())
+            n += 1
+        return {"rows": n, "sha256": h.hexdigest()}

@@ -1,0 +1,233 @@
+"""Model-call state shared by every process: the usage ledger (one row per
+model request), provider breakers, Retry-After cool-downs, rate windows and
+request spacing, and budget reservations. Every check-and-update is one
+`BEGIN IMMEDIATE` transaction, so processes racing each other stay exact.
+"""
+
+from __future__ import annotations
+
+from .errors import InvalidInput
+from .sqlite_base import now
+
+USAGE_COLUMNS = ("ts", "call_id", "task_id", "skill", "agent", "provider", "model", "input_tokens",
+                 "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "cache_savings_usd",
+                 "latency_ms", "success", "failover_from", "reason", "error")
+GROUP_COLUMNS = ("skill", "provider", "model", "agent")
+_DAY = 86400.0
+
+
+def _row(r) -> dict:
+    return {k: r[k] for k in r}
+
+
+class UsageMixin:
+    # -- provider admission (breaker, cool-down, rate windows, spacing) ---
+    def admit_provider_request(self, provider: str, *, rpm: int = 0, rpd: int = 0, headroom: float = 0.8,
+                               spacing_s: float = 0.0, probe_lease_s: float = 60.0) -> dict:
+        """Decide, race-free across processes, whether one request may go to
+        `provider` now. Returns {"ok": True, "wait_s", "probe"} (wait_s: sleep
+        this long first, for spacing; probe: this request tests a half-open
+        breaker) or {"ok": False, "reason", "until"} with reason breaker_open,
+        cooldown or rate_headroom."""
+        ts = now()
+        with self._write() as conn:
+            st = conn.execute("SELECT * FROM provider_state WHERE provider = ?", (provider,)).fetchone()
+            if st is None:
+                conn.execute("INSERT INTO provider_state (provider, updated_at) VALUES (?, ?)", (provider, ts))
+                st = conn.execute("SELECT * FROM provider_state WHERE provider = ?", (provider,)).fetchone()
+            if st["opened_until"] > ts:
+                return {"ok": False, "reason": "breaker_open", "until": st["opened_until"]}
+            probe = bool(st["half_open"])
+            if probe and st["probe_until"] > ts:
+                return {"ok": False, "reason": "breaker_open", "until": st["probe_until"]}
+            if st["cooldown_until"] > ts:
+                return {"ok": False, "reason": "cooldown", "until": st["cooldown_until"]}
+            for limit, window in ((rpm, 60.0), (rpd, _DAY)):
+                if limit and limit > 0:
+                    allowed = max(1, int(limit * headroom))
+                    rows = conn.execute(
+                        "SELECT ts FROM provider_requests WHERE provider = ? AND ts > ? ORDER BY ts",
+                        (provider, ts - window)).fetchall()
+                    if len(rows) >= allowed:
+                        return {"ok": False, "reason": "rate_headroom",
+                                "until": rows[len(rows) - allowed]["ts"] + window}
+            slot = max(ts, st["next_slot_at"])
+            conn.execute(
+                "UPDATE provider_state SET next_slot_at = ?, probe_until = ?, updated_at = ? WHERE provider = ?",
+                (slot + spacing_s, ts + probe_lease_s if probe else 0.0, ts, provider))
+            if rpm or rpd:
+                conn.execute("INSERT INTO provider_requests (provider, ts) VALUES (?, ?)", (provider, slot))
+                conn.execute("DELETE FROM provider_requests WHERE provider = ? AND ts < ?", (provider, ts - _DAY))
+        return {"ok": True, "wait_s": slot - ts, "probe": probe}
+
+    def _provider_outcome(self, conn, provider: str, outcome: dict, ts: float) -> None:
+        """Apply a request's outcome to the provider's shared state.
+        outcome: {"kind": None (success) | failure kind, "breaker": counts towards
+        the breaker, "breaker_failures", "breaker_open_s", "cooldown_s", "error"}."""
+        st = conn.execute("SELECT * FROM provider_state WHERE provider = ?", (provider,)).fetchone()
+        if st is None:
+            conn.execute("INSERT INTO provider_state (provider, updated_at) VALUES (?, ?)", (provider, ts))
+            st = conn.execute("SELECT * FROM provider_state WHERE provider = ?", (provider,)).fetchone()
+        kind = outcome.get("kind")
+        if outcome.get("breaker"):
+            failures = st["consecutive_failures"] + 1
+            if st["half_open"] or failures >= int(outcome.get("breaker_failures", 3)):
+                conn.execute(
+                    """UPDATE provider_state SET consecutive_failures = ?, opened_until = ?, half_open = 1,
+                           probe_until = 0, last_error = ?, updated_at = ? WHERE provider = ?""",
+                    (failures, ts + float(outcome.get("breaker_open_s", 30.0)), outcome.get("error"), ts, provider))
+            else:
+                conn.execute(
+                    "UPDATE provider_state SET consecutive_failures = ?, last_error = ?, updated_at = ? "
+                    "WHERE provider = ?", (failures, outcome.get("error"), ts, provider))
+        elif kind == "rate_limit":
+            conn.execute(
+                "UPDATE provider_state SET cooldown_until = MAX(cooldown_until, ?), probe_until = 0, "
+                "last_error = ?, updated_at = ? WHERE provider = ?",
+                (ts + float(outcome.get("cooldown_s", 30.0)), outcome.get("error"), ts, provider))
+        else:  # success, or the server answered (bad request, missing model): it is up
+            conn.execute(
+                "UPDATE provider_state SET consecutive_failures = 0, opened_until = 0, half_open = 0, "
+                "probe_until = 0, updated_at = ? WHERE provider = ?", (ts, provider))
+
+    def provider_states(self) -> list[dict]:
+        """Every provider's shared state (breaker, cool-down) for status pages."""
+        ts = now()
+        out = []
+        for r in self._conn().execute("SELECT * FROM provider_state ORDER BY provider").fetchall():
+            d = _row(r)
+            d["breaker"] = ("open" if d["opened_until"] > ts else
+                            "half_open" if d["half_open"] else "closed")
+            d["cooling_down"] = d["cooldown_until"] > ts
+            out.append(d)
+        return out
+
+    def reset_provider(self, provider: str) -> None:
+        """Close the breaker and clear the cool-down of a provider (operator action)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM provider_state WHERE provider = ?", (provider,))
+            conn.execute("DELETE FROM provider_requests WHERE provider = ?", (provider,))
+
+    # -- usage ledger --------------------------------------------------------
+    def record_model_call(self, row: dict, *, outcome: dict | None = None,
+                          release_reservation: int | None = None) -> int:
+        """Write one usage row (and, in the same transaction, the provider
+        outcome and the release of a budget reservation). Returns the row id."""
+        unknown = set(row) - set(USAGE_COLUMNS)
+        if unknown:
+            raise InvalidInput(f"unknown usage fields: {', '.join(sorted(unknown))}")
+        if not row.get("provider"):
+            raise InvalidInput("a usage row needs a provider")
+        values = {c: row.get(c) for c in USAGE_COLUMNS}
+        ts = values["ts"] = values["ts"] or now()
+        for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+            values[c] = int(values[c] or 0)
+        for c in ("cost_usd", "cache_savings_usd"):
+            values[c] = float(values[c] or 0.0)
+        values["success"] = 1 if values["success"] else 0
+        with self._write() as conn:
+            cur = conn.execute(
+                f"INSERT INTO model_usage ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))})",
+                tuple(values[c] for c in USAGE_COLUMNS))
+            if outcome is not None:
+                self._provider_outcome(conn, values["provider"], outcome, ts)
+            if release_reservation is not None:
+                conn.execute("DELETE FROM budget_reservations WHERE id = ?", (release_reservation,))
+            return cur.lastrowid
+
+    def usage_rows(self, *, task_id: int | None = None, call_id: str | None = None, skill: str | None = None,
+                   since: float | None = None, limit: int = 1000) -> list[dict]:
+        """Usage rows in id order, filtered."""
+        clauses, params = ["1=1"], []
+        for col, val in (("task_id", task_id), ("call_id", call_id), ("skill", skill)):
+            if val is not None:
+                clauses.append(f"{col} = ?")
+                params.append(val)
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        rows = self._conn().execute(
+            f"SELECT * FROM model_usage WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?", (*params, limit))
+        return [_row(r) for r in rows.fetchall()]
+
+    def usage_summary(self, since: float, until: float | None = None, *, group_by: str = "skill") -> list[dict]:
+        """Totals per skill|provider|model|agent between `since` and `until`."""
+        if group_by not in GROUP_COLUMNS:
+            raise InvalidInput(f"group_by must be one of {', '.join(GROUP_COLUMNS)}, not {group_by!r}")
+        until = now() if until is None else until
+        rows = self._conn().execute(
+            f"""SELECT COALESCE({group_by}, '(none)') AS key, COUNT(*) AS requests, SUM(success) AS calls,
+                       COUNT(*) - SUM(success) AS failures,
+                       SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+                       SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
+                       SUM(cost_usd) AS cost_usd, SUM(cache_savings_usd) AS cache_savings_usd,
+                       AVG(latency_ms) AS avg_latency_ms
+                FROM model_usage WHERE ts >= ? AND ts < ? GROUP BY key ORDER BY cost_usd DESC, key""",
+            (since, until)).fetchall()
+        return [_row(r) for r in rows]
+
+    def usage_totals(self, since: float, *, skill: str | None = None) -> dict:
+        """Spend and successful calls since `since` (one skill or all), plus live reservations."""
+        ts = now()
+        where, params = ("ts >= ? AND skill = ?", (since, skill)) if skill is not None else ("ts >= ?", (since,))
+        with self._read() as conn:
+            spent, calls = conn.execute(
+                f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(success), 0) FROM model_usage WHERE {where}",
+                params).fetchone()
+            rwhere = "expires_at > ? AND skill = ?" if skill is not None else "expires_at > ?"
+            rparams = (ts, skill) if skill is not None else (ts,)
+            r_usd, r_calls = conn.execute(
+                f"SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(calls), 0) FROM budget_reservations WHERE {rwhere}",
+                rparams).fetchone()
+        return {"spent_usd": float(spent), "calls": int(calls), "reserved_usd": float(r_usd),
+                "reserved_calls": int(r_calls)}
+
+    # -- budgets ---------------------------------------------------------------
+    def reserve_budget(self, checks: list[dict], *, skill: str | None, usd: float, ttl_s: float = 900.0) -> dict:
+        """Check every budget in `checks` and, unless one with enforcement
+        'block' would be exceeded, reserve `usd` and one call — atomically.
+        A check: {"name", "skill" (None: fleet-wide), "since", "limit_usd",
+        "max_calls", "enforcement"}. Returns {"id" (None when nothing was
+        reserved), "blocked": check-with-figures | None, "warnings": [...]}."""
+        ts = now()
+        warnings_: list[dict] = []
+        with self._write() as conn:
+            for check in checks:
+                scope = check.get("skill")
+                where, params = ("ts >= ?", [check["since"]])
+                rwhere, rparams = ("expires_at > ?", [ts])
+                if scope is not None:
+                    where += " AND skill = ?"
+                    params.append(scope)
+                    rwhere += " AND skill = ?"
+                    rparams.append(scope)
+                spent, calls = conn.execute(
+                    f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(success), 0) FROM model_usage WHERE {where}",
+                    params).fetchone()
+                r_usd, r_calls = conn.execute(
+                    f"SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(calls), 0) FROM budget_reservations "
+                    f"WHERE {rwhere}", rparams).fetchone()
+                figures = dict(check, spent_usd=float(spent), calls=int(calls), reserved_usd=float(r_usd),
+                               reserved_calls=int(r_calls))
+                over_usd = check.get("limit_usd", 0) > 0 and spent + r_usd + usd > check["limit_usd"] + 1e-12
+                over_calls = check.get("max_calls", 0) > 0 and calls + r_calls + 1 > check["max_calls"]
+                if over_usd or over_calls:
+                    figures["over"] = "usd" if over_usd else "calls"
+                    if check.get("enforcement") == "block":
+                        return {"id": None, "blocked": figures, "warnings": warnings_}
+                    warnings_.append(figures)
+            if not checks:
+                return {"id": None, "blocked": None, "warnings": []}
+            conn.execute("DELETE FROM budget_reservations WHERE expires_at <= ?", (ts,))
+            cur = conn.execute(
+                "INSERT INTO budget_reservations (skill, usd, calls, created_at, expires_at) VALUES (?,?,?,?,?)",
+                (skill, float(usd), 1, ts, ts + ttl_s))
+            return {"id": cur.lastrowid, "blocked": None, "warnings": warnings_}
+
+    def release_budget(self, reservation_id: int) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM budget_reservations WHERE id = ?", (reservation_id,))
+
+
+
+__all__ = ["USAGE_COLUMNS", "UsageMixin"]

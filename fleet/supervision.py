@@ -1,0 +1,491 @@
+"""The supervisor's main loop: child lifecycle (spawn, exit, respawn, stall kill,
+drain), control messages, dynamic scaling and the periodic chores (lease reaper,
+WAL checkpoint, STATUS.md, liveness samples). Single-threaded: a signal wake-up
+fd wakes the loop the moment a child exits or a stop signal arrives.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import select
+import signal
+import sqlite3
+import sys
+import time
+
+from . import procs
+from .children import EX_CONFIG, EX_TIMEOUT, Child, RespawnPolicy
+from .config import role_skills, worker_names
+from .db import StoreError, open_store
+from .logs import log_path, setup_process_logging
+from .status_report import render_status, write_status
+
+log = logging.getLogger("fleet.supervisor")
+NAME = "supervisor"
+GRACEFUL = ("stop", "restart", "drain", "scale_down")
+
+
+class Supervisor:
+    def __init__(self, cfg: dict, *, echo: bool = True):
+        self.cfg = cfg
+        self.sup = cfg["supervisor"]
+        self.echo = echo
+        self.policy = RespawnPolicy(self.sup)
+        self.children: dict[str, Child] = {}
+        self.stopping = False
+        self.force = False
+        self.drain_deadline = 0.0
+        self.exit_code = 0
+        self.started_at = time.time()
+        self.flap_alerted: set[str] = set()
+        self.high_since: dict[str, float] = {}
+        self.timers: dict[str, float] = {}
+        self.loops = 0
+
+    # -- set-up ----------------------------------------------------------
+    def _say(self, text: str) -> None:
+        if self.echo:
+            print(text, flush=True)
+
+    def build_children(self) -> None:
+        py = sys.executable
+        for name, role in worker_names(self.cfg):
+            self.children[name] = Child(name, role, "worker", self._worker_args(role, name))
+        dashboard_on = not self.cfg["fleet"]["air_gap_mode"] and self.cfg.get("dashboard", {}).get("enabled", True)
+        for svc in self.sup["services"]:
+            module = svc if "." in svc else f"fleet.{svc}"
+            if svc == "dashboard" and not dashboard_on:
+                log.info("service %s is off (air-gap mode or [dashboard] enabled = false)", svc)
+                continue
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                log.info("service %s skipped: module %s is not installed", svc, module)
+                continue
+            name = svc.rsplit(".", 1)[-1]
+            self.children[name] = Child(name, name, "service", [py, "-m", module])
+
+    def _worker_args(self, role: str, name: str) -> list[str]:
+        return [sys.executable, "-m", "fleet.worker", "--role", role, "--name", name]
+
+    def recover_previous_run(self) -> None:
+        """Requeue tasks still held by workers of a previous run that are gone."""
+        for agent in self.store.list_agents():
+            if agent["name"] == NAME or procs.pid_alive(agent["pid"]) and agent["pid"] != os.getpid():
+                continue
+            ids = self.store.recover_worker_tasks(agent["name"], "the worker process is gone (previous run ended)")
+            if ids:
+                log.warning("requeued %s held by %s from a previous run", ids, agent["name"])
+
+    # -- spawning and exits ----------------------------------------------
+    def spawn(self, child: Child) -> None:
+        env = procs.child_env(self.cfg)
+        out = os.path.join(self.cfg["paths"]["logs"], f"{child.name}.out")
+        try:
+            child.proc = procs.spawn(child.args, env=env, cwd=self.cfg["home"], output_path=out)
+        except OSError as exc:
+            log.error("cannot start %s: %s", child.name, exc)
+            child.state, child.next_start = "backoff", time.monotonic() + self.policy.maximum
+            return
+        child.pid = child.proc.pid
+        child.started_mono, child.started_wall = time.monotonic(), time.time()
+        child.state, child.next_start, child.intent = "running", None, None
+        child.term_at = child.kill_at = None
+        child.snapshot, child.timed_out, child.idle_since = [], False, None
+        log.info("started %s %s (pid %d)", child.kind, child.name, child.pid)
+        self.store.record_event(NAME, "spawn", agent=child.name,
+                                detail={"role": child.role, "pid": child.pid, "kind": child.kind})
+
+    def reap(self) -> None:
+        for child in list(self.children.values()):
+            if child.proc is not None and child.proc.poll() is not None:
+                try:
+                    self.on_exit(child, child.proc.returncode)
+                except (StoreError, sqlite3.Error):
+                    child.proc = None
+                    if child.state == "running" and not self.stopping:
+                        child.state, child.next_start = "backoff", time.monotonic() + self.policy.initial
+                    raise
+
+    def on_exit(self, child: Child, rc: int) -> None:
+        uptime = child.uptime()
+        desc = procs.describe_exit(rc)
+        child.proc = None
+        # Grandchildren of the dead process: its group, plus what we snapshotted.
+        procs.signal_group(child.pid, signal.SIGKILL)
+        procs.kill_snapshot(child.snapshot)
+        intent = child.intent
+        self.store.record_event(NAME, "child_exit", agent=child.name, detail={
+            "role": child.role, "pid": child.pid, "uptime_s": round(uptime, 3), "intent": intent, **desc})
+        (log.info if intent in GRACEFUL or rc == 0 else log.warning)(
+            "%s %s (pid %d) exited after %.1f s: %s%s", child.kind, child.name, child.pid, uptime,
+            desc, f" ({intent})" if intent else "")
+        if child.kind == "worker":
+            self._settle_tasks(child, rc, desc, intent)
+        if intent in ("drain", "stop") or self.stopping:
+            self._set_state(child, "stopped")
+        elif intent == "scale_down":
+            del self.children[child.name]
+            self.store.remove_agent(child.name)
+        elif intent == "restart":
+            child.consecutive = 0
+            child.next_start, child.state = time.monotonic(), "backoff"
+        elif rc == EX_CONFIG:
+            self._set_state(child, "parked")
+            log.error("%s exited with a configuration error (78): parked until started again; see %s",
+                      child.name, log_path(self.cfg, child.name))
+            self.store.raise_alert("warning", NAME, f"{child.name} parked: configuration error (exit 78); "
+                                   f"fix fleet.toml, then start role {child.role}", dedup_key=f"parked:{child.name}")
+        elif rc == 0 and intent is None:
+            self._set_state(child, "stopped")  # the worker was asked to stop (message)
+        elif rc == EX_TIMEOUT and child.kind == "worker":
+            child.next_start, child.state = time.monotonic(), "backoff"  # not a crash: replace now
+        else:
+            self._crashed(child)
+
+    def _crashed(self, child: Child) -> None:
+        delay = self.policy.next_delay(child)
+        newly = self.policy.record_crash(child.role)
+        child.next_start = time.monotonic() + delay
+        if child.role in self.policy.flapping:
+            if newly and child.role not in self.flap_alerted:
+                self.flap_alerted.add(child.role)
+                n, w = self.policy.loop_count, self.policy.loop_window
+                msg = (f"{child.role} is crash-looping ({n} crashes within {w:.0f} s); restarts are backed off. "
+                       f"See {log_path(self.cfg, child.name)} and logs/{child.name}.out")
+                log.error(msg)
+                self.store.raise_alert("critical", NAME, msg, dedup_key=f"flapping:{child.role}")
+                self.store.record_event(NAME, "flapping", agent=child.name, detail={"role": child.role})
+            self._set_state(child, "backoff", agent_status="flapping")
+        else:
+            self._set_state(child, "backoff")
+        log.info("restarting %s in %.2f s", child.name, delay)
+
+    def _settle_tasks(self, child: Child, rc: int, desc: dict, intent: str | None) -> None:
+        """What the dead worker held: released (graceful stop), failed as a timeout,
+        or requeued with the attempt counted (crash)."""
+        try:
+            held = [t for t in self.store.list_tasks(status="RUNNING", agent=child.name, limit=100).items
+                    if t.worker == child.name]
+            for task in held:
+                if intent in GRACEFUL or self.stopping:
+                    self.store.release(task.id, task.lease_token)
+                    log.info("released task %d back to PENDING (not counted)", task.id)
+                elif rc == EX_TIMEOUT or child.timed_out:
+                    self.store.fail(task.id, task.lease_token, f"skill {task.skill} exceeded its hard timeout",
+                                    retryable=True, reason="timeout")
+                    log.warning("task %d failed: timeout", task.id)
+            if not (intent in GRACEFUL or self.stopping):
+                ids = self.store.recover_worker_tasks(child.name, f"worker {child.name} died ({desc})")
+                if ids:
+                    log.warning("requeued task(s) %s held by %s", ids, child.name)
+        except StoreError as exc:
+            log.error("could not settle the tasks of %s: %s", child.name, exc)
+
+    def _set_state(self, child: Child, state: str, agent_status: str | None = None) -> None:
+        child.state = state
+        status = agent_status or {"backoff": "backoff", "parked": "parked", "stopped": "stopped"}.get(state, state)
+        if state in ("parked", "stopped"):
+            child.next_start = None
+        if self.store.get_agent(child.name) is None:
+            self.store.register_agent(child.name, child.role, pid=None, status=status)
+        else:
+            self.store.set_agent_status(child.name, status, actor=NAME)
+
+    def start_due(self) -> None:
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.proc is None and child.next_start is not None and now >= child.next_start:
+                self.spawn(child)
+
+    # -- stopping children -----------------------------------------------
+    def terminate(self, child: Child, intent: str, grace: float | None = None) -> None:
+        """SIGTERM now (a worker finishes its task), SIGKILL the tree after `grace`."""
+        if child.proc is None:
+            if intent in ("stop", "drain"):
+                self._set_state(child, "stopped")
+            elif intent == "restart":
+                child.next_start, child.state = time.monotonic(), "backoff"
+            return
+        if child.term_at is not None and child.intent in GRACEFUL and intent not in ("drain",):
+            return
+        child.intent = intent
+        child.snapshot = procs.snapshot_tree(child.pid)  # before the first signal
+        procs.signal_pid(child.pid, signal.SIGTERM)
+        child.term_at = time.monotonic()
+        child.kill_at = child.term_at + (self.sup["stop_timeout_s"] if grace is None else grace)
+        if child.kind == "worker" and self.store.get_agent(child.name):
+            self.store.set_agent_status(child.name, "stopping", actor=NAME)
+
+    def kill_due(self) -> None:
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.proc is not None and child.kill_at is not None and (now >= child.kill_at or self.force):
+                child.snapshot += [p for p in procs.snapshot_tree(child.pid) if p not in child.snapshot]
+                log.warning("killing %s (pid %d) and its process tree", child.name, child.pid)
+                procs.signal_group(child.pid, signal.SIGKILL)
+                procs.kill_snapshot(child.snapshot)
+                child.kill_at = None
+
+    def check_stalls(self) -> None:
+        limit = float(self.sup["heartbeat_timeout_s"])
+        now = time.time()
+        agents = {a["name"]: a for a in self.store.list_agents()}
+        for child in self.children.values():
+            if child.kind != "worker" or child.proc is None or child.term_at is not None:
+                continue
+            agent = agents.get(child.name)
+            last = child.started_wall
+            if agent and agent["pid"] == child.pid and agent["last_heartbeat"]:
+                last = max(last, agent["last_heartbeat"])
+            if now - last <= limit:
+                continue
+            detail = (agent or {}).get("detail") or {}
+            deadline = detail.get("deadline") if isinstance(detail, dict) and agent.get("current_task") else None
+            if deadline is not None and now < deadline + limit:
+                continue  # inside a skill that is still within its timeout: leave it be
+            child.timed_out = deadline is not None
+            log.warning("%s (pid %d) made no progress for %.0f s; replacing it", child.name, child.pid, now - last)
+            self.store.record_event(NAME, "stalled", agent=child.name,
+                                    detail={"pid": child.pid, "silent_s": round(now - last, 1)})
+            self.terminate(child, "stall", grace=float(self.sup["kill_grace_s"]))
+
+    # -- control messages ------------------------------------------------
+    def process_control(self) -> None:
+        if not self.store.inbox(NAME, channel="sup", limit=1):
+            return
+        for msg in self.store.inbox(NAME, channel="sup", limit=50, mark_read=True):
+            try:
+                body = json.loads(msg["body"]) if msg["body"].lstrip().startswith("{") else {"type": msg["body"]}
+            except ValueError:
+                body = {}
+            kind = body.get("type")
+            target = body.get("role") if kind in ("start", "stop") else body.get("target")
+            log.info("control from %s: %s %s", msg["sender"], kind, target or "(all)")
+            self.store.record_event(msg["sender"], f"control_{kind}", detail={"target": target})
+            if kind == "stop" and not target:
+                self.begin_drain("stop requested by " + str(msg["sender"]))
+            elif kind in ("start", "stop", "restart"):
+                matched = [c for c in self.children.values()
+                           if not target or target in (c.role, c.name)]
+                if kind == "start" and target and not matched and target in self.cfg["affinity"]:
+                    self.children[target] = Child(target, target, "worker", self._worker_args(target, target))
+                    matched = [self.children[target]]
+                if not matched:
+                    log.warning("control %s: no role or worker named %r", kind, target)
+                for child in matched:
+                    if kind == "start" and child.proc is None:
+                        self.policy.clear(child.role)
+                        self.flap_alerted.discard(child.role)
+                        child.consecutive, child.next_start = 0, time.monotonic()
+                    elif kind in ("stop", "restart"):
+                        self.terminate(child, kind)
+            else:
+                log.warning("unknown control message %r from %s", msg["body"], msg["sender"])
+
+    # -- dynamic scaling -------------------------------------------------
+    def scale(self) -> None:
+        depth_limit = int(self.sup["scale_up_depth"])
+        if depth_limit <= 0 or self.sup["scale_max_extra"] <= 0:
+            return
+        now = time.monotonic()
+        roles = {c.role for c in self.children.values() if c.kind == "worker" and not c.extra}
+        agents = {a["name"]: a for a in self.store.list_agents()}
+        for role in roles:
+            depth = self.store.pending_depth(role_skills(self.cfg, role))
+            extras = [c for c in self.children.values() if c.role == role and c.extra]
+            if depth > depth_limit:
+                since = self.high_since.setdefault(role, now)
+                if now - since >= self.sup["scale_up_after_s"] and len(extras) < self.sup["scale_max_extra"]:
+                    n = 1 + max([int(c.name.rsplit("extra", 1)[1]) for c in extras] or [0])
+                    name = f"{role}_extra{n}"
+                    log.info("pending depth %d for %s > %d: starting %s", depth, role, depth_limit, name)
+                    self.children[name] = Child(name, role, "worker", self._worker_args(role, name), extra=True)
+                    self.high_since[role] = now
+            else:
+                self.high_since.pop(role, None)
+            for c in extras:
+                a = agents.get(c.name)
+                if c.proc is None or c.term_at is not None or not a or a["status"] != "idle" or a["current_task"]:
+                    c.idle_since = None
+                    continue
+                c.idle_since = c.idle_since or now
+                if now - c.idle_since >= self.sup["scale_idle_s"]:
+                    log.info("%s idle for %.0f s: stopping it", c.name, now - c.idle_since)
+                    self.terminate(c, "scale_down")
+
+    # -- periodic chores -------------------------------------------------
+    def _due(self, name: str, interval: float) -> bool:
+        now = time.monotonic()
+        if now >= self.timers.get(name, 0.0):
+            self.timers[name] = now + interval
+            return True
+        return False
+
+    def chores(self) -> None:
+        if self._due("heartbeat", self.sup["heartbeat_interval_s"]):
+            self.loops += 1
+            self.store.heartbeat(NAME, progress=self.loops, status="stopping" if self.stopping else "running")
+        if self._due("reap", self.cfg["queue"]["reap_interval_s"]):
+            ids = self.store.reap_expired_leases()
+            if ids:
+                log.warning("reaped expired leases of task(s) %s", ids)
+        if self._due("checkpoint", self.cfg["queue"]["checkpoint_interval_s"]):
+            self.store.checkpoint("PASSIVE")
+        for child in self.children.values():
+            if self.policy.healthy(child):
+                log.info("%s is healthy again", child.role)
+        if self._due("status", self.sup["status_interval_s"]):
+            self.write_status()
+
+    def write_status(self) -> None:
+        workers = [c for c in self.children.values() if c.kind == "worker"]
+        agents = {a["name"]: a for a in self.store.list_agents()}
+        limit, now = float(self.sup["heartbeat_timeout_s"]), time.time()
+        alive = [c for c in workers if c.proc is not None and (a := agents.get(c.name))
+                 and a["pid"] == c.pid and now - (a["last_heartbeat"] or 0) <= limit]
+        busy = [c for c in alive if agents[c.name]["current_task"]]
+        expected = [c for c in workers if c.state != "stopped"]
+        if not self.stopping:
+            self.store.record_liveness(len(expected), len(alive), len(busy))
+        roles = {}
+        for c in self.children.values():
+            state = "flapping" if c.role in self.policy.flapping else c.state
+            if roles.get(c.role) in (None, "running"):
+                roles[c.role] = state
+        text = render_status(self.store, supervisor_pid=os.getpid(), roles=roles,
+                             started_at=self.started_at, fleet_name=self.cfg["fleet"]["name"])
+        try:
+            write_status(self.cfg["paths"]["status_file"], text)
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.cfg["paths"]["status_file"], exc)
+
+    # -- drain -----------------------------------------------------------
+    def begin_drain(self, why: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.drain_deadline = time.monotonic() + float(self.sup["stop_timeout_s"])
+        log.info("draining (%s): workers finish their task for up to %.0f s", why, self.sup["stop_timeout_s"])
+        self._say(f"fleet: stopping ({why}); running tasks get up to {self.sup['stop_timeout_s']:.0f} s")
+        self.store.heartbeat(NAME, status="stopping")
+        for child in self.children.values():
+            self.terminate(child, "drain")
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.stopping:
+            self.force = True  # second Ctrl-C: kill now
+        else:
+            self._pending_signal = signum
+
+    # -- main loop -------------------------------------------------------
+    def run(self) -> int:
+        setup_process_logging(NAME, self.cfg, to_stderr=self.echo)
+        self.store = open_store(self.cfg)
+        self.store.register_agent(NAME, NAME, pid=os.getpid(), status="running")
+        self._pending_signal = None
+        rfd, wfd = os.pipe()
+        os.set_blocking(rfd, False)
+        os.set_blocking(wfd, False)
+        signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGCHLD, lambda *a: None)
+        try:
+            self.recover_previous_run()
+            self.build_children()
+            self._banner()
+            return self._loop(rfd)
+        except Exception:
+            log.exception("fatal error in the supervisor; stopping every child")
+            self.force = True
+            for child in self.children.values():
+                if child.proc is not None:
+                    procs.signal_group(child.pid, signal.SIGKILL)
+                    procs.kill_snapshot(procs.snapshot_tree(child.pid))
+            self._say("fleet: the supervisor hit a fatal error; see logs/supervisor.log")
+            return 1
+        finally:
+            signal.set_wakeup_fd(-1)
+            os.close(rfd)
+            os.close(wfd)
+
+    def _banner(self) -> None:
+        workers = [c.name for c in self.children.values() if c.kind == "worker"]
+        services = [c.name for c in self.children.values() if c.kind == "service"]
+        self._say(f"fleet: supervisor PID {os.getpid()}, fleet home {self.cfg['home']}")
+        self._say(f"fleet: workers: {', '.join(workers) or '(none)'}; services: {', '.join(services) or '(none)'}")
+        self._say(f"fleet: logs in {self.cfg['paths']['logs']}/, status in {self.cfg['paths']['status_file']}")
+        if "dashboard" in services:
+            d = self.cfg.get("dashboard", {})
+            self._say(f"fleet: dashboard at http://{d.get('host', '127.0.0.1')}:{d.get('port', 5555)}/")
+        self._say("fleet: press Ctrl-C to stop (running tasks finish or are released)")
+
+    def _loop(self, rfd: int) -> int:
+        errors = 0
+        while True:
+            try:
+                if self._iteration():
+                    break
+                errors = 0
+            except (StoreError, sqlite3.Error) as exc:
+                errors += 1
+                log.error("store error in the supervisor loop (%d in a row): %s", errors, exc)
+                if errors >= 30:
+                    raise
+                time.sleep(min(1.0, 0.1 * errors))
+            self._sleep(rfd)
+        self.store.heartbeat(NAME, status="stopped", current_task=None)
+        self.write_status()
+        self.store.checkpoint("PASSIVE")
+        self.store.close()
+        log.info("supervisor stopped cleanly")
+        self._say("fleet: stopped cleanly")
+        return self.exit_code
+
+    def _iteration(self) -> bool:
+        """One pass of the loop; True when a drain has finished."""
+        stall_every = min(1.0, self.sup["heartbeat_timeout_s"] / 4)
+        if self._pending_signal is not None:
+            name = signal.Signals(self._pending_signal).name
+            self._pending_signal = None
+            self.begin_drain(name)
+        self.reap()
+        if self.stopping:
+            self.kill_due()
+            if time.monotonic() >= self.drain_deadline or self.force:
+                for child in self.children.values():
+                    if child.proc is not None and child.kill_at is not None:
+                        child.kill_at = time.monotonic()
+                self.kill_due()
+            if all(c.proc is None for c in self.children.values()):
+                return True
+        else:
+            self.process_control()
+            self.start_due()
+            self.kill_due()
+            if self._due("stalls", stall_every):
+                self.check_stalls()
+            if self._due("scale", 2.0):
+                self.scale()
+        self.chores()
+        return False
+
+    def _sleep(self, rfd: int) -> None:
+        timeout = 0.5
+        if any(c.proc is None and c.next_start is not None for c in self.children.values()):
+            soonest = min(c.next_start for c in self.children.values()
+                          if c.proc is None and c.next_start is not None)
+            timeout = max(0.0, min(timeout, soonest - time.monotonic()))
+        if self.stopping:
+            timeout = min(timeout, 0.1)
+        try:
+            select.select([rfd], [], [], timeout)
+            os.read(rfd, 512)
+        except (BlockingIOError, InterruptedError):
+            pass

@@ -1,0 +1,127 @@
+"""The supervisor: one per fleet home. Spawns role workers and managed services,
+respawns them with backoff, replaces stalled workers, requeues a dead worker's
+task, reaps leases, writes STATUS.md, acts on control messages, drains on stop.
+
+`python fleet/supervisor.py` (foreground; Ctrl-C or SIGTERM stops it cleanly).
+"""
+
+if __package__ in (None, ""):  # run as `python fleet/supervisor.py`
+    import sys
+    from pathlib import Path
+
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+    __package__ = "fleet"
+
+import errno
+import fcntl
+import os
+import sys
+from pathlib import Path
+
+LOCK_NAME = "supervisor.lock"
+
+
+def lock_path(cfg: dict) -> Path:
+    return Path(cfg["home"]) / LOCK_NAME
+
+
+def running_supervisor_pid(cfg: dict) -> int | None:
+    """PID of the supervisor holding this fleet home's lock, or None (cheap)."""
+    path = lock_path(cfg)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+class InstanceLock:
+    """Exclusive flock on `<home>/supervisor.lock`, which holds the owner's PID."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self, wait_s: float = 1.0) -> None:
+        import time
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        end = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= end:
+                    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                    os.close(fd)
+                    raise AlreadyRunning(text or "unknown") from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.fsync(fd)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.ftruncate(self.fd, 0)
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="fleet-supervisor", description="Run the fleet in the foreground.")
+    parser.add_argument("--home", help="fleet home (default: FLEET_HOME, the current directory or the repository)")
+    parser.add_argument("--check-config", action="store_true", help="validate fleet.toml and exit (0 ok, 78 bad)")
+    parser.add_argument("--quiet", action="store_true", help="do not echo the log to stderr")
+    args = parser.parse_args(argv)
+
+    from .config import load_or_exit
+
+    cfg = load_or_exit(args.home)
+    if args.check_config:
+        print(f"fleet: {cfg['config_file']} is valid")
+        return 0
+    from .supervision import Supervisor
+
+    lock = InstanceLock(lock_path(cfg))
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        print(f"fleet-supervisor: another supervisor is already running for {cfg['home']} "
+              f"(PID {exc}); stop it first (SIGTERM, or `lead_client stop`)", file=sys.stderr)
+        return 75
+    except OSError as exc:
+        print(f"fleet-supervisor: cannot create the lock file {lock.path}: {exc}", file=sys.stderr)
+        return 73
+    try:
+        return Supervisor(cfg, echo=not args.quiet).run()
+    finally:
+        lock.release()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""Core status endpoints: /api/status (agents and queue), /api/activity (the
+event log), /api/skills (catalogue plus execution stats), /api/timeline
+(attempts and throughput series) and /api/health (healthy|degraded|down).
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, jsonify
+
+from fleet.config import worker_names
+from .common import ApiError, ctx, doc, int_arg, str_arg, time_arg
+
+bp = Blueprint("status", __name__)
+
+# The event the supervisor records when a worker or service process ends.
+EXIT_ACTIONS = ("child_exit",)
+DOWN_STATUSES = ("stopped", "dead", "parked")
+# Oldest claimable task older than this marks the queue component degraded.
+QUEUE_STALL_S = 900.0
+
+
+def agent_rows(c) -> list[dict]:
+    """Agents with heartbeat age, liveness, restarts in the last hour and last exit."""
+    now = time.time()
+    timeout = c.cfg["supervisor"]["heartbeat_timeout_s"]
+    restarts = c.store.event_tally(EXIT_ACTIONS, now - 3600)
+    last_exit = c.store.last_event_per_agent(EXIT_ACTIONS)
+    rows = []
+    for a in c.store.list_agents():
+        age = max(0.0, now - a["last_heartbeat"])
+        exit_event = last_exit.get(a["name"])
+        rows.append({
+            "name": a["name"], "role": a["role"], "status": a["status"], "pid": a["pid"],
+            "host": a["host"], "current_task": a["current_task"], "started_at": a["started_at"],
+            "last_heartbeat": a["last_heartbeat"], "heartbeat_age_s": round(age, 1),
+            "alive": a["status"] not in DOWN_STATUSES and age <= timeout,
+            "progress": a["progress"], "detail": a["detail"],
+            "restarts_1h": sum(n for (agent, _), n in restarts.items() if agent == a["name"]),
+            "last_exit": None if exit_event is None else {
+                "at": exit_event["ts"], "action": exit_event["action"], "detail": exit_event["detail"]},
+        })
+    return rows
+
+
+def status_payload(c) -> dict:
+    store = c.store
+    agents = agent_rows(c)
+    expected = [n for n, _ in worker_names(c.cfg)]
+    present = {a["name"] for a in agents}
+    pid = c.supervisor_pid()
+    return {
+        "fleet": c.cfg["fleet"]["name"],
+        "now": time.time(),
+        "paused": bool(store.get_flag("paused", False)),
+        "read_only": c.read_only,
+        "supervisor": {"running": pid is not None, "pid": pid} if c.has_supervisor() else None,
+        "agents": agents,
+        "expected_workers": expected,
+        "missing_workers": [n for n in expected if n not in present],
+        "counts": store.counts(),
+        "ready_depth": store.pending_depth(),
+        "oldest_pending_age_s": store.oldest_pending_age(),
+        "active_alerts": len(store.list_alerts(active_only=True, limit=1000)),
+        "last_event_id": store.last_event_id(),
+    }
+
+
+@bp.get("/api/status")
+@doc("Fleet agents (state, heartbeat age, current task, restarts, last exit) and task counts", tag="status")
+def status():
+    return jsonify(status_payload(ctx()))
+
+
+@bp.get("/api/activity")
+@doc("Recent task and fleet activity from the event log, newest first", tag="status", query={
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "after_id": {"type": "integer", "minimum": 0, "description": "only events after this id (oldest first)"},
+    "task_id": {"type": "integer"}, "agent": {"type": "string"}, "action": {"type": "string"},
+})
+def activity():
+    c = ctx()
+    limit = int_arg("limit", 100, lo=1, hi=1000)
+    after = int_arg("after_id", None, lo=0)
+    filters = {"task_id": int_arg("task_id"), "agent": str_arg("agent"), "action": str_arg("action")}
+    if after is not None:
+        events = c.store.events(after_id=after, limit=limit, **filters)
+    else:
+        events = c.store.recent_events(limit, **filters)
+    return jsonify({"events": events, "last_event_id": c.store.last_event_id()})
+
+
+@bp.get("/api/skills")
+@doc("Installed skills (description, payload schema, flags) with execution stats", tag="status", query={
+    "since": {"type": "string", "description": "only tasks created since (epoch seconds or ISO date)"},
+})
+def skills():
+    c = ctx()
+    stats = c.store.skill_stats(time_arg("since"))
+    out = []
+    for name, info in sorted(c.catalogue().items()):
+        entry = info.to_dict()
+        entry["installed"] = True
+        entry["stats"] = stats.pop(name, None)
+        out.append(entry)
+    for name, st in sorted(stats.items()):  # tasks of skills no longer installed
+        out.append({"name": name, "installed": False, "stats": st})
+    return jsonify({"skills": out})
+
+
+@bp.get("/api/timeline")
+@doc("Task attempts in a window (for a timeline) and finished-task series per bucket (sparklines)",
+     tag="status", query={
+         "since": {"type": "string", "description": "window start (epoch or ISO; default one hour ago)"},
+         "until": {"type": "string", "description": "window end (default now)"},
+         "bucket_s": {"type": "integer", "minimum": 10, "maximum": 86400},
+         "limit": {"type": "integer", "minimum": 1, "maximum": 2000},
+     })
+def timeline():
+    c = ctx()
+    now = time.time()
+    until = time_arg("until") or now
+    since = time_arg("since") or until - 3600
+    if since >= until:
+        raise ApiError(400, "since must be before until")
+    bucket = int_arg("bucket_s", 300, lo=10, hi=86400)
+    buckets = int(min(500, max(1, -(-(until - since) // bucket))))
+    return jsonify({
+        "since": since, "until": until, "bucket_s": bucket,
+        "attempts": c.store.attempt_timeline(since, until, int_arg("limit", 500, lo=1, hi=2000)),
+        "series": c.store.finished_series(since, bucket, buckets),
+    })
+
+
+def health_payload(c) -> dict:
+    components: dict[str, dict] = {}
+    try:
+        counts = c.store.counts()
+        components["store"] = {"status": "healthy", "backend": c.store.backend}
+    except Exception as exc:  # the whole point: report a broken store, do not crash
+        components["store"] = {"status": "down", "error": str(exc)}
+        return {"status": "down", "components": components, "checked_at": time.time()}
+    expected = len(worker_names(c.cfg))
+    alive = sum(1 for a in agent_rows(c) if a["alive"] and a["name"] != "supervisor")
+    if expected and alive == 0:
+        wstate = "down"
+    elif alive < expected:
+        wstate = "degraded"
+    else:
+        wstate = "healthy"
+    components["workers"] = {"status": wstate, "alive": alive, "expected": expected}
+    if c.has_supervisor():
+        pid = c.supervisor_pid()
+        components["supervisor"] = {"status": "healthy" if pid else "down", "pid": pid}
+    hw = c.read_hw()
+    if hw is not None:
+        components["hardware"] = {
+            "status": "degraded" if hw.get("stale") else "healthy",
+            "stale": bool(hw.get("stale")), "age_s": hw.get("age_s"),
+            "reason": hw.get("stale_reason"), "tier": (hw.get("tier") or {}).get("name"),
+            "thermal": (hw.get("thermal") or {}).get("state"),
+        }
+    from .api_usage import provider_health
+
+    providers = provider_health(c)
+    if providers is not None:
+        components["models"] = providers
+    oldest = c.store.oldest_pending_age()
+    depth = c.store.pending_depth()
+    components["queue"] = {
+        "status": "degraded" if depth and oldest is not None and oldest > QUEUE_STALL_S else "healthy",
+        "ready_depth": depth, "oldest_pending_age_s": oldest, "counts": counts,
+    }
+    states = [comp["status"] for comp in components.values()]
+    overall = "down" if "down" in states else ("degraded" if "degraded" in states else "healthy")
+    return {"status": overall, "components": components, "checked_at": time.time()}
+
+
+@bp.get("/api/health")
+@doc("Health: healthy | degraded | down with components (store, workers, hardware, models, queue); "
+     "HTTP 503 unless healthy", tag="status", responses={"503": "degraded or down"})
+def health():
+    payload = health_payload(ctx())
+    resp = jsonify(payload)
+    resp.status_code = 200 if payload["status"] == "healthy" else 503
+    return resp
+
+
+def install(app, c) -> None:
+    app.register_blueprint(bp)
+

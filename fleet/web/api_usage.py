@@ -1,0 +1,104 @@
+"""Cost endpoints over the model-usage ledger (present where the store keeps
+one): /api/usage, /api/usage/delta, /api/usage/budgets; the model providers'
+circuit-breaker state for /api/health; model metrics for /metrics.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, jsonify, request
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from .common import ApiError, choice_arg, ctx, doc, parse_time
+from .context import optional
+
+GROUPS = ("skill", "provider", "model", "agent")
+PERIODS = ("day", "week", "month")
+
+
+def provider_health(c) -> dict | None:
+    """The models component of /api/health, or None where no router exists."""
+    if not hasattr(c.store, "provider_states"):
+        return None
+    states = c.store.provider_states()
+    providers = {s["provider"]: {"breaker": s["breaker"], "cooling_down": s["cooling_down"],
+                                 "consecutive_failures": s.get("consecutive_failures"),
+                                 "last_error": (s.get("last_error") or "")[:300] or None}
+                 for s in states}
+    open_ = [p for p, s in providers.items() if s["breaker"] == "open"]
+    status = "healthy"
+    if open_:
+        status = "down" if len(open_) == len(providers) else "degraded"
+    return {"status": status, "providers": providers, "open_breakers": open_}
+
+
+def usage_metrics(c):
+    """Prometheus families for model calls, tokens and cost (none without a ledger)."""
+    if not c.has_usage():
+        return
+    rows = c.store.usage_summary(0.0, time.time() + 1, group_by="provider")
+    calls = CounterMetricFamily("fleet_model_calls", "Model requests by provider and outcome",
+                                labels=["provider", "outcome"])
+    tokens = CounterMetricFamily("fleet_model_tokens", "Model tokens by provider and kind",
+                                 labels=["provider", "kind"])
+    cost = CounterMetricFamily("fleet_model_cost_usd", "Model spend in USD by provider", labels=["provider"])
+    for r in rows:
+        p = str(r["key"])
+        calls.add_metric([p, "success"], r["calls"] or 0)
+        calls.add_metric([p, "failure"], r["failures"] or 0)
+        for kind in ("input", "output", "cache_read", "cache_write"):
+            tokens.add_metric([p, kind], r[f"{kind}_tokens"] or 0)
+        cost.add_metric([p], float(r["cost_usd"] or 0.0))
+    yield calls
+    yield tokens
+    yield cost
+    if hasattr(c.store, "provider_states"):
+        breaker = GaugeMetricFamily("fleet_model_breaker_open", "1 while a provider's circuit breaker is open",
+                                    labels=["provider"])
+        for s in c.store.provider_states():
+            breaker.add_metric([s["provider"]], 1.0 if s["breaker"] == "open" else 0.0)
+        yield breaker
+
+
+def install(app, c) -> None:
+    costs = optional("fleet.costs")
+    if not c.has_usage() or costs is None:  # no usage ledger in this fleet: no endpoints
+        return
+    bp = Blueprint("usage", __name__)
+
+    @bp.get("/api/usage")
+    @doc("Token usage and cost for the last day, week or month, grouped by skill, provider, model or agent",
+         tag="usage", query={"period": {"type": "string", "enum": list(PERIODS)},
+                             "group_by": {"type": "string", "enum": list(GROUPS)}})
+    def usage():
+        period = choice_arg("period", PERIODS, "day")
+        group_by = choice_arg("group_by", GROUPS, "skill")
+        return jsonify(costs.usage_report(ctx().store, period=period, group_by=group_by))
+
+    @bp.get("/api/usage/delta")
+    @doc("Usage compared between two date ranges (before: a_start..a_end, after: b_start..b_end); "
+         "default: the previous day against the last day", tag="usage", query={
+             "a_start": {"type": "string"}, "a_end": {"type": "string"},
+             "b_start": {"type": "string"}, "b_end": {"type": "string"},
+             "group_by": {"type": "string", "enum": list(GROUPS)}})
+    def usage_delta():
+        now = time.time()
+        defaults = {"a_start": now - 2 * 86400, "a_end": now - 86400, "b_start": now - 86400, "b_end": now}
+        bounds = {}
+        for key, default in defaults.items():
+            value = parse_time(request.args.get(key), f"query parameter {key!r}")
+            bounds[key] = default if value is None else value
+        if bounds["a_start"] >= bounds["a_end"] or bounds["b_start"] >= bounds["b_end"]:
+            raise ApiError(400, "each range must start before it ends (a_start < a_end, b_start < b_end)")
+        return jsonify(costs.usage_delta(ctx().store, bounds["a_start"], bounds["a_end"], bounds["b_start"],
+                                         bounds["b_end"], group_by=choice_arg("group_by", GROUPS, "skill")))
+
+    @bp.get("/api/usage/budgets")
+    @doc("Budget status per skill (and global): spend, calls, percent used, ok | warning | exceeded",
+         tag="usage")
+    def usage_budgets():
+        c = ctx()
+        return jsonify({"budgets": costs.budget_status(c.cfg, c.store)})
+
+    app.register_blueprint(bp)

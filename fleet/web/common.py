@@ -1,0 +1,141 @@
+"""Shared pieces of the dashboard's blueprints: the per-app context, JSON
+errors, request parsing (query arguments, JSON bodies, times) and the `doc`
+decorator that feeds the OpenAPI description.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Any
+
+from flask import current_app, jsonify, request
+
+
+class ApiError(Exception):
+    """An error meant for the caller: HTTP status plus a message saying what to do."""
+
+    def __init__(self, status: int, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def ctx():
+    """The FleetContext of the running app (config, store, auth, streams)."""
+    return current_app.extensions["fleet"]
+
+
+def error_response(status: int, message: str, **extra: Any):
+    resp = jsonify({"error": message, "status": status, **extra})
+    resp.status_code = status
+    return resp
+
+
+# -- OpenAPI documentation attached to view functions ---------------------
+def doc(summary: str, *, query: dict | None = None, body: dict | None = None,
+        responses: dict | None = None, tag: str | None = None, html: bool = False,
+        stream: bool = False, text: bool = False):
+    """Describe a route for /api/openapi.json.
+
+    `query` maps a parameter name to a JSON schema (add "description"),
+    `body` is the JSON schema of the request body, `responses` maps extra
+    status codes to descriptions.
+    """
+
+    def deco(fn):
+        fn._openapi = {
+            "summary": summary, "query": query or {}, "body": body,
+            "responses": responses or {}, "tag": tag, "html": html, "stream": stream, "text": text,
+        }
+        return fn
+
+    return deco
+
+
+# -- request parsing -------------------------------------------------------
+def json_body(required: bool = True) -> dict:
+    """The request's JSON object, or a 400/415 naming the problem."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        if required:
+            raise ApiError(400, "this endpoint needs a JSON object body (Content-Type: application/json)")
+        return {}
+    if request.mimetype != "application/json":
+        raise ApiError(415, f"send the body as application/json, not {request.mimetype or 'no content type'}")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "the body is not valid JSON; check quotes and commas")
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def int_arg(name: str, default: int | None = None, *, lo: int | None = None, hi: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ApiError(400, f"query parameter {name!r} must be from {lo} to {hi}, got {value}")
+    return value
+
+
+def choice_arg(name: str, choices, default: str | None = None) -> str | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in choices:
+        raise ApiError(400, f"query parameter {name!r} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def str_arg(name: str, *, max_len: int = 200) -> str | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) > max_len:
+        raise ApiError(400, f"query parameter {name!r} is longer than {max_len} characters")
+    return raw
+
+
+def parse_time(value: Any, name: str) -> float | None:
+    """Epoch seconds or an ISO 8601 date/time (UTC when no zone) -> epoch seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ApiError(400, f"{name} must be epoch seconds or an ISO date like 2026-01-31, got {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ApiError(400, f"{name} must be a finite number")
+        return float(value)
+    text = str(value).strip()
+    try:
+        number = float(text)
+        if math.isfinite(number):
+            return number
+    except ValueError:
+        pass
+    try:
+        when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            400, f"{name} must be epoch seconds or an ISO date like 2026-01-31 or 2026-01-31T12:00, got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    return when.timestamp()
+
+
+def time_arg(name: str) -> float | None:
+    return parse_time(request.args.get(name), f"query parameter {name!r}")
+
+
+def actor() -> str:
+    """Who an action is recorded as: the dashboard plus how the caller signed in."""
+    how = getattr(request, "fleet_auth", None) or "anonymous"
+    return f"dashboard:{how}"

@@ -1,0 +1,76 @@
+"""The dashboard's per-app state (config, store, token, redactor, live-event
+hub) and detection of the optional fleet parts it shows when present
+(supervisor, hardware state, usage ledger, intent parser, secrets).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from typing import Any
+
+from fleet.skill_registry import discover
+
+from .auth import Redactor, is_loopback_host
+
+
+def optional(module: str, attr: str | None = None) -> Any:
+    """A fleet module (or one of its attributes) when it exists, else None."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(mod, attr, None) if attr else mod
+
+
+class FleetContext:
+    """Everything a request handler needs; one per Flask app."""
+
+    def __init__(self, cfg: dict, store, token: str, token_source: str, *, host: str | None = None,
+                 read_only: bool | None = None):
+        dash = cfg["dashboard"]
+        self.cfg = cfg
+        self.store = store
+        self.token = token
+        self.token_source = token_source
+        self.host = host or dash["host"]
+        self.loopback = is_loopback_host(self.host)
+        self.read_only = dash["read_only"] if read_only is None else read_only
+        self.redactor = Redactor(cfg, token)
+        self.started_at = time.time()
+        self.hub = None  # set by sse.install
+        self._catalogue: dict | None = None
+        self._catalogue_at = 0.0
+        self._lock = threading.Lock()
+
+    # -- skills catalogue (metadata read from source, cached briefly) ------
+    def catalogue(self) -> dict:
+        with self._lock:
+            if self._catalogue is None or time.monotonic() - self._catalogue_at > 10.0:
+                self._catalogue = discover(self.cfg)
+                self._catalogue_at = time.monotonic()
+            return self._catalogue
+
+    # -- optional parts --------------------------------------------------
+    def supervisor_pid(self) -> int | None:
+        fn = optional("fleet.supervisor", "running_supervisor_pid")
+        if fn is None:
+            return None
+        try:
+            return fn(self.cfg)
+        except Exception:  # a stale or unreadable lock file means "not running"
+            return None
+
+    def has_supervisor(self) -> bool:
+        return optional("fleet.supervisor", "running_supervisor_pid") is not None
+
+    def read_hw(self) -> dict | None:
+        fn = optional("fleet.hw_state", "read_hw_state")
+        return None if fn is None else fn(self.cfg)
+
+    def has_usage(self) -> bool:
+        return hasattr(self.store, "usage_summary")
+
+    def has_hw_samples(self) -> bool:
+        return hasattr(self.store, "hw_samples")

@@ -1,0 +1,108 @@
+"""HTML pages of the dashboard: server-rendered shells (templates/) that the
+page scripts (static/) fill from the JSON API. Pages for parts the fleet
+lacks (hardware, usage) are not offered.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from .common import ctx, doc
+
+
+def features(app) -> dict:
+    rules = {r.rule for r in app.url_map.iter_rules()}
+    return {
+        "control": "/api/fleet/start" in rules,
+        "hardware": "/api/thermal" in rules,
+        "hw_history": "/api/hw/history" in rules,
+        "usage": "/api/usage" in rules,
+        "intent": "/api/intent" in rules,
+    }
+
+
+def _nav(feat: dict) -> list[tuple[str, str]]:
+    items = [("/", "Overview"), ("/tasks", "Tasks"), ("/submit", "Submit"), ("/approvals", "Approvals")]
+    if feat["hardware"]:
+        items.append(("/hardware", "Hardware"))
+    if feat["usage"]:
+        items.append(("/usage", "Usage"))
+    items += [("/knowledge", "Knowledge"), ("/logs", "Logs"), ("/messages", "Messages")]
+    return items
+
+
+def _render(template: str, page: str, title: str, **extra):
+    from flask import current_app
+
+    feat = current_app.extensions["fleet_features"]
+    c = ctx()
+    return render_template(template, page=page, title=title, features=feat, nav=_nav(feat),
+                           fleet_name=c.cfg["fleet"]["name"], read_only=c.read_only, **extra)
+
+
+def install(app, c) -> None:
+    bp = Blueprint("pages", __name__)
+
+    @bp.get("/")
+    @doc("Overview page: agents, queue, sparklines, alerts, fleet controls", tag="pages", html=True)
+    def overview():
+        return _render("overview.html", "overview", "Overview")
+
+    @bp.get("/tasks")
+    @doc("Tasks page: filters, pagination, bulk actions", tag="pages", html=True)
+    def tasks():
+        return _render("tasks.html", "tasks", "Tasks")
+
+    @bp.get("/tasks/<int:task_id>")
+    @doc("One task's page: payload, attempts, result, error, actions", tag="pages", html=True)
+    def task(task_id: int):
+        return _render("task.html", "task", f"Task {task_id}", task_id=task_id)
+
+    @bp.get("/submit")
+    @doc("Submit page: a skill's payload form, or an instruction for the intent parser", tag="pages", html=True)
+    def submit():
+        return _render("submit.html", "submit", "Submit")
+
+    @bp.get("/approvals")
+    @doc("Approvals page: tasks waiting for a person", tag="pages", html=True)
+    def approvals():
+        return _render("approvals.html", "approvals", "Approvals")
+
+    @bp.get("/knowledge")
+    @doc("Knowledge page: what skills wrote", tag="pages", html=True)
+    def knowledge():
+        return _render("knowledge.html", "knowledge", "Knowledge")
+
+    @bp.get("/logs")
+    @doc("Logs page: the tail of each process's log", tag="pages", html=True)
+    def logs():
+        return _render("logs.html", "logs", "Logs")
+
+    @bp.get("/messages")
+    @doc("Messages and notes page", tag="pages", html=True)
+    def messages():
+        return _render("messages.html", "messages", "Messages")
+
+    @bp.get("/signin")
+    @doc("Sign-in page: paste the dashboard token once", tag="pages", html=True)
+    def signin():
+        nxt = request.args.get("next", "/")
+        if not nxt.startswith("/") or nxt.startswith("//"):
+            nxt = "/"
+        return _render("signin.html", "signin", "Sign in", next_url=nxt)
+
+    if "/api/thermal" in {r.rule for r in app.url_map.iter_rules()}:
+        @bp.get("/hardware")
+        @doc("Hardware page: VRAM, temperature against thresholds, power, throttling, tier", tag="pages",
+             html=True)
+        def hardware():
+            return _render("hardware.html", "hardware", "Hardware")
+
+    if "/api/usage" in {r.rule for r in app.url_map.iter_rules()}:
+        @bp.get("/usage")
+        @doc("Usage page: cost and tokens by skill, provider and model; budgets", tag="pages", html=True)
+        def usage():
+            return _render("usage.html", "usage", "Usage")
+
+    app.register_blueprint(bp)
+    app.extensions["fleet_features"] = features(app)

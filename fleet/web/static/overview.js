@@ -1,0 +1,102 @@
+/* Overview page: queue counts, agents, sparklines, alerts, activity, fleet controls. */
+"use strict";
+(() => {
+  const { el, get, post, act, fill, age, when, badge, sparkline, features } = Fleet;
+  const STATUSES = ["PENDING", "RUNNING", "WAITING_HUMAN", "DONE", "FAILED", "CANCELLED"];
+
+  async function refreshStatus() {
+    const s = await get("/api/status");
+    document.getElementById("counts").replaceChildren(...STATUSES.map((st) =>
+      el("a", { class: "count st-" + st.toLowerCase(), href: "/tasks?status=" + st, dataset: { status: st } },
+        el("b", {}, String(s.counts[st] || 0)), el("span", {}, st.replace("_", " ").toLowerCase()))));
+    const extra = ["ready now: " + s.ready_depth];
+    if (s.oldest_pending_age_s !== null) extra.push("oldest pending: " + age(s.oldest_pending_age_s));
+    document.getElementById("queue-extra").textContent = extra.join(" · ");
+    const state = document.getElementById("fleet-state");
+    let label = s.paused ? "paused" : "running";
+    if (s.supervisor && !s.supervisor.running) label = "supervisor not running";
+    state.textContent = label;
+    state.className = "badge " + (s.paused || (s.supervisor && !s.supervisor.running) ? "st-failed" : "st-done");
+    const rows = s.agents.map((a) => el("tr", { dataset: { agent: a.name } },
+      el("td", {}, a.name), el("td", {}, a.role), el("td", {}, badge(a.status)),
+      el("td", { class: a.alive ? "" : "error" }, age(a.heartbeat_age_s)),
+      el("td", {}, a.current_task ? el("a", { href: "/tasks/" + a.current_task }, "#" + a.current_task) : "–"),
+      el("td", {}, String(a.restarts_1h)),
+      el("td", { class: "small" }, a.last_exit ? when(a.last_exit.at) + " " + exitText(a.last_exit) : "–"),
+      el("td", { class: "mut" }, agentButtons(a))));
+    fill(document.querySelector("#agents tbody"), rows);
+    document.getElementById("missing").textContent = s.missing_workers.length
+      ? "Configured but not running: " + s.missing_workers.join(", ") : "";
+  }
+
+  function exitText(ex) {
+    const d = ex.detail || {};
+    const bits = [];
+    if (d.intent) bits.push(d.intent);
+    if (d.exit_code !== undefined && d.exit_code !== null) bits.push("exit " + d.exit_code);
+    if (d.signal) bits.push("signal " + d.signal);
+    return bits.join(", ") || ex.action;
+  }
+
+  function agentButtons(a) {
+    if (a.name === "supervisor") return [];
+    const out = [];
+    if (features.control) {
+      out.push(el("button", { class: "small", onclick: () => act(() => post("/api/fleet/worker/" + encodeURIComponent(a.name) + "/restart"), "Restart sent to " + a.name) }, "restart"));
+      const paused = a.status === "paused";
+      out.push(el("button", { class: "small", onclick: () => act(() => post("/api/fleet/worker/" + encodeURIComponent(a.name) + (paused ? "/resume" : "/pause")), (paused ? "Resume" : "Pause") + " sent to " + a.name) }, paused ? "resume" : "pause"));
+    }
+    return out;
+  }
+
+  async function refreshSparks() {
+    const now = Date.now() / 1000;
+    const t = await get("/api/timeline?bucket_s=300&since=" + Math.floor(now - 7200) + "&limit=1");
+    const done = t.series.DONE, failed = t.series.FAILED;
+    sparkline(document.getElementById("spark-done"), done);
+    sparkline(document.getElementById("spark-failed"), failed);
+    document.getElementById("spark-done-n").textContent = done.reduce((a, b) => a + b, 0);
+    document.getElementById("spark-failed-n").textContent = failed.reduce((a, b) => a + b, 0);
+  }
+
+  async function refreshAlerts() {
+    const a = await get("/api/alerts");
+    const list = document.getElementById("alerts");
+    if (!a.alerts.length) { list.replaceChildren(el("li", { class: "muted" }, "No active alerts.")); return; }
+    list.replaceChildren(...a.alerts.map((al) => el("li", { class: "alert sev-" + al.severity, dataset: { alertId: al.id } },
+      el("span", { class: "badge sev-" + al.severity }, al.severity), " ",
+      el("b", {}, al.component), ": ", al.message,
+      al.occurrences > 1 ? el("span", { class: "muted" }, " ×" + al.occurrences) : null,
+      el("span", { class: "muted small" }, " " + when(al.updated_at)), " ",
+      el("button", { class: "small mut", onclick: () => act(() => post("/api/alerts/ack/" + al.id), "Alert acknowledged").then(refreshAlerts) }, "acknowledge"))));
+  }
+
+  async function refreshActivity() {
+    const a = await get("/api/activity?limit=25");
+    document.getElementById("activity").replaceChildren(...a.events.map((e) => el("li", {},
+      el("span", { class: "muted" }, when(e.ts)), " ", el("b", {}, e.action), " ",
+      e.task_id ? el("a", { href: "/tasks/" + e.task_id }, "#" + e.task_id) : "", " ",
+      el("span", { class: "muted" }, e.agent || e.actor))));
+  }
+
+  function wireControls() {
+    for (const b of document.querySelectorAll("#fleet-controls button")) {
+      const what = b.dataset.act;
+      b.addEventListener("click", async () => {
+        if (what === "stop" && !confirm("Stop every worker? Running tasks get the stop timeout to finish.")) return;
+        await act(() => post("/api/fleet/" + what), "Fleet " + what + " sent");
+        refreshStatus();
+      });
+    }
+  }
+
+  Fleet.start(async () => {
+    wireControls();
+    await Promise.all([refreshStatus(), refreshSparks(), refreshAlerts(), refreshActivity()]);
+    Fleet.live(["task", "agent", "fleet"], refreshStatus);
+    Fleet.live(["task"], refreshSparks);
+    Fleet.live(["alert"], refreshAlerts);
+    Fleet.live(["task", "agent", "alert", "fleet"], refreshActivity);
+    setInterval(() => { if (!document.hidden) refreshStatus(); }, 10000);  /* heartbeat ages move */
+  });
+})();

@@ -1,0 +1,108 @@
+/* Tasks page: server-side filters and pagination, per-row actions and bulk
+   actions over "all matching this filter" with the count confirmed. */
+"use strict";
+(() => {
+  const { el, get, post, act, fill, when, badge } = Fleet;
+  const form = document.getElementById("filters");
+  const LIMIT = 50;
+  let offset = 0, total = 0;
+
+  function dateToEpoch(value, endOfDay) {
+    if (!value) return "";
+    const d = new Date(value + "T00:00:00Z");
+    return String(d.getTime() / 1000 + (endOfDay ? 86400 : 0));
+  }
+
+  function filterParams() {
+    const f = new FormData(form);
+    const p = new URLSearchParams();
+    for (const k of ["status", "skill", "agent", "text"]) if (f.get(k)) p.set(k, f.get(k));
+    if (f.get("since")) p.set("since", dateToEpoch(f.get("since"), false));
+    if (f.get("until")) p.set("until", dateToEpoch(f.get("until"), true));
+    return p;
+  }
+
+  function filterObject() {
+    return Object.fromEntries(filterParams().entries());
+  }
+
+  function loadFromUrl() {
+    const q = new URLSearchParams(location.search);
+    for (const k of ["status", "skill", "agent", "text", "since", "until"]) {
+      if (q.has(k) && form.elements[k]) form.elements[k].value = q.get(k);
+    }
+    offset = Math.max(0, parseInt(q.get("offset") || "0", 10) || 0);
+  }
+
+  function saveToUrl() {
+    const f = new FormData(form);
+    const p = new URLSearchParams();
+    for (const [k, v] of f.entries()) if (v) p.set(k, v);
+    if (offset) p.set("offset", offset);
+    history.replaceState(null, "", location.pathname + (p.toString() ? "?" + p : ""));
+  }
+
+  function rowActions(t) {
+    const out = [];
+    const go = (what, msg) => act(() => post("/api/tasks/" + t.id + "/" + what), msg).then(refresh);
+    if (["DONE", "FAILED", "CANCELLED"].includes(t.status)) out.push(el("button", { class: "small", onclick: () => go("retry", "Task " + t.id + " queued again") }, "retry"));
+    if (["PENDING", "RUNNING", "WAITING_HUMAN"].includes(t.status) && !t.cancel_requested) out.push(el("button", { class: "small", onclick: () => go("cancel", "Cancel sent for task " + t.id) }, "cancel"));
+    out.push(el("button", { class: "small", onclick: () => go("requeue", "A copy of task " + t.id + " was queued") }, "requeue"));
+    return out;
+  }
+
+  async function refresh() {
+    const p = filterParams();
+    p.set("limit", LIMIT);
+    p.set("offset", offset);
+    let page;
+    try {
+      page = await get("/api/tasks?" + p);
+    } catch (e) {
+      document.getElementById("summary").textContent = e.message;
+      return;
+    }
+    total = page.total;
+    fill(document.querySelector("#tasks tbody"), page.items.map((t) => el("tr", { dataset: { taskId: t.id, status: t.status } },
+      el("td", {}, el("a", { href: "/tasks/" + t.id }, String(t.id))),
+      el("td", {}, t.skill), el("td", {}, badge(t.status), t.dead_letter ? el("span", { class: "muted small" }, " dead letter") : ""),
+      el("td", {}, t.attempts + "/" + t.max_attempts), el("td", {}, t.worker || t.assigned_to || "–"),
+      el("td", { class: "small" }, when(t.created_at)),
+      el("td", { class: "small clip" }, t.error ? el("span", { class: "error" }, t.error) : t.payload_preview),
+      el("td", { class: "mut nowrap" }, rowActions(t)))));
+    const last = Math.min(offset + page.items.length, total);
+    document.getElementById("summary").textContent = total ? `${total} tasks match` : "No tasks match this filter.";
+    document.getElementById("pageinfo").textContent = total ? `${offset + 1}–${last} of ${total}` : "";
+    document.getElementById("prev").disabled = offset === 0;
+    document.getElementById("next").disabled = last >= total;
+    document.getElementById("bulk-go").textContent = `… all ${total} matching this filter`;
+  }
+
+  async function bulk() {
+    const action = document.getElementById("bulk-action").value;
+    const filter = filterObject();
+    if (!Object.keys(filter).length) { Fleet.toast("Set a filter first: bulk actions never apply to every task.", true); return; }
+    const dry = await act(() => post("/api/tasks/bulk", { action, filter, dry_run: true }));
+    if (!dry) return;
+    if (!confirm(`${action} ${dry.count} task(s) matching this filter?`)) return;
+    const out = await act(() => post("/api/tasks/bulk", { action, filter, expected_count: dry.count }),
+      (r) => `${action}: ${r.applied} of ${r.matched} done` + (r.skipped_count ? `, ${r.skipped_count} skipped` : ""));
+    if (out) refresh();
+  }
+
+  async function loadSkills() {
+    const s = await get("/api/skills");
+    document.getElementById("skill-list").replaceChildren(...s.skills.map((k) => el("option", { value: k.name })));
+  }
+
+  Fleet.start(async () => {
+    loadFromUrl();
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); offset = 0; saveToUrl(); refresh(); });
+    document.getElementById("clear").addEventListener("click", () => { form.reset(); offset = 0; saveToUrl(); refresh(); });
+    document.getElementById("prev").addEventListener("click", () => { offset = Math.max(0, offset - LIMIT); saveToUrl(); refresh(); });
+    document.getElementById("next").addEventListener("click", () => { offset += LIMIT; saveToUrl(); refresh(); });
+    document.getElementById("bulk-go").addEventListener("click", bulk);
+    await Promise.all([refresh(), loadSkills()]);
+    Fleet.live(["task"], refresh);
+  });
+})();

@@ -1,0 +1,433 @@
+"""One fleet worker process: claims tasks for its role, runs skills, stores results.
+
+`python fleet/worker.py --role coder --name coder_1`. The skill runs in the main
+thread while a watchdog thread renews the lease and heartbeats; at the skill's
+hard timeout the process ends (exit 75) so the skill really stops.
+"""
+
+if __package__ in (None, ""):  # run as `python fleet/worker.py`
+    import sys
+    from pathlib import Path
+
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+    __package__ = "fleet"
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from .config import load_or_exit, role_skills, skill_timeout
+from .db import LeaseLost, StoreError, open_store
+from .logs import set_current_task, setup_process_logging
+
+EX_OK = 0
+EX_FATAL = 1
+EX_SOFTWARE = 70
+EX_TIMEOUT = 75  # EX_TEMPFAIL: a skill overran its hard timeout; the task is retried
+EX_CONFIG = 78
+PARK_WAIT_S = 2.0
+CANCEL_GRACE_S = 5.0
+
+log = logging.getLogger("fleet.worker")
+
+
+class _StopNow(BaseException):
+    """Raised by the SIGTERM handler to leave an idle wait at once."""
+
+
+class TaskCancelled(BaseException):
+    """Raised inside a running skill when its task was cancelled (BaseException so
+    a skill's `except Exception` does not swallow it)."""
+
+
+class LeaseInterrupted(BaseException):
+    """Raised inside a running skill when this worker no longer holds the task."""
+
+
+def _parse_body(body):
+    if isinstance(body, str):
+        text = body.strip()
+        if text.startswith("{"):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return {}
+        return {"type": text}
+    return body if isinstance(body, dict) else {}
+
+
+class Worker:
+    """The claim -> run -> store loop of one worker process."""
+
+    def __init__(self, cfg: dict, role: str, name: str):
+        self.cfg, self.role, self.name = cfg, role, name
+        sup = cfg["supervisor"]
+        self.lease_s = float(cfg["queue"]["lease_s"])
+        self.hb_interval = float(sup["heartbeat_interval_s"])
+        self.tick = max(0.05, min(self.hb_interval, self.lease_s / 3))
+        self.store = None
+        self.catalogue: dict = {}
+        self.progress = 0
+        self.stop_requested = False
+        self.paused_by_message = False
+        self.state = "starting"
+        self.last_beat = 0.0
+        # skill execution state (main thread writes, handlers read)
+        self._in_skill = False
+        self._busy_written = False
+        self._waiting = False
+        self._interrupt: type[BaseException] | None = None
+        self._parked = threading.Event()
+        self._skill_done = threading.Event()
+
+    # -- signals ---------------------------------------------------------
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_parent_death)
+        signal.signal(signal.SIGUSR1, self._on_park)
+        signal.signal(signal.SIGUSR2, self._on_interrupt)
+
+    def _on_stop_signal(self, signum, frame):
+        self.stop_requested = True
+        if self._waiting:
+            raise _StopNow()
+
+    def _on_parent_death(self, signum, frame):
+        # The supervisor died (PR_SET_PDEATHSIG): take our whole group down now.
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os._exit(EX_FATAL)
+
+    def _on_park(self, signum, frame):
+        # The skill overran its timeout: stop running skill code in this thread.
+        if self._in_skill:
+            self._parked.set()
+            threading.Event().wait()
+
+    def _on_interrupt(self, signum, frame):
+        exc = self._interrupt
+        if exc is not None and self._in_skill:
+            self._interrupt = None
+            raise exc()
+
+    # -- helpers ---------------------------------------------------------
+    def beat(self, status: str | None = None, **fields) -> None:
+        self.progress += 1
+        self.last_beat = time.monotonic()
+        if status:
+            self.state = status
+        self.store.heartbeat(self.name, progress=self.progress, status=status, **fields)
+
+    def skill_info(self, skill: str):
+        from .skill_registry import discover
+
+        if skill not in self.catalogue:
+            self.catalogue = discover(self.cfg)
+        return self.catalogue.get(skill)
+
+    def claim_skills(self) -> tuple[list[str], bool]:
+        skills = role_skills(self.cfg, self.role)
+        if self.store.lock_holder("training") is not None:
+            excluded = [s for s in skills if (info := self.skill_info(s)) is not None and info.uses_gpu]
+            return [s for s in skills if s not in excluded], False
+        return skills, bool(self.cfg["workers"].get("idle_takes_any_skill"))
+
+    def handle_messages(self) -> None:
+        if not self.store.inbox(self.name, limit=1):
+            return
+        for msg in self.store.inbox(self.name, limit=100, mark_read=True):
+            kind = _parse_body(msg["body"]).get("type")
+            if kind == "pause":
+                self.paused_by_message = True
+                log.info("paused by %s", msg["sender"])
+            elif kind == "resume":
+                self.paused_by_message = False
+                log.info("resumed by %s", msg["sender"])
+            elif kind == "stop":
+                self.stop_requested = True
+                log.info("stop requested by %s", msg["sender"])
+
+    # -- main loop -------------------------------------------------------
+    def run(self) -> int:
+        self.store = open_store(self.cfg)
+        self.store.register_agent(self.name, self.role, pid=os.getpid(), status="starting")
+        log.info("worker %s (role %s, pid %d) started; skills: %s", self.name, self.role, os.getpid(),
+                 ", ".join(role_skills(self.cfg, self.role)) or "(none: assigned tasks only)")
+        self.beat("idle")
+        try:
+            while not self.stop_requested:
+                self.loop_once()
+        except _StopNow:
+            pass
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        log.info("worker %s stopping", self.name)
+        self.store.heartbeat(self.name, status="stopped", current_task=None, detail=None)
+        self.store.close()
+        return EX_OK
+
+    def loop_once(self) -> None:
+        self.handle_messages()
+        if self.stop_requested:
+            return
+        paused = self.paused_by_message or bool(self.store.get_flag("paused", False))
+        if paused:
+            if self.state != "paused" or time.monotonic() - self.last_beat >= self.hb_interval:
+                self.beat("paused")
+            self._idle_wait()
+            return
+        skills, any_skill = self.claim_skills()
+        task = self.store.claim(self.name, skills, lease_s=self.lease_s)
+        if task is None and any_skill:
+            task = self.store.claim(self.name, [], lease_s=self.lease_s, any_skill=True)
+        if task is not None:
+            self.run_task(task)
+            return
+        if self.state != "idle" or time.monotonic() - self.last_beat >= self.hb_interval:
+            self.beat("idle", current_task=None, detail=None)
+        self._idle_wait()
+
+    def _idle_wait(self) -> None:
+        """Sleep until work, a message or a flag change may be there (or the
+        heartbeat is due); SIGTERM interrupts it at once."""
+        self._waiting = True
+        try:
+            if not self.stop_requested:
+                self.store.wait_for_work(self.hb_interval)
+        finally:
+            self._waiting = False
+
+    # -- one task --------------------------------------------------------
+    def run_task(self, task) -> None:
+        from .skill_registry import (
+            InvalidPayload,
+            UnknownSkill,
+            get_info,
+            load_module,
+            validate_payload,
+        )
+
+        set_current_task(task.id)
+        self.state = "busy"
+        try:
+            try:
+                info = self.skill_info(task.skill) or get_info(task.skill, catalogue=self.catalogue)
+                validate_payload(info, task.payload)
+            except UnknownSkill as exc:
+                return self._fail(task, str(exc), retryable=False, reason="unknown_skill")
+            except InvalidPayload as exc:
+                return self._fail(task, str(exc), retryable=False, reason="invalid_payload")
+            if info.requires_network and self.cfg["fleet"]["offline_mode"]:
+                mode = "air-gap" if self.cfg["fleet"]["air_gap_mode"] else "offline"
+                return self._fail(
+                    task, f"skill {task.skill} needs the network, but the fleet is in {mode} mode; "
+                    f"turn off [fleet] offline_mode/air_gap_mode in fleet.toml to run it",
+                    retryable=False, reason="offline")
+            try:
+                module = load_module(info)
+            except Exception as exc:  # noqa: BLE001 - a broken skill file fails its task
+                return self._fail(task, f"skill {task.skill} could not be loaded: {type(exc).__name__}: {exc}",
+                                  retryable=False, reason="skill_load_error")
+            timeout = skill_timeout(self.cfg, task.skill, info.timeout_s)
+            self._execute(task, module, timeout)
+        finally:
+            set_current_task(None)
+            self.state = "idle"
+
+    def _fail(self, task, error: str, *, retryable: bool, reason: str) -> None:
+        log.warning("task %d (%s) failed: %s", task.id, task.skill, error, extra={"task_id": task.id})
+        try:
+            self.store.fail(task.id, task.lease_token, error, retryable=retryable, reason=reason)
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+
+    def _execute(self, task, module, timeout: float) -> None:
+        from .skills._hitl import NeedsHuman
+
+        self.state = "busy"
+        self._busy_written = False  # short tasks never flip the agent row: the watchdog marks it busy
+        log.info("running %s (attempt %d/%d, timeout %.0f s)", task.skill, task.attempts, task.max_attempts,
+                 timeout, extra={"task_id": task.id})
+        self._parked.clear()
+        self._skill_done.clear()
+        self._interrupt = None
+        watchdog = threading.Thread(target=self._watch, args=(task, time.monotonic() + timeout, timeout,
+                                                              time.time() + timeout),
+                                    name="watchdog", daemon=True)
+        skill_log = logging.getLogger(f"fleet.skill.{task.skill}")
+        outcome = None
+        self._in_skill = True
+        watchdog.start()
+        started = time.monotonic()
+        try:
+            try:
+                outcome = ("ok", module.run(dict(task.payload), self.cfg, skill_log))
+            finally:
+                self._in_skill = False
+                self._skill_done.set()
+        except NeedsHuman as exc:
+            outcome = ("human", exc)
+        except TaskCancelled:
+            outcome = ("cancelled", None)
+        except LeaseInterrupted:
+            outcome = ("lost", None)
+        except Exception as exc:  # noqa: BLE001 - any skill error fails the attempt
+            tb = traceback.format_exc(limit=8)
+            # An exception may say retrying cannot help (`retryable = False`).
+            outcome = ("error", (f"{type(exc).__name__}: {exc}\n{tb}", bool(getattr(exc, "retryable", True))))
+        watchdog.join()
+        elapsed = time.monotonic() - started
+        self._store_outcome(task, outcome, elapsed)
+
+    def _store_outcome(self, task, outcome, elapsed: float) -> None:
+        kind, value = outcome
+        try:
+            if kind == "ok":
+                if not isinstance(value, dict):
+                    self._fail(task, f"skill {task.skill} returned {type(value).__name__}; run() must return a dict",
+                               retryable=False, reason="bad_result")
+                else:
+                    self.store.complete(task.id, task.lease_token, value)
+                    log.info("done in %.2f s", elapsed, extra={"task_id": task.id})
+            elif kind == "human":
+                self.store.ask_human(task.id, task.lease_token, value.question, value.options)
+                log.info("waiting for a person: %s", value.question, extra={"task_id": task.id})
+            elif kind == "cancelled":
+                self.store.acknowledge_cancel(task.id, task.lease_token)
+                log.info("cancelled", extra={"task_id": task.id})
+            elif kind == "lost":
+                log.warning("stopped: this worker no longer holds the task's lease", extra={"task_id": task.id})
+            else:
+                text, retryable = value
+                self._fail(task, text, retryable=retryable, reason="error")
+        except LeaseLost as exc:
+            log.warning("%s", exc, extra={"task_id": task.id})
+        except StoreError as exc:
+            log.error("could not store the outcome: %s", exc, extra={"task_id": task.id})
+        if self._busy_written or time.monotonic() - self.last_beat >= self.hb_interval:
+            self.beat("idle", current_task=None, detail=None)
+        else:
+            self.progress += 1
+            self.state = "idle"
+
+    # -- watchdog (runs in its own thread while the skill runs) ----------
+    def _watch(self, task, deadline: float, timeout: float, wall_deadline: float) -> None:
+        from .db import open_store as _open
+
+        store = _open(self.cfg)  # its own connection
+        interrupt_sent_at = None
+        first = min(self.tick, 0.2)
+        try:
+            if not self._skill_done.wait(first):
+                self.progress += 1
+                store.heartbeat(self.name, progress=self.progress, status="busy", current_task=task.id,
+                                detail={"task": task.id, "skill": task.skill, "deadline": wall_deadline,
+                                        "attempt": task.attempts})
+                self._busy_written = True
+            while not self._skill_done.wait(min(self.tick, max(0.01, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline:
+                    self._on_timeout(store, task, timeout)
+                    return
+                try:
+                    cancel = store.renew(task.id, task.lease_token, self.lease_s)
+                except LeaseLost:
+                    cancel, lost = True, True
+                else:
+                    lost = False
+                if cancel:
+                    if interrupt_sent_at is None:
+                        log.info("%s: interrupting the skill", "lease lost" if lost else "cancel requested",
+                                 extra={"task_id": task.id})
+                        self._interrupt = LeaseInterrupted if lost else TaskCancelled
+                        interrupt_sent_at = time.monotonic()
+                        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR2)
+                    elif time.monotonic() - interrupt_sent_at > (1.0 if lost else CANCEL_GRACE_S):
+                        log.error("the skill ignores interruption; ending this worker process",
+                                  extra={"task_id": task.id})
+                        self._hard_exit()
+                    continue
+                self.progress += 1
+                store.heartbeat(self.name, progress=self.progress)
+        except StoreError as exc:
+            log.error("watchdog: %s", exc, extra={"task_id": task.id})
+        finally:
+            store.close()
+
+    def _on_timeout(self, store, task, timeout: float) -> None:
+        log.error("skill %s exceeded its hard timeout of %.0f s; ending this worker process",
+                  task.skill, timeout, extra={"task_id": task.id})
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+        for _ in range(int(PARK_WAIT_S / 0.02)):
+            if self._parked.is_set() or self._skill_done.is_set():
+                break
+            time.sleep(0.02)
+        if self._skill_done.is_set() and not self._parked.is_set():
+            return  # the skill finished just in time; the main thread stores it
+        _kill_descendants()
+        if self._parked.is_set():  # skill code is stopped: safe to record the attempt
+            try:
+                store.fail(task.id, task.lease_token, f"skill {task.skill} exceeded its hard timeout of {timeout:.0f} s",
+                           retryable=True, reason="timeout")
+            except StoreError as exc:
+                log.error("could not record the timeout: %s", exc, extra={"task_id": task.id})
+        self._hard_exit()
+
+    def _hard_exit(self) -> None:
+        _kill_descendants()
+        logging.shutdown()
+        os._exit(EX_TIMEOUT)
+
+
+def _kill_descendants() -> None:
+    """Kill every process this worker started (skill subprocesses), not itself."""
+    try:
+        import psutil
+
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    except Exception as exc:  # noqa: BLE001 - best effort on the way out
+        log.warning("could not kill the skill's child processes: %s", exc)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="fleet-worker", description="Run one fleet worker.")
+    parser.add_argument("--role", required=True, help="role whose [affinity] skills this worker claims")
+    parser.add_argument("--name", help="worker name (default: the role)")
+    parser.add_argument("--home", help="fleet home (default: FLEET_HOME or the repository)")
+    args = parser.parse_args(argv)
+    cfg = load_or_exit(args.home)
+    name = args.name or args.role
+    if args.role not in cfg["affinity"]:
+        print(f"fleet-worker: role {args.role!r} has no [affinity] entry in {cfg['config_file']}; "
+              f"add `{args.role} = [\"skill\", ...]` under [affinity] (known roles: "
+              f"{', '.join(sorted(cfg['affinity']))})", file=sys.stderr)
+        return EX_CONFIG
+    setup_process_logging(name, cfg)
+    worker = Worker(cfg, args.role, name)
+    worker.install_signals()
+    try:
+        return worker.run()
+    except _StopNow:
+        return EX_OK
+    except StoreError as exc:
+        log.error("fatal store error: %s", exc)
+        print(f"fleet-worker {name}: fatal: {exc}", file=sys.stderr)
+        return EX_FATAL
+    except Exception:
+        log.exception("fatal error in worker %s", name)
+        traceback.print_exc()
+        return EX_SOFTWARE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

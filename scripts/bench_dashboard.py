@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Benchmark the dashboard as a real process (waitress) over a store with
+100,000 tasks: p50/p99 of /api/status, the first task page and a filtered
+page; the same with 20 SSE streams open; and the time from a task state
+change to its SSE event. `--quick` uses 10,000 tasks and fewer requests.
+
+    .venv/bin/python scripts/bench_dashboard.py [--quick] [--tasks N] [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import httpx  # noqa: E402
+
+TARGETS_MS = {"status": 20.0, "tasks": 50.0, "filtered": 50.0, "loaded": 200.0, "event": 1000.0}
+SKILLS = [f"skill_{i}" for i in range(10)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fill_store(store, n: int) -> None:
+    """n tasks over 10 skills; a slice finished DONE/FAILED/CANCELLED through the real API."""
+    batch = 2000
+    for start in range(0, n, batch):
+        store.enqueue_many([{"skill": SKILLS[i % len(SKILLS)], "payload": {"i": i, "text": f"item {i}"},
+                             "priority": 1 + i % 10} for i in range(start, min(n, start + batch))])
+    finished = min(2000, n // 10)
+    for k in range(finished):
+        t = store.claim("bench_worker", SKILLS, lease_s=60)
+        if k % 10 == 0:
+            store.fail(t.id, t.lease_token, "bench failure", retryable=False)
+        else:
+            store.complete(t.id, t.lease_token, {"ok": k})
+    for tid in store.matching_ids(skill="skill_9", status="PENDING")[:200]:
+        store.cancel(tid)
+
+
+def timed(client: httpx.Client, url: str, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        resp = client.get(url)
+        out.append((time.perf_counter() - t0) * 1000)
+        if resp.status_code != 200:
+            raise SystemExit(f"{url} answered {resp.status_code}: {resp.text[:200]}")
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+class StreamReader(threading.Thread):
+    """One open /api/stream; records when each task event arrives."""
+
+    def __init__(self, base: str, arrivals: dict | None = None):
+        super().__init__(daemon=True)
+        self.base, self.arrivals = base, arrivals
+        self.ready = threading.Event()
+        self.stop = False
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("GET", self.base + "/api/stream", timeout=httpx.Timeout(60, connect=10)) as resp:
+                if resp.status_code != 200:
+                    self.error = f"stream refused: {resp.status_code}"
+                    self.ready.set()
+                    return
+                self.ready.set()
+                for line in resp.iter_lines():
+                    if self.stop:
+                        return
+                    if self.arrivals is not None and line.startswith("data: "):
+                        data = json.loads(line[6:])
+                        if data.get("action") == "cancelled" and data.get("task_id"):
+                            self.arrivals.setdefault(data["task_id"], time.time())
+        except httpx.HTTPError as exc:
+            if not self.stop:
+                self.error = str(exc)
+            self.ready.set()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="10,000 tasks, fewer requests")
+    ap.add_argument("--tasks", type=int, help="tasks in the store (default 100,000; 10,000 with --quick)")
+    ap.add_argument("--requests", type=int, help="requests per endpoint (default 300; 60 with --quick)")
+    ap.add_argument("--streams", type=int, default=20)
+    args = ap.parse_args(argv)
+    n_tasks = args.tasks or (10_000 if args.quick else 100_000)
+    n_req = args.requests or (60 if args.quick else 300)
+    home = Path(tempfile.mkdtemp(prefix="bench_dashboard_"))
+    (home / "fleet.toml").write_text(f"[dashboard]\nmax_streams = {args.streams + 8}\n")
+    os.environ["FLEET_HOME"] = str(home)
+    from fleet.config import load_config
+    from fleet.db import open_store
+
+    cfg = load_config(home)
+    store = open_store(cfg)
+    t0 = time.perf_counter()
+    fill_store(store, n_tasks)
+    print(f"store: {n_tasks:,} tasks written in {time.perf_counter() - t0:.1f} s ({home})", flush=True)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO), FLEET_HOME=str(home))
+    proc = subprocess.Popen([sys.executable, str(REPO / "fleet" / "dashboard.py"), "--port", str(port)],
+                            cwd=str(REPO), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                httpx.get(base + "/api/session", timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"dashboard did not start: {proc.stderr.read() if proc.poll() is not None else ''}")
+                time.sleep(0.1)
+        urls = {"status": "/api/status", "tasks": "/api/tasks?limit=50",
+                "filtered": "/api/tasks?status=PENDING&skill=skill_3&limit=50"}
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for url in urls.values():
+                timed(client, url, 5)  # warm-up
+            for name, url in urls.items():
+                ms = timed(client, url, n_req)
+                rows.append((f"{url} (idle)", pct(ms, 50), pct(ms, 99), TARGETS_MS[name]))
+            arrivals: dict[int, float] = {}
+            readers = [StreamReader(base, arrivals if i == 0 else None) for i in range(args.streams)]
+            for r in readers:
+                r.start()
+            for r in readers:
+                r.ready.wait(30)
+            errors = [r.error for r in readers if r.error]
+            if errors:
+                raise SystemExit(f"streams failed: {errors[:3]}")
+            for name, url in urls.items():
+                ms = timed(client, url, n_req)
+                rows.append((f"{url} ({args.streams} streams)", pct(ms, 50), pct(ms, 99), TARGETS_MS["loaded"]))
+            pending = store.matching_ids(status="PENDING", skill="skill_1")
+            changed: dict[int, float] = {}
+            for tid in random.sample(pending, min(20 if args.quick else 50, len(pending))):
+                changed[tid] = time.time()
+                store.cancel(tid, by="bench")
+                time.sleep(0.05)
+            end = time.time() + 10
+            while time.time() < end and not set(changed) <= set(arrivals):
+                time.sleep(0.05)
+            lat = [(arrivals[t] - changed[t]) * 1000 for t in changed if t in arrivals]
+            missing = len(changed) - len(lat)
+            for r in readers:
+                r.stop = True
+            if lat:
+                rows.append((f"task change -> SSE event ({len(lat)} changes"
+                             f"{', %d MISSING' % missing if missing else ''})", pct(lat, 50), max(lat),
+                             TARGETS_MS["event"]))
+            else:
+                rows.append(("task change -> SSE event: NO EVENTS ARRIVED", float("nan"), float("nan"), 1000.0))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        store.close()
+    print()
+    print(f"{'measurement':<64} {'p50 ms':>8} {'p99 ms':>8} {'target':>8}  ok")
+    for name, p50, p99, target in rows:
+        ok = "yes" if p99 <= target else "NO"
+        print(f"{name:<64} {p50:8.1f} {p99:8.1f} {target:8.0f}  {ok}")
+    print("(event row: p50 and max; each target applies to p99/max)")
+    print(f"command: .venv/bin/python scripts/bench_dashboard.py {' '.join(argv or sys.argv[1:])}".rstrip())
+    return 0 if all(p99 <= target for _, _, p99, target in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

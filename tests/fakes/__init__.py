@@ -1,0 +1,1 @@
+"""Loopback fakes that speak real protocols (model servers, GPU state) for tests."""

@@ -1,0 +1,155 @@
+"""Backups: online copy verified with integrity_check, knowledge/ and config
+included, pruning to the last N, backup-then-restore gives an identical task
+table, bad ids change nothing, and scripts/backup.sh for cron."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from fleet import backup
+from tests.fakes.cli_runner import REPO, cli
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def cfg(fleet_home):
+    from fleet.config import load_config
+
+    return load_config(fleet_home)
+
+
+def _store(cfg):
+    from fleet.db import open_store
+
+    return open_store(cfg)
+
+
+def _populate(cfg, n=50):
+    s = _store(cfg)
+    tasks = s.enqueue_many([{"skill": "noop", "payload": {"i": i, "text": "q'\"$\n"}} for i in range(n)])
+    for _ in range(n // 3):
+        t = s.claim("coder_1", ["noop"])
+        s.complete(t.id, t.lease_token, {"ok": t.id})
+    t = s.claim("coder_1", ["noop"])
+    s.fail(t.id, t.lease_token, "boom", retryable=False)
+    digest = s.task_table_digest()
+    s.close()
+    k = Path(cfg["paths"]["knowledge"])
+    (k / "reviews").mkdir(parents=True)
+    (k / "reviews" / "a.md").write_text("review A")
+    (k / "index.jsonl").write_text('{"x": 1}\n')
+    return tasks, digest
+
+
+def test_backup_contents_and_manifest(cfg):
+    _populate(cfg)
+    info = backup.create_backup(cfg)
+    path = Path(info["path"])
+    assert info["integrity"] == "ok" and info["id"] == path.name
+    assert (path / "fleet.db").is_file() and (path / "fleet.toml").is_file()
+    assert (path / "knowledge" / "reviews" / "a.md").read_text() == "review A"
+    assert info["knowledge_files"] == 2 and info["tasks"]["PENDING"] == 50 - 50 // 3 - 1
+    listed = backup.list_backups(cfg)
+    assert [b["id"] for b in listed] == [info["id"]] and listed[0]["integrity"] == "ok"
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".partial")]
+
+
+def test_backup_then_restore_gives_identical_task_table(cfg):
+    _, digest = _populate(cfg)
+    info = backup.create_backup(cfg)
+    s = _store(cfg)
+    s.enqueue("noop", {"after": "backup"})
+    t = s.claim("coder_1", ["noop"])
+    s.complete(t.id, t.lease_token, {})
+    assert s.task_table_digest() != digest
+    s.close()
+    (Path(cfg["paths"]["knowledge"]) / "reviews" / "a.md").write_text("changed")
+    result = backup.restore_backup(cfg, info["id"])
+    assert result["integrity"] == "ok"
+    s = _store(cfg)
+    assert s.task_table_digest() == digest
+    s.close()
+    assert (Path(cfg["paths"]["knowledge"]) / "reviews" / "a.md").read_text() == "review A"
+    saved = Path(result["replaced_saved_in"])
+    assert (saved / "fleet.db").is_file() and (saved / "knowledge" / "reviews" / "a.md").read_text() == "changed"
+
+
+def test_backup_while_writers_run_is_consistent(cfg):
+    _populate(cfg, 10)
+    stop = threading.Event()
+
+    def writer():
+        s = _store(cfg)
+        i = 0
+        while not stop.is_set():
+            s.enqueue("noop", {"w": i})
+            i += 1
+        s.close()
+
+    th = threading.Thread(target=writer)
+    th.start()
+    try:
+        infos = [backup.create_backup(cfg) for _ in range(3)]
+    finally:
+        stop.set()
+        th.join()
+    assert all(i["integrity"] == "ok" for i in infos)
+    from fleet.store.reports import check_database_file
+
+    assert check_database_file(Path(infos[-1]["path"]) / "fleet.db")["integrity"] == "ok"
+
+
+def test_keep_prunes_oldest(cfg):
+    _populate(cfg, 3)
+    ids = [backup.create_backup(cfg, keep=3)["id"] for _ in range(5)]
+    assert len(set(ids)) == 5
+    assert [b["id"] for b in backup.list_backups(cfg)] == ids[::-1][:3]
+    with pytest.raises(backup.BackupError):
+        backup.create_backup(cfg, keep=0)
+
+
+def test_restore_unknown_or_damaged_changes_nothing(cfg):
+    _, digest = _populate(cfg, 5)
+    with pytest.raises(backup.BackupError, match="no backup named"):
+        backup.restore_backup(cfg, "../../etc")
+    info = backup.create_backup(cfg)
+    with open(Path(info["path"]) / "fleet.db", "r+b") as fh:
+        fh.seek(0)
+        fh.write(b"garbage" * 20)
+    with pytest.raises(backup.BackupError, match="damaged"):
+        backup.restore_backup(cfg, info["id"])
+    s = _store(cfg)
+    assert s.task_table_digest() == digest
+    s.close()
+
+
+def test_cli_backup_list_restore(fleet_home, cfg):
+    _, digest = _populate(cfg, 5)
+    r = cli(fleet_home, "backup", "--json")
+    assert r.rc == 0, r
+    bid = r.json()["id"]
+    assert cli(fleet_home, "backup", "--list", "--json").json()["backups"][0]["id"] == bid
+    assert bid in cli(fleet_home, "backup", "--list").out
+    r = cli(fleet_home, "restore", "nope")
+    assert r.rc == 1 and "no backup named" in r.err
+    r = cli(fleet_home, "restore", bid)
+    assert r.rc == 0, r
+    s = _store(cfg)
+    assert s.task_table_digest() == digest
+    s.close()
+
+
+def test_backup_sh_wrapper(fleet_home, cfg):
+    _populate(cfg, 2)
+    env = {**os.environ, "FLEET_HOME": str(fleet_home)}
+    r = subprocess.run(["bash", str(REPO / "scripts" / "backup.sh"), "--keep", "2"], env=env, cwd="/",
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "written to" in r.stdout
+    assert len(backup.list_backups(cfg)) == 1

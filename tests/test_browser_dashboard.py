@@ -1,0 +1,156 @@
+"""The dashboard in a real headless Chromium against a real fleet on loopback
+(supervisor + a coder worker + the dashboard as its managed service, in a
+temp fleet home): sign in, the overview loads, a task dispatched from the
+CLI appears without a reload, a task submitted through the form runs, an
+approval made in the UI resumes its task. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from fleet.db import open_store
+from tests.conftest import require_system_part
+from tests.fakes.dashboard_env import REPO, free_port, wait_until, write_config
+from tests.fakes.fleetproc import env_for, start_supervisor, stop
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_system_part(os.path.exists(CHROMIUM), "Chromium (Debian package 'chromium')",
+                        "apt-get install -y chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_system_part(False, "Playwright for Python", "pip install playwright")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def fleet(isolated_home):
+    port = free_port()
+    cfg = write_config(isolated_home, workers={"coder_count": 1}, affinity={"coder": ["noop", "ask"]},
+                       supervisor={"services": ["dashboard"]}, dashboard={"port": port, "poll_s": 0.1})
+    sup = start_supervisor(isolated_home)
+    base = f"http://127.0.0.1:{port}"
+    store = open_store(cfg)
+
+    def up():
+        if sup.poll() is not None:
+            raise AssertionError(f"supervisor exited: {sup.communicate()}")
+        try:
+            return httpx.get(base + "/api/status", timeout=2).json()["agents"]
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    try:
+        wait_until(lambda: any(a["name"] == "coder_1" and a["status"] == "idle" for a in (up() or [])),
+                   timeout=60, step=0.2, what="the fleet and its dashboard")
+        yield {"home": isolated_home, "base": base, "store": store,
+               "token": (isolated_home / "dashboard.token").read_text().strip()}
+    finally:
+        store.close()
+        stop(sup, timeout=30)
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def _signed_in_page(browser, fleet):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(fleet["base"] + "/signin?next=/")
+    page.fill("#token", fleet["token"])
+    page.click("#signin button[type=submit]")
+    page.wait_for_url(fleet["base"] + "/")
+    page.wait_for_selector("#who >> text=sign out")
+    return page
+
+
+def test_overview_loads_and_lists_the_worker(browser, fleet):
+    page = _signed_in_page(browser, fleet)
+    page.wait_for_selector('#agents tr[data-agent="coder_1"]')
+    assert page.locator("#counts a").count() == 6
+    page.wait_for_selector("#live:not(.off)")
+    _shot(page, "overview")
+    page.close()
+
+
+def test_cli_dispatch_appears_without_reload_and_runs(browser, fleet):
+    page = _signed_in_page(browser, fleet)
+    page.goto(fleet["base"] + "/tasks")
+    page.wait_for_selector("#live:not(.off)")
+    marker = page.evaluate("() => { window.__marker = Math.random(); return window.__marker; }")
+    out = subprocess.run([sys.executable, str(REPO / "fleet" / "lead_client.py"), "dispatch", "noop", '{"n": 41}'],
+                         cwd=str(REPO), env=env_for(fleet["home"]), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    task_id = max(t.id for t in fleet["store"].list_tasks(skill="noop").items)
+    row = f'#tasks tr[data-task-id="{task_id}"]'
+    page.wait_for_selector(row, timeout=15000)
+    page.wait_for_selector(f'{row}[data-status="DONE"]', timeout=30000)
+    assert page.evaluate("() => window.__marker") == marker  # the same page: no reload happened
+    _shot(page, "tasks")
+    page.close()
+
+
+def test_task_submitted_through_the_form_runs(browser, fleet):
+    page = _signed_in_page(browser, fleet)
+    page.goto(fleet["base"] + "/submit?skill=noop")
+    page.wait_for_selector("#f-n")
+    page.fill("#f-n", "7")
+    page.click("#submit-btn")
+    link = page.wait_for_selector("#submitted-link")
+    task_id = int(link.get_attribute("data-task-id"))
+    page.wait_for_selector("#submitted-status >> text=DONE", timeout=30000)
+    task = fleet["store"].get(task_id)
+    assert task.status == "DONE" and task.result == {"n": 7, "ok": True}
+    _shot(page, "submit")
+    page.close()
+
+
+def test_approval_in_the_ui_resumes_the_task(browser, fleet):
+    store = fleet["store"]
+    task = store.enqueue("ask", {"topic": "deploy"})
+    wait_until(lambda: store.get(task.id).status == "WAITING_HUMAN", timeout=30, what="the task to ask a person")
+    page = _signed_in_page(browser, fleet)
+    page.goto(fleet["base"] + "/approvals")
+    card = f'.approval[data-task-id="{task.id}"]'
+    page.wait_for_selector(card)
+    page.fill(f"{card} textarea", "looks fine")
+    _shot(page, "approvals")
+    page.click(f"{card} >> text=Approve")
+    page.wait_for_selector(card, state="detached", timeout=15000)
+    done = wait_until(lambda: store.get(task.id).status == "DONE" and store.get(task.id), timeout=30,
+                      what="the approved task to finish")
+    assert done.result == {"answer": {"decision": "approve", "text": "looks fine"}}
+    page.goto(fleet["base"] + f"/tasks/{task.id}")
+    page.wait_for_selector("#status >> text=DONE")
+    assert json.loads(page.inner_text("#result")) == done.result
+    _shot(page, "task-detail")
+    page.close()
+
+
+def test_controls_refuse_before_sign_in(browser, fleet):
+    page = browser.new_page()
+    page.goto(fleet["base"] + "/")
+    page.wait_for_selector('#agents tr[data-agent="coder_1"]')
+    page.click("#fleet-controls >> text=Pause")
+    page.wait_for_selector("#toast.show >> text=Sign in first")
+    assert fleet["store"].get_flag("paused", False) is False
+    page.close()

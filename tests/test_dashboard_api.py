@@ -1,0 +1,340 @@
+"""Dashboard JSON API contract (Flask test client, real store in a temp home):
+every endpoint's shape and every error path (bad JSON, unknown task, bad
+filter, traversal) answers 4xx with a message, never 500."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from tests.fakes.dashboard_env import bearer, make_app, wait_until
+
+
+@pytest.fixture
+def env(isolated_home):
+    app, cfg, store = make_app(isolated_home)
+    client = app.test_client()
+    yield app, client, store, cfg
+    store.close()
+
+
+def _err(resp, status):
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["status"] == status and len(body["error"]) > 10
+    return body["error"]
+
+
+def test_status_reports_agents_counts_and_flags(env):
+    app, client, store, _ = env
+    store.enqueue("noop", {"n": 1})
+    store.register_agent("coder_1", "coder", pid=os.getpid(), status="idle")
+    store.raise_alert("warning", "hw", "hot")
+    body = client.get("/api/status").get_json()
+    assert body["counts"]["PENDING"] == 1 and body["ready_depth"] == 1
+    assert body["paused"] is False and body["active_alerts"] == 1
+    agent = body["agents"][0]
+    assert agent["name"] == "coder_1" and agent["alive"] is True and agent["restarts_1h"] == 0
+    assert agent["heartbeat_age_s"] < 60
+
+
+def test_restart_count_and_last_exit_come_from_supervisor_events(env):
+    app, client, store, _ = env
+    store.register_agent("coder_1", "coder", status="idle")
+    for code in (1, -9):
+        store.record_event("supervisor", "child_exit", agent="coder_1", detail={"exit_code": code})
+    agent = client.get("/api/status").get_json()["agents"][0]
+    assert agent["restarts_1h"] == 2
+    assert agent["last_exit"]["detail"] == {"exit_code": -9}
+
+
+def test_task_list_paginates_and_filters_in_the_database(env):
+    app, client, store, _ = env
+    ids = [store.enqueue("noop", {"n": i}).id for i in range(7)]
+    store.enqueue("ask", {"topic": "needle in payload"})
+    page = client.get("/api/tasks?skill=noop&limit=3&offset=3").get_json()
+    assert page["total"] == 7 and [t["id"] for t in page["items"]] == sorted(ids, reverse=True)[3:6]
+    assert client.get("/api/tasks?text=needle").get_json()["total"] == 1
+    assert client.get("/api/tasks?status=PENDING,RUNNING").get_json()["total"] == 8
+    assert client.get("/api/tasks?status=done").get_json()["total"] == 0
+    assert client.get("/api/tasks?since=2000-01-01&until=2999-01-01").get_json()["total"] == 8
+    assert client.get(f"/api/tasks?since={time.time() + 60}").get_json()["total"] == 0
+    task = store.claim("coder_1", ["noop"])
+    assert client.get("/api/tasks?agent=coder_1").get_json()["items"][0]["id"] == task.id
+
+
+@pytest.mark.parametrize("query, needle", [
+    ("status=BOGUS", "unknown status"),
+    ("limit=0", "limit"),
+    ("limit=abc", "integer"),
+    ("offset=-1", "offset"),
+    ("since=yesterday-ish", "ISO date"),
+    ("colour=red", "unknown filter"),
+    ("text=" + "x" * 300, "longer than"),
+])
+def test_bad_task_filters_are_4xx_with_a_message(env, query, needle):
+    _, client, _, _ = env
+    assert needle in _err(client.get("/api/tasks?" + query), 400)
+
+
+def test_task_detail_has_payload_attempts_and_events(env):
+    app, client, store, _ = env
+    t = store.enqueue("noop", {"n": 3})
+    claimed = store.claim("coder_1", ["noop"])
+    store.fail(claimed.id, claimed.lease_token, "boom", retryable=True)
+    claimed = wait_until(lambda: store.claim("coder_1", ["noop"]), timeout=10, what="the retry to be claimable")
+    store.complete(claimed.id, claimed.lease_token, {"ok": True})
+    body = client.get(f"/api/tasks/{t.id}").get_json()
+    assert body["task"]["payload"] == {"n": 3} and body["task"]["result"] == {"ok": True}
+    assert [a["outcome"] for a in body["attempts"]] == ["failed", "done"]
+    assert body["attempts"][0]["error"] == "boom"
+    assert "token" not in json.dumps(body["attempts"]) and "lease_token" not in body["task"]
+    assert {e["action"] for e in body["events"]} >= {"enqueue", "claim", "complete"}
+
+
+def test_unknown_task_and_unknown_endpoint_are_json_404(env):
+    app, client, _, _ = env
+    assert "does not exist" in _err(client.get("/api/tasks/999"), 404)
+    assert "does not exist" in _err(client.post("/api/tasks/999/retry", headers=bearer(app)), 404)
+    assert "openapi" in _err(client.get("/api/tasks/abc"), 404)
+    assert "openapi" in _err(client.get("/api/nope"), 404)
+    assert "not allowed" in _err(client.delete("/api/status", headers=bearer(app)), 405)
+
+
+@pytest.mark.parametrize("body, content_type, status, needle", [
+    (b"{not json", "application/json", 400, "not valid JSON"),
+    (b"[1, 2]", "application/json", 400, "JSON object"),
+    (b"", "application/json", 400, "JSON object body"),
+    (b'{"skill": "noop"}', "text/plain", 415, "application/json"),
+    (b'{"payload": {}}', "application/json", 400, "skill"),
+    (b'{"skill": "no_such_skill"}', "application/json", 400, "known skills"),
+    (b'{"skill": "noop", "payload": {"n": "seven"}}', "application/json", 400, "field 'n'"),
+    (b'{"skill": "noop", "payload": [1]}', "application/json", 400, "JSON object"),
+    (b'{"skill": "noop", "priority": 11}', "application/json", 400, "priority"),
+    (b'{"skill": "noop", "colour": "red"}', "application/json", 400, "unknown task field"),
+    (b'{"skill": "noop", "depends_on": [12345]}', "application/json", 400, "does not exist"),
+])
+def test_dispatch_rejects_bad_input_and_changes_nothing(env, body, content_type, status, needle):
+    app, client, store, _ = env
+    resp = client.post("/api/tasks", data=body, headers={**bearer(app), "Content-Type": content_type})
+    assert needle in _err(resp, status)
+    assert sum(store.counts().values()) == 0
+
+
+def test_dispatch_creates_a_task_recording_who(env):
+    app, client, store, _ = env
+    resp = client.post("/api/tasks", json={"skill": "noop", "payload": {"n": 2}, "priority": 7}, headers=bearer(app))
+    assert resp.status_code == 201
+    task = store.get(resp.get_json()["task"]["id"])
+    assert task.priority == 7 and task.payload == {"n": 2} and task.created_by == "dashboard:bearer"
+
+
+def test_retry_cancel_requeue_single(env):
+    app, client, store, _ = env
+    h = bearer(app)
+    t = store.enqueue("noop", {"n": 1})
+    assert "only DONE, FAILED or CANCELLED" in _err(client.post(f"/api/tasks/{t.id}/retry", headers=h), 409)
+    assert client.post(f"/api/tasks/{t.id}/cancel", headers=h).get_json()["task"]["status"] == "CANCELLED"
+    assert "nothing to cancel" in _err(client.post(f"/api/tasks/{t.id}/cancel", headers=h), 409)
+    assert client.post(f"/api/tasks/{t.id}/retry", headers=h).get_json()["task"]["status"] == "PENDING"
+    resp = client.post(f"/api/tasks/{t.id}/requeue", headers=h)
+    assert resp.status_code == 201
+    new = resp.get_json()["task"]
+    assert new["id"] != t.id and new["payload"] == {"n": 1} and resp.get_json()["requeued_from"] == t.id
+
+
+def _waiting(store):
+    t = store.enqueue("ask", {})
+    claimed = store.claim("coder_1", ["ask"])
+    store.ask_human(claimed.id, claimed.lease_token, "proceed?", ["yes", "no"])
+    return t.id
+
+
+@pytest.mark.parametrize("decision, text", [("approve", ""), ("reject", "no"), ("more_info", "which files?"),
+                                            ("feedback", "use v2")])
+def test_respond_resumes_a_waiting_task_with_the_decision(env, decision, text):
+    app, client, store, _ = env
+    tid = _waiting(store)
+    resp = client.post(f"/api/tasks/{tid}/respond", json={"decision": decision, "text": text}, headers=bearer(app))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    task = store.get(tid)
+    assert task.status == "PENDING" and task.payload["human_answer"] == {"decision": decision, "text": text}
+
+
+def test_respond_error_paths(env):
+    app, client, store, _ = env
+    h = bearer(app)
+    tid = _waiting(store)
+    assert "decision must be one of" in _err(client.post(f"/api/tasks/{tid}/respond", json={"decision": "maybe"}, headers=h), 400)
+    assert "needs text" in _err(client.post(f"/api/tasks/{tid}/respond", json={"decision": "feedback"}, headers=h), 400)
+    assert store.get(tid).status == "WAITING_HUMAN"
+    other = store.enqueue("noop", {})
+    assert "not WAITING_HUMAN" in _err(client.post(f"/api/tasks/{other.id}/respond", json={"answer": "yes"}, headers=h), 409)
+    assert "does not exist" in _err(client.post("/api/tasks/4242/respond", json={"answer": 1}, headers=h), 404)
+
+
+def test_bulk_needs_a_filter_and_the_confirmed_count(env):
+    app, client, store, _ = env
+    h = bearer(app)
+    for i in range(5):
+        store.enqueue("noop", {"n": i})
+    store.enqueue("ask", {})
+    req = {"action": "cancel", "filter": {"skill": "noop"}}
+    assert "at least one filter" in _err(client.post("/api/tasks/bulk", json={"action": "cancel", "filter": {}}, headers=h), 400)
+    assert "action must be" in _err(client.post("/api/tasks/bulk", json={"action": "zap", "filter": {"skill": "noop"}}, headers=h), 400)
+    assert client.post("/api/tasks/bulk", json={**req, "dry_run": True}, headers=h).get_json()["count"] == 5
+    resp = client.post("/api/tasks/bulk", json=req, headers=h)
+    assert "confirm the count" in _err(resp, 400) and resp.get_json()["count"] == 5
+    resp = client.post("/api/tasks/bulk", json={**req, "expected_count": 4}, headers=h)
+    assert "not the 4" in _err(resp, 409)
+    assert store.counts()["CANCELLED"] == 0
+    out = client.post("/api/tasks/bulk", json={**req, "expected_count": 5}, headers=h).get_json()
+    assert out["applied"] == 5 and store.counts()["CANCELLED"] == 5 and store.counts()["PENDING"] == 1
+    out = client.post("/api/tasks/bulk", json={"action": "retry", "filter": {"status": "CANCELLED"},
+                                              "expected_count": 5}, headers=h).get_json()
+    assert out["applied"] == 5 and store.counts()["PENDING"] == 6
+    out = client.post("/api/tasks/bulk", json={"action": "requeue", "filter": {"skill": "ask"},
+                                              "expected_count": 1}, headers=h).get_json()
+    assert out["applied"] == 1 and store.counts()["PENDING"] == 7
+
+
+def test_alerts_ack_comms_and_notes(env):
+    app, client, store, _ = env
+    h = bearer(app)
+    aid = store.raise_alert("critical", "gpu", "too hot")
+    assert client.get("/api/alerts").get_json()["alerts"][0]["id"] == aid
+    assert client.post(f"/api/alerts/ack/{aid}", headers=h).get_json()["alert"]["acked_at"] is not None
+    assert client.get("/api/alerts").get_json()["alerts"] == []
+    assert len(client.get("/api/alerts?all=true").get_json()["alerts"]) == 1
+    assert "does not exist" in _err(client.post("/api/alerts/ack/999", headers=h), 404)
+    assert client.post("/api/comms", json={"recipient": "coder_1", "body": "hi"}, headers=h).status_code == 201
+    assert client.get("/api/comms?channel=agent").get_json()["messages"][0]["body"] == "hi"
+    assert "channel must be" in _err(client.post("/api/comms", json={"recipient": "supervisor", "body": "x",
+                                                                     "channel": "sup"}, headers=h), 400)
+    assert "channel" in _err(client.get("/api/comms?channel=nope"), 400)
+    assert client.post("/api/notes", json={"channel": "ops", "body": "deploy at 5"}, headers=h).status_code == 201
+    assert client.get("/api/notes").get_json()["channels"][0] == {"channel": "ops", "count": 1,
+                                                                 "last_at": pytest.approx(time.time(), abs=60)}
+    assert client.get("/api/notes?channel=ops").get_json()["notes"][0]["body"] == "deploy at 5"
+    assert "non-empty" in _err(client.post("/api/notes", json={"channel": "ops", "body": ""}, headers=h), 400)
+
+
+def test_knowledge_lists_and_reads_without_traversal(env, tmp_path):
+    app, client, _, cfg = env
+    root = cfg["paths"]["knowledge"]
+    os.makedirs(os.path.join(root, "reviews"))
+    with open(os.path.join(root, "reviews", "a.md"), "w") as fh:
+        fh.write("# review\n")
+    with open(os.path.join(root, "blob.bin"), "wb") as fh:
+        fh.write(b"\xff\xfe\x00")
+    (tmp_path / "outside.txt").write_text("secret-ish")
+    os.symlink(tmp_path / "outside.txt", os.path.join(root, "link.txt"))
+    inv = client.get("/api/knowledge").get_json()
+    assert {f["path"] for f in inv["files"]} >= {"reviews/a.md", "blob.bin"}
+    assert client.get("/api/knowledge/file?path=reviews/a.md").get_json()["content"] == "# review\n"
+    for bad in ("../fleet.toml", "/etc/passwd", "reviews/../../fleet.toml", "link.txt", ""):
+        _err(client.get("/api/knowledge/file", query_string={"path": bad}), 400)
+    _err(client.get("/api/knowledge/file?path=missing.md"), 404)
+    _err(client.get("/api/knowledge/file?path=blob.bin"), 415)
+
+
+def test_logs_tail(env):
+    app, client, _, cfg = env
+    os.makedirs(cfg["paths"]["logs"], exist_ok=True)
+    with open(os.path.join(cfg["paths"]["logs"], "coder_1.log"), "w") as fh:
+        fh.write("".join(f"line {i}\n" for i in range(1000)))
+    assert client.get("/api/logs").get_json()["logs"][0]["name"] == "coder_1"
+    assert client.get("/api/logs/coder_1?lines=2").get_json()["lines"] == ["line 998", "line 999"]
+    _err(client.get("/api/logs/nobody"), 404)
+    _err(client.get("/api/logs/..secrets"), 400)
+    _err(client.get("/api/logs/..%2F..%2Fetc%2Fpasswd"), 404)
+    _err(client.get("/api/logs/coder_1?lines=0"), 400)
+
+
+def test_activity_skills_timeline(env):
+    app, client, store, _ = env
+    t = store.enqueue("noop", {"n": 1})
+    c = store.claim("coder_1", ["noop"])
+    store.complete(c.id, c.lease_token, {})
+    acts = client.get("/api/activity?limit=10").get_json()["events"]
+    assert acts[0]["action"] == "complete" and acts[0]["task_id"] == t.id
+    assert [e["action"] for e in client.get("/api/activity?after_id=0").get_json()["events"]][:1] == ["enqueue"]
+    skills = {s["name"]: s for s in client.get("/api/skills").get_json()["skills"]}
+    assert skills["noop"]["payload_schema"]["properties"]["n"]["type"] == "integer"
+    assert skills["noop"]["stats"]["counts"] == {"DONE": 1} and skills["noop"]["stats"]["done"] == 1
+    tl = client.get("/api/timeline?bucket_s=60").get_json()
+    assert tl["attempts"][0]["task_id"] == t.id and sum(tl["series"]["DONE"]) == 1
+    _err(client.get("/api/timeline?since=2030-01-01&until=2029-01-01"), 400)
+
+
+def test_health_is_503_with_components_when_nothing_runs(env):
+    app, client, store, _ = env
+    resp = client.get("/api/health")
+    body = resp.get_json()
+    assert resp.status_code == 503 and body["status"] in ("degraded", "down")
+    assert {"store", "workers", "queue"} <= set(body["components"])
+    assert body["components"]["store"]["status"] == "healthy"
+    fh = client.get("/api/fleet/health").get_json()
+    assert fh["status"] == body["status"] and "recent_failures" in fh
+
+
+def test_fleet_control_and_worker_endpoints(env):
+    app, client, store, _ = env
+    h = bearer(app)
+    rules = {r.rule for r in app.url_map.iter_rules()}
+    if "/api/fleet/start" not in rules:
+        pytest.skip("no supervisor module in this tree, so no control endpoints")
+    assert "supervisor is not running" in _err(client.post("/api/fleet/start", headers=h), 409)
+    assert "unknown role" in _err(client.post("/api/fleet/stop", json={"role": "wizard"}, headers=h), 400)
+    assert client.post("/api/fleet/pause", headers=h).get_json() == {"paused": True}
+    assert store.get_flag("paused") is True and client.get("/api/status").get_json()["paused"] is True
+    client.post("/api/fleet/resume", headers=h)
+    assert store.get_flag("paused") is False
+    assert "no worker or role" in _err(client.post("/api/fleet/worker/ghost/restart", headers=h), 404)
+    store.register_agent("coder_1", "coder", status="idle")
+    assert client.post("/api/fleet/worker/coder_1/pause", headers=h).status_code == 202
+    assert store.inbox("coder_1", channel="agent")[0]["body"] == '{"type":"pause"}'
+    assert client.get("/api/fleet/workers").get_json()["workers"][0]["name"] == "coder_1"
+    idle = client.get("/api/fleet/idle").get_json()["idle"]
+    assert idle and idle[0]["name"] == "coder_1"
+    store.record_liveness(2, 1, 0)
+    up = client.get("/api/fleet/uptime").get_json()
+    assert up["uptime_pct"] == 50.0 and up["samples"] == 1
+
+
+def test_metrics_exposition(env):
+    app, client, store, _ = env
+    store.enqueue("noop", {"n": 1})
+    c = store.claim("coder_1", ["noop"])
+    store.complete(c.id, c.lease_token, {})
+    store.enqueue("noop", {"n": 2})
+    store.record_event("supervisor", "child_exit", agent="coder_1", detail={"exit_code": 1})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'fleet_tasks{skill="noop",status="DONE"} 1.0' in text
+    assert 'fleet_tasks{skill="noop",status="PENDING"} 1.0' in text
+    assert "fleet_queue_ready_depth 1.0" in text
+    assert 'fleet_task_duration_seconds_count{skill="noop"} 1.0' in text
+    assert 'fleet_worker_restarts_total{agent="coder_1"} 1.0' in text
+
+
+def test_hardware_endpoints_read_hw_state(env):
+    app, client, store, cfg = env
+    if "/api/thermal" not in {r.rule for r in app.url_map.iter_rules()}:
+        pytest.skip("no hardware reader in this tree")
+    body = client.get("/api/thermal").get_json()
+    assert body["stale"] is True and body["tier"]["name"] == "cpu"
+    store.acquire_lock("training", "trainer-1", 60)
+    tr = client.get("/api/training").get_json()
+    assert tr["active"] is True and tr["lock"]["holder"] == "trainer-1"
+
+
+def test_pages_render(env):
+    app, client, _, _ = env
+    for path in ("/", "/tasks", "/tasks/1", "/submit", "/approvals", "/knowledge", "/logs", "/messages", "/signin"):
+        resp = client.get(path)
+        assert resp.status_code == 200 and b"<main" in resp.data, path
+    assert client.get("/static/app.js").status_code == 200
+    assert b"cdn" not in client.get("/").data.lower()

@@ -1,0 +1,178 @@
+"""/api/openapi.json is kept true: every route in the URL map is documented
+and every documented operation resolves to a route; then hypothesis drives
+requests generated from the description (query values, path values, JSON
+bodies, with and without the token) and no response may be an undocumented
+5xx (only /api/health documents one: 503 while not healthy)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fakes.dashboard_env import bearer, make_app
+
+SKIP_FUZZ = {("/api/stream", "get")}  # an endless stream; covered by the SSE tests
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("openapi_home")
+    app, cfg, store = make_app(home)
+    store.register_agent("coder_1", "coder", status="idle")
+    for i in range(3):
+        store.enqueue("noop", {"n": i})
+    t = store.enqueue("ask", {})
+    c = store.claim("coder_1", ["ask"])
+    store.ask_human(c.id, c.lease_token, "ok?", ["yes"])
+    store.raise_alert("info", "test", "hello")
+    yield app, store, t.id
+    store.close()
+
+
+def _spec(app):
+    resp = app.test_client().get("/api/openapi.json")
+    assert resp.status_code == 200
+    return resp.get_json()
+
+
+def test_spec_is_openapi_3_with_every_route_documented(env):
+    app, _, _ = env
+    spec = _spec(app)
+    assert spec["openapi"].startswith("3.")
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    from fleet.web.openapi import openapi_path
+
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path, _ = openapi_path(rule.rule)
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            routes.add((path, method.lower()))
+    assert routes == documented
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            assert op["summary"] and op["summary"] != "UNDOCUMENTED", (path, method)
+            assert "200" in op["responses"]
+            names = re.findall(r"{(\w+)}", path)
+            assert sorted(p["name"] for p in op.get("parameters", []) if p["in"] == "path") == sorted(names)
+
+
+def test_every_documented_operation_resolves_to_a_route(env):
+    app, _, _ = env
+    adapter = app.url_map.bind("localhost")
+    for path, ops in _spec(app)["paths"].items():
+        url = re.sub(r"{\w+}", "1", path)
+        for method in ops:
+            endpoint, _ = adapter.match(url, method=method.upper())
+            assert endpoint in app.view_functions
+
+
+def test_manual_endpoint_names_are_present(env):
+    app, _, _ = env
+    paths = set(_spec(app)["paths"])
+    for name in ("/api/status", "/api/activity", "/api/skills", "/api/timeline", "/api/fleet/health",
+                 "/api/fleet/uptime", "/api/fleet/idle", "/api/fleet/workers", "/api/knowledge", "/api/comms",
+                 "/api/alerts", "/api/alerts/ack/{alert_id}", "/api/stream", "/api/health", "/metrics",
+                 "/api/tasks", "/api/tasks/{task_id}"):
+        assert name in paths, name
+
+
+def test_declared_query_parameters_are_accepted(env):
+    """A valid value for each documented query parameter is not refused as unknown."""
+    app, _, _ = env
+    client = app.test_client()
+    samples = {"integer": "1", "boolean": "true", "string": "x"}
+    for path, ops in _spec(app)["paths"].items():
+        op = ops.get("get")
+        if not op or (path, "get") in SKIP_FUZZ:
+            continue
+        for p in op.get("parameters", []):
+            if p["in"] != "query":
+                continue
+            schema = p["schema"]
+            value = str(schema["enum"][0]) if "enum" in schema else samples.get(schema.get("type"), "x")
+            if "minimum" in schema and schema.get("type") == "integer":
+                value = str(schema["minimum"])
+            url = re.sub(r"{\w+}", "1", path)
+            resp = client.get(url, query_string={p["name"]: value}, headers=bearer(app))
+            assert resp.status_code < 500, (path, p["name"])
+            if resp.status_code == 400:
+                assert "unknown filter field" not in resp.get_json()["error"], (path, p["name"], resp.get_json())
+
+
+def _operations(app):
+    ops = []
+    for path, methods in _spec(app)["paths"].items():
+        for method, op in methods.items():
+            if (path, method) not in SKIP_FUZZ:
+                ops.append((path, method, op))
+    return ops
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=8,
+)
+query_values = st.one_of(st.integers(-5, 10**6).map(str), st.text(max_size=20), st.sampled_from(
+    ["PENDING", "DONE,FAILED", "2026-01-01", "true", "day", "skill", "-1", "1e309", "nan", "../x"]))
+
+
+@st.composite
+def requests(draw, ops):
+    path, method, op = draw(st.sampled_from(ops))
+    url = path
+    for p in op.get("parameters", []):
+        if p["in"] == "path":
+            value = str(draw(st.integers(-3, 5))) if p["schema"]["type"] == "integer" else draw(
+                st.sampled_from(["coder_1", "supervisor", "x", "a.b", "%20"]))
+            url = url.replace("{" + p["name"] + "}", value)
+    query = {}
+    for p in op.get("parameters", []):
+        if p["in"] == "query" and draw(st.booleans()):
+            query[p["name"]] = draw(query_values)
+    body = None
+    schema = (op.get("requestBody") or {}).get("content", {}).get("application/json", {}).get("schema")
+    if schema is not None:
+        props = schema.get("properties", {})
+        keys = draw(st.lists(st.sampled_from(sorted(props) or ["x"]), unique=True, max_size=len(props) or 1))
+        body = {k: draw(json_values) for k in keys}
+        if draw(st.booleans()):
+            body = draw(json_values)
+    raw = draw(st.booleans())
+    authed = draw(st.booleans())
+    return method, url, query, body, raw, authed, op
+
+
+def test_fuzz_from_the_description_never_gives_a_5xx(env):
+    app, _, _ = env
+    client = app.test_client()
+    ops = _operations(app)
+    auth = bearer(app)
+
+    @settings(max_examples=250, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(requests(ops))
+    def check(req):
+        method, url, query, body, raw, authed, op = req
+        headers = dict(auth) if authed else {}
+        kwargs = {}
+        if body is not None:
+            if raw:
+                kwargs["data"] = json.dumps(body)[:-1] or "{"
+                headers["Content-Type"] = "application/json"
+            else:
+                kwargs["json"] = body
+        resp = client.open(url, method=method.upper(), query_string=query, headers=headers, **kwargs)
+        documented = str(resp.status_code) in op["responses"]  # e.g. /api/health's 503 when not healthy
+        assert resp.status_code < 500 or documented, (method, url, query, body, resp.get_data(as_text=True)[:300])
+        if 400 <= resp.status_code < 500 and resp.mimetype == "application/json":
+            assert resp.get_json()["error"]
+
+    check()

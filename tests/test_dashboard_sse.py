@@ -1,0 +1,118 @@
+"""The dashboard as a real process (waitress on loopback): live events over
+SSE, keep-alive comments, Last-Event-ID resume, the stream cap's clear 503,
+plain calls answered while streams are open, secrets blanked in events, and
+a busy port named with the process that holds it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+
+from fleet.db import open_store
+from tests.fakes.dashboard_env import REPO, DashboardProcess, SSEReader, write_config
+from tests.fakes.fleetproc import env_for
+
+
+@pytest.fixture
+def server(isolated_home):
+    cfg = write_config(isolated_home, dashboard={"keepalive_s": 1.0, "max_streams": 3, "poll_s": 0.05})
+    store = open_store(cfg)
+    with DashboardProcess(isolated_home) as dash:
+        yield dash, store
+    store.close()
+
+
+def _stream(dash, headers=None, timeout=20.0):
+    return httpx.stream("GET", dash.base + "/api/stream", headers=headers or {},
+                        timeout=httpx.Timeout(timeout, connect=5))
+
+
+def test_task_change_reaches_an_open_stream(server):
+    dash, store = server
+    with _stream(dash) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        sse = SSEReader(resp)
+        assert sse.until(lambda evs: evs)[0]["retry"] == "2000"
+        box = {}
+
+        def enqueue_soon():
+            box["task"] = store.enqueue("noop", {"n": 1})
+
+        threading.Timer(0.3, enqueue_soon).start()
+        events = sse.until(lambda evs: any(e.get("event") == "task" for e in evs))
+    ev = next(e for e in events if e.get("event") == "task")
+    data = json.loads(ev["data"])
+    assert data["task_id"] == box["task"].id and data["action"] == "enqueue" and int(ev["id"]) == data["id"]
+
+
+def test_agent_and_alert_changes_have_their_kinds(server):
+    dash, store = server
+    with _stream(dash) as resp:
+        sse = SSEReader(resp)
+        sse.until(lambda evs: any(e.get("event") == "hello" for e in evs))
+        store.register_agent("coder_1", "coder", status="starting")
+        store.raise_alert("critical", "gpu", "too hot")
+        events = sse.until(lambda evs: {"agent", "alert"} <= {e.get("event") for e in evs})
+    assert {"agent", "alert"} <= {e.get("event") for e in events}
+
+
+def test_idle_stream_gets_keep_alive_comments(server):
+    dash, _ = server
+    with _stream(dash) as resp:
+        events = SSEReader(resp).until(lambda evs: any(e.get("comment") == "keep-alive" for e in evs), timeout=10)
+    assert any(e.get("comment") == "keep-alive" for e in events)
+
+
+def test_last_event_id_resumes_where_the_client_left_off(server):
+    dash, store = server
+    first = store.enqueue("noop", {"n": 1})
+    second = store.enqueue("noop", {"n": 2})
+    third = store.enqueue("noop", {"n": 3})
+    after = store.events(task_id=first.id)[0]["id"]
+    with _stream(dash, headers={"Last-Event-ID": str(after)}) as resp:
+        events = SSEReader(resp).until(lambda evs: any(json.loads(e["data"]).get("task_id") == third.id
+                                                     for e in evs if e.get("event") == "task"))
+    got = [json.loads(e["data"])["task_id"] for e in events if e.get("event") == "task"]
+    assert got == [second.id, third.id]
+
+
+def test_stream_cap_refuses_clearly_and_plain_calls_stay_fast(server):
+    dash, _ = server
+    streams = [_stream(dash) for _ in range(3)]
+    opened = [s.__enter__() for s in streams]
+    try:
+        for r in opened:
+            assert r.status_code == 200
+        refused = httpx.get(dash.base + "/api/stream", timeout=10)
+        assert refused.status_code == 503 and "too many live streams" in refused.json()["error"]
+        assert refused.headers["Retry-After"]
+        for _ in range(5):
+            assert httpx.get(dash.base + "/api/status", timeout=10).status_code == 200
+    finally:
+        for s in streams:
+            s.__exit__(None, None, None)
+
+
+def test_events_never_carry_the_token(server):
+    dash, store = server
+    with _stream(dash) as resp:
+        sse = SSEReader(resp)
+        sse.until(lambda evs: any(e.get("event") == "hello" for e in evs))
+        store.record_event("someone", "note", detail={"leak": dash.token})
+        events = sse.until(lambda evs: any(e.get("event") == "fleet" for e in evs))
+    text = json.dumps(events)
+    assert dash.token not in text and "[redacted]" in text
+
+
+def test_busy_port_names_the_process_holding_it(server):
+    dash, _ = server
+    out = subprocess.run([sys.executable, str(REPO / "fleet" / "dashboard.py"), "--port", str(dash.port)],
+                         cwd=str(REPO), env=env_for(dash.home), capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert f"port {dash.port}" in out.stderr and "already in use" in out.stderr
+    assert f"PID {dash.proc.pid}" in out.stderr

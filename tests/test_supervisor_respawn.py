@@ -1,0 +1,95 @@
+"""Respawn policy and control: a service that crashes at start backs off with
+growing gaps and is marked flapping (one alert); exit 78 parks a role until it is
+started again; stop/start/restart messages; STATUS.md and liveness samples."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from tests.fakes.fleetproc import live_worker, stop, wait_until
+from tests.test_supervisor import fleet  # noqa: F401 (fixture)
+
+
+def _exits(store, name):
+    return sorted((e for e in store.recent_events(500, action="child_exit") if e["agent"] == name),
+                  key=lambda e: e["id"])
+
+
+def test_crash_loop_backs_off_with_growing_gaps_and_is_flapping(fleet):  # noqa: F811
+    sup = fleet.start(supervisor={
+        "services": ["tests.fakes.crash_service"], "backoff_initial_s": 0.3, "backoff_max_s": 10.0,
+        "crash_loop_count": 5, "crash_loop_window_s": 60.0, "backoff_reset_s": 30.0})
+    store = fleet.store
+    wait_until(lambda: len(_exits(store, "crash_service")) >= 5, 40, what="five crashes")
+    wait_until(lambda: (a := store.get_agent("crash_service")) and a["status"] == "flapping", 10, what="flapping")
+    exits = _exits(store, "crash_service")
+    times = [e["ts"] for e in exits]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # first restart is immediate, then 0.3, 0.6, 1.2 s (+-15 % jitter): each gap longer than the last
+    assert all(later > earlier for earlier, later in itertools.pairwise(gaps[1:])), gaps
+    assert gaps[-1] > 0.8
+    assert all(e["detail"]["exit_code"] == 3 for e in exits)
+    alerts = [a for a in store.list_alerts() if a["dedup_key"] == "flapping:crash_service"]
+    assert len(alerts) == 1 and alerts[0]["occurrences"] == 1
+    assert "crash_service" in (fleet.home / "STATUS.md").read_text()
+    assert stop(sup) == 0
+
+
+def test_exit_78_parks_the_role_until_started_again(fleet):  # noqa: F811
+    sup = fleet.start(workers={"bogus": 1})  # a role with no [affinity] entry: its worker exits 78
+    store = fleet.store
+    wait_until(lambda: (a := store.get_agent("bogus")) and a["status"] == "parked", 30, what="parked")
+    time.sleep(1.5)
+    assert len(_exits(store, "bogus")) == 1  # not respawned while parked
+    assert _exits(store, "bogus")[0]["detail"]["exit_code"] == 78
+    assert any(a["dedup_key"] == "parked:bogus" for a in store.list_alerts())
+    store.send_message("test", "supervisor", {"type": "start", "role": "bogus"}, channel="sup")
+    wait_until(lambda: len(_exits(store, "bogus")) == 2, 20, what="started again on request")
+    wait_until(lambda: store.get_agent("bogus")["status"] == "parked", 10, what="parked again")
+    assert stop(sup) == 0
+
+
+def test_control_messages_stop_start_restart_and_status_file(fleet):  # noqa: F811
+    sup = fleet.start(workers={"coder_count": 1, "archivist": 1}, affinity={"archivist": ["noop"]})
+    store = fleet.store
+    first = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
+    wait_until(lambda: live_worker(store, "archivist"), 30, what="archivist up")
+
+    store.send_message("test", "supervisor", {"type": "stop", "role": "coder"}, channel="sup")
+    wait_until(lambda: store.get_agent("coder_1")["status"] == "stopped", 20, what="coder stopped")
+    time.sleep(1.0)
+    assert store.get_agent("coder_1")["status"] == "stopped"  # not respawned
+    assert live_worker(store, "archivist")
+
+    store.send_message("test", "supervisor", {"type": "start", "role": "coder"}, channel="sup")
+    second = wait_until(lambda: live_worker(store, "coder_1", not_pid=first["pid"]), 20, what="coder restarted")
+
+    store.send_message("test", "supervisor", {"type": "restart", "target": "coder_1"}, channel="sup")
+    wait_until(lambda: live_worker(store, "coder_1", not_pid=second["pid"]), 20, what="coder_1 restarted")
+
+    status = wait_until(lambda: (fleet.home / "STATUS.md").exists() and (fleet.home / "STATUS.md").read_text(), 10)
+    assert "coder_1" in status and "archivist" in status and "| PENDING |" in status
+    samples = wait_until(lambda: store.liveness_samples(0), 10, what="liveness samples")
+    assert samples[-1]["expected"] == 2
+
+    store.send_message("test", "supervisor", {"type": "stop", "role": None}, channel="sup")
+    assert sup.wait(30) == 0  # a whole-fleet stop is a clean, requested exit
+    assert stop(sup) == 0
+
+
+def test_dynamic_scaling_adds_extras_under_load_and_stops_them_when_idle(fleet):  # noqa: F811
+    sup = fleet.start(workers={"coder_count": 1}, supervisor={
+        "scale_up_depth": 3, "scale_up_after_s": 0.0, "scale_max_extra": 1, "scale_idle_s": 1.0})
+    store = fleet.store
+    wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
+    ids = [t.id for t in store.enqueue_many([{"skill": "sleepy", "payload": {"seconds": 0.3}} for _ in range(25)])]
+    extra = wait_until(lambda: live_worker(store, "coder_extra1"), 30, what="an extra coder")
+    wait_until(lambda: all(store.get(i).status == "DONE" for i in ids), 60, what="load done")
+    assert any(store.get(i).worker == "coder_extra1" for i in ids)
+    wait_until(lambda: store.get_agent("coder_extra1") is None, 30, what="idle extra stopped")
+    assert store.get_agent("coder_extra2") is None  # never more than scale_max_extra
+    from tests.fakes.fleetproc import pid_gone
+
+    assert pid_gone(extra["pid"]) and live_worker(store, "coder_1")
+    assert stop(sup) == 0
