@@ -63,11 +63,17 @@ def _new_id(root: Path, ts: float) -> str:
     return base if used == 0 else f"{base}-{used + 1}"
 
 
-def _copy_tree_count(src: Path, dst: Path) -> int:
+def _copy_tree_count(src: Path, dst: Path) -> tuple[int, list[str]]:
+    """Copy knowledge/ (skills may be writing to it: a file that vanishes
+    mid-copy is skipped and named, not fatal). Returns (files, skipped)."""
     if not src.is_dir():
-        return 0
-    shutil.copytree(src, dst, symlinks=True)
-    return sum(len(files) for _, _, files in os.walk(dst))
+        return 0, []
+    skipped: list[str] = []
+    try:
+        shutil.copytree(src, dst, symlinks=True)
+    except shutil.Error as exc:
+        skipped = [str(e[0]) for e in exc.args[0]]
+    return sum(len(files) for _, _, files in os.walk(dst)), skipped
 
 
 def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
@@ -99,7 +105,7 @@ def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
                     f"the backup copy failed integrity_check ({check['integrity']}); nothing was kept. "
                     "Check the source with `lead_client.py preflight` and the disk for errors"
                 )
-            knowledge_files = _copy_tree_count(Path(cfg["paths"]["knowledge"]), partial / "knowledge")
+            knowledge_files, skipped = _copy_tree_count(Path(cfg["paths"]["knowledge"]), partial / "knowledge")
             config_file = Path(cfg.get("config_file") or Path(cfg["home"]) / "fleet.toml")
             has_config = config_file.is_file()
             if has_config:
@@ -114,6 +120,7 @@ def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
                 "tasks": check["tasks"],
                 "db_bytes": (partial / DB_NAME).stat().st_size,
                 "knowledge_files": knowledge_files,
+                "knowledge_skipped": skipped,
                 "config": has_config,
             }
             (partial / MANIFEST).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def create_app(cfg: dict | None = None, *, store=None, token: str | None = None,
         cfg = load_or_exit()
     if store is None:
         store = open_store(cfg)
-    token_source = "the token passed to create_app"
+    token_source = "the token passed to create_app"  # nosec B105 (a description)
     if token is None:
         token, token_source = load_or_create_token(cfg)
     c = FleetContext(cfg, store, token, token_source, host=host, read_only=read_only)
@@ -70,6 +71,11 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(InvalidTransition)
     def invalid_transition(exc):
         return error_response(409, str(exc))
+
+    @app.errorhandler(sqlite3.Error)
+    def sqlite_error(exc):
+        log.error("database error on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, f"the fleet database is unavailable ({exc}); retry shortly")
 
     @app.errorhandler(StoreError)
     def store_error(exc):

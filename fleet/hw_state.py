@@ -132,6 +132,27 @@ def write_hw_state(path: str | os.PathLike, state: dict) -> str:
     return text
 
 
+def remove_stale_temp_files(path: str | os.PathLike, older_than_s: float = 60.0) -> int:
+    """Delete temp files a writer killed mid-write left next to `path`."""
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    cutoff = time.time() - older_than_s
+    for name in names:
+        if name.startswith(".hw_state.") and name.endswith(".tmp"):
+            full = os.path.join(directory, name)
+            try:
+                if os.path.getmtime(full) < cutoff:
+                    os.unlink(full)
+                    removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 def _assumed(cfg: dict, why: str, interval: float) -> dict:
     tier = cpu_tier(cfg)
     return {

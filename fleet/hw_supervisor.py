@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from filelock import FileLock, Timeout
+
 from fleet.config import load_or_exit
 from fleet.db import open_store
 from fleet.hardware import GpuProbe
@@ -30,6 +32,7 @@ from fleet.hardware.model_server import (
     ManagedServer,
     ModelServerCare,
     conductor_model,
+    normalise,
     server_url,
 )
 from fleet.hardware.nvml import NvmlProbe
@@ -39,11 +42,19 @@ from fleet.hardware.tiers import (
     TierController,
     tiers_from_config,
 )
-from fleet.hw_state import SCHEMA_VERSION, temperature_alerts, write_hw_state
+from fleet.hw_state import (
+    SCHEMA_VERSION,
+    remove_stale_temp_files,
+    temperature_alerts,
+    write_hw_state,
+)
 from fleet.store.errors import StoreError
 
 log = logging.getLogger("hw_supervisor")
 ACTOR = "hw_supervisor"
+EX_TEMPFAIL = 75  # another instance holds this fleet home
+HEARTBEAT_EVERY_S = 30.0
+MAX_POLL_FAILURES = 5
 
 
 def _mean(values):
@@ -68,6 +79,7 @@ class HwSupervisor:
         hw = cfg["hardware"]
         self.interval_s = float(interval_s or hw["interval_s"])
         self.path = cfg["paths"]["hw_state"]
+        remove_stale_temp_files(self.path)
         self.host = socket.gethostname()
         self.cpu = CpuProbe(cfg["home"])
         self.gpu = gpu_probe or GpuProbe(nvml=NvmlProbe(clock=clock, max_backoff_s=hw["nvml_retry_max_s"]),
@@ -93,6 +105,7 @@ class HwSupervisor:
         self.history: list[dict] = []
         self.history_due = clock() + hw["history_interval_s"]
         self.polls = 0
+        self.heartbeat_due = clock()
         self.last_poll_ms: float | None = None
         self.last_poll_cpu_ms: float | None = None
         self.cpu_pct: float | None = None
@@ -151,18 +164,27 @@ class HwSupervisor:
         source, gpus = self.gpu.read()
         eco = self._eco_mode()
         training = self._training()
-        current = self.controller.tier
         if self.care is not None:
-            models = self.care.tick(current.model, current.num_gpu, self.conductor)
+            models = self.care.observe(self.conductor)
         else:
             models = {"server_url": None, "server_reachable": False, "loaded": [], "held_vram_mb": 0.0,
                       "conductor_model": self.conductor, "conductor_loaded": None, "enabled": False}
         decision = self.controller.update(Sample(gpus=gpus, server_held_mb=models.get("held_vram_mb") or 0.0,
                                                  eco_mode=eco, training_holder=training["holder"]))
         if decision.changed:
-            self._event("tier_change", {
-                "from": decision.previous.name if decision.previous else None, "to": decision.tier.name,
-                "model": decision.tier.model, "reason": decision.reason})
+            detail = {"from": decision.previous.name if decision.previous else None, "to": decision.tier.name,
+                      "model": decision.tier.model, "reason": decision.reason}
+            old = decision.previous
+            if (old is not None and self.care is not None and models.get("server_reachable")
+                    and self.tiers.index(decision.tier) > self.tiers.index(old)
+                    and old.model not in (decision.tier.model, self.conductor)
+                    and any(normalise(m["name"]) == normalise(old.model) for m in models.get("loaded") or [])):
+                # Stepping down frees the bigger model's VRAM (training needs it evicted).
+                self.care.unload(old.model)
+                detail["unloaded"] = old.model
+            self._event("tier_change", detail)
+        if self.care is not None:  # warm the tier just chosen, not the one before it
+            self.care.warm(models, decision.tier.model, decision.tier.num_gpu)
         tier = dict(decision.tier.to_dict(), reason=decision.reason, changed_at=decision.changed_at)
         state = {
             "schema_version": SCHEMA_VERSION,
@@ -192,10 +214,21 @@ class HwSupervisor:
         for alert in temperature_alerts(json.loads(text)):
             self._alert(alert["severity"], alert["dedup_key"], alert["message"])
         self._history(state)
+        self._heartbeat(state)
         self.polls += 1
         self.last_poll_ms = round((time.perf_counter() - t_wall) * 1000, 2)
         self.last_poll_cpu_ms = round((time.process_time() - t_cpu) * 1000, 2)
         return state
+
+    def _heartbeat(self, state: dict) -> None:
+        """Refresh the agents row the fleet supervisor keeps for this service (no row: nothing)."""
+        now = self.clock()
+        if self.store is None or now < self.heartbeat_due:
+            return
+        self.heartbeat_due = now + HEARTBEAT_EVERY_S
+        self._store_call("heartbeat", self.store.heartbeat, ACTOR, progress=self.polls + 1,
+                         detail={"tier": state["tier"]["name"], "source": state["source"],
+                                 "thermal": state["thermal"]["state"]})
 
     def _history(self, state: dict) -> None:
         gpus = state["gpus"]
@@ -227,12 +260,18 @@ class HwSupervisor:
     # -- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event, *, max_polls: int | None = None) -> None:
         start = self.clock()
-        n = 0
+        n = failures = 0
         while not stop.is_set():
             try:
                 self.poll_once()
+                failures = 0
             except OSError as exc:  # e.g. the disk is full: say so and keep trying
                 log.error("could not write %s: %s; retrying next interval", self.path, exc)
+            except Exception:
+                failures += 1
+                log.exception("poll failed (%d in a row)", failures)
+                if failures >= MAX_POLL_FAILURES:  # a persistent bug: exit non-zero so the supervisor sees it
+                    raise
             n += 1
             self._overhead(n)
             if max_polls is not None and n >= max_polls:
@@ -287,6 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     from fleet.logs import setup_process_logging
 
     setup_process_logging("hw_supervisor", cfg, to_stderr=args.verbose)
+    # One writer per fleet home: a second instance would fight over hw_state.json.
+    os.makedirs(cfg["home"], exist_ok=True)
+    single = FileLock(os.path.join(cfg["home"], ".hw_supervisor.lock"))
+    try:
+        single.acquire(timeout=0)
+    except Timeout:
+        print(f"hw_supervisor: another hardware supervisor is already running for {cfg['home']}; "
+              "stop it first (or let the fleet supervisor manage it)", file=sys.stderr)
+        return EX_TEMPFAIL
     store = None
     if not args.no_store:
         try:
@@ -314,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         sup.close(stop_model_server=stop.is_set() and cfg["model_server"]["stop_with_fleet"])
         if store is not None:
             store.close()
+        single.release()
     log.info("hw_supervisor stopped")
     return 0
 

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # noqa: BLE001 - one line for a person, not a traceback
+    except Exception as exc:
         from fleet.store.errors import StoreError
 
         if not isinstance(exc, (StoreError, OSError)):

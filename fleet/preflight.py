@@ -90,7 +90,8 @@ def check_dashboard(cfg: dict) -> dict | None:
     if not dash.get("enabled", False) or cfg.get("fleet", {}).get("air_gap_mode"):
         return None
     host = dash.get("host", "127.0.0.1")
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    wildcard = ("0.0.0.0", "")  # nosec B104 - a wildcard bind is probed on loopback
+    host = "127.0.0.1" if host in wildcard else ("[::1]" if host == "::" else host)
     url = f"http://{host}:{dash.get('port', 5555)}/"
     status, err = _http_get(url, float(cfg.get("preflight", {}).get("timeout_s", 3.0)))
     if status is None:

@@ -13,6 +13,7 @@ worker-seconds / available (alive) worker-seconds. A retry is a failed attempt
 
 from __future__ import annotations
 
+import bisect
 import time
 from typing import Any
 
@@ -27,7 +28,7 @@ def _midnight(ts: float) -> float:
 
 
 class _Acc:
-    __slots__ = ("length", "up", "alive_ws", "busy_ws", "covered")
+    __slots__ = ("alive_ws", "busy_ws", "covered", "length", "up")
 
     def __init__(self, length: float):
         self.length, self.up, self.alive_ws, self.busy_ws, self.covered = length, 0.0, 0.0, 0.0, 0.0
@@ -58,8 +59,6 @@ def integrate(samples: list[dict], edges: list[float], max_gap: float) -> list[_
         busy = min(max(0, int(s["busy"])), alive)
         up = 0.0 if expected == 0 else min(alive, expected) / expected
         # Walk the buckets this segment crosses.
-        import bisect
-
         b = max(0, bisect.bisect_right(edges, start) - 1)
         t = start
         while t < end and b < len(accs):
@@ -86,13 +85,13 @@ def build_report(cfg: dict, store, *, now: float | None = None, days: int = 30) 
     interval = float(cfg.get("supervisor", {}).get("status_interval_s", 10.0))
     max_gap = 2.5 * interval
     month_start = now - days * DAY_S
-    samples = store.liveness_samples(month_start - max_gap, now)
+    today = _midnight(now)
+    day_edges = [today - k * DAY_S for k in range(days, -1, -1)] + [now]
+    samples = store.liveness_samples(min(month_start, day_edges[0]) - max_gap, now)
     rolling = integrate(samples, [month_start, now - DAY_S, now], max_gap)
     month_acc = _merge(rolling)
     day_acc = rolling[1]
 
-    today = _midnight(now)
-    day_edges = [today - k * DAY_S for k in range(days, -1, -1)] + [now]
     per_day_acc = integrate(samples, day_edges, max_gap)
     outcomes = {round(o["day_start"]): o for o in store.task_outcomes_by_day(day_edges[0], now)}
     restarts = _restarts_by_day(store, day_edges[0], now)
@@ -137,7 +136,7 @@ def build_report(cfg: dict, store, *, now: float | None = None, days: int = 30) 
         "generated_at": now,
         "window_days": days,
         "first_sample_at": samples[0]["ts"] if samples else None,
-        "samples": len(samples),
+        "samples": sum(1 for x in samples if x["ts"] >= month_start),
         "uptime_pct": {"day": _pct(day_acc.uptime()), "month": _pct(month_acc.uptime())},
         "capacity_utilisation_pct": {"day": _pct(day_acc.utilisation()), "month": _pct(month_util)},
         "busy_worker_s": {"day": round(day_acc.busy_ws, 1), "month": round(month_acc.busy_ws, 1)},
@@ -181,13 +180,16 @@ def render_text(rep: dict) -> str:
     for r in rep["resources"]:
         pct = isinstance(r["value"], float)
         lines.append(f"{r['resource']:<26}{_fmt(r['value'], pct):>10}  {r['target']:<8}  {'MET' if r['met'] else 'NOT MET'}")
-    lines += ["", f"Uptime: last 24 h {_fmt(rep['uptime_pct']['day'], True)}, last {rep['window_days']} d "
-              f"{_fmt(rep['uptime_pct']['month'], True)}; current streak {rep['streak_days']} day(s) at >= 95%",
-              f"Capacity utilisation: last 24 h {_fmt(rep['capacity_utilisation_pct']['day'], True)}, "
-              f"last {rep['window_days']} d {_fmt(rep['capacity_utilisation_pct']['month'], True)}",
-              f"Worker restarts: last 24 h {rep['worker_restarts']['day']}, last {rep['window_days']} d "
-              f"{rep['worker_restarts']['month']}",
-              f"Phase 2 trigger: {'READY' if rep['phase2_ready'] else 'NOT READY'}", ""]
+    up, cap, rs, w = rep["uptime_pct"], rep["capacity_utilisation_pct"], rep["worker_restarts"], rep["window_days"]
+    lines += [
+        "",
+        (f"Uptime: last 24 h {_fmt(up['day'], True)}, last {w} d {_fmt(up['month'], True)}; "
+         f"current streak {rep['streak_days']} day(s) at >= 95%"),
+        f"Capacity utilisation: last 24 h {_fmt(cap['day'], True)}, last {w} d {_fmt(cap['month'], True)}",
+        f"Worker restarts: last 24 h {rs['day']}, last {w} d {rs['month']}",
+        f"Phase 2 trigger: {'READY' if rep['phase2_ready'] else 'NOT READY'}",
+        "",
+    ]
     lines.append(f"{'Day':<12}{'Uptime':>8}{'Util':>8}{'Done':>7}{'Failed':>8}{'Retried':>9}{'Restarts':>10}")
     for d in rep["days"]:
         if not d["covered_s"] and not (d["done"] or d["failed"] or d["retried"] or d["worker_restarts"]):
@@ -206,19 +208,22 @@ def render_markdown(rep: dict) -> str:
     for r in rep["resources"]:
         pct = isinstance(r["value"], float)
         out.append(f"| {r['resource']} | {_fmt(r['value'], pct)} | {r['target']} | {'MET' if r['met'] else 'NOT MET'} |")
-    out += ["", f"Phase 2 trigger: **{'READY' if rep['phase2_ready'] else 'NOT READY'}**", "",
-            "## Uptime and capacity", "",
-            f"* Uptime: last 24 h {_fmt(rep['uptime_pct']['day'], True)}, last {rep['window_days']} days "
-            f"{_fmt(rep['uptime_pct']['month'], True)}; streak of {rep['streak_days']} day(s) at >= 95 %.",
-            f"* Capacity utilisation (busy / available worker-seconds): last 24 h "
-            f"{_fmt(rep['capacity_utilisation_pct']['day'], True)}, last {rep['window_days']} days "
-            f"{_fmt(rep['capacity_utilisation_pct']['month'], True)}.",
-            f"* Worker restarts: last 24 h {rep['worker_restarts']['day']}, last {rep['window_days']} days "
-            f"{rep['worker_restarts']['month']}.",
-            f"* Tasks in {rep['window_days']} days: {rep['tasks']['done']} done, {rep['tasks']['failed']} failed, "
-            f"{rep['tasks']['retried']} retried, {rep['tasks']['cancelled']} cancelled.", "",
-            "## Per day (UTC)", "", "| Day | Uptime | Utilisation | Done | Failed | Retried | Restarts |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    up, cap, rs, w, t = (rep["uptime_pct"], rep["capacity_utilisation_pct"], rep["worker_restarts"],
+                         rep["window_days"], rep["tasks"])
+    out += [
+        "", f"Phase 2 trigger: **{'READY' if rep['phase2_ready'] else 'NOT READY'}**", "",
+        "## Uptime and capacity", "",
+        (f"* Uptime: last 24 h {_fmt(up['day'], True)}, last {w} days {_fmt(up['month'], True)}; "
+         f"streak of {rep['streak_days']} day(s) at >= 95 %."),
+        (f"* Capacity utilisation (busy / available worker-seconds): last 24 h {_fmt(cap['day'], True)}, "
+         f"last {w} days {_fmt(cap['month'], True)}."),
+        f"* Worker restarts: last 24 h {rs['day']}, last {w} days {rs['month']}.",
+        (f"* Tasks in {w} days: {t['done']} done, {t['failed']} failed, {t['retried']} retried, "
+         f"{t['cancelled']} cancelled."),
+        "",
+        "## Per day (UTC)", "", "| Day | Uptime | Utilisation | Done | Failed | Retried | Restarts |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for d in rep["days"]:
         if not d["covered_s"] and not (d["done"] or d["failed"] or d["retried"] or d["worker_restarts"]):
             continue

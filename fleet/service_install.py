@@ -11,11 +11,11 @@ import os
 import plistlib
 import re
 import shutil
-import subprocess
+import subprocess  # nosec B404
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape  # nosec B406 - escapes output, parses nothing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLATFORMS = ("linux", "macos", "windows")
@@ -63,7 +63,8 @@ def systemd_version() -> int | None:
     if not exe:
         return None
     try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True,  # nosec B603
+                             timeout=10, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.match(r"systemd (\d+)", out)
@@ -222,7 +223,7 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     if exe is None:
         raise ServiceError(f"`{cmd[0]}` is not installed or not on PATH; the service definition was written but "
                            f"not registered. Run by hand: {' '.join(cmd)}")
-    return subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=60)
+    return subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=60, check=False)  # nosec B603
 
 
 _NO_BUS = re.compile(r"Failed to connect to (user scope )?bus|DBUS_SESSION_BUS_ADDRESS|XDG_RUNTIME_DIR|No medium found",
@@ -248,7 +249,8 @@ def linger_enabled(user: str | None = None) -> bool | None:
     if not exe:
         return None
     try:
-        out = subprocess.run([exe, "show-user", user, "--property=Linger"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([exe, "show-user", user, "--property=Linger"],  # nosec B603
+                             capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:

@@ -26,6 +26,7 @@ from .status_report import render_status, write_status
 log = logging.getLogger("fleet.supervisor")
 NAME = "supervisor"
 GRACEFUL = ("stop", "restart", "drain", "scale_down")
+STARTUP_GRACE_S = 30.0  # a worker that has not registered yet gets at least this long
 
 
 class Supervisor:
@@ -240,9 +241,10 @@ class Supervisor:
             if child.kind != "worker" or child.proc is None or child.term_at is not None:
                 continue
             agent = agents.get(child.name)
-            last = child.started_wall
             if agent and agent["pid"] == child.pid and agent["last_heartbeat"]:
-                last = max(last, agent["last_heartbeat"])
+                last = max(child.started_wall, agent["last_heartbeat"])
+            else:  # not registered yet: a slow start (loaded machine) is not a stall
+                last = child.started_wall + max(0.0, STARTUP_GRACE_S - limit)
             if now - last <= limit:
                 continue
             detail = (agent or {}).get("detail") or {}
@@ -340,6 +342,7 @@ class Supervisor:
         for child in self.children.values():
             if self.policy.healthy(child):
                 log.info("%s is healthy again", child.role)
+                self.flap_alerted.discard(child.role)  # a later crash loop alerts again
         if self._due("status", self.sup["status_interval_s"]):
             self.write_status()
 
@@ -385,9 +388,20 @@ class Supervisor:
 
     # -- main loop -------------------------------------------------------
     def run(self) -> int:
-        setup_process_logging(NAME, self.cfg, to_stderr=self.echo)
-        self.store = open_store(self.cfg)
-        self.store.register_agent(NAME, NAME, pid=os.getpid(), status="running")
+        try:
+            setup_process_logging(NAME, self.cfg, to_stderr=self.echo)
+        except OSError as exc:
+            print(f"fleet-supervisor: cannot write logs in {self.cfg['paths']['logs']}: {exc}; "
+                  "fix [paths] logs in fleet.toml or the folder's permissions", file=sys.stderr)
+            return 73
+        try:
+            self.store = open_store(self.cfg)
+            self.store.register_agent(NAME, NAME, pid=os.getpid(), status="running")
+        except Exception as exc:  # any failure here is fatal and explained
+            log.exception("cannot open the database")
+            print(f"fleet-supervisor: cannot open the database {self.cfg['paths']['db']}: {exc}; "
+                  "check [paths] db in fleet.toml and that its folder is writable", file=sys.stderr)
+            return 1
         self._pending_signal = None
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)

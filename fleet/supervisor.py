@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-LOCK_NAME = "supervisor.lock"
+LOCK_NAME = ".fleet.lock"  # in the fleet home; holds the supervisor PID
 
 
 def lock_path(cfg: dict) -> Path:
@@ -51,7 +51,7 @@ class AlreadyRunning(RuntimeError):
 
 
 class InstanceLock:
-    """Exclusive flock on `<home>/supervisor.lock`, which holds the owner's PID."""
+    """Exclusive flock on `<home>/.fleet.lock`, which holds the owner's PID."""
 
     def __init__(self, path: Path):
         self.path = path

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -156,7 +157,11 @@ class Worker:
 
     # -- main loop -------------------------------------------------------
     def run(self) -> int:
-        self.store = open_store(self.cfg)
+        try:
+            self.store = open_store(self.cfg)
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            raise StoreError(f"cannot open the database {self.cfg['paths']['db']}: {exc}; "
+                             "check [paths] db in fleet.toml and that its folder is writable") from exc
         self.store.register_agent(self.name, self.role, pid=os.getpid(), status="starting")
         log.info("worker %s (role %s, pid %d) started; skills: %s", self.name, self.role, os.getpid(),
                  ", ".join(role_skills(self.cfg, self.role)) or "(none: assigned tasks only)")
@@ -319,28 +324,35 @@ class Worker:
 
     # -- watchdog (runs in its own thread while the skill runs) ----------
     def _watch(self, task, deadline: float, timeout: float, wall_deadline: float) -> None:
+        """Renew the lease and heartbeat while the skill runs; interrupt it on
+        cancel or lost lease; end the process at the hard timeout."""
         from .db import open_store as _open
 
         store = _open(self.cfg)  # its own connection
         interrupt_sent_at = None
-        first = min(self.tick, 0.2)
+        last_renewed = time.monotonic()
         try:
-            if not self._skill_done.wait(first):
+            if not self._skill_done.wait(min(self.tick, 0.2)):
+                self._guard(lambda: store.heartbeat(
+                    self.name, progress=self.progress + 1, status="busy", current_task=task.id,
+                    detail={"task": task.id, "skill": task.skill, "deadline": wall_deadline,
+                            "attempt": task.attempts}), task)
                 self.progress += 1
-                store.heartbeat(self.name, progress=self.progress, status="busy", current_task=task.id,
-                                detail={"task": task.id, "skill": task.skill, "deadline": wall_deadline,
-                                        "attempt": task.attempts})
                 self._busy_written = True
             while not self._skill_done.wait(min(self.tick, max(0.01, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline:
                     self._on_timeout(store, task, timeout)
                     return
+                lost = False
                 try:
                     cancel = store.renew(task.id, task.lease_token, self.lease_s)
+                    last_renewed = time.monotonic()
                 except LeaseLost:
-                    cancel, lost = True, True
-                else:
-                    lost = False
+                    cancel = lost = True
+                except Exception as exc:  # noqa: BLE001 - e.g. database busy: try again next tick
+                    log.warning("could not renew the lease: %s", exc, extra={"task_id": task.id})
+                    # Past the lease the task may be handed to another worker: stop first.
+                    cancel = lost = time.monotonic() - last_renewed > self.lease_s * 0.9
                 if cancel:
                     if interrupt_sent_at is None:
                         log.info("%s: interrupting the skill", "lease lost" if lost else "cancel requested",
@@ -354,11 +366,16 @@ class Worker:
                         self._hard_exit()
                     continue
                 self.progress += 1
-                store.heartbeat(self.name, progress=self.progress)
-        except StoreError as exc:
-            log.error("watchdog: %s", exc, extra={"task_id": task.id})
+                self._guard(lambda: store.heartbeat(self.name, progress=self.progress), task)
         finally:
             store.close()
+
+    @staticmethod
+    def _guard(fn, task) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - a missed heartbeat is not fatal
+            log.warning("heartbeat failed: %s", exc, extra={"task_id": task.id})
 
     def _on_timeout(self, store, task, timeout: float) -> None:
         log.error("skill %s exceeded its hard timeout of %.0f s; ending this worker process",

@@ -158,7 +158,11 @@ def bench_idle(seconds: float) -> tuple[float, float, int]:
         pct = 100 * (fleet_cpu_seconds(root) - c0) / (time.monotonic() - t0)
         worker = fleet.store.get_agent("coder_1")
         rss = psutil.Process(worker["pid"]).memory_info().rss / 1e6
-        return pct, rss, len(procs)
+        task = fleet.store.enqueue("noop", {"n": 1})
+        wait(lambda: fleet.store.get(task.id).status == "DONE", 30, "a task on the idle fleet")
+        time.sleep(0.5)
+        rss_after = psutil.Process(worker["pid"]).memory_info().rss / 1e6
+        return pct, rss, rss_after, len(procs)
     finally:
         fleet.close()
 
@@ -180,10 +184,11 @@ def main(argv=None) -> int:
     for w in (2, 4):
         tp = bench_throughput(w, tasks)
         rows.append((f"no-op throughput, {w} workers ({tasks} tasks)", f"{tp:.0f} tasks/s", "-", None))
-    pct, rss, nprocs = bench_idle(idle_s)
+    pct, rss, rss_after, nprocs = bench_idle(idle_s)
     rows.append((f"idle fleet CPU ({nprocs} processes, {idle_s:.0f} s)", f"{pct:.2f} % of a core", "<= 1 %",
                  pct <= 1.0))
     rows.append(("idle worker RSS", f"{rss:.1f} MB", "<= 40 MB", rss <= 40))
+    rows.append(("idle worker RSS after its first task", f"{rss_after:.1f} MB", "<= 40 MB", rss_after <= 40))
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  {'result':>18}  {'target':>9}  ok")
     for name, value, target, ok in rows:

@@ -11,7 +11,9 @@ Runs in a temporary fleet home (no operator data touched) unless --home is given
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -96,7 +98,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     polls = args.polls or (10 if args.quick else 50)
     window = args.window or (12.0 if args.quick else 60.0)
+    logging.basicConfig(level=logging.ERROR)  # the probes' own warnings (e.g. no NVML) are not results
     home = prepare_home(args.home)
+    try:
+        return run(args, home, polls, window)
+    finally:
+        if not args.home:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def run(args, home: str, polls: int, window: float) -> int:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"machine: {psutil.cpu_count()} cores, load average {load}; fleet home {home}")
     c = poll_cost(home, polls)
@@ -108,7 +119,8 @@ def main(argv=None) -> int:
     p = process_cpu(home, args.interval, window)
     verdict = "OK" if p["cpu_pct"] <= 0.3 or args.interval < 5 else "OVER the 0.3 % target"
     print(f"hw_supervisor process over {p['window_s']:.0f} s at a {args.interval:g} s interval: "
-          f"{p['cpu_pct']:.3f} % of one core ({verdict}); RSS {p['rss_mb']:.0f} MB")
+          f"{p['cpu_pct']:.3f} % of one core ({verdict}; CPU time is counted in 10 ms ticks, so use a "
+          f"60 s window for a figure); RSS {p['rss_mb']:.0f} MB")
     return 0
 
 

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def home(isolated_home):
+    # a generous heartbeat limit: a loaded test box must not make agents look stale
     write_config(isolated_home, workers={"coder_count": 1}, dashboard={"enabled": False},
-                 models={"chain": []})
+                 models={"chain": []}, supervisor={"heartbeat_timeout_s": 120.0})
     return isolated_home
 
 
@@ -252,6 +253,25 @@ def test_detect_cli_and_hw(home):
     assert "tier" in cli(home, "hw").out
 
 
+def test_hw_watch_repeats_until_interrupted(home):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fakes.cli_runner import CLI, REPO
+
+    env = {**os.environ, "FLEET_HOME": str(home), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, CLI, "hw", "--watch", "0.2", "--json"], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        first, second = json.loads(proc.stdout.readline()), json.loads(proc.stdout.readline())
+        assert "tier" in first and "tier" in second
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+
+
 # -- messaging -----------------------------------------------------------------
 def test_send_inbox_broadcast_notes(home):
     s = open_store(home)
@@ -360,3 +380,76 @@ def test_usage_delta_and_budget(home):
     assert budgets["skill summarize"]["state"] == "exceeded"
     assert budgets["fleet"]["percent_used"] >= 60
     assert "exceeded" in cli(home, "budget").out
+
+
+def test_task_natural_language_uses_the_intent_parser(home):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: the conductor model is unreachable
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_config(home, workers={"coder_count": 1}, dashboard={"enabled": False}, models={"chain": []},
+                 providers={"ollama": {"type": "ollama", "base_url": f"http://127.0.0.1:{port}"}})
+    r = cli(home, "task", "ask a person please", "--json")
+    assert r.rc == 0, r
+    doc = r.json()
+    assert doc["task"]["skill"] == "ask" and doc["intent"]["method"] == "matcher"
+    assert "model call" not in r.err  # the model layer's log line is not passed through
+    r = cli(home, "task", "xyzzy frobnicate")
+    assert r.rc == 1 and "could not tell which skill" in r.err
+    assert count_tasks(home) == 1
+
+
+def test_home_option_overrides_environment(home, tmp_path):
+    other = tmp_path / "other_home"
+    other.mkdir()
+    tid = cli(home, "dispatch", "noop", "{}", "--json").json()["task"]["id"]
+    r = cli(other, "--home", str(home), "result", str(tid), "--json")
+    assert r.rc == 0 and r.json()["task"]["id"] == tid
+    assert cli(other, "tasks", "--json").json()["total"] == 0
+
+
+def test_module_entry_point(home):
+    import os
+    import subprocess
+    import sys
+
+    from tests.fakes.cli_runner import REPO
+
+    env = {**os.environ, "FLEET_HOME": str(home), "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "fleet.lead_client", "tasks", "--json"], env=env, cwd=str(REPO),
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0 and json.loads(r.stdout)["total"] == 0
+
+
+def test_wait_shows_progress_on_a_terminal(home):
+    import os
+    import subprocess
+    import sys
+
+    from tests.fakes.cli_runner import CLI, REPO
+
+    s = open_store(home)
+    s.register_agent("coder_1", "coder", pid=1, status="idle")
+    s.close()
+    master, slave = os.openpty()
+    env = {**os.environ, "FLEET_HOME": str(home), "PYTHONPATH": str(REPO)}
+    try:
+        proc = subprocess.run([sys.executable, CLI, "dispatch", "noop", "{}", "--assigned-to", "nobody", "--wait",
+                               "--timeout", "1"], env=env, stdout=subprocess.PIPE, stderr=slave, timeout=60,
+                              check=False)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 99
+    text = seen.decode(errors="replace")
+    assert "PENDING" in text and "task 1:" in text and "s" in text.split("PENDING", 1)[1]

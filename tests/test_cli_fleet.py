@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(240)
 def fleet(isolated_home):
     write_config(isolated_home, workers={"coder_count": 1}, queue={"max_attempts": 1},
                  affinity={"coder": ["noop", "sleepy", "fails"]}, dashboard={"enabled": False},
-                 models={"chain": []})
+                 models={"chain": []}, supervisor={"heartbeat_timeout_s": 30.0})
     proc = start_supervisor(isolated_home)
     try:
         wait_until(lambda: cli(isolated_home, "status").rc == 0, timeout=60, step=0.3,

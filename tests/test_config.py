@@ -90,3 +90,16 @@ def test_defaults_shipped_file_and_helpers(isolated_home):
     with pytest.raises(ConfigError):
         (isolated_home / "fleet.toml").write_text("[fleet]\neco_mode = 'yes'\n")
         load_config(isolated_home)
+
+
+def test_fatal_start_errors_exit_non_zero_with_a_message(isolated_home):
+    (isolated_home / "blocker").write_text("a file, not a folder")
+    (isolated_home / "fleet.toml").write_text('[paths]\ndb = "blocker/fleet.db"\n')
+    proc = subprocess.run([sys.executable, str(REPO / "fleet" / "supervisor.py"), "--quiet"], cwd=str(REPO),
+                          env=env_for(isolated_home), capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot open the database" in proc.stderr and "blocker/fleet.db" in proc.stderr
+    (isolated_home / "fleet.toml").write_text('[paths]\nlogs = "blocker/logs"\n')
+    proc = subprocess.run([sys.executable, str(REPO / "fleet" / "supervisor.py"), "--quiet"], cwd=str(REPO),
+                          env=env_for(isolated_home), capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 73 and "cannot write logs" in proc.stderr

@@ -29,7 +29,7 @@ def _err(resp, status):
 
 
 def test_status_reports_agents_counts_and_flags(env):
-    app, client, store, _ = env
+    _app, client, store, _ = env
     store.enqueue("noop", {"n": 1})
     store.register_agent("coder_1", "coder", pid=os.getpid(), status="idle")
     store.raise_alert("warning", "hw", "hot")
@@ -42,7 +42,7 @@ def test_status_reports_agents_counts_and_flags(env):
 
 
 def test_restart_count_and_last_exit_come_from_supervisor_events(env):
-    app, client, store, _ = env
+    _app, client, store, _ = env
     store.register_agent("coder_1", "coder", status="idle")
     for code in (1, -9):
         store.record_event("supervisor", "child_exit", agent="coder_1", detail={"exit_code": code})
@@ -52,7 +52,7 @@ def test_restart_count_and_last_exit_come_from_supervisor_events(env):
 
 
 def test_task_list_paginates_and_filters_in_the_database(env):
-    app, client, store, _ = env
+    _app, client, store, _ = env
     ids = [store.enqueue("noop", {"n": i}).id for i in range(7)]
     store.enqueue("ask", {"topic": "needle in payload"})
     page = client.get("/api/tasks?skill=noop&limit=3&offset=3").get_json()
@@ -81,7 +81,7 @@ def test_bad_task_filters_are_4xx_with_a_message(env, query, needle):
 
 
 def test_task_detail_has_payload_attempts_and_events(env):
-    app, client, store, _ = env
+    _app, client, store, _ = env
     t = store.enqueue("noop", {"n": 3})
     claimed = store.claim("coder_1", ["noop"])
     store.fail(claimed.id, claimed.lease_token, "boom", retryable=True)
@@ -223,7 +223,7 @@ def test_alerts_ack_comms_and_notes(env):
 
 
 def test_knowledge_lists_and_reads_without_traversal(env, tmp_path):
-    app, client, _, cfg = env
+    _app, client, _, cfg = env
     root = cfg["paths"]["knowledge"]
     os.makedirs(os.path.join(root, "reviews"))
     with open(os.path.join(root, "reviews", "a.md"), "w") as fh:
@@ -242,7 +242,7 @@ def test_knowledge_lists_and_reads_without_traversal(env, tmp_path):
 
 
 def test_logs_tail(env):
-    app, client, _, cfg = env
+    _app, client, _, cfg = env
     os.makedirs(cfg["paths"]["logs"], exist_ok=True)
     with open(os.path.join(cfg["paths"]["logs"], "coder_1.log"), "w") as fh:
         fh.write("".join(f"line {i}\n" for i in range(1000)))
@@ -255,7 +255,7 @@ def test_logs_tail(env):
 
 
 def test_activity_skills_timeline(env):
-    app, client, store, _ = env
+    _app, client, store, _ = env
     t = store.enqueue("noop", {"n": 1})
     c = store.claim("coder_1", ["noop"])
     store.complete(c.id, c.lease_token, {})
@@ -271,7 +271,7 @@ def test_activity_skills_timeline(env):
 
 
 def test_health_is_503_with_components_when_nothing_runs(env):
-    app, client, store, _ = env
+    _app, client, _store, _ = env
     resp = client.get("/api/health")
     body = resp.get_json()
     assert resp.status_code == 503 and body["status"] in ("degraded", "down")
@@ -306,7 +306,7 @@ def test_fleet_control_and_worker_endpoints(env):
 
 
 def test_metrics_exposition(env):
-    app, client, store, _ = env
+    _app, client, store, _ = env
     store.enqueue("noop", {"n": 1})
     c = store.claim("coder_1", ["noop"])
     store.complete(c.id, c.lease_token, {})
@@ -321,7 +321,7 @@ def test_metrics_exposition(env):
 
 
 def test_hardware_endpoints_read_hw_state(env):
-    app, client, store, cfg = env
+    app, client, store, _cfg = env
     if "/api/thermal" not in {r.rule for r in app.url_map.iter_rules()}:
         pytest.skip("no hardware reader in this tree")
     body = client.get("/api/thermal").get_json()
@@ -332,9 +332,60 @@ def test_hardware_endpoints_read_hw_state(env):
 
 
 def test_pages_render(env):
-    app, client, _, _ = env
+    _app, client, _, _ = env
     for path in ("/", "/tasks", "/tasks/1", "/submit", "/approvals", "/knowledge", "/logs", "/messages", "/signin"):
         resp = client.get(path)
         assert resp.status_code == 200 and b"<main" in resp.data, path
     assert client.get("/static/app.js").status_code == 200
     assert b"cdn" not in client.get("/").data.lower()
+
+
+def test_usage_endpoints_metrics_and_breaker_health(isolated_home):
+    app, cfg, store = make_app(isolated_home, budgets={"skills": {"noop": {"limit_usd": 1.0}}})
+    client = app.test_client()
+    if "/api/usage" not in {r.rule for r in app.url_map.iter_rules()}:
+        pytest.skip("no usage ledger in this tree")
+    row = {"skill": "noop", "provider": "claude", "model": "claude-x", "input_tokens": 100, "output_tokens": 50,
+           "cost_usd": 0.9, "success": True, "latency_ms": 12}
+    store.record_model_call(row)
+    for _ in range(3):  # three failures in a row open the breaker
+        store.record_model_call({**row, "cost_usd": 0, "success": False},
+                                outcome={"kind": "transport", "breaker": True, "error": "refused"})
+    usage = client.get("/api/usage?period=day&group_by=provider").get_json()
+    assert usage["rows"][0]["key"] == "claude" and usage["totals"]["cost_usd"] == pytest.approx(0.9)
+    assert "group_by" in _err(client.get("/api/usage?group_by=colour"), 400)
+    assert "period" in _err(client.get("/api/usage?period=year"), 400)
+    delta = client.get("/api/usage/delta").get_json()
+    assert delta["rows"][0]["cost_usd"]["after"] == pytest.approx(0.9)
+    _err(client.get("/api/usage/delta?a_start=2026-02-01&a_end=2026-01-01"), 400)
+    budgets = client.get("/api/usage/budgets").get_json()["budgets"]
+    assert budgets[0]["skill"] == "noop" and budgets[0]["state"] == "warning"
+    health = client.get("/api/health").get_json()["components"]["models"]
+    assert health["providers"]["claude"]["breaker"] == "open" and health["status"] == "down"
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'fleet_model_calls_total{outcome="success",provider="claude"} 1.0' in text
+    assert 'fleet_model_tokens_total{kind="input",provider="claude"} 400.0' in text
+    assert 'fleet_model_cost_usd_total{provider="claude"} 0.9' in text
+    assert 'fleet_model_breaker_open{provider="claude"} 1.0' in text
+    assert client.get("/usage").status_code == 200
+    store.close()
+
+
+def test_hw_history_serves_stored_samples(env):
+    app, client, store, _ = env
+    if "/api/hw/history" not in {r.rule for r in app.url_map.iter_rules()}:
+        pytest.skip("no hardware samples in this tree")
+    store.record_hw_sample({"cpu_pct": 12.5, "mem_pct": 40.0, "gpu_temp_c": 61.0,
+                            "gpus": [{"index": 0, "temp_c": 61.0, "vram_used_mb": 1000}]})
+    samples = client.get("/api/hw/history?minutes=15").get_json()["samples"]
+    assert samples[-1]["cpu_pct"] == 12.5 and samples[-1]["gpus"][0]["temp_c"] == 61.0
+    _err(client.get("/api/hw/history?minutes=0"), 400)
+
+
+def test_health_queue_is_degraded_when_a_ready_task_waits_too_long(env):
+    app, client, store, _ = env
+    assert client.get("/api/health").get_json()["components"]["queue"]["status"] == "healthy"
+    store.enqueue("noop", {}, available_at=time.time() - 3600)  # claimable for an hour, nobody took it
+    store.enqueue("noop", {}, delay_s=7200)  # scheduled for later: not a stall
+    queue = client.get("/api/health").get_json()["components"]["queue"]
+    assert queue["status"] == "degraded" and queue["ready_depth"] == 1 and queue["oldest_ready_wait_s"] > 3000

@@ -112,7 +112,7 @@ def test_cookie_session_needs_csrf_for_mutations(env):
 
 
 def test_read_only_mode_refuses_every_mutation_and_hides_controls(isolated_home):
-    app, cfg, store = make_app(isolated_home, read_only=True)
+    app, _cfg, store = make_app(isolated_home, read_only=True)
     client = app.test_client()
     for rule, method in mutating_routes(app):
         if (rule, method) in SESSION_ROUTES:
@@ -126,7 +126,7 @@ def test_read_only_mode_refuses_every_mutation_and_hides_controls(isolated_home)
 
 
 def test_non_loopback_bind_needs_the_token_for_every_read(isolated_home):
-    app, cfg, store = make_app(isolated_home, host="0.0.0.0")
+    app, _cfg, store = make_app(isolated_home, host="0.0.0.0")
     client = app.test_client()
     for path in get_routes(app):
         resp = client.get(path)
@@ -141,7 +141,7 @@ def test_non_loopback_bind_needs_the_token_for_every_read(isolated_home):
 
 
 def test_loopback_bind_refuses_foreign_host_headers(env):
-    app, client, *_ = env
+    _app, client, *_ = env
     assert client.get("/api/status", headers={"Host": "attacker.example:5555"}).status_code == 421
     assert client.get("/api/status", headers={"Host": "127.0.0.1:5555"}).status_code == 200
     assert client.get("/api/status", headers={"Host": "[::1]:5555"}).status_code == 200

@@ -21,7 +21,7 @@ SKIP_FUZZ = {("/api/stream", "get")}  # an endless stream; covered by the SSE te
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     home = tmp_path_factory.mktemp("openapi_home")
-    app, cfg, store = make_app(home)
+    app, _cfg, store = make_app(home)
     store.register_agent("coder_1", "coder", status="idle")
     for i in range(3):
         store.enqueue("noop", {"n": i})

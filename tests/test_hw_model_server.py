@@ -72,6 +72,8 @@ def test_lists_loaded_models_and_keeps_the_tier_model_warm():
             assert {b["model"] for b in loads} == {"qwen3:4b", "qwen3:8b"}
             tier_load = next(b for b in loads if b["model"] == "qwen3:4b")
             assert tier_load["keep_alive"] == "30m" and tier_load["options"] == {"num_gpu": 0}
+            conductor_load = next(b for b in loads if b["model"] == "qwen3:8b")
+            assert conductor_load["options"] == {"num_gpu": 0}  # CPU tier: the conductor stays off the GPU
             assert tier_load.get("prompt", "") == ""  # a load, not a generation
             out = care.tick("qwen3:4b", 0, conductor="qwen3:8b")
             assert out["tier_model_loaded"] is True and out["last_keepalive_at"] is not None
@@ -207,3 +209,16 @@ def test_a_dead_fleet_started_server_is_started_again(tmp_path):
     finally:
         managed.stop()
         care.close()
+
+
+def test_unload_asks_for_keep_alive_zero():
+    with FakeOllama() as ollama:
+        ollama.loaded["qwen3:8b"] = 0.0
+        care = ModelServerCare(ollama.url)
+        try:
+            care.unload("qwen3:8b").join(timeout=10)
+            body = ollama.requests_to("/api/generate")[-1].body
+            assert body["model"] == "qwen3:8b" and body["keep_alive"] == 0
+            assert care.tick(None)["loaded"] == []
+        finally:
+            care.close()

@@ -101,7 +101,12 @@ def test_reader_staleness_and_cpu_fallback(cfg):
 
 
 def test_written_file_matches_the_documented_schema(cfg, store):
+    leftover = os.path.join(cfg["home"], ".hw_state.dead.tmp")  # a writer killed mid-write
+    with open(leftover, "w") as fh:
+        fh.write("{")
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))
     sup = supervisor(cfg, store, [FakeGpu()])
+    assert not os.path.exists(leftover)
     sup.poll_once()
     with open(cfg["paths"]["hw_state"]) as fh:
         doc = json.load(fh)
@@ -158,8 +163,10 @@ def test_tier_changes_are_events_and_history_is_kept(cfg, store):
 
 
 def test_eco_flag_and_training_lock_pin_cpu(cfg, store):
+    store.register_agent("hw_supervisor", "hw_supervisor", pid=None, status="starting")
     sup = supervisor(cfg, store, [FakeGpu()])
     assert sup.poll_once()["tier"]["name"] == "large"
+    assert store.get_agent("hw_supervisor")["detail"]["tier"] == "large"  # heartbeat for the supervisor's row
     assert store.acquire_lock("training", "trainer", 60)
     st = sup.poll_once()
     assert st["tier"]["name"] == "cpu" and st["training"]["holder"] == "trainer"
@@ -186,3 +193,80 @@ def test_hw_samples_retention(tmp_path):
         assert len(s.hw_samples()) == 1
     finally:
         s.close()
+
+
+def test_overhead_is_logged_at_start_and_after_60_s(cfg, store, caplog):
+    t = [0.0]
+    sup = supervisor(cfg, store, [FakeGpu()], clock=lambda: t[0])
+    caplog.set_level("INFO", logger="hw_supervisor")
+    sup.poll_once()
+    sup._overhead(1)
+    assert "first poll took" in caplog.text
+    for n in range(2, 14):
+        t[0] += 5.0
+        sup.poll_once()
+        sup._overhead(n)
+    assert sup.cpu_pct is not None and sup.cpu_pct >= 0
+    assert "% of one core over 60 s" in caplog.text
+    assert sup.poll_once()["overhead"]["cpu_pct"] == sup.cpu_pct
+
+
+def test_stepping_down_unloads_the_bigger_model_but_never_the_conductor(cfg, store):
+    from tests.fakes.model_servers import FakeOllama
+
+    with FakeOllama() as ollama:
+        cfg["model_server"]["enabled"] = True
+        cfg["providers"]["ollama"]["base_url"] = ollama.url
+        gpu = FakeGpu(used_mb=800)
+        sup = supervisor(cfg, store, [gpu])
+        try:
+            assert sup.poll_once()["tier"]["model"] == "qwen3:8b"
+            assert ollama.wait_for_requests(1, path="/api/generate")  # keep-alive load of the tier model
+            assert wait_for(lambda: "qwen3:8b" in ollama.loaded)
+            ollama.size_vram = 0  # what /api/ps reports as held: nothing, so the squeeze is real
+            gpu.used_mb = 8000  # another program takes the VRAM: 4.2 GB free fits no GPU tier
+            states = [sup.poll_once() for _ in range(2)]
+            assert states[-1]["tier"]["name"] == "cpu"
+            assert wait_for(lambda: any(r.body.get("model") == "qwen3:8b" and r.body.get("keep_alive") == 0
+                                        for r in ollama.requests_to("/api/generate")))
+            change = next(e for e in store.recent_events(20) if e["action"] == "tier_change"
+                          and (e["detail"] or {}).get("to") == "cpu")
+            assert change["detail"]["unloaded"] == "qwen3:8b"
+            # the conductor (qwen3:4b) is never unloaded by a tier change
+            assert not any(r.body.get("model") == "qwen3:4b" and r.body.get("keep_alive") == 0
+                           for r in ollama.requests_to("/api/generate"))
+        finally:
+            sup.close()
+
+
+def wait_for(pred, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+def test_a_poll_that_keeps_failing_ends_the_loop_so_the_supervisor_sees_it(cfg, store):
+    import threading
+
+    class Broken:
+        nvml = NvmlProbe(lib=FakeNvml([]))
+        calls = 0
+
+        def read(self):
+            Broken.calls += 1
+            if Broken.calls == 1:
+                return "cpu", []
+            raise RuntimeError("probe bug")
+
+        def close(self):
+            pass
+
+    sup = HwSupervisor(cfg, store=store, gpu_probe=Broken(), interval_s=0.01)
+    with pytest.raises(RuntimeError, match="probe bug"):
+        sup.run(threading.Event())
+    assert Broken.calls == 6  # one good poll, then five failures in a row
+    with open(cfg["paths"]["hw_state"]) as fh:  # the good poll's file is there, whole
+        assert json.load(fh)["source"] == "cpu"

@@ -143,6 +143,19 @@ def test_scripted_gpu_heats_up_gets_lost_and_comes_back(home):
     assert (home / "fleet.toml").read_text() == config_before  # tier changes never touch fleet.toml
 
 
+def test_a_second_instance_refuses_to_start(home):
+    first = spawn(home, ["--interval", "0.5"], fake={"init_error": "NVMLError_LibraryNotFound"})
+    try:
+        assert wait_until(lambda: read_state(home))
+        second = spawn(home, ["--once"])
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 75 and "already running" in out
+        assert first.poll() is None
+    finally:
+        rc, out = stop(first)
+    assert rc == 0, out
+
+
 def test_module_entry_point_once(home):
     env = dict(os.environ, FLEET_HOME=str(home), PYTHONPATH=REPO)
     r = subprocess.run([sys.executable, "-m", "fleet.hw_supervisor", "--once"], cwd=REPO, env=env,

@@ -108,6 +108,12 @@ def test_thermal_throttle_reason_steps_down_at_once():
     assert d.changed and d.tier.name == "medium" and "throttle" in d.reason
 
 
+def test_throttling_at_start_steps_down_one_tier_not_to_cpu():
+    ctl, clock = make()
+    d = step(ctl, clock, Sample(gpus=[gpu(temp=70, throttle=["hw_thermal_slowdown"])]))
+    assert d.tier.name == "medium" and d.thermal_state == "hot"
+
+
 def test_cooling_upgrades_only_after_the_hold_times():
     ctl, clock = make()
     step(ctl, clock, Sample(gpus=[gpu(temp=60)]))

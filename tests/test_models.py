@@ -317,3 +317,15 @@ def test_bad_messages_are_rejected_before_any_request(isolated_home, servers):
     with pytest.raises(ModelRequestError):
         call_model([], cfg)
     assert ollama.request_count == 0
+
+
+def test_usage_row_names_the_agent_and_task_from_the_process_context(isolated_home, servers, monkeypatch):
+    from fleet import logs
+
+    context = logs._ContextFilter("coder_1")
+    context.task_id = 77
+    monkeypatch.setattr(logs, "_context", context)
+    cfg = _cfg(isolated_home, servers)
+    result = call_model("q", cfg, skill="code_review")
+    row = open_store(cfg).usage_rows(call_id=result.call_id)[0]
+    assert (row["agent"], row["task_id"], row["skill"]) == ("coder_1", 77, "code_review")

@@ -27,13 +27,14 @@ from fakes.model_servers import (
 from fleet.config import load_config
 from fleet.costs import BudgetExceeded
 from fleet.db import open_store
-from fleet.skills._models import call_model
+from fleet.skills._models import NoProviderAvailable, call_model
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-shared-test"
 
 CHILD = r"""
 import json, os, sys, time
+import httpx  # imported before the start signal, as in a warm worker
 from fleet.config import load_config
 from fleet.skills._models import call_model, NoProviderAvailable
 from fleet.costs import BudgetExceeded
@@ -54,8 +55,11 @@ print(json.dumps(out))
 """
 
 
-def run_children(n: int, tmp_path: Path, *, skill: str | None = None, timeout: float = 60.0) -> list[dict]:
-    """Start `n` processes that each make one call; release them together once all are ready."""
+def run_children(n: int, tmp_path: Path, *, skill: str | None = None, timeout: float = 60.0,
+                 before_go=None) -> list[dict]:
+    """Start `n` processes that each make one call; once all are ready (imports
+    done, so start-up time on a loaded machine does not matter) run
+    `before_go()`, then release them together."""
     go = tmp_path / f"go-{time.monotonic_ns()}"
     env = dict(os.environ, PYTHONPATH=str(REPO), GO_FILE=str(go), SKILL=skill or "")
     procs = [subprocess.Popen([sys.executable, "-c", CHILD], cwd=str(REPO), env=env, stdout=subprocess.PIPE,
@@ -65,6 +69,8 @@ def run_children(n: int, tmp_path: Path, *, skill: str | None = None, timeout: f
         if any(p.poll() not in (None, 0) for p in procs):
             break
         time.sleep(0.02)
+    if before_go is not None:
+        before_go()
     go.touch()
     results = []
     for p in procs:
@@ -91,9 +97,9 @@ def pair(isolated_home, monkeypatch):
         yield ollama, backup, claude
 
 
-def _write(home, pair, *, chain, models="", extra="", claude_extra=None, backup_extra=None):
+def _write(home, pair, *, chain, models="", extra="", claude_extra=None, backup_extra=None, max_wait_s=0.0):
     ollama, backup, claude = pair
-    write_model_config(home, chain=chain, models=models, extra=extra, providers=[
+    write_model_config(home, chain=chain, models=models, extra=extra, max_wait_s=max_wait_s, providers=[
         provider_toml("ollama", "ollama", ollama.url, model="m"),
         provider_toml("backup", "openai_compatible", backup.url,
                       **dict({"model": "b", "min_spacing_ms": 0}, **(backup_extra or {}))),
@@ -111,20 +117,22 @@ def test_breaker_is_shared_across_processes_and_lets_exactly_one_probe(isolated_
     ollama, _backup, _ = pair
     cfg = _write(isolated_home, pair, chain=["ollama", "backup"], models="breaker_failures = 3\nbreaker_open_s = 1.5")
     ollama.fail(500, "down", times=3)
-    for _ in range(3):
-        assert call_model("q", cfg).provider == "backup"
-    assert ollama.request_count == 3
-    assert _state(cfg, "ollama")["breaker"] == "open"
+
+    def open_the_breaker():
+        for _ in range(3):
+            assert call_model("q", cfg).provider == "backup"
+        assert ollama.request_count == 3
+        assert _state(cfg, "ollama")["breaker"] == "open"
 
     # another process sees the open breaker and fails over without a request
-    [child] = run_children(1, tmp_path)
+    [child] = run_children(1, tmp_path, before_go=open_the_breaker)
     assert child == {"ok": True, "provider": "backup", "trail": ["breaker_open"]}
     assert ollama.request_count == 3
 
     # after the cool-down: four processes at once, exactly one probe reaches ollama
-    assert wait_until(lambda: _state(cfg, "ollama")["opened_until"] < time.time())
-    ollama.default = Reply(text="probe ok", delay_s=4.0)
-    results = run_children(4, tmp_path)
+    ollama.default = Reply(text="probe ok", delay_s=5.0)
+    results = run_children(4, tmp_path, before_go=lambda: wait_until(
+        lambda: _state(cfg, "ollama")["opened_until"] < time.time()))
     assert ollama.request_count == 4
     assert sorted(r["provider"] for r in results) == ["backup", "backup", "backup", "ollama"]
     assert all(r["trail"] == ["breaker_open"] for r in results if r["provider"] == "backup")
@@ -135,7 +143,7 @@ def test_breaker_is_shared_across_processes_and_lets_exactly_one_probe(isolated_
 
 def test_failed_probe_reopens_the_breaker(isolated_home, pair):
     ollama, _, _ = pair
-    cfg = _write(isolated_home, pair, chain=["ollama", "backup"], models="breaker_failures = 2\nbreaker_open_s = 0.5")
+    cfg = _write(isolated_home, pair, chain=["ollama", "backup"], models="breaker_failures = 2\nbreaker_open_s = 1.0")
     ollama.fail(503, "down", times=3)
     call_model("q", cfg)
     call_model("q", cfg)
@@ -150,11 +158,15 @@ def test_failed_probe_reopens_the_breaker(isolated_home, pair):
 def test_retry_after_is_honoured_across_processes(isolated_home, pair, tmp_path):
     _, _backup, claude = pair
     cfg = _write(isolated_home, pair, chain=["claude", "backup"])
-    claude.fail(429, "rate limited", retry_after=2)
-    first = call_model("q", cfg)
-    assert first.provider == "backup" and first.trail[0]["reason"] == "rate_limit"
-    assert first.trail[0]["cooldown_s"] == 2.0
-    [child] = run_children(1, tmp_path)
+    claude.fail(429, "rate limited", retry_after=3)
+    first = {}
+
+    def get_a_429():
+        first["result"] = call_model("q", cfg)
+
+    [child] = run_children(1, tmp_path, before_go=get_a_429)
+    assert first["result"].provider == "backup" and first["result"].trail[0]["reason"] == "rate_limit"
+    assert first["result"].trail[0]["cooldown_s"] == 3.0
     assert child == {"ok": True, "provider": "backup", "trail": ["cooldown"]}
     assert claude.request_count == 1
     assert wait_until(lambda: not _state(cfg, "claude")["cooling_down"])
@@ -174,6 +186,21 @@ def test_retry_after_is_clamped(isolated_home, pair, header, expected):
     assert expected - 0.5 <= wait <= expected + 5.0
 
 
+def test_a_short_cool_down_on_the_only_provider_is_waited_out_within_max_wait(isolated_home, pair):
+    _, _, claude = pair
+    cfg = _write(isolated_home, pair, chain=["claude"], max_wait_s=10.0)
+    claude.fail(429, "slow", retry_after=1)
+    result = call_model("q", cfg)
+    assert result.provider == "claude" and [h["reason"] for h in result.trail] == ["rate_limit"]
+    assert claude.request_count == 2
+    assert [r["success"] for r in open_store(cfg).usage_rows(call_id=result.call_id)] == [0, 1]
+    claude.fail(429, "slow", retry_after=60)  # longer than max_wait_s: fail at once, saying why
+    started = time.monotonic()
+    with pytest.raises(NoProviderAvailable, match="rate_limit"):
+        call_model("q", cfg)
+    assert time.monotonic() - started < 8.0
+
+
 def test_rpm_headroom_moves_the_rest_to_the_next_provider(isolated_home, pair):
     _, _backup, claude = pair
     cfg = _write(isolated_home, pair, chain=["claude", "backup"], claude_extra={"rpm": 5, "headroom": 0.8})
@@ -184,12 +211,16 @@ def test_rpm_headroom_moves_the_rest_to_the_next_provider(isolated_home, pair):
 
 def test_min_spacing_holds_across_processes(isolated_home, pair, tmp_path):
     _, backup, _ = pair
-    _write(isolated_home, pair, chain=["backup"], backup_extra={"min_spacing_ms": 300})
+    _write(isolated_home, pair, chain=["backup"], backup_extra={"min_spacing_ms": 600})
     results = run_children(3, tmp_path)
     assert all(r["ok"] for r in results)
-    times = sorted(r.time for r in backup.requests_to("/v1/chat/completions"))
-    assert len(times) == 3
-    assert all(b - a >= 0.25 for a, b in itertools.pairwise(times))
+    assert len(backup.requests_to("/v1/chat/completions")) == 3
+    # Spacing holds for when requests are sent (arrival times also carry each
+    # process's connection set-up jitter): send time = row time - latency.
+    rows = open_store(load_config(isolated_home)).usage_rows()
+    starts = sorted(r["ts"] - r["latency_ms"] / 1000.0 for r in rows)
+    assert len(starts) == 3
+    assert all(b - a >= 0.5 for a, b in itertools.pairwise(starts)), starts
 
 
 def test_budget_race_ten_processes_against_a_cap_of_two(isolated_home, pair, tmp_path):

@@ -31,12 +31,20 @@ def cfg(fleet_home):
     return load_config(fleet_home)
 
 
-def _verify(unit_path: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    runtime = tmp_path / "xdg-runtime"
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
-    return subprocess.run(["systemd-analyze", "--user", "verify", str(unit_path)], env=env,
-                          capture_output=True, text=True, timeout=60)
+def _verify(unit_path: Path, tmp_path: Path) -> list[str]:
+    """stderr lines of `systemd-analyze --user verify` that concern our unit
+    (other installed user units, e.g. gpg-agent sockets, may complain too)."""
+    import tempfile
+
+    # a short runtime dir: socket units of other packages put paths under it
+    runtime = tempfile.mkdtemp(prefix="sd-")
+    try:
+        env = {**os.environ, "XDG_RUNTIME_DIR": runtime}
+        res = subprocess.run(["systemd-analyze", "--user", "verify", str(unit_path)], env=env,
+                             capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+    return [ln for ln in res.stderr.splitlines() if str(unit_path) in ln or unit_path.name in ln]
 
 
 @pytest.mark.parametrize("version", [252, 255])
@@ -49,12 +57,15 @@ def test_unit_passes_systemd_analyze_verify(cfg, tmp_path, version):
     text = si.render_systemd(cfg, version=version)
     unit = tmp_path / "fleet.service"
     unit.write_text(text)
-    res = _verify(unit, tmp_path)
-    bad = [ln for ln in res.stderr.splitlines() if BAD_VERIFY.search(ln)]
-    assert not bad, res.stderr
-    # the verifier does catch a mistake (so the check above can fail)
+    lines = _verify(unit, tmp_path)
+    assert not [ln for ln in lines if BAD_VERIFY.search(ln)], lines
+    # an awkward fleet home (space, percent sign) is quoted and escaped correctly
+    (tmp_path / "awkward.service").write_text(si.render_systemd(dict(cfg, home="/srv/my fleet/50%"), version=version))
+    lines = _verify(tmp_path / "awkward.service", tmp_path)
+    assert not [ln for ln in lines if BAD_VERIFY.search(ln)], lines
+    # the verifier does catch a mistake (so the checks above can fail)
     (tmp_path / "broken.service").write_text(text.replace("Restart=on-failure", "Restart=on-failure\nRestartz=1"))
-    assert BAD_VERIFY.search(_verify(tmp_path / "broken.service", tmp_path).stderr)
+    assert [ln for ln in _verify(tmp_path / "broken.service", tmp_path) if BAD_VERIFY.search(ln)]
 
 
 def test_unit_contents(cfg):
@@ -64,7 +75,7 @@ def test_unit_contents(cfg):
                                           text.split("[Install]")[1])
     assert "StartLimitIntervalSec=" in unit_sec and "StartLimitBurst=" in unit_sec
     assert "StartLimit" not in service_sec
-    exec_start = re.search(r"^ExecStart=(\S+) (\S+)$", service_sec, re.M)
+    exec_start = re.search(r"^ExecStart=(\S+) (\S+)$", service_sec, re.MULTILINE)
     assert exec_start and os.path.isabs(exec_start.group(1)) and exec_start.group(2).endswith("supervisor.py")
     assert ".venv" in exec_start.group(1) or exec_start.group(1) == os.path.abspath(os.sys.executable)
     for line in ("Environment=PYTHONUNBUFFERED=1", "Restart=on-failure", "RestartForceExitStatus=SIGHUP SIGPIPE",
@@ -162,7 +173,7 @@ def test_install_uninstall_idempotent_with_linger_note(fleet_home, fake_tools):
 
 @pytest.mark.skipif(si.current_platform() != "linux", reason="systemd path")
 def test_missing_session_bus_is_explained(fleet_home, fake_tools):
-    env, log, unit = fake_tools
+    env, _log, unit = fake_tools
     r = cli(fleet_home, "install-service", env={**env, "FAKE_NO_BUS": "1"})
     assert r.rc == 1
     assert "no session bus" in r.err and "XDG_RUNTIME_DIR=/run/user/" in r.err and str(unit) in r.err

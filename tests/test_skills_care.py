@@ -32,7 +32,9 @@ def care_config(home: Path, ollama_url: str, extra: str = "") -> dict:
 
 @pytest.fixture
 def other_process():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(30 * 1024 * 1024); time.sleep(60)"])
+    code = "import sys, time; b = b'x' * (30 * 1024 * 1024); print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"  # its 30 MB are written before the audit looks
     yield proc
     proc.kill()
     proc.wait()

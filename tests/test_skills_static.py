@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -34,6 +35,14 @@ def cfg(isolated_home):
     return load_config(isolated_home)
 
 
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """A snapshot of this project's fleet/ package (others may be editing the live tree)."""
+    dest = tmp_path_factory.mktemp("snapshot") / "fleet"
+    shutil.copytree(REPO / "fleet", dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
 PLANTED = '''import os
 
 
@@ -56,10 +65,10 @@ class Thing:
 '''
 
 
-def test_code_quality_on_this_project_finds_known_function(cfg):
-    out = code_quality.run({"path": str(REPO / "fleet"), "lint": False}, cfg, LOG)
+def test_code_quality_on_this_project_finds_known_function(cfg, source):
+    out = code_quality.run({"path": str(source), "lint": False}, cfg, LOG)
     data = json.loads(Path(out["data"]).read_text())
-    tasks_py = REPO / "fleet" / "store" / "tasks.py"
+    tasks_py = source / "store" / "tasks.py"
     line = def_line(tasks_py, "reap_expired_leases")
     hits = [f for f in data["functions"] if f["name"].endswith(".reap_expired_leases")
             and f["file"].replace(os.sep, "/").endswith("fleet/store/tasks.py")]
@@ -114,21 +123,21 @@ def test_security_review_bandit_and_masked_secrets(cfg, tmp_path):
     assert Path(out["report"]).parent == Path(cfg["paths"]["knowledge"]) / "security" / "reviews"
 
 
-def test_security_review_scans_this_project(cfg):
-    out = security_review.run({"path": str(REPO / "fleet"), "min_severity": "medium"}, cfg, LOG)
+def test_security_review_scans_this_project(cfg, source):
+    out = security_review.run({"path": str(source), "min_severity": "medium"}, cfg, LOG)
     assert out["summary"]["bandit_available"] is True and out["summary"]["python_files"] >= 20
     assert all(f["severity"] in ("medium", "high") for f in out["findings"])
     assert out["summary"]["secrets_found"] == 0, out["secrets"]
 
 
-def test_rag_index_this_project_and_query_finds_known_function(cfg):
-    first = rag_index.run({"paths": [str(REPO / "fleet")], "include_knowledge": False}, cfg, LOG)
+def test_rag_index_this_project_and_query_finds_known_function(cfg, source):
+    first = rag_index.run({"paths": [str(source)], "include_knowledge": False}, cfg, LOG)
     assert first["indexed"] >= 20 and first["index"]["chunks"] > first["indexed"]
-    again = rag_index.run({"paths": [str(REPO / "fleet")], "include_knowledge": False}, cfg, LOG)
+    again = rag_index.run({"paths": [str(source)], "include_knowledge": False}, cfg, LOG)
     assert again["indexed"] == 0 and again["unchanged"] == first["indexed"]
     out = rag_query.run({"query": "reap_expired_leases", "limit": 5}, cfg, LOG)
-    tasks_py = str((REPO / "fleet" / "store" / "tasks.py").resolve())
-    line = def_line(REPO / "fleet" / "store" / "tasks.py", "reap_expired_leases")
+    tasks_py = str((source / "store" / "tasks.py").resolve())
+    line = def_line(source / "store" / "tasks.py", "reap_expired_leases")
     covering = [c for c in out["chunks"] if c["source"] == tasks_py and c["start_line"] <= line <= c["end_line"]]
     assert covering, [(c["source"], c["start_line"], c["end_line"]) for c in out["chunks"]]
     assert "def reap_expired_leases" in covering[0]["text"]
@@ -165,3 +174,21 @@ def test_rag_index_is_incremental_by_hash(cfg, tmp_path):
 def test_rag_query_before_indexing_is_clear(cfg):
     with pytest.raises(SkillError, match="run the rag_index skill first"):
         rag_query.run({"query": "x"}, cfg, LOG)
+
+
+def test_secrets_file_and_keys_are_never_read(cfg, tmp_path, monkeypatch):
+    from fleet.skills import summarize
+
+    secrets = Path(cfg["paths"]["secrets"])
+    secrets.parent.mkdir(parents=True, exist_ok=True)
+    secrets.write_text("export ANTHROPIC_API_KEY='sk-ant-" + "x" * 30 + "'\n")
+    with pytest.raises(SkillError, match="holds secrets"):
+        summarize.run({"path": str(secrets)}, cfg, LOG)
+    docs = tmp_path / "d"
+    docs.mkdir()
+    cfg["paths"]["secrets"] = str(docs / "keys.txt")  # a secrets file inside an indexed folder
+    (docs / "keys.txt").write_text("export TOKEN='abc123def456ghi789'\n")
+    (docs / "notes.md").write_text("Ordinary notes about lighthouses.\n")
+    out = rag_index.run({"paths": [str(docs)], "include_knowledge": False}, cfg, LOG)
+    assert out["indexed"] == 1 and rag_query.run({"query": "TOKEN"}, cfg, LOG)["count"] == 0
+    assert rag_query.run({"query": "lighthouses"}, cfg, LOG)["count"] == 1

@@ -11,58 +11,18 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-from fleet.db import open_store
 from tests.fakes.fleetproc import (
     REPO,
+    fleet,  # noqa: F401 (fixture)
     live_worker,
     pid_gone,
     start_supervisor,
     stop,
     wait_until,
-    write_config,
 )
 
 
-@pytest.fixture
-def fleet(isolated_home):
-    """(home, store, start): start() launches a supervisor; all are stopped at the end."""
-    procs = []
-    stores = []
-
-    def start(**cfg):
-        write_config(isolated_home, **cfg)
-        p = start_supervisor(isolated_home)
-        procs.append(p)
-        return p
-
-    from fleet.config import load_config
-
-    class Ctx:
-        home = isolated_home
-
-        @property
-        def store(self):
-            if not stores:
-                stores.append(open_store(load_config(isolated_home)))
-            return stores[0]
-
-    ctx = Ctx()
-    ctx.start = start
-    yield ctx
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    for s in stores:
-        s.close()
-
-
-def test_sigkilled_worker_is_replaced_and_its_task_retried(fleet):
+def test_sigkilled_worker_is_replaced_and_its_task_retried(fleet):  # noqa: F811
     sup = fleet.start(workers={"coder_count": 1})
     store = fleet.store
     first = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
@@ -80,7 +40,7 @@ def test_sigkilled_worker_is_replaced_and_its_task_retried(fleet):
     assert stop(sup) == 0
 
 
-def test_kill9_supervisor_takes_workers_and_grandchildren_then_restart_loses_nothing(fleet, tmp_path):
+def test_kill9_supervisor_takes_workers_and_grandchildren_then_restart_loses_nothing(fleet, tmp_path):  # noqa: F811
     fleet.start(workers={"coder_count": 2})
     store = fleet.store
     for name in ("coder_1", "coder_2"):
@@ -103,7 +63,7 @@ def test_kill9_supervisor_takes_workers_and_grandchildren_then_restart_loses_not
     assert stop(sup2) == 0
 
 
-def test_second_supervisor_refuses_naming_the_holder(fleet):
+def test_second_supervisor_refuses_naming_the_holder(fleet):  # noqa: F811
     sup = fleet.start(workers={"coder_count": 0})
     wait_until(lambda: fleet.store.get_agent("supervisor"), 20, what="first supervisor")
     from fleet.config import load_config
@@ -119,7 +79,7 @@ def test_second_supervisor_refuses_naming_the_holder(fleet):
     assert running_supervisor_pid(load_config(fleet.home)) is None
 
 
-def test_graceful_stop_drains_releases_and_spares_unrelated_processes(fleet):
+def test_graceful_stop_drains_releases_and_spares_unrelated_processes(fleet):  # noqa: F811
     decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
                               "fleet/worker.py", "--role", "coder", "--name", "coder_1"], cwd=str(REPO))
     try:
@@ -146,7 +106,7 @@ def test_graceful_stop_drains_releases_and_spares_unrelated_processes(fleet):
         decoy.wait()
 
 
-def test_hung_skill_times_out_is_retried_and_attempts_never_overlap(fleet):
+def test_hung_skill_times_out_is_retried_and_attempts_never_overlap(fleet):  # noqa: F811
     sup = fleet.start(workers={"coder_count": 1})
     store = fleet.store
     wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
@@ -164,11 +124,26 @@ def test_hung_skill_times_out_is_retried_and_attempts_never_overlap(fleet):
     assert stop(sup) == 0
 
 
-def test_long_task_survives_and_a_frozen_worker_is_replaced(fleet):
-    sup = fleet.start(workers={"coder_count": 1}, supervisor={"heartbeat_timeout_s": 1.0})
+def test_skill_that_cannot_be_parked_is_ended_and_the_supervisor_records_the_timeout(fleet):  # noqa: F811
+    sup = fleet.start(workers={"coder_count": 1}, affinity={"coder": ["stubborn", "noop"]})
     store = fleet.store
     first = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
-    long = store.enqueue("sleepy", {"seconds": 3.5})  # longer than the heartbeat limit
+    task = store.enqueue("stubborn", {}, max_attempts=1)
+    wait_until(lambda: store.get(task.id).status == "FAILED", 40, what="stubborn task failed")
+    t = store.get(task.id)
+    assert t.error_reason == "timeout" and [a["outcome"] for a in store.attempts(task.id)] == ["timeout"]
+    exits = [e for e in store.recent_events(50, action="child_exit") if e["agent"] == "coder_1"]
+    assert exits[0]["detail"].get("exit_code") == 75 and exits[0]["detail"]["pid"] == first["pid"]
+    assert f"task {task.id} failed: timeout" in (fleet.home / "logs" / "supervisor.log").read_text()
+    wait_until(lambda: live_worker(store, "coder_1", not_pid=first["pid"]), 30, what="replacement")
+    assert stop(sup) == 0
+
+
+def test_long_task_survives_and_a_frozen_worker_is_replaced(fleet):  # noqa: F811
+    sup = fleet.start(workers={"coder_count": 1}, supervisor={"heartbeat_timeout_s": 2.0})
+    store = fleet.store
+    first = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
+    long = store.enqueue("sleepy", {"seconds": 5.0})  # longer than the heartbeat limit
     wait_until(lambda: store.get(long.id).status == "DONE", 30, what="long task done")
     assert [a["outcome"] for a in store.attempts(long.id)] == ["done"]
     assert store.get_agent("coder_1")["pid"] == first["pid"]

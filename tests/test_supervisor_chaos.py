@@ -10,8 +10,11 @@ import time
 
 import pytest
 
-from tests.fakes.fleetproc import stop, wait_until
-from tests.test_supervisor import fleet  # noqa: F401 (fixture)
+from tests.fakes.fleetproc import (
+    fleet,  # noqa: F401 (fixture)
+    stop,
+    wait_until,
+)
 
 N_TASKS = 2000
 

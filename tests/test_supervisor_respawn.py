@@ -7,8 +7,12 @@ from __future__ import annotations
 import itertools
 import time
 
-from tests.fakes.fleetproc import live_worker, stop, wait_until
-from tests.test_supervisor import fleet  # noqa: F401 (fixture)
+from tests.fakes.fleetproc import (
+    fleet,  # noqa: F401 (fixture)
+    live_worker,
+    stop,
+    wait_until,
+)
 
 
 def _exits(store, name):
@@ -18,21 +22,22 @@ def _exits(store, name):
 
 def test_crash_loop_backs_off_with_growing_gaps_and_is_flapping(fleet):  # noqa: F811
     sup = fleet.start(supervisor={
-        "services": ["tests.fakes.crash_service"], "backoff_initial_s": 0.3, "backoff_max_s": 10.0,
+        "services": ["tests.fakes.crash_service"], "backoff_initial_s": 0.5, "backoff_max_s": 10.0,
         "crash_loop_count": 5, "crash_loop_window_s": 60.0, "backoff_reset_s": 30.0})
     store = fleet.store
     wait_until(lambda: len(_exits(store, "crash_service")) >= 5, 40, what="five crashes")
     wait_until(lambda: (a := store.get_agent("crash_service")) and a["status"] == "flapping", 10, what="flapping")
-    exits = _exits(store, "crash_service")
-    times = [e["ts"] for e in exits]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    # first restart is immediate, then 0.3, 0.6, 1.2 s (+-15 % jitter): each gap longer than the last
-    assert all(later > earlier for earlier, later in itertools.pairwise(gaps[1:])), gaps
-    assert gaps[-1] > 0.8
+    exits = _exits(store, "crash_service")[:5]
+    spawns = sorted((e for e in store.recent_events(500, action="spawn") if e["agent"] == "crash_service"),
+                    key=lambda e: e["id"])
+    # restart delay = next spawn after each exit: immediate, then 0.5, 1, 2 s (+-15 % jitter)
+    delays = [next(sp["ts"] for sp in spawns if sp["id"] > ex["id"]) - ex["ts"] for ex in exits[:4]]
+    assert all(later > earlier for earlier, later in itertools.pairwise(delays)), delays
+    assert delays[1] >= 0.4 and delays[3] >= 1.6, delays
     assert all(e["detail"]["exit_code"] == 3 for e in exits)
     alerts = [a for a in store.list_alerts() if a["dedup_key"] == "flapping:crash_service"]
     assert len(alerts) == 1 and alerts[0]["occurrences"] == 1
-    assert "crash_service" in (fleet.home / "STATUS.md").read_text()
+    wait_until(lambda: "crash_service" in (fleet.home / "STATUS.md").read_text(), 10, what="STATUS.md")
     assert stop(sup) == 0
 
 
@@ -51,7 +56,8 @@ def test_exit_78_parks_the_role_until_started_again(fleet):  # noqa: F811
 
 
 def test_control_messages_stop_start_restart_and_status_file(fleet):  # noqa: F811
-    sup = fleet.start(workers={"coder_count": 1, "archivist": 1}, affinity={"archivist": ["noop"]})
+    sup = fleet.start(workers={"coder_count": 1, "archivist": 1}, affinity={"archivist": ["noop"]},
+                      supervisor={"services": ["no_such_service"]})
     store = fleet.store
     first = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
     wait_until(lambda: live_worker(store, "archivist"), 30, what="archivist up")
@@ -72,6 +78,7 @@ def test_control_messages_stop_start_restart_and_status_file(fleet):  # noqa: F8
     assert "coder_1" in status and "archivist" in status and "| PENDING |" in status
     samples = wait_until(lambda: store.liveness_samples(0), 10, what="liveness samples")
     assert samples[-1]["expected"] == 2
+    assert "service no_such_service skipped" in (fleet.home / "logs" / "supervisor.log").read_text()
 
     store.send_message("test", "supervisor", {"type": "stop", "role": None}, channel="sup")
     assert sup.wait(30) == 0  # a whole-fleet stop is a clean, requested exit

@@ -148,3 +148,24 @@ def test_sigterm_when_idle_exits_at_once_and_bad_role_is_config_error(home):
     assert bad.wait(20) == 78
     err = bad.stderr.read()
     assert "no_such_role" in err and "[affinity]" in err
+
+
+def test_idle_worker_may_take_other_skills_when_configured(isolated_home):
+    cfg = write_config(isolated_home, affinity={"coder": ["sleepy"]}, workers={"idle_takes_any_skill": True})
+    store = open_store(cfg)
+    proc = start_worker(isolated_home, "coder", "coder_1")
+    try:
+        t = store.enqueue("noop", {"n": 5})  # not in the coder affinity
+        wait_until(lambda: store.get(t.id).status == "DONE", 20, what="other skill taken when idle")
+        assert store.get(t.id).worker == "coder_1"
+    finally:
+        stop(proc, 10)
+        store.close()
+
+
+def test_worker_exits_non_zero_when_the_store_cannot_be_opened(isolated_home):
+    (isolated_home / "blocker").write_text("a file, not a folder")
+    write_config(isolated_home, paths={"db": "blocker/fleet.db"})
+    proc = start_worker(isolated_home, "coder", "coder_1")
+    assert proc.wait(30) not in (0, None)
+    assert "fatal" in proc.stderr.read()

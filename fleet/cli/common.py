@@ -9,7 +9,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -107,9 +108,14 @@ def print_json(data: Any) -> None:
 def print_table(headers: list[str], rows: Iterable[Iterable[Any]], *, title: str | None = None) -> None:
     rows = [["" if c is None else str(c) for c in r] for r in rows]
     if use_rich():
-        from rich.console import Console
-        from rich.table import Table
-
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:  # rich is optional for output: fall back to plain text
+            Console = None
+    else:
+        Console = None
+    if Console is not None:
         table = Table(title=title, header_style="bold")
         for h in headers:
             table.add_column(h)
@@ -164,14 +170,14 @@ def short(value: Any, width: int = 60) -> str:
 # -- input ----------------------------------------------------------------
 def parse_iso(value: str, what: str) -> float:
     """An ISO date or date-time (UTC when no zone is given) as epoch seconds."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"{what} {value!r} is not an ISO date or date-time (e.g. 2026-01-31 or 2026-01-31T12:00)") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

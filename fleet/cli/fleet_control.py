@@ -8,8 +8,23 @@ from __future__ import annotations
 import sys
 import time
 
-from .common import (EXIT_DEGRADED, EXIT_FAILED, EXIT_NO_SUPERVISOR, EXIT_OK, EXIT_WAIT_TIMEOUT, SENDER,
-                     CliError, Ctx, UsageError, fmt_age, positive_float, print_json, print_kv, print_table, short)
+from .common import (
+    EXIT_DEGRADED,
+    EXIT_FAILED,
+    EXIT_NO_SUPERVISOR,
+    EXIT_OK,
+    EXIT_WAIT_TIMEOUT,
+    SENDER,
+    CliError,
+    Ctx,
+    UsageError,
+    fmt_age,
+    positive_float,
+    print_json,
+    print_kv,
+    print_table,
+    short,
+)
 
 RUNNING_STATUSES = ("starting", "idle", "busy", "paused")
 BAD_ROLE_STATUSES = ("flapping", "parked")
@@ -244,7 +259,7 @@ def detect_platform() -> dict:
     import os
     import platform
     import shutil
-    import subprocess
+    import subprocess  # nosec B404
 
     tools = {t: shutil.which(t) for t in
              ("git", "ollama", "nvidia-smi", "systemctl", "systemd-analyze", "loginctl", "launchctl",
@@ -252,7 +267,8 @@ def detect_platform() -> dict:
     gpus: list[str] = []
     if tools["nvidia-smi"]:
         try:
-            out = subprocess.run([tools["nvidia-smi"], "-L"], capture_output=True, text=True, timeout=10)
+            out = subprocess.run([tools["nvidia-smi"], "-L"], capture_output=True, text=True,  # nosec B603
+                                 timeout=10, check=False)
             gpus = [ln.strip() for ln in out.stdout.splitlines() if ln.strip().startswith("GPU")]
         except (OSError, subprocess.SubprocessError):
             pass

@@ -7,16 +7,26 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections import deque
 
-from .common import EXIT_OK, SENDER, CliError, Ctx, UsageError, fmt_ts, positive_int, print_json, print_table
+from .common import (
+    EXIT_OK,
+    SENDER,
+    CliError,
+    Ctx,
+    UsageError,
+    fmt_ts,
+    positive_int,
+    print_json,
+    print_table,
+)
 
 
-def _tail(path: str, n: int) -> list[str]:
-    """The last n lines, reading backwards so a big log costs little."""
+def _tail(path: str, n: int, *, end: int | None = None) -> list[str]:
+    """The last n lines (of the first `end` bytes), reading backwards so a big log costs little."""
     with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        end = fh.tell()
+        if end is None:
+            fh.seek(0, os.SEEK_END)
+            end = fh.tell()
         block, data = 65536, b""
         pos = end
         while pos > 0 and data.count(b"\n") <= n:
@@ -44,17 +54,23 @@ def cmd_logs(ctx: Ctx) -> int:
     if not os.path.isfile(path):
         have = _available_logs(ctx.cfg["paths"]["logs"])
         raise CliError(f"no log for {a.agent!r} at {path}; logs there: {', '.join(have) or '(none yet)'}")
-    lines = _tail(path, a.tail)
-    if ctx.json and not a.follow:
-        print_json({"agent": a.agent, "path": path, "lines": lines})
+    if not a.follow:
+        lines = _tail(path, a.tail)
+        if ctx.json:
+            print_json({"agent": a.agent, "path": path, "lines": lines})
+        else:
+            for line in lines:
+                _emit(ctx, a.agent, line)
         return EXIT_OK
-    for line in lines:
+    # Open before reading the tail, so nothing appended in between is lost.
+    fh = open(path, "rb")  # noqa: SIM115 - reopened on rotation inside _follow
+    fh.seek(0, os.SEEK_END)
+    for line in _tail(path, a.tail, end=fh.tell()):
         _emit(ctx, a.agent, line)
-    if a.follow:
-        try:
-            _follow(ctx, path, a.agent)
-        except KeyboardInterrupt:
-            pass
+    try:
+        _follow(ctx, fh, path, a.agent)
+    except KeyboardInterrupt:
+        pass
     return EXIT_OK
 
 
@@ -67,10 +83,8 @@ def _emit(ctx: Ctx, agent: str, line: str) -> None:
         print(line, flush=True)
 
 
-def _follow(ctx: Ctx, path: str, agent: str) -> None:
-    """Print lines as they are appended; reopens the file after rotation."""
-    fh = open(path, "rb")
-    fh.seek(0, os.SEEK_END)
+def _follow(ctx: Ctx, fh, path: str, agent: str) -> None:
+    """Print lines appended after fh's position; reopens the file after rotation."""
     ino = os.fstat(fh.fileno()).st_ino
     pending = b""
     try:
@@ -86,7 +100,7 @@ def _follow(ctx: Ctx, path: str, agent: str) -> None:
                 st = os.stat(path)
                 if st.st_ino != ino or st.st_size < fh.tell():
                     fh.close()
-                    fh = open(path, "rb")
+                    fh = open(path, "rb")  # noqa: SIM115 - closed in finally
                     ino = os.fstat(fh.fileno()).st_ino
                     continue
             except FileNotFoundError:

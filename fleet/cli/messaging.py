@@ -6,8 +6,18 @@ from __future__ import annotations
 
 import json
 
-from .common import (EXIT_OK, SENDER, Ctx, UsageError, fmt_ts, parse_iso, positive_int, print_json,
-                     print_table, short)
+from .common import (
+    EXIT_OK,
+    SENDER,
+    Ctx,
+    UsageError,
+    fmt_ts,
+    parse_iso,
+    positive_int,
+    print_json,
+    print_table,
+    short,
+)
 
 CHANNELS = ("fleet", "sup", "agent", "pool")
 

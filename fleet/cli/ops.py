@@ -6,8 +6,17 @@ from __future__ import annotations
 
 import sys
 
-from .common import (EXIT_FAILED, EXIT_OK, CliError, Ctx, UsageError, fmt_ts, positive_int, print_json,
-                     print_table)
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    Ctx,
+    UsageError,
+    fmt_ts,
+    positive_int,
+    print_json,
+    print_table,
+)
 
 
 def cmd_install_service(ctx: Ctx) -> int:

@@ -9,7 +9,15 @@ import os
 import sys
 import warnings
 
-from .common import EXIT_OK, CliError, Ctx, UsageError, print_json, print_table, read_value
+from .common import (
+    EXIT_OK,
+    CliError,
+    Ctx,
+    UsageError,
+    print_json,
+    print_table,
+    read_value,
+)
 
 
 def mask(value: str) -> str:

@@ -8,9 +8,28 @@ from __future__ import annotations
 import sys
 import time
 
-from .common import (EXIT_FAILED, EXIT_NO_SUPERVISOR, EXIT_OK, EXIT_WAIT_TIMEOUT, SENDER, CliError, Ctx,
-                     UsageError, fmt_age, fmt_ts, parse_json_object, positive_float, positive_int,
-                     print_json, print_kv, print_table, priority, read_value, short, wait_for_task)
+from .common import (
+    EXIT_FAILED,
+    EXIT_NO_SUPERVISOR,
+    EXIT_OK,
+    EXIT_WAIT_TIMEOUT,
+    SENDER,
+    CliError,
+    Ctx,
+    UsageError,
+    fmt_age,
+    fmt_ts,
+    parse_json_object,
+    positive_float,
+    positive_int,
+    print_json,
+    print_kv,
+    print_table,
+    priority,
+    read_value,
+    short,
+    wait_for_task,
+)
 
 STATUSES = ("PENDING", "RUNNING", "DONE", "FAILED", "WAITING_HUMAN", "CANCELLED")
 
@@ -36,8 +55,11 @@ def _fleet_can_work(ctx: Ctx) -> bool:
                and ts - a["last_heartbeat"] <= limit for a in ctx.store.list_agents())
 
 
-def _submit(ctx: Ctx, skill: str, payload: dict, prio: int, assigned_to: str | None) -> int:
+def _submit(ctx: Ctx, skill: str, payload: dict, prio: int, assigned_to: str | None,
+            extra: dict | None = None) -> int:
+    """Validate, enqueue and (with --wait) wait. `extra` joins the JSON output."""
     _validate(ctx, skill, payload)
+    extra = extra or {}
     args = ctx.args
     if args.wait and not _fleet_can_work(ctx):
         raise CliError("--wait needs a running fleet, and no supervisor or worker is running; nothing was queued. "
@@ -45,22 +67,26 @@ def _submit(ctx: Ctx, skill: str, payload: dict, prio: int, assigned_to: str | N
     task = ctx.store.enqueue(skill, payload, priority=prio, assigned_to=assigned_to, created_by=SENDER)
     if not args.wait:
         if ctx.json:
-            print_json({"task": task.to_dict()})
+            print_json({"task": task.to_dict(), **extra})
         else:
             print(f"task {task.id} queued: {skill} (priority {prio}"
                   + (f", assigned to {assigned_to}" if assigned_to else "") + ")")
             if ctx.supervisor_pid() is None:
                 print("note: no supervisor is running; the task waits until the fleet starts", file=sys.stderr)
         return EXIT_OK
-    final = wait_for_task(ctx.store, task.id, args.timeout, progress=sys.stderr.isatty() and not ctx.json)
+    try:
+        final = wait_for_task(ctx.store, task.id, args.timeout, progress=sys.stderr.isatty() and not ctx.json)
+    except KeyboardInterrupt:
+        raise CliError(f"stopped waiting; task {task.id} goes on (`lead_client.py result {task.id}`, "
+                       f"`lead_client.py cancel {task.id}`)", 130) from None
     if final is None:
         now = ctx.store.require(task.id)
         if ctx.json:
-            print_json({"task": now.to_dict(), "timed_out": True})
+            print_json({"task": now.to_dict(), "timed_out": True, **extra})
         raise CliError(f"task {task.id} is still {now.status} after {args.timeout:g} s; "
                        f"check later with `lead_client.py result {task.id}`", EXIT_WAIT_TIMEOUT)
     if ctx.json:
-        print_json({"task": final.to_dict(), "timed_out": False})
+        print_json({"task": final.to_dict(), "timed_out": False, **extra})
     else:
         _print_task(final, [])
     if final.status != "DONE":
@@ -77,6 +103,7 @@ def cmd_dispatch(ctx: Ctx) -> int:
 def cmd_task(ctx: Ctx) -> int:
     text = ctx.args.instruction.strip()
     prio = ctx.args.priority
+    extra: dict = {}
     if text.startswith("{"):  # raw JSON bypasses the intent parser
         obj = parse_json_object(text, "task JSON")
         skill = obj.pop("skill", None)
@@ -94,12 +121,18 @@ def cmd_task(ctx: Ctx) -> int:
     else:
         if not text:
             raise UsageError("the instruction is empty")
-        skill, payload, parsed_prio = _parse_intent(ctx, text)
-        prio = prio if prio is not None else parsed_prio
-    return _submit(ctx, skill, payload, prio if prio is not None else 5, None)
+        parsed = _parse_intent(ctx, text)
+        skill, payload = parsed["skill"], dict(parsed.get("payload") or {})
+        prio = prio if prio is not None else parsed.get("priority")
+        extra = {"intent": {k: parsed.get(k) for k in ("method", "confidence", "note")}}
+    return _submit(ctx, skill, payload, prio if prio is not None else 5, None, extra)
 
 
-def _parse_intent(ctx: Ctx, text: str) -> tuple[str, dict, int | None]:
+def _parse_intent(ctx: Ctx, text: str) -> dict:
+    import logging
+
+    # The model layer logs a failed conductor call; the note below says it once.
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
         from fleet import intent
     except ImportError:
@@ -114,7 +147,7 @@ def _parse_intent(ctx: Ctx, text: str) -> tuple[str, dict, int | None]:
     if not ctx.json:
         print(f"parsed as {parsed['skill']} {short(parsed['payload'], 80)} ({parsed.get('method', '?')})",
               file=sys.stderr)
-    return parsed["skill"], dict(parsed.get("payload") or {}), parsed.get("priority")
+    return parsed
 
 
 def _print_task(t, attempts: list[dict]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess  # nosec B404 - starts the operator-configured model server command
 import threading
@@ -260,11 +261,32 @@ class ModelServerCare:
             self.last_ping[m] = now
 
         def run():
+            if hasattr(signal, "pthread_sigmask"):  # let TERM/INT reach the main thread at once
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
             for m, g in due:
                 self._ping(m, g)
 
         self._ping_thread = threading.Thread(target=run, name="keepalive", daemon=True)
         self._ping_thread.start()
+
+    def unload(self, model: str) -> threading.Thread:
+        """Ask the server to unload `model` (keep_alive 0), in the background. Ollama
+        unloads only once running requests on it finish, so no generation is cut off."""
+        def run():
+            if hasattr(signal, "pthread_sigmask"):
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+            try:
+                r = self.client.post(f"{self.base_url}/api/generate", timeout=self.load_timeout_s,
+                                     json={"model": model, "keep_alive": 0, "prompt": "", "stream": False})
+                if r.status_code >= 400:
+                    log.warning("unloading %s answered %d: %s", model, r.status_code, r.text[:200])
+            except httpx.HTTPError as exc:
+                log.warning("unloading %s failed: %s", model, exc)
+
+        self.last_ping.pop(model, None)
+        t = threading.Thread(target=run, name="unload", daemon=True)
+        t.start()
+        return t
 
     # -- repair --------------------------------------------------------------------
     def _unhealthy(self, error: str) -> None:
@@ -302,10 +324,15 @@ class ModelServerCare:
 
     # -- one interval ----------------------------------------------------------------
     def tick(self, tier_model: str | None, num_gpu: int | None = None, conductor: str | None = None) -> dict:
+        """observe() then warm(): one interval of care."""
+        return self.warm(self.observe(conductor), tier_model, num_gpu)
+
+    def observe(self, conductor: str | None = None) -> dict:
+        """Probe the server (loaded models, conductor check); count failures and repair."""
         out = {"server_url": self.base_url, "server_reachable": False,
                "server_managed": bool(self.managed is not None and self.managed.running()),
                "server_pid": self.managed.pid if self.managed is not None else None,
-               "loaded": [], "held_vram_mb": 0.0, "tier_model": tier_model, "tier_model_loaded": False,
+               "loaded": [], "held_vram_mb": 0.0, "tier_model": None, "tier_model_loaded": False,
                "conductor_model": conductor, "conductor_loaded": None,
                "last_keepalive_at": self.last_keepalive_wall, "consecutive_failures": 0, "error": None}
         try:
@@ -326,20 +353,29 @@ class ModelServerCare:
             return out
         self.failures = 0
         self.last_error = None
-        names = {normalise(m["name"]) for m in loaded}
         now = self.clock()
         if conductor and now - self.last_conductor_check >= self.conductor_interval_s:
             self.last_conductor_check = now
-            self.conductor_loaded = normalise(conductor) in names
+            self.conductor_loaded = normalise(conductor) in {normalise(m["name"]) for m in loaded}
+        out.update(server_reachable=True, loaded=loaded,
+                   held_vram_mb=round(sum(m["vram_mb"] or 0.0 for m in loaded), 1),
+                   conductor_loaded=self.conductor_loaded if conductor else None)
+        return out
+
+    def warm(self, out: dict, tier_model: str | None, num_gpu: int | None = None) -> dict:
+        """Keep the tier model (and the conductor) loaded; fills the tier keys of `out`."""
+        out["tier_model"] = tier_model
+        if not out["server_reachable"]:
+            return out
+        names = {normalise(m["name"]) for m in out["loaded"]}
+        conductor = out.get("conductor_model")
         wanted: list[tuple[str, int | None]] = []
         if tier_model:
             wanted.append((tier_model, num_gpu))
         if conductor and normalise(conductor) != normalise(tier_model or ""):
-            wanted.append((conductor, None))
+            # on the CPU tier (eco mode, training, no GPU) the conductor stays off the GPU too
+            wanted.append((conductor, 0 if num_gpu == 0 else None))
         self._keep_warm(wanted, names)
-        out.update(server_reachable=True, loaded=loaded,
-                   held_vram_mb=round(sum(m["vram_mb"] or 0.0 for m in loaded), 1),
-                   tier_model_loaded=bool(tier_model) and normalise(tier_model) in names,
-                   conductor_loaded=self.conductor_loaded if conductor else None,
+        out.update(tier_model_loaded=bool(tier_model) and normalise(tier_model) in names,
                    last_keepalive_at=self.last_keepalive_wall)
         return out

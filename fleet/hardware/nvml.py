@@ -74,7 +74,9 @@ class NvmlProbe:
 
     def _schedule_retry(self, state: str, error: str) -> None:
         if state != self.state or error != self.last_error:
-            log.warning("NVML %s: %s; retrying in %.0f s (CPU-only meanwhile)", state, error, self.backoff_s)
+            # no NVIDIA driver is normal on many machines; a lost GPU is not
+            level = logging.INFO if state == "absent" else logging.WARNING
+            log.log(level, "NVML %s: %s; retrying in %.0f s (CPU-only meanwhile)", state, error, self.backoff_s)
         self.state, self.last_error = state, error
         self.next_try = self.clock() + self.backoff_s
         self.backoff_s = min(self.backoff_s * 2, self.max_backoff_s)

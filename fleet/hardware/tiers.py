@@ -160,10 +160,9 @@ class TierController:
         return cap, available, full
 
     # -- the state machine -----------------------------------------------------
-    def _thermal_step(self, now: float, hottest, hot: bool, cool: bool, throttle: bool) -> str | None:
+    def _thermal_step(self, now: float, base: int, hottest, hot: bool, cool: bool, throttle: bool) -> str | None:
         """Advance ok/hot/cooling; returns 'down', 'up' or None."""
         c = self.cfg
-        base = self.cpu_idx if self.idx is None else self.idx
         if self.thermal_state == "ok":
             if not hot:
                 self.hot_count = 0
@@ -224,7 +223,9 @@ class TierController:
             self.vram_short, self.up_since = 0, None
             new, why = self.cpu_idx, forced
         else:
-            move = self._thermal_step(now, hottest, hot, cool, throttle)
+            # before the first decision, steps are taken from the tier VRAM allows
+            base = cap if self.idx is None or self.forced else self.idx
+            move = self._thermal_step(now, base, hottest, hot, cool, throttle)
             want = max(cap, self.thermal_cap)
             if self.idx is None or self.forced:
                 new = want

@@ -9,6 +9,7 @@ touches one file.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import email.utils
 import importlib
@@ -206,6 +207,19 @@ def http_client(timeout_s: float):
         client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
         _clients[key] = client
     return client
+
+
+def close_clients() -> None:
+    """Close this process's pooled connections (also run at exit)."""
+    for client in list(_clients.values()):
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001, S110 - closing at exit must never raise
+            pass
+    _clients.clear()
+
+
+atexit.register(close_clients)
 
 
 def http_error(provider: Provider, response) -> ProviderError:

@@ -23,11 +23,21 @@ TEXT_EXTENSIONS = {".txt", ".md", ".rst", ".py", ".json", ".jsonl", ".toml", ".y
 
 
 class SkillError(Exception):
-    """A skill cannot do what it was asked; the message says why and what to do."""
+    """A skill cannot do what it was asked; the message says why and what to do.
+    `retryable` tells the worker whether another attempt could succeed (bad input: no)."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None):
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class ModelOutputError(SkillError):
     """The model's reply could not be used (not the JSON asked for); nothing was written."""
+
+    retryable = True  # another sample from the model may well be usable
 
 
 # -- names, dates, agents ---------------------------------------------------
@@ -82,6 +92,19 @@ def knowledge_path(config: dict, *parts: str) -> Path:
     return target
 
 
+def is_sensitive(config: dict, path: Path) -> bool:
+    """The secrets file, SSH/GPG key folders and .env files: never read into a prompt or an index."""
+    p = Path(path).resolve()
+    secrets = ((config or {}).get("paths") or {}).get("secrets")
+    if secrets and p == Path(os.path.expanduser(secrets)).resolve():
+        return True
+    home = Path(os.path.expanduser("~")).resolve()
+    for folder in (".ssh", ".gnupg", ".aws"):
+        if p == home / folder or (home / folder) in p.parents:
+            return True
+    return p.name == ".env" or p.name.startswith(".env.") or p.name == "dashboard_token"
+
+
 def resolve_input(config: dict, value: str, *, must_exist: bool = True, kind: str = "path") -> Path:
     """An input path: absolute, or relative to the fleet home."""
     if not isinstance(value, str) or not value.strip():
@@ -92,6 +115,8 @@ def resolve_input(config: dict, value: str, *, must_exist: bool = True, kind: st
     p = p.resolve()
     if must_exist and not p.exists():
         raise SkillError(f"{kind} {value!r} does not exist (looked at {p}); give an existing file or folder")
+    if is_sensitive(config, p):
+        raise SkillError(f"{kind} {value!r} holds secrets or keys; skills do not read it")
     return p
 
 
@@ -176,7 +201,7 @@ def read_documents(config: dict, path_value: str, *, max_chars: int, max_files: 
     """A file or a folder of text files -> [{path, name, text, truncated}], total capped at max_chars."""
     root = resolve_input(config, path_value)
     files = [p for p in iter_files(root, None if root.is_file() else TEXT_EXTENSIONS, max_files=max_files)
-             if not looks_binary(p)]
+             if not looks_binary(p) and not is_sensitive(config, p)]
     if not files:
         raise SkillError(f"{path_value!r} holds no readable text files ({', '.join(sorted(TEXT_EXTENSIONS))})")
     docs, budget = [], max_chars
@@ -184,6 +209,10 @@ def read_documents(config: dict, path_value: str, *, max_chars: int, max_files: 
         if budget <= 0:
             break
         text, truncated = read_text(p, budget)
+        if p.suffix.lower() in (".html", ".htm"):
+            from fleet.skills._web import html_to_text
+
+            text = html_to_text(text)[1]
         budget -= len(text)
         docs.append({"path": str(p), "name": display_path(config, p), "text": text, "truncated": truncated})
     return docs

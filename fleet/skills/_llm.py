@@ -15,6 +15,8 @@ from fleet.skills._common import ModelOutputError, SkillError
 class ModelUnavailable(SkillError):
     """No model provider could serve the call (none reachable, or refused by offline mode)."""
 
+    retryable = True  # a model server may be started before the next attempt
+
 
 def ask_model(prompt: Any, config: dict, *, skill: str, system: str | None = None, max_tokens: int | None = None,
               temperature: float | None = None, json_schema: dict | None = None):

@@ -34,8 +34,6 @@ from fleet.providers.base import (
 
 log = logging.getLogger("fleet.models")
 
-# Hop reasons where the provider was not asked and may be free again soon.
-_NOT_NOW = ("breaker_open", "cooldown", "rate_headroom")
 
 __all__ = [
     "BudgetExceeded",
@@ -294,7 +292,6 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
 
     while True:
         pass_trail: list[dict] = []
-        sent_any = False
         for name in chain:
             hop = {"provider": name, "model": model, "reason": "", "error": "", "sent": False}
             try:
@@ -342,7 +339,6 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
             prev = (trail + pass_trail)[-1] if (trail or pass_trail) else None
             request = ChatRequest(messages=messages, model=use_model, system=system, max_tokens=max_tokens,
                                   temperature=temperature, json_schema=json_schema)
-            sent_any = True
             t0 = time.perf_counter()
             try:
                 completion = p.complete(request)
@@ -363,7 +359,8 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                     raise ModelRequestError(f"{exc} (the request was rejected; fix the prompt or parameters)",
                                             trail + pass_trail) from None
                 pass_trail.append(dict(hop, reason=kind, error=str(exc)[:300], sent=True, status=exc.status,
-                                       **({"cooldown_s": cooldown} if kind == "rate_limit" else {})))
+                                       **({"cooldown_s": cooldown, "until": time.time() + cooldown}
+                                          if kind == "rate_limit" else {})))
                 continue
             latency = (time.perf_counter() - t0) * 1000.0
             cost, savings = call_cost(price, input_tokens=completion.input_tokens,
@@ -387,12 +384,12 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                 result.json = _checked_json(completion.text, json_schema, result)
             return result
         trail += pass_trail
-        waits = [h["until"] for h in pass_trail if h["reason"] in _NOT_NOW and "until" in h]
-        budget_left = mcfg["max_wait_s"] - (time.monotonic() - started)
-        if not sent_any and waits and len(waits) == len([h for h in pass_trail if h["reason"] not in
-                                                         ("offline", "local_only", "unconfigured")]):
-            pause = min(waits) - time.time() + 0.01
-            if 0 <= pause <= budget_left:
+        # Every usable provider is only busy (cool-down, breaker, headroom, a 429)?
+        # Then wait for the first to free up, within [models] max_wait_s.
+        usable = [h for h in pass_trail if h["reason"] not in ("offline", "local_only", "unconfigured")]
+        if usable and all("until" in h for h in usable):
+            pause = min(h["until"] for h in usable) - time.time() + 0.01
+            if 0 <= pause <= mcfg["max_wait_s"] - (time.monotonic() - started):
                 time.sleep(pause)
                 continue
         raise NoProviderAvailable(_what_to_do(cfg, chain, trail), [_public(h) for h in trail])

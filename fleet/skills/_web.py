@@ -57,17 +57,18 @@ def http_request(config: dict, skill: str, method: str, url: str, *, params: dic
                 out = WebResponse(resp.status_code, str(resp.url), resp.headers, b"".join(chunks), resp.encoding)
     except httpx.TimeoutException:
         raise SkillError(f"{skill}: {url} did not answer within {timeout:.0f} s; try again later "
-                         "or raise [search] timeout_s") from None
+                         "or raise [search] timeout_s", retryable=True) from None
     except httpx.HTTPError as exc:
         raise SkillError(f"{skill}: cannot reach {url} ({type(exc).__name__}: {exc}); check the address "
-                         "and the network") from None
+                         "and the network", retryable=True) from None
     if out.status_code == 429:
-        raise SkillError(f"{skill}: {url} is rate-limiting us (HTTP 429); try again later")
+        raise SkillError(f"{skill}: {url} is rate-limiting us (HTTP 429); try again later", retryable=True)
     if out.status_code in (401, 403):
         raise SkillError(f"{skill}: {url} refused the request (HTTP {out.status_code}); check the API key "
                          "(lead_client.py secret set ...) or the instance's settings")
     if out.status_code >= 400:
-        raise SkillError(f"{skill}: {url} answered HTTP {out.status_code}: {out.text[:200]!r}")
+        raise SkillError(f"{skill}: {url} answered HTTP {out.status_code}: {out.text[:200]!r}",
+                         retryable=out.status_code >= 500)
     return out
 
 

@@ -125,7 +125,7 @@ def loaded_models(config: dict) -> list[dict]:
                 try:
                     exp = _dt.datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", expires).replace("Z", "+00:00"))
                     idle_for = max(0.0, time.time() - (exp.timestamp() - keep_alive))
-                except ValueError:
+                except (ValueError, OverflowError, OSError):
                     idle_for = None
             model_name = m.get("name") or m.get("model")
             kept = model_name in keep

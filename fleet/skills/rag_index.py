@@ -9,6 +9,7 @@ from fleet.rag import RagError, RagIndex, index_path
 from fleet.skills._common import (
     TEXT_EXTENSIONS,
     SkillError,
+    is_sensitive,
     iter_files,
     knowledge_root,
     resolve_input,
@@ -54,7 +55,8 @@ def run(payload: dict, config: dict, log) -> dict:
         with RagIndex(db) as index:
             for root in roots:
                 files = [f for f in iter_files(root, exts) if f.resolve() != db.resolve()
-                         and not f.name.startswith(db.name) and ".pending" not in f.parts]
+                         and not f.name.startswith(db.name) and ".pending" not in f.parts
+                         and not is_sensitive(config, f)]
                 stats = index.index_files(str(root), files, chunk_chars=chunk_chars, overlap_lines=overlap,
                                           max_file_bytes=max_bytes)
                 log.info("rag_index %s: %s", root, {k: v for k, v in stats.items() if k != "skipped_files"})

@@ -100,6 +100,8 @@ def search_tavily(config: dict, s: dict, query: str, n: int) -> list[dict]:
 class _DuckParser(html.parser.HTMLParser):
     """Results of DuckDuckGo's HTML endpoint: a.result__a (title, link) and .result__snippet."""
 
+    VOID = frozenset({"br", "img", "hr", "input", "meta", "link", "wbr", "source"})
+
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.results: list[dict] = []
@@ -114,11 +116,13 @@ class _DuckParser(html.parser.HTMLParser):
             self._field, self._depth = "title", 0
         elif "result__snippet" in classes and self.results:
             self._field, self._depth = "snippet", 0
+        elif self._field and tag in self.VOID:
+            self.results[-1][self._field] += " "
         elif self._field:
             self._depth += 1
 
     def handle_endtag(self, tag):
-        if self._field:
+        if self._field and tag not in self.VOID:
             if self._depth == 0:
                 self._field = None
             else:

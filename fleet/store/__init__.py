@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .errors import InvalidInput, InvalidTransition, LeaseLost, NotFound, StoreError
+from .errors import InvalidInput, InvalidTransition, LeaseLost, NotFound, StoreError, StoreUnavailable
 from .fleetstate import CHANNELS, FleetStateMixin
 from .hardware import HardwareMixin
 from .monitoring import MonitoringMixin
@@ -43,7 +43,7 @@ def open_store(config: dict[str, Any] | str | os.PathLike) -> Store:
 
 __all__ = [
     "Store", "open_store", "Task", "Page", "now",
-    "StoreError", "InvalidInput", "InvalidTransition", "LeaseLost", "NotFound",
+    "StoreError", "StoreUnavailable", "InvalidInput", "InvalidTransition", "LeaseLost", "NotFound",
     "TASK_STATUSES", "TERMINAL_STATUSES", "ALERT_SEVERITIES", "CHANNELS",
     "DURABILITY_MODES", "SCHEMA_VERSION",
 ]

@@ -27,3 +27,8 @@ class LeaseLost(StoreError):
 
 class InvalidTransition(StoreError):
     """The task is not in a state that allows this operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not complete the operation (busy past the timeout,
+    disk full, I/O error). Nothing was written; the caller may retry."""

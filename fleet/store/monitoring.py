@@ -1,11 +1,12 @@
 """Read-only queries behind the dashboard and /metrics: per-skill stats, the
 attempt timeline, throughput buckets, per-worker activity, event tallies and
-note channels. Nothing here writes.
+note channels. Nothing here writes. (SQL text is built only from constants and
+'?' placeholders; every value is a bound parameter.)
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from .sqlite_base import loads, now
 
@@ -25,14 +26,14 @@ class MonitoringMixin:
         conn = self._conn()
         out: dict[str, dict] = {}
         for skill, status, n in conn.execute(
-            f"SELECT skill, status, COUNT(*) FROM tasks{where} GROUP BY skill, status", params
+            f"SELECT skill, status, COUNT(*) FROM tasks{where} GROUP BY skill, status", params  # nosec B608
         ):
             entry = out.setdefault(skill, {"skill": skill, "counts": {}, "total": 0})
             entry["counts"][status] = n
             entry["total"] += n
         extra = " AND created_at >= ?" if since is not None else ""
         for skill, n, mean, longest, last in conn.execute(
-            "SELECT skill, COUNT(*), AVG(finished_at - started_at), MAX(finished_at - started_at), "
+            "SELECT skill, COUNT(*), AVG(finished_at - started_at), MAX(finished_at - started_at), "  # nosec B608
             f"MAX(finished_at) FROM tasks WHERE status = 'DONE' AND started_at IS NOT NULL{extra} "
             "GROUP BY skill", params
         ):
@@ -56,7 +57,7 @@ class MonitoringMixin:
                ORDER BY a.started_at DESC LIMIT ?""",
             (since, until, limit),
         ).fetchall()
-        return [{k: r[k] for k in r.keys()} for r in rows]
+        return [dict(r) for r in rows]
 
     def finished_series(self, since: float, bucket_s: float, buckets: int) -> dict[str, list[int]]:
         """Tasks finished per time bucket from `since`: DONE and FAILED counts."""
@@ -89,7 +90,7 @@ class MonitoringMixin:
         if not actions:
             return {}
         rows = self._conn().execute(
-            "SELECT IFNULL(agent, ''), action, COUNT(*) FROM events "
+            "SELECT IFNULL(agent, ''), action, COUNT(*) FROM events "  # nosec B608
             f"WHERE action IN ({','.join('?' * len(actions))}) AND ts >= ? GROUP BY agent, action",
             (*actions, since),
         ).fetchall()
@@ -102,12 +103,20 @@ class MonitoringMixin:
             return {}
         marks = ",".join("?" * len(actions))
         rows = self._conn().execute(
-            f"""SELECT * FROM events WHERE id IN (
-                    SELECT MAX(id) FROM events WHERE action IN ({marks}) AND agent IS NOT NULL
-                    GROUP BY agent)""",
+            "SELECT * FROM events WHERE id IN (SELECT MAX(id) FROM events "  # nosec B608
+            f"WHERE action IN ({marks}) AND agent IS NOT NULL GROUP BY agent)",
             actions,
         ).fetchall()
-        return {r["agent"]: {**{k: r[k] for k in r.keys()}, "detail": loads(r["detail"])} for r in rows}
+        return {r["agent"]: {**dict(r), "detail": loads(r["detail"])} for r in rows}
+
+    def oldest_ready_wait(self) -> float | None:
+        """Seconds the longest-waiting claimable task has been claimable (None: none is)."""
+        ts = now()
+        row = self._conn().execute(
+            "SELECT MIN(available_at) FROM tasks WHERE status = 'PENDING' AND deps_pending = 0 "
+            "AND available_at <= ?", (ts,)
+        ).fetchone()
+        return None if row[0] is None else max(0.0, ts - row[0])
 
     def note_channels(self) -> list[dict]:
         rows = self._conn().execute(
@@ -120,10 +129,9 @@ class MonitoringMixin:
         their count and sum (Prometheus histogram shape)."""
         cases = ", ".join(f"SUM(d <= {b})" for b in DURATION_BUCKETS)
         rows = self._conn().execute(
-            f"""SELECT skill, COUNT(*), SUM(d), {cases} FROM (
-                    SELECT skill, MAX(0, finished_at - started_at) AS d FROM tasks
-                    WHERE status = 'DONE' AND started_at IS NOT NULL AND finished_at IS NOT NULL)
-                GROUP BY skill"""
+            f"SELECT skill, COUNT(*), SUM(d), {cases} FROM ("  # nosec B608
+            "SELECT skill, MAX(0, finished_at - started_at) AS d FROM tasks "
+            "WHERE status = 'DONE' AND started_at IS NOT NULL AND finished_at IS NOT NULL) GROUP BY skill"
         ).fetchall()
         out = {}
         for row in rows:

@@ -80,7 +80,7 @@ class ReportsMixin:
             return []
         rows = self._conn().execute(
             "SELECT CAST((ts - ?) / ? AS INTEGER) AS d, action, COUNT(*) FROM events "
-            "WHERE ts >= ? AND ts < ? AND action IN (%s) GROUP BY d, action" % ",".join("?" * len(actions)),
+            f"WHERE ts >= ? AND ts < ? AND action IN ({','.join('?' * len(actions))}) GROUP BY d, action",  # nosec B608
             (since, DAY_S, since, until, *actions),
         ).fetchall()
         out: dict[int, dict] = {}
@@ -95,7 +95,7 @@ class ReportsMixin:
         rows = self._conn().execute(
             "SELECT CAST((ts - ?) / ? AS INTEGER) AS d, COUNT(*) FROM events "
             "WHERE ts >= ? AND ts < ? AND action = ? AND (json_extract(detail, '$.intent') IS NULL "
-            "OR json_extract(detail, '$.intent') NOT IN (%s)) GROUP BY d" % ",".join("?" * len(planned)),
+            f"OR json_extract(detail, '$.intent') NOT IN ({','.join('?' * len(planned))})) GROUP BY d",  # nosec B608
             (since, DAY_S, since, until, action, *planned),
         ).fetchall()
         return {d: n for d, n in rows}

@@ -239,10 +239,29 @@ CREATE TABLE budget_reservations (
 CREATE INDEX ix_budget_reservations ON budget_reservations (skill, expires_at);
 """
 
+# Monitoring reads events by action (worker exits per agent, restarts in the
+# last hour) without scanning the whole audit log.
+_EVENTS_BY_ACTION = """
+CREATE INDEX ix_events_action ON events (action, agent, id);
+"""
+
+# Fewer index pages per queue commit: a task due at once never enters the
+# delayed index (only rows with available_at > updated_at can be in the future),
+# and an unclaimed task (worker NULL) never enters the worker index.
+_QUEUE_HOT_PATH = """
+DROP INDEX ix_tasks_delayed;
+CREATE INDEX ix_tasks_delayed_v2 ON tasks (available_at)
+    WHERE status = 'PENDING' AND deps_pending = 0 AND available_at > updated_at;
+DROP INDEX ix_tasks_worker;
+CREATE INDEX ix_tasks_worker_v2 ON tasks (worker, id) WHERE worker IS NOT NULL;
+"""
+
 MIGRATIONS: list[str] = [
     _TASKS + _FLEET_STATE,
     _HW_SAMPLES,
     _MODEL_USAGE,
+    _EVENTS_BY_ACTION,
+    _QUEUE_HOT_PATH,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

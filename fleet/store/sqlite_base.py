@@ -17,10 +17,16 @@ import time
 from typing import Any, Iterator
 
 from . import schema
-from .errors import InvalidInput, StoreError
+from .errors import InvalidInput, StoreError, StoreUnavailable
 from .wake import WakeChannel
 
 DURABILITY_MODES = {"normal": "NORMAL", "full": "FULL"}
+
+# New databases use 1 KiB pages: every commit writes each page it touched to
+# the WAL (and checksums it), and a queue commit touches about ten index pages,
+# so small pages make the hot write path several times cheaper. Existing
+# databases keep the page size they were created with.
+NEW_DB_PAGE_SIZE = 1024
 
 
 def now() -> float:
@@ -31,15 +37,28 @@ def now() -> float:
 def dumps(value: Any, what: str, limit: int | None = None) -> str:
     """Serialise to JSON or raise InvalidInput naming `what`."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = _encode(value)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"{what} is not JSON-serialisable: {exc}") from None
-    if limit is not None and len(text.encode()) > limit:
+    if text.isascii():
+        size = len(text)
+    else:
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"{what} contains text that is not valid Unicode (a lone surrogate); "
+                "decode bytes properly before passing them"
+            ) from None
+    if limit is not None and size > limit:
         raise InvalidInput(
-            f"{what} is {len(text.encode())} bytes, over the limit of {limit} bytes "
+            f"{what} is {size} bytes, over the limit of {limit} bytes "
             "([queue] max_payload_bytes); store large data in a file and pass its path"
         )
     return text
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def loads(text: str | None) -> Any:
@@ -94,6 +113,7 @@ class SQLiteBase:
             check_same_thread=True,
         )
         conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA page_size = {NEW_DB_PAGE_SIZE}")  # no-op on an existing file
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -106,6 +126,7 @@ class SQLiteBase:
         conn.execute(f"PRAGMA wal_autocheckpoint = {int(self.wal_autocheckpoint_pages)}")
         conn.execute("PRAGMA journal_size_limit = 67108864")
         conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per connection
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -120,15 +141,28 @@ class SQLiteBase:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; commits on success, rolls back on any error."""
+        """One write transaction; commits on success, rolls back on any error.
+
+        SQLite's own errors (busy past the timeout, disk full, I/O) surface as
+        StoreUnavailable, never as sqlite3 exceptions.
+        """
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _unavailable(self.path, exc) from exc
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(exc, sqlite3.Error):
+                raise _unavailable(self.path, exc) from exc
             raise
-        conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -165,13 +199,49 @@ class SQLiteBase:
         self._wake.notify()
 
     # -- maintenance -----------------------------------------------------
-    def checkpoint(self, mode: str = "PASSIVE") -> dict:
-        """Checkpoint the WAL so it stays bounded; TRUNCATE also shrinks the file."""
-        mode = mode.upper()
+    def checkpoint(self, mode: str = "PASSIVE", *, wait_s: float | None = None) -> dict:
+        """Checkpoint the WAL so it stays bounded; TRUNCATE also shrinks the file.
+
+        PASSIVE never waits. FULL/RESTART/TRUNCATE wait for readers and block
+        new writers meanwhile, so they wait at most `wait_s` (default 2 s)
+        and report busy=True instead of stalling the fleet.
+        """
+        mode = str(mode).upper()
         if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
             raise InvalidInput(f"checkpoint mode {mode!r} is not PASSIVE, FULL, RESTART or TRUNCATE")
-        busy, log, done = self._conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        return {"busy": bool(busy), "wal_pages": log, "checkpointed_pages": done}
+        conn = self._conn()
+        if mode != "PASSIVE":
+            conn.execute(f"PRAGMA busy_timeout = {int((2.0 if wait_s is None else wait_s) * 1000)}")
+        try:
+            busy, log, done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as exc:
+            raise _unavailable(self.path, exc) from exc
+        finally:
+            if mode != "PASSIVE":
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        return {"mode": mode, "busy": bool(busy), "wal_pages": log, "checkpointed_pages": done}
+
+    def maintain(self, *, wal_limit_bytes: int = 16 << 20) -> dict:
+        """Periodic upkeep for the supervisor: keeps the WAL bounded.
+
+        SQLite's automatic checkpoints copy pages back but cannot restart the
+        WAL while readers overlap constantly, so under steady load the file
+        could keep growing. This runs a PASSIVE checkpoint and, when the WAL
+        file is over `wal_limit_bytes`, a TRUNCATE checkpoint (bounded wait)
+        that resets it to zero bytes. Also refreshes planner statistics.
+        """
+        result = self.checkpoint("PASSIVE")
+        wal = self.path + "-wal"
+        size = os.path.getsize(wal) if os.path.exists(wal) else 0
+        if size > wal_limit_bytes:
+            result = self.checkpoint("TRUNCATE", wait_s=1.0)
+        try:
+            self._conn().execute("PRAGMA optimize")
+        except sqlite3.Error:
+            pass  # statistics are an optimisation; a busy database skips them
+        result["wal_bytes_before"] = size
+        result["wal_bytes"] = os.path.getsize(wal) if os.path.exists(wal) else 0
+        return result
 
     def integrity_check(self) -> str:
         rows = self._conn().execute("PRAGMA integrity_check").fetchall()
@@ -202,6 +272,8 @@ class SQLiteBase:
                 if sync_name in ("full", "extra")
                 else "survives any process crash; the last commits may be lost on power loss"
             ),
+            "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
+            "wal_autocheckpoint_pages": self.wal_autocheckpoint_pages,
             "db_bytes": os.path.getsize(self.path) if os.path.exists(self.path) else 0,
             "wal_bytes": os.path.getsize(wal) if os.path.exists(wal) else 0,
             "sqlite_version": sqlite3.sqlite_version,
@@ -223,6 +295,17 @@ class SQLiteBase:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _unavailable(path: str, exc: sqlite3.Error) -> StoreUnavailable:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        hint = "another process held the database for longer than the busy timeout; retry, or look for a stuck process"
+    elif "full" in text:
+        hint = "the disk is full; free space and retry"
+    else:
+        hint = "check the disk and run `PRAGMA integrity_check` (fleet doctor) on the database"
+    return StoreUnavailable(f"the store at {path} could not complete the write ({text}): {hint}")
 
 
 def _split_sql(script: str) -> list[str]:

@@ -17,7 +17,7 @@ _DAY = 86400.0
 
 
 def _row(r) -> dict:
-    return {k: r[k] for k in r}
+    return {k: r[k] for k in r.keys()}  # noqa: SIM118 - sqlite3.Row iterates values, not keys
 
 
 class UsageMixin:

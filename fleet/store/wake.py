@@ -18,6 +18,7 @@ import threading
 import time
 
 _HAS_UNIX = hasattr(socket, "AF_UNIX") and os.name == "posix"
+_RACY_WINDOW_NS = 50_000_000  # 50 ms: far above any filesystem timestamp granularity
 
 
 def wake_dir_for(db_path: str) -> str:
@@ -86,11 +87,19 @@ class WakeChannel:
 
     # -- notifying -------------------------------------------------------
     def _peer_paths(self) -> list[str]:
+        """Socket paths of the waiters, re-listed when the directory changed.
+
+        A directory's mtime has coarse (jiffy) resolution, so a waiter that
+        binds in the same tick as our last listing leaves the mtime unchanged.
+        Like git's "racy" index check, a listing is trusted only once the
+        mtime is older than a safety window; until then we list every time.
+        """
         try:
             mtime = os.stat(self.directory).st_mtime_ns
         except FileNotFoundError:
             return []
-        if mtime != self._peers_mtime:
+        racy = time.time_ns() - mtime < _RACY_WINDOW_NS
+        if racy or mtime != self._peers_mtime:
             try:
                 names = os.listdir(self.directory)
             except FileNotFoundError:

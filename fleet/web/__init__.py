@@ -8,8 +8,19 @@ from __future__ import annotations
 
 def register_blueprints(app, c) -> None:
     """Register every blueprint whose feature exists in this fleet."""
-    from . import (api_comms, api_fleet, api_files, api_hw, api_status, api_tasks, api_usage,
-                   metrics, openapi, pages, sse)
+    from . import (
+        api_comms,
+        api_files,
+        api_fleet,
+        api_hw,
+        api_status,
+        api_tasks,
+        api_usage,
+        metrics,
+        openapi,
+        pages,
+        sse,
+    )
 
     for module in (api_status, api_tasks, api_fleet, api_comms, api_files, api_hw, api_usage,
                    sse, metrics, openapi, pages):

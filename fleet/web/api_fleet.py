@@ -105,9 +105,9 @@ def fleet_idle():
 def _process_info(pid: int | None, host: str | None) -> dict | None:
     if not pid or host != socket.gethostname():
         return None
-    try:
-        import psutil
+    import psutil
 
+    try:
         proc = psutil.Process(pid)
         with proc.oneshot():
             mem = proc.memory_info()
@@ -115,7 +115,7 @@ def _process_info(pid: int | None, host: str | None) -> dict | None:
                     "name": proc.name(), "rss_mb": round(mem.rss / 2**20, 1),
                     "cpu_times_s": round(sum(proc.cpu_times()[:2]), 2),
                     "threads": proc.num_threads(), "create_time": proc.create_time()}
-    except Exception:  # gone or not ours: report it as not running
+    except (psutil.Error, OSError):  # gone or not ours: report it as not running
         return {"running": False}
 
 

@@ -5,11 +5,14 @@ event log), /api/skills (catalogue plus execution stats), /api/timeline
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from flask import Blueprint, jsonify
 
 from fleet.config import worker_names
+from fleet.db import StoreError
+
 from .common import ApiError, ctx, doc, int_arg, str_arg, time_arg
 
 bp = Blueprint("status", __name__)
@@ -17,8 +20,11 @@ bp = Blueprint("status", __name__)
 # The event the supervisor records when a worker or service process ends.
 EXIT_ACTIONS = ("child_exit",)
 DOWN_STATUSES = ("stopped", "dead", "parked")
-# Oldest claimable task older than this marks the queue component degraded.
+# A task claimable for longer than this (nobody takes it) marks the queue degraded.
 QUEUE_STALL_S = 900.0
+# Queue aggregates in /api/status are reused while the event log has not moved,
+# for at most this long (a delayed task becoming ready writes no event).
+QUEUE_CACHE_S = 1.0
 
 
 def agent_rows(c) -> list[dict]:
@@ -50,6 +56,7 @@ def status_payload(c) -> dict:
     expected = [n for n, _ in worker_names(c.cfg)]
     present = {a["name"] for a in agents}
     pid = c.supervisor_pid()
+    last_event = store.last_event_id()
     return {
         "fleet": c.cfg["fleet"]["name"],
         "now": time.time(),
@@ -59,11 +66,17 @@ def status_payload(c) -> dict:
         "agents": agents,
         "expected_workers": expected,
         "missing_workers": [n for n in expected if n not in present],
+        **c.cached("queue", last_event, QUEUE_CACHE_S, lambda: queue_summary(store)),
+        "last_event_id": last_event,
+    }
+
+
+def queue_summary(store) -> dict:
+    return {
         "counts": store.counts(),
         "ready_depth": store.pending_depth(),
         "oldest_pending_age_s": store.oldest_pending_age(),
         "active_alerts": len(store.list_alerts(active_only=True, limit=1000)),
-        "last_event_id": store.last_event_id(),
     }
 
 
@@ -138,7 +151,7 @@ def health_payload(c) -> dict:
     try:
         counts = c.store.counts()
         components["store"] = {"status": "healthy", "backend": c.store.backend}
-    except Exception as exc:  # the whole point: report a broken store, do not crash
+    except (StoreError, sqlite3.Error, OSError) as exc:  # report a broken store, do not crash
         components["store"] = {"status": "down", "error": str(exc)}
         return {"status": "down", "components": components, "checked_at": time.time()}
     expected = len(worker_names(c.cfg))
@@ -166,11 +179,11 @@ def health_payload(c) -> dict:
     providers = provider_health(c)
     if providers is not None:
         components["models"] = providers
-    oldest = c.store.oldest_pending_age()
-    depth = c.store.pending_depth()
+    waiting = c.store.oldest_ready_wait()
     components["queue"] = {
-        "status": "degraded" if depth and oldest is not None and oldest > QUEUE_STALL_S else "healthy",
-        "ready_depth": depth, "oldest_pending_age_s": oldest, "counts": counts,
+        "status": "degraded" if waiting is not None and waiting > QUEUE_STALL_S else "healthy",
+        "ready_depth": c.store.pending_depth(), "oldest_ready_wait_s": waiting,
+        "oldest_pending_age_s": c.store.oldest_pending_age(), "counts": counts,
     }
     states = [comp["status"] for comp in components.values()]
     overall = "down" if "down" in states else ("degraded" if "degraded" in states else "healthy")

@@ -11,7 +11,12 @@ import json
 from flask import Blueprint, jsonify, request
 
 from fleet.db import TASK_STATUSES, InvalidInput, InvalidTransition, NotFound
-from fleet.skill_registry import InvalidPayload, UnknownSkill, get_info, validate_payload
+from fleet.skill_registry import (
+    InvalidPayload,
+    UnknownSkill,
+    get_info,
+    validate_payload,
+)
 
 from .common import ApiError, actor, ctx, doc, int_arg, json_body, parse_time
 from .context import optional

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -19,25 +20,35 @@ from flask import Blueprint, jsonify, redirect, request, session, url_for
 
 from .common import ApiError, ctx, doc, error_response, json_body
 
-TOKEN_SECRET_KEY = "FLEET_DASHBOARD_TOKEN"
+TOKEN_SECRET_KEY = "FLEET_DASHBOARD_TOKEN"  # nosec B105 (a secret's name, not a value)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Reachable without a token even where reads need one: the sign-in itself.
 OPEN_ENDPOINTS = {"static", "auth.session_get", "auth.session_create", "pages.signin"}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger("dashboard.auth")
 
 
 # -- the token -------------------------------------------------------------
-def _secret_lookup(cfg: dict, key: str) -> str | None:
+def _secrets_module():
     try:
-        from fleet.secrets import get_secret  # owned by the model-routing work
+        from fleet import (
+            secrets as fleet_secrets,  # the secrets file (model-routing work)
+        )
     except ImportError:
+        return None
+    return fleet_secrets
+
+
+def _secret_lookup(cfg: dict, key: str) -> str | None:
+    mod = _secrets_module()
+    if mod is None:
         return os.environ.get(key) or None
     try:
-        return get_secret(cfg, key) or None
-    except Exception:  # a broken secrets file must not keep the dashboard down
+        return mod.get_secret(cfg, key) or None
+    except (mod.SecretsError, OSError, ValueError):  # a broken secrets file must not keep the dashboard down
         return os.environ.get(key) or None
 
 
@@ -102,15 +113,12 @@ class Redactor:
         for name, value in os.environ.items():
             if _SECRET_NAME.search(name) and value:
                 values.add(value)
-        try:
-            from fleet.secrets import read_secrets
-        except ImportError:
-            pass
-        else:
+        mod = _secrets_module()
+        if mod is not None:
             try:
-                values.update(str(v) for v in read_secrets(self.cfg).values() if v)
-            except Exception:  # an unreadable secrets file holds nothing we could leak
-                pass
+                values.update(str(v) for v in mod.read_secrets(self.cfg).values() if v)
+            except (mod.SecretsError, OSError, ValueError) as exc:
+                log.warning("secrets file unreadable (%s); nothing from it can be leaked either", exc)
         return sorted((v for v in values if len(v) >= self.MIN_LEN), key=len, reverse=True)
 
     def values(self) -> list[str]:
@@ -208,7 +216,7 @@ def scrub_response(resp):
         return resp
     body = resp.get_data(as_text=True)
     clean = ctx().redactor.scrub(body)
-    if clean is not body and clean != body:
+    if clean != body:
         resp.set_data(clean)
     return resp
 

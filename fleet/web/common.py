@@ -121,13 +121,13 @@ def parse_time(value: Any, name: str) -> float | None:
     except ValueError:
         pass
     try:
-        when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = _dt.datetime.fromisoformat(text)
     except ValueError:
         raise ApiError(
             400, f"{name} must be epoch seconds or an ISO date like 2026-01-31 or 2026-01-31T12:00, got {text!r}"
         ) from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
+        when = when.replace(tzinfo=_dt.UTC)
     return when.timestamp()
 
 

@@ -40,6 +40,7 @@ class FleetContext:
         self.redactor = Redactor(cfg, token)
         self.started_at = time.time()
         self.hub = None  # set by sse.install
+        self._cache: dict[str, tuple[object, float, object]] = {}
         self._catalogue: dict | None = None
         self._catalogue_at = 0.0
         self._lock = threading.Lock()
@@ -52,6 +53,19 @@ class FleetContext:
                 self._catalogue_at = time.monotonic()
             return self._catalogue
 
+    # -- aggregates keyed by the event log's position ----------------------
+    def cached(self, name: str, version: object, max_age_s: float, compute):
+        """`compute()` again only when `version` (e.g. the last event id) moved
+        or the value is older than `max_age_s`; every task change writes an
+        event, so within that bound the cached value is the current one."""
+        hit = self._cache.get(name)
+        now = time.monotonic()
+        if hit is not None and hit[0] == version and now - hit[1] <= max_age_s:
+            return hit[2]
+        value = compute()
+        self._cache[name] = (version, now, value)
+        return value
+
     # -- optional parts --------------------------------------------------
     def supervisor_pid(self) -> int | None:
         fn = optional("fleet.supervisor", "running_supervisor_pid")
@@ -59,7 +73,7 @@ class FleetContext:
             return None
         try:
             return fn(self.cfg)
-        except Exception:  # a stale or unreadable lock file means "not running"
+        except (OSError, ValueError):  # a stale or unreadable lock file means "not running"
             return None
 
     def has_supervisor(self) -> bool:

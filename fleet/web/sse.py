@@ -20,6 +20,7 @@ from .common import ctx, doc, error_response
 log = logging.getLogger("dashboard.sse")
 BUFFER = 2000
 REPLAY_MAX = 1000
+IDLE_EXIT_S = 30.0  # the pump stops this long after the last stream closed
 
 _KIND = {
     "alert": "alert", "alert_ack": "alert",
@@ -59,7 +60,8 @@ class EventHub:
     def start(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self.last_id = self.c.store.last_event_id()
+                with self.cond:
+                    self.last_id = self.c.store.last_event_id()
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="sse-pump", daemon=True)
                 self._thread.start()
@@ -70,12 +72,24 @@ class EventHub:
             self.cond.notify_all()
 
     def _run(self) -> None:
+        last_busy = time.monotonic()
         while not self._stop.is_set():
+            if self.active > 0:
+                last_busy = time.monotonic()
+            elif time.monotonic() - last_busy > IDLE_EXIT_S:
+                with self._lock:  # no stream for a while: stop polling (start() revives it)
+                    if self.active == 0:
+                        self._thread = None
+                        return
             try:
                 self.poll_once()
             except Exception:  # a transient store error must not end live updates
                 log.exception("live-event pump: poll failed; retrying")
-            self._stop.wait(self.poll_s)
+                self._stop.wait(self.poll_s)
+                continue
+            # Sleep until a writer signals the store (enqueue, finish, ...) or poll_s
+            # passes: events written without a wake-up (heartbeats, alerts) wait at most poll_s.
+            self.c.store.wait_for_work(self.poll_s)
 
     def poll_once(self) -> int:
         """Read new store events and hw changes into the buffer; returns how many."""
@@ -172,13 +186,13 @@ bp = Blueprint("sse", __name__)
 def stream():
     c = ctx()
     hub: EventHub = c.hub
-    hub.start()
     if not hub.try_enter():
         resp = error_response(
             503, f"too many live streams are open (the cap is {hub.cap}); close other dashboard tabs "
                  "or raise [dashboard] max_streams", cap=hub.cap)
         resp.headers["Retry-After"] = "10"
         return resp
+    hub.start()  # after try_enter, so an idle pump cannot exit under a new stream
     resume = _resume_from()
     keepalive = float(c.cfg["dashboard"]["keepalive_s"])
     store = c.store

@@ -37,5 +37,5 @@ def cli(home: Path, *args: str, input: str | None = None, env: dict | None = Non
     e.pop("FLEET_DB", None)
     e.update(env or {})
     proc = subprocess.run([sys.executable, CLI, *args], cwd=str(REPO), env=e, input=input,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
     return Result(proc)

@@ -14,7 +14,7 @@ import httpx
 
 from tests.fakes.fleetproc import REPO, env_for, stop, wait_until, write_config
 
-__all__ = ["make_app", "bearer", "free_port", "DashboardProcess", "SSEReader", "wait_until", "write_config", "REPO"]
+__all__ = ["REPO", "DashboardProcess", "SSEReader", "bearer", "free_port", "make_app", "wait_until", "write_config"]
 
 
 def make_app(home: Path, *, host: str | None = None, read_only: bool | None = None, **sections):
@@ -49,7 +49,7 @@ class DashboardProcess:
         self.proc: subprocess.Popen | None = None
         self.base = f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "DashboardProcess":
+    def start(self) -> DashboardProcess:
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "fleet" / "dashboard.py"), "--port", str(self.port), *self.extra],
             cwd=str(REPO), env=env_for(self.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -107,7 +107,7 @@ class SSEReader:
                 self.events.append({"comment": line[1:].strip()})
             else:
                 field, _, value = line.partition(":")
-                current[field] = value[1:] if value.startswith(" ") else value
+                current[field] = value.removeprefix(" ")
                 continue
             if pred(self.events):
                 return self.events

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import tomlkit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +26,7 @@ def write_config(home: Path, *, workers: dict | None = None, affinity: dict | No
         "affinity": {"coder": ["noop", "sleepy", "hang", "fails"], **(affinity or {})},
         "queue": {"lease_s": 5.0, "reap_interval_s": 0.5, "backoff_base_s": 0.05, "backoff_max_s": 0.2,
                   **(queue or {})},
-        "supervisor": {"heartbeat_interval_s": 0.3, "heartbeat_timeout_s": 3.0, "status_interval_s": 1.0,
+        "supervisor": {"heartbeat_interval_s": 0.3, "heartbeat_timeout_s": 10.0, "status_interval_s": 1.0,
                        "backoff_initial_s": 0.2, "backoff_max_s": 2.0, "backoff_reset_s": 5.0,
                        "stop_timeout_s": 5.0, "kill_grace_s": 1.0, "scale_up_depth": 0,
                        "services": [], **(supervisor or {})},
@@ -105,3 +106,41 @@ def pid_gone(pid: int) -> bool:
     except OSError:
         return True
     return False
+
+
+@pytest.fixture
+def fleet(isolated_home):
+    """(home, store, start): start() launches a supervisor; all are stopped at the end."""
+    procs = []
+    stores = []
+
+    def start(**cfg):
+        write_config(isolated_home, **cfg)
+        p = start_supervisor(isolated_home)
+        procs.append(p)
+        return p
+
+    class Ctx:
+        home = isolated_home
+
+        @property
+        def store(self):
+            if not stores:
+                from fleet.config import load_config
+                from fleet.db import open_store
+
+                stores.append(open_store(load_config(isolated_home)))
+            return stores[0]
+
+    ctx = Ctx()
+    ctx.start = start
+    yield ctx
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    for s in stores:
+        s.close()

@@ -48,8 +48,8 @@ def main() -> int:
     WedgeableOllama(args.state_dir, port=args.port).start()
     with open(os.path.join(args.state_dir, "starts"), "a") as fh:
         fh.write(f"{os.getpid()}\n")
-    while True:
-        time.sleep(3600)
+    while True:  # short sleeps: a TERM delivered to a server thread is handled here within 0.2 s
+        time.sleep(0.2)
 
 
 if __name__ == "__main__":

@@ -59,9 +59,14 @@
       sparkline(vs, seriesFor(g.index, "vram_used_mb"), { max: g.vram_total_mb });
     }
     const cpu = t.cpu || {}, mem = t.memory || {}, disk = t.disk || {};
+    const cpuSpark = svg("spark-cpu"), memSpark = svg("spark-mem");
     document.getElementById("cpu").replaceChildren(el("div", {}, `${cpu.percent ?? "–"} % of ${cpu.count ?? "?"} cores`),
-      el("div", { class: "muted" }, "load " + (cpu.load_avg || []).join(" / ")));
-    document.getElementById("mem").replaceChildren(bar(mem.used_mb, mem.total_mb, "MiB"));
+      el("div", { class: "muted" }, "load " + (cpu.load_avg || []).join(" / ")),
+      features.hw_history ? el("div", { class: "spark-row" }, el("span", { class: "lbl" }, "CPU 15 min"), cpuSpark) : null);
+    document.getElementById("mem").replaceChildren(bar(mem.used_mb, mem.total_mb, "MiB"),
+      features.hw_history ? el("div", { class: "spark-row" }, el("span", { class: "lbl" }, "memory 15 min"), memSpark) : null);
+    sparkline(cpuSpark, history.map((s) => s.cpu_pct), { max: 100 });
+    sparkline(memSpark, history.map((s) => s.mem_pct), { max: 100 });
     document.getElementById("disk").replaceChildren(bar(disk.used_mb, disk.total_mb, "MiB"));
     const tr = await get("/api/training");
     document.getElementById("training").textContent = tr.active

@@ -113,8 +113,17 @@
     const text = document.getElementById("instruction").value.trim();
     if (!text) return;
     const out = document.getElementById("intent-out");
-    const res = await act(() => post("/api/intent", { instruction: text }));
-    if (!res) { out.textContent = ""; return; }
+    if (!Fleet.session().authenticated) { Fleet.toast("Sign in first (top right) to make changes.", true); return; }
+    let res;
+    try {
+      res = await post("/api/intent", { instruction: text });
+    } catch (e) {
+      const cands = (e.data && e.data.candidates) || [];
+      out.replaceChildren(el("span", { class: "error" }, e.message), ...cands.map((c) => el("div", {},
+        el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); select.value = c.skill; renderForm(); } }, c.skill),
+        el("span", { class: "muted" }, ` (confidence ${c.confidence}) ${c.description || ""}`))));
+      return;
+    }
     if (res.skill && skills[res.skill]) {
       select.value = res.skill; renderForm(); setPayload(res.payload);
       if (res.priority) document.getElementById("priority").value = res.priority;

@@ -1,0 +1,192 @@
+"""Reading the task queue: get, list with server-side filters and pages,
+counts, queue depth, and `wait_for_work` (sleeps on the wake channel, no poll).
+Mixed into `TaskQueueMixin`; nothing here writes.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from .errors import InvalidInput, NotFound
+from .schema import TASK_STATUSES
+from .sqlite_base import now
+from .task_model import Page, Task, is_number
+
+# The claim's candidate scan. INDEXED BY pins the partial index that holds
+# only claimable rows (PENDING, dependencies done), so history never enters
+# the hot path and the planner cannot pick the (status, id) index + a sort.
+CLAIM_CANDIDATE_SQL = (
+    "SELECT id FROM tasks INDEXED BY ix_tasks_claim "
+    "WHERE status = 'PENDING' AND deps_pending = 0 AND available_at <= ? "
+    "AND (assigned_to = ? OR (assigned_to IS NULL AND {skills})) "
+    "ORDER BY priority DESC, id LIMIT 1"
+)
+
+
+def skill_clause(skills: list[str], any_skill: bool) -> tuple[str, list[str]]:
+    if any_skill:
+        return "1", []
+    if not skills:
+        return "0", []  # only tasks assigned to this worker by name
+    return "skill IN (%s)" % ",".join("?" * len(skills)), skills
+
+
+class TaskReadsMixin:
+    def get(self, task_id: int) -> Task | None:
+        row = self._conn().execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return None if row is None else Task.from_row(row)
+
+    def require(self, task_id: int) -> Task:
+        task = self.get(task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} does not exist; list tasks to find the right id")
+        return task
+
+    def attempts(self, task_id: int) -> list[dict]:
+        """Every attempt of a task in order: worker, started, ended, outcome, error."""
+        rows = self._conn().execute(
+            "SELECT * FROM task_attempts WHERE task_id = ? ORDER BY id", (task_id,)
+        ).fetchall()
+        return [{k: r[k] for k in r.keys() if k != "token"} for r in rows]
+
+    def dependencies(self, task_id: int) -> list[int]:
+        rows = self._conn().execute(
+            "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on", (task_id,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def dependents(self, task_id: int) -> list[int]:
+        rows = self._conn().execute(
+            "SELECT task_id FROM task_deps WHERE depends_on = ? ORDER BY task_id", (task_id,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def _filter_sql(self, status=None, skill=None, agent=None, text=None, since=None, until=None):
+        clauses, params = [], []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            bad = [s for s in statuses if s not in TASK_STATUSES]
+            if bad or not statuses:
+                raise InvalidInput(
+                    f"unknown status {', '.join(map(repr, bad)) or '(empty)'}; "
+                    f"use one of {', '.join(TASK_STATUSES)}"
+                )
+            clauses.append("status IN (%s)" % ",".join("?" * len(statuses)))
+            params += statuses
+        if skill:
+            clauses.append("skill = ?")
+            params.append(skill)
+        if agent:
+            clauses.append("(worker = ? OR assigned_to = ?)")
+            params += [agent, agent]
+        if text:
+            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            clauses.append(
+                "(skill LIKE ? ESCAPE '\\' OR payload LIKE ? ESCAPE '\\' OR "
+                "IFNULL(error, '') LIKE ? ESCAPE '\\' OR IFNULL(result, '') LIKE ? ESCAPE '\\')"
+            )
+            params += [like] * 4
+        for value, op, name in ((since, ">=", "since"), (until, "<", "until")):
+            if value is not None:
+                if not is_number(value):
+                    raise InvalidInput(f"{name} must be UTC epoch seconds, got {value!r}")
+                clauses.append(f"created_at {op} ?")
+                params.append(value)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def list_tasks(self, *, status=None, skill=None, agent=None, text=None, since=None,
+                   until=None, limit: int = 50, offset: int = 0) -> Page:
+        """A page of tasks, newest first, filtered in the database."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be an integer from 1 to 1000, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInput(f"offset must be an integer >= 0, got {offset!r}")
+        where, params = self._filter_sql(status, skill, agent, text, since, until)
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM tasks{where} ORDER BY id DESC LIMIT ? OFFSET ?",  # nosec B608
+                (*params, limit, offset),
+            ).fetchall()
+            total = conn.execute(f"SELECT COUNT(*) FROM tasks{where}", params).fetchone()[0]  # nosec B608
+        return Page([Task.from_row(r) for r in rows], total, limit, offset)
+
+    def matching_ids(self, *, status=None, skill=None, agent=None, text=None, since=None,
+                     until=None) -> list[int]:
+        """Every task id matching a filter (for bulk actions)."""
+        where, params = self._filter_sql(status, skill, agent, text, since, until)
+        rows = self._conn().execute(f"SELECT id FROM tasks{where} ORDER BY id", params).fetchall()  # nosec B608
+        return [r[0] for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Task counts by status (every status present, zero when none)."""
+        rows = self._conn().execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
+        out = {s: 0 for s in TASK_STATUSES}
+        out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def counts_by_skill(self) -> dict[str, dict[str, int]]:
+        rows = self._conn().execute(
+            "SELECT skill, status, COUNT(*) FROM tasks GROUP BY status, skill"
+        ).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for skill, status, n in rows:
+            out.setdefault(skill, {})[status] = n
+        return out
+
+    def pending_depth(self, skills: Iterable[str] | None = None) -> int:
+        """Claimable-now tasks, optionally only those for `skills`."""
+        sql = ("SELECT COUNT(*) FROM tasks INDEXED BY ix_tasks_claim "
+               "WHERE status = 'PENDING' AND deps_pending = 0 AND available_at <= ?")
+        params: list = [now()]
+        if skills is not None:
+            skills = list(skills)
+            if not skills:
+                return 0
+            sql += " AND skill IN (%s)" % ",".join("?" * len(skills))
+            params += skills
+        return self._conn().execute(sql, params).fetchone()[0]
+
+    def oldest_pending_age(self) -> float | None:
+        row = self._conn().execute(
+            "SELECT created_at FROM tasks WHERE status = 'PENDING' ORDER BY id LIMIT 1"
+        ).fetchone()
+        return None if row is None else max(0.0, now() - row[0])
+
+    def next_available_at(self) -> float | None:
+        """When the earliest delayed (backoff or scheduled) task becomes claimable.
+
+        A delayed row always has available_at > updated_at (it was set in the
+        future when last written), which is what the small partial index
+        `ix_tasks_delayed_v2` holds; rows due at once never enter it.
+        """
+        row = self._conn().execute(
+            """SELECT MIN(available_at) FROM tasks
+               WHERE status = 'PENDING' AND deps_pending = 0 AND available_at > updated_at
+                 AND available_at > ?""",
+            (now(),),
+        ).fetchone()
+        return row[0]
+
+    def claim_query_plan(self, skills: Iterable[str] | None = None, *, any_skill: bool = False) -> list[str]:
+        """SQLite's plan for the claim's candidate scan (for tests and `doctor`)."""
+        clause, params = skill_clause(list(skills or ()), any_skill)
+        rows = self._conn().execute(
+            "EXPLAIN QUERY PLAN " + CLAIM_CANDIDATE_SQL.format(skills=clause),
+            (now(), "worker", *params),
+        ).fetchall()
+        return [r[3] for r in rows]
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until a task may be claimable (or a message may have arrived),
+        at most `timeout` seconds. Sleeps on the wake channel: an idle waiter
+        uses no CPU and wakes within milliseconds of a commit that made work.
+        Returns True when woken (or a delayed task came due), False on timeout.
+        """
+        if not is_number(timeout) or timeout < 0:
+            raise InvalidInput(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        wait = float(timeout)
+        nxt = self.next_available_at()
+        if nxt is not None:
+            wait = min(wait, max(0.0, nxt - now()) + 0.001)
+        woken = self._wake.wait(wait)
+        return woken or (nxt is not None and nxt <= now())

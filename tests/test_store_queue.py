@@ -1,0 +1,502 @@
+"""Task-queue semantics of the store, one process: claim order and
+eligibility, leases, retries with backoff, dead letter, delays, idempotency,
+cancel, dependencies, WAITING_HUMAN, listing, bad input, durability, the
+claim's index plan and a bounded WAL. Real SQLite files in temp dirs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import pytest
+
+from fleet.db import (InvalidInput, InvalidTransition, LeaseLost, NotFound, Store,
+                      StoreUnavailable)
+
+
+def _wait_until(predicate, timeout=20.0, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def _claim_all(store, worker="w", skills=("s",), **kw):
+    out = []
+    while (t := store.claim(worker, list(skills), **kw)) is not None:
+        out.append(t)
+    return out
+
+
+# -- claim ---------------------------------------------------------------
+def test_claim_order_is_priority_then_fifo_by_id(store):
+    ids = {}
+    for name, prio in [("a", 5), ("b", 9), ("c", 5), ("d", 1), ("e", 9), ("f", 10)]:
+        ids[name] = store.enqueue("s", {"name": name}, priority=prio).id
+    claimed = _claim_all(store)
+    assert [t.payload["name"] for t in claimed] == ["f", "b", "e", "a", "c", "d"]
+    for t in claimed:  # each claim returned exactly the row it changed
+        row = store.get(t.id)
+        assert row.status == "RUNNING" and row.lease_token == t.lease_token and row.worker == "w"
+        assert t.status == "RUNNING" and t.attempts == 1 and t.lease_expires_at > time.time()
+
+
+def test_claim_returns_the_exact_row_when_many_are_claimed(store):
+    store.enqueue_many([{"skill": "s", "payload": {"i": i}, "priority": 1 + i % 10} for i in range(200)])
+    claimed = _claim_all(store, lease_s=30)
+    assert len(claimed) == len({t.id for t in claimed}) == 200
+    running = store.list_tasks(status="RUNNING", limit=1000)
+    assert running.total == 200
+    tokens = {t.id: t.lease_token for t in claimed}
+    assert all(tokens[t.id] == t.lease_token and t.lease_expires_at for t in running.items)
+
+
+def test_assigned_tasks_go_only_to_their_worker(store):
+    mine = store.enqueue("s", {}, assigned_to="alice", priority=10)
+    other = store.enqueue("s", {}, priority=1)
+    got = store.claim("bob", ["s"])
+    assert got.id == other.id  # bob never sees alice's task, even at priority 10
+    assert store.claim("bob", ["s"], any_skill=True) is None
+    assert store.claim("alice", []).id == mine.id  # by name, whatever the skill list
+
+
+def test_skill_filter_and_any_skill(store):
+    a = store.enqueue("alpha", {})
+    b = store.enqueue("beta", {})
+    assert store.claim("w", ["gamma"]) is None
+    assert store.claim("w", []) is None
+    assert store.claim("w", ["beta"]).id == b.id
+    assert store.claim("w", [], any_skill=True).id == a.id
+
+
+def test_delayed_and_future_tasks_are_not_claimable_until_due(store):
+    later = store.enqueue("s", {}, delay_s=0.3, priority=10)
+    far = store.enqueue("s", {}, available_at=time.time() + 3600)
+    now_task = store.enqueue("s", {}, priority=1)
+    assert store.claim("w", ["s"]).id == now_task.id
+    assert store.claim("w", ["s"]) is None
+    assert store.next_available_at() == pytest.approx(later.available_at)
+    assert store.pending_depth(["s"]) == 0
+    got = _wait_until(lambda: store.claim("w", ["s"]))
+    assert got.id == later.id and time.time() >= later.available_at
+    assert store.get(far.id).status == "PENDING"
+
+
+def test_claim_is_an_index_seek_on_the_claimable_set_with_a_long_history(tmp_path):
+    store = Store(tmp_path / "big.db")
+    store.load_synthetic_history(200_000, skill="s")
+    store.enqueue_many([{"skill": "s", "payload": {"i": i}} for i in range(500)])
+    store.maintain()  # gathers planner statistics too: the plan must not change
+    for skills, any_skill in ((["s"], False), (["s", "t"], False), ([], True), ([], False)):
+        plan = " | ".join(store.claim_query_plan(skills, any_skill=any_skill))
+        assert "USING INDEX ix_tasks_claim" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    t0 = time.perf_counter()
+    for _ in range(100):
+        task = store.claim("w", ["s"])
+        store.complete(task.id, task.lease_token)
+    per_claim = (time.perf_counter() - t0) / 100
+    assert per_claim < 0.05, f"claim+complete took {per_claim * 1000:.1f} ms with 200k finished rows"
+    store.close()
+
+
+# -- leases, renew, release ----------------------------------------------
+def test_renew_extends_lease_and_reports_cancel(store):
+    t = store.enqueue("s", {})
+    c = store.claim("w", ["s"], lease_s=5)
+    assert store.renew(t.id, c.lease_token, 100) is False
+    assert store.get(t.id).lease_expires_at > time.time() + 90
+    store.cancel(t.id)
+    assert store.get(t.id).status == "RUNNING" and store.get(t.id).cancel_requested
+    assert store.renew(t.id, c.lease_token, 100) is True  # the worker learns on renew
+    done = store.acknowledge_cancel(t.id, c.lease_token)
+    assert done.status == "CANCELLED"
+    assert store.attempts(t.id)[-1]["outcome"] == "cancelled"
+    with pytest.raises(LeaseLost):
+        store.renew(t.id, c.lease_token, 100)
+
+
+def test_release_gives_back_without_counting_an_attempt(store):
+    t = store.enqueue("s", {}, max_attempts=1)
+    c = store.claim("w", ["s"])
+    back = store.release(t.id, c.lease_token)
+    assert back.status == "PENDING" and back.attempts == 0 and back.lease_token is None
+    again = store.claim("w2", ["s"])
+    assert again.id == t.id and again.attempts == 1
+    assert [a["outcome"] for a in store.attempts(t.id)] == ["released", "running"]
+
+
+def test_reap_requeues_then_dead_letters_when_attempts_are_used_up(store):
+    t = store.enqueue("s", {}, max_attempts=2)
+    store.claim("w", ["s"], lease_s=0.01)
+    assert _wait_until(lambda: store.reap_expired_leases()) == [t.id]
+    row = store.get(t.id)
+    assert row.status == "PENDING" and row.error_reason == "expired" and row.attempts == 1
+    store.claim("w", ["s"], lease_s=0.01)
+    assert _wait_until(lambda: store.reap_expired_leases()) == [t.id]
+    row = store.get(t.id)
+    assert row.status == "FAILED" and row.dead_letter and row.attempts == 2
+    assert [a["outcome"] for a in store.attempts(t.id)] == ["expired", "expired"]
+    assert store.claim("w", ["s"]) is None
+
+
+def test_recover_worker_tasks_requeues_at_once(store):
+    t = store.enqueue("s", {})
+    store.claim("dead", ["s"], lease_s=600)
+    assert store.recover_worker_tasks("dead", "process exited") == [t.id]
+    assert store.get(t.id).status == "PENDING"
+    assert store.attempts(t.id)[0]["outcome"] == "crashed"
+    assert store.claim("alive", ["s"]).id == t.id
+
+
+# -- retries, backoff, dead letter ---------------------------------------
+def test_retry_backoff_is_exponential_with_jitter_and_capped(tmp_path, monkeypatch):
+    import fleet.store.task_reads as reads_mod
+    import fleet.store.tasks as tasks_mod
+
+    clock = [time.time()]
+    for mod in (tasks_mod, reads_mod):
+        monkeypatch.setattr(mod, "now", lambda: clock[0])
+    store = Store(tmp_path / "b.db", backoff_base_s=10.0, backoff_max_s=30.0)
+    delays = {1: [], 2: [], 3: [], 4: []}
+    for _ in range(12):
+        t = store.enqueue("s", {}, max_attempts=5)
+        for attempt in (1, 2, 3, 4):
+            c = store.claim("w", ["s"])
+            assert c is not None and c.id == t.id and c.attempts == attempt
+            failed = store.fail(t.id, c.lease_token, "boom")
+            assert failed.status == "PENDING" and failed.error == "boom"
+            delays[attempt].append(failed.available_at - clock[0])
+            assert store.claim("w", ["s"]) is None  # not before its backoff
+            assert store.next_available_at() == failed.available_at
+            clock[0] = failed.available_at + 0.001
+        store.cancel(t.id)
+    # base 10 s doubling (10, 20, 40 -> capped at 30), half fixed and half random
+    for attempt, full in ((1, 10.0), (2, 20.0), (3, 30.0), (4, 30.0)):
+        ds = delays[attempt]
+        assert all(full / 2 <= d <= full for d in ds), (attempt, ds)
+        assert max(ds) - min(ds) > 0.01, f"no jitter on attempt {attempt}: {ds}"
+    store.close()
+
+
+def test_always_failing_task_ends_failed_after_max_attempts(store):
+    t = store.enqueue("s", {}, max_attempts=3)
+    for attempt in range(1, 4):
+        c = _wait_until(lambda: store.claim("w", ["s"]))
+        assert c.attempts == attempt
+        store.fail(t.id, c.lease_token, f"error {attempt}")
+    row = store.get(t.id)
+    assert row.status == "FAILED" and row.dead_letter and row.error == "error 3"
+    assert [a["outcome"] for a in store.attempts(t.id)] == ["failed"] * 3
+    time.sleep(0.1)  # past any backoff: it must never come back by itself
+    assert store.claim("w", ["s"]) is None
+    assert store.list_tasks(status="FAILED").items[0].to_dict()["dead_letter"] is True
+
+
+def test_non_retryable_failure_is_final_at_once(store):
+    t = store.enqueue("s", {}, max_attempts=5)
+    c = store.claim("w", ["s"])
+    row = store.fail(t.id, c.lease_token, "bad payload", retryable=False, reason="invalid_payload")
+    assert row.status == "FAILED" and row.error_reason == "invalid_payload" and not row.dead_letter
+
+
+def test_default_max_attempts_comes_from_the_store_config(tmp_path):
+    store = Store(tmp_path / "m.db", default_max_attempts=7)
+    assert store.enqueue("s", {}).max_attempts == 7
+    assert store.enqueue("s", {}, max_attempts=2).max_attempts == 2
+    store.close()
+
+
+def test_operator_retry_of_finished_tasks(store):
+    t = store.enqueue("s", {}, max_attempts=1)
+    c = store.claim("w", ["s"])
+    store.fail(t.id, c.lease_token, "x")
+    again = store.retry(t.id, by="op")
+    assert again.status == "PENDING" and again.attempts == 0 and again.error is None
+    assert store.claim("w", ["s"]).id == t.id
+    with pytest.raises(InvalidTransition):
+        store.retry(t.id)  # RUNNING is not finished
+    with pytest.raises(NotFound):
+        store.retry(999_999)
+
+
+# -- idempotency ---------------------------------------------------------
+def test_idempotency_key_returns_the_existing_task(store):
+    a = store.enqueue("s", {"v": 1}, idempotency_key="job-1")
+    b = store.enqueue("s", {"v": 2}, idempotency_key="job-1")
+    assert b.id == a.id and b.payload == {"v": 1}
+    batch = store.enqueue_many([{"skill": "s", "idempotency_key": "job-2"},
+                                {"skill": "s", "idempotency_key": "job-2"},
+                                {"skill": "s", "idempotency_key": "job-1"}])
+    assert batch[0].id == batch[1].id and batch[2].id == a.id
+    assert store.counts()["PENDING"] == 2
+
+
+# -- cancel --------------------------------------------------------------
+def test_cancel_pending_never_runs(store):
+    t = store.enqueue("s", {})
+    assert store.cancel(t.id).status == "CANCELLED"
+    assert store.claim("w", ["s"]) is None
+    assert store.reap_expired_leases() == []
+    assert store.get(t.id).status == "CANCELLED"
+    with pytest.raises(InvalidTransition):
+        store.cancel(t.id)
+    with pytest.raises(NotFound):
+        store.cancel(424242)
+
+
+def test_cancel_running_then_reaped_or_failed_ends_cancelled(store):
+    t = store.enqueue("s", {}, max_attempts=5)
+    store.claim("w", ["s"], lease_s=0.01)
+    store.cancel(t.id)
+    _wait_until(lambda: store.reap_expired_leases())
+    assert store.get(t.id).status == "CANCELLED"
+    u = store.enqueue("s", {}, max_attempts=5)
+    c = store.claim("w", ["s"])
+    store.cancel(u.id)
+    assert store.fail(u.id, c.lease_token, "stopped").status == "CANCELLED"
+    assert store.claim("w", ["s"]) is None
+
+
+# -- dependencies --------------------------------------------------------
+def test_dependencies_promote_in_the_same_transaction(store):
+    a = store.enqueue("s", {"n": "a"})
+    b = store.enqueue("s", {"n": "b"})
+    child = store.enqueue("s", {"n": "child"}, depends_on=[a.id, b.id], priority=10)
+    assert child.deps_pending == 2
+    ca = store.claim("w", ["s"])
+    assert ca.id == a.id  # the child has priority 10 but is not claimable
+    store.complete(a.id, ca.lease_token)
+    assert store.get(child.id).deps_pending == 1
+    cb = store.claim("w", ["s"])
+    assert cb.id == b.id
+    store.complete(b.id, cb.lease_token)
+    assert store.get(child.id).deps_pending == 0  # visible at the parent's commit
+    assert store.claim("w", ["s"]).id == child.id
+    assert store.dependencies(child.id) == [a.id, b.id] and store.dependents(a.id) == [child.id]
+
+
+def test_permanent_failure_cascades_to_all_descendants(store):
+    root = store.enqueue("s", {}, max_attempts=1)
+    mid = store.enqueue("s", {}, depends_on=[root.id])
+    leaf = store.enqueue("s", {}, depends_on=[mid.id])
+    c = store.claim("w", ["s"])
+    store.fail(root.id, c.lease_token, "root broke")
+    for t in (mid, leaf):
+        row = store.get(t.id)
+        assert row.status == "FAILED" and row.error_reason == "dependency_failed"
+    assert "root broke" in store.get(mid.id).error
+    late = store.enqueue("s", {}, depends_on=[root.id])
+    assert late.status == "FAILED" and late.error_reason == "dependency_failed"
+    with pytest.raises(InvalidTransition, match="retry that task first"):
+        store.retry(mid.id)
+
+
+def test_cancelled_parent_fails_children(store):
+    p = store.enqueue("s", {})
+    child = store.enqueue("s", {}, depends_on=[p.id])
+    store.cancel(p.id)
+    assert store.get(child.id).status == "FAILED"
+
+
+def test_retrying_a_done_parent_makes_pending_children_wait_again(store):
+    p = store.enqueue("p", {})
+    q = store.enqueue("q", {})
+    child = store.enqueue("c", {}, depends_on=[p.id, q.id])
+    cp = store.claim("w", ["p"])
+    store.complete(p.id, cp.lease_token)
+    store.retry(p.id)  # p runs again; q is still pending
+    assert store.get(child.id).deps_pending == 2
+    cp = store.claim("w", ["p"])
+    store.complete(p.id, cp.lease_token)  # completing twice must not free the child early
+    assert store.get(child.id).deps_pending == 1
+    assert store.claim("w", ["c"]) is None
+    cq = store.claim("w", ["q"])
+    store.complete(q.id, cq.lease_token)
+    assert store.claim("w", ["c"]).id == child.id
+
+
+# -- WAITING_HUMAN -------------------------------------------------------
+def test_ask_human_parks_and_answer_resumes(store):
+    t = store.enqueue("s", {"doc": "x"}, max_attempts=1)
+    c = store.claim("w", ["s"])
+    parked = store.ask_human(t.id, c.lease_token, "Deploy now?", ["yes", "no"])
+    assert parked.status == "WAITING_HUMAN" and parked.attempts == 0
+    assert parked.question == {"question": "Deploy now?", "options": ["yes", "no"]}
+    assert store.claim("w", ["s"]) is None
+    with pytest.raises(LeaseLost):
+        store.complete(t.id, c.lease_token)
+    resumed = store.answer(t.id, "yes", by="ops")
+    assert resumed.status == "PENDING" and resumed.answer == "yes"
+    again = store.claim("w", ["s"])
+    assert again.payload == {"doc": "x", "human_answer": "yes", "human_question": "Deploy now?"}
+    assert again.attempts == 1  # asking did not use up the only attempt
+    store.complete(t.id, again.lease_token, {"deployed": True})
+    with pytest.raises(InvalidTransition):
+        store.answer(t.id, "no")
+    with pytest.raises(InvalidInput):
+        store.ask_human(t.id, again.lease_token, "   ")
+
+
+def test_waiting_human_can_be_cancelled(store):
+    t = store.enqueue("s", {})
+    c = store.claim("w", ["s"])
+    store.ask_human(t.id, c.lease_token, "ok?")
+    assert store.cancel(t.id).status == "CANCELLED"
+
+
+# -- listing -------------------------------------------------------------
+def test_list_pagination_and_filters(store):
+    for i in range(25):
+        store.enqueue("alpha" if i % 2 else "beta", {"note": f"item {i}"})
+    c = store.claim("bob", ["alpha"])
+    store.fail(c.id, c.lease_token, "disk quota exceeded", retryable=False)
+    page1 = store.list_tasks(limit=10)
+    page3 = store.list_tasks(limit=10, offset=20)
+    assert page1.total == 25 and len(page1.items) == 10 and len(page3.items) == 5
+    assert [t.id for t in page1.items] == sorted((t.id for t in page1.items), reverse=True)
+    every = [t.id for off in (0, 10, 20) for t in store.list_tasks(limit=10, offset=off).items]
+    assert len(set(every)) == 25
+    assert store.list_tasks(skill="alpha").total == 12
+    assert store.list_tasks(status="FAILED").total == 1
+    assert store.list_tasks(status=["FAILED", "PENDING"]).total == 25
+    assert store.list_tasks(agent="bob").items[0].id == c.id
+    assert store.list_tasks(text="quota").total == 1
+    assert store.list_tasks(text="item 1").total == 11  # item 1, 10-19
+    assert store.list_tasks(text="100%").total == 0  # LIKE wildcards are literal
+    assert store.list_tasks(since=time.time() + 10).total == 0
+    assert store.matching_ids(skill="beta") == sorted(t.id for t in store.list_tasks(skill="beta", limit=100).items)
+    counts = store.counts()
+    assert counts["PENDING"] == 24 and counts["FAILED"] == 1 and set(counts) >= {"WAITING_HUMAN", "CANCELLED"}
+    assert store.counts_by_skill()["alpha"] == {"PENDING": 11, "FAILED": 1}
+    assert store.list_tasks(limit=1).to_dict()["items"][0].get("lease_token") is None
+
+
+# -- bad input -----------------------------------------------------------
+@pytest.mark.parametrize("call, match", [
+    (lambda s: s.enqueue("s", {"f": object()}), "not JSON-serialisable"),
+    (lambda s: s.enqueue("s", {"big": "x" * (1 << 20)}), "over the limit"),
+    (lambda s: s.enqueue("s", {"nan": math.nan}), "not JSON-serialisable"),
+    (lambda s: s.enqueue("s", {"bad": "\ud800"}), "not valid Unicode"),
+    (lambda s: s.enqueue("s", ["not", "a", "dict"]), "JSON object"),
+    (lambda s: s.enqueue("s", {}, priority=0), "priority"),
+    (lambda s: s.enqueue("s", {}, priority=11), "priority"),
+    (lambda s: s.enqueue("s", {}, priority="5"), "priority"),
+    (lambda s: s.enqueue("s", {}, priority=True), "priority"),
+    (lambda s: s.enqueue("bad skill!", {}), "skill name"),
+    (lambda s: s.enqueue("s", {}, max_attempts=0), "max_attempts"),
+    (lambda s: s.enqueue("s", {}, delay_s=-1), "delay_s"),
+    (lambda s: s.enqueue("s", {}, available_at=math.inf), "available_at"),
+    (lambda s: s.enqueue("s", {}, depends_on=[10**9]), "does not exist"),
+    (lambda s: s.enqueue("s", {}, depends_on="1"), "depends_on"),
+    (lambda s: s.enqueue("s", {}, colour="red"), "unknown task field"),
+    (lambda s: s.enqueue_many([{"skill": "s"}, {"skill": "s", "priority": 99}]), "priority"),
+    (lambda s: s.list_tasks(status="DONEISH"), "unknown status"),
+    (lambda s: s.list_tasks(limit=0), "limit"),
+    (lambda s: s.claim("w", ["s"], lease_s=0), "lease_s"),
+    (lambda s: s.claim("", ["s"]), "worker"),
+    (lambda s: s.wait_for_work(-1), "timeout"),
+    (lambda s: s.checkpoint("SOMETIMES"), "checkpoint mode"),
+])
+def test_bad_input_raises_a_clear_error_and_writes_nothing(store, call, match):
+    store.enqueue("s", {"seed": True})
+    before = (store.counts(), store.last_event_id(), store.list_tasks(limit=1000).to_dict())
+    with pytest.raises(InvalidInput, match=match):
+        call(store)
+    assert (store.counts(), store.last_event_id(), store.list_tasks(limit=1000).to_dict()) == before
+
+
+def test_payload_limit_is_configurable(tmp_path):
+    store = Store(tmp_path / "p.db", max_payload_bytes=100)
+    store.enqueue("s", {"x": "y" * 50})
+    with pytest.raises(InvalidInput, match="100 bytes"):
+        store.enqueue("s", {"x": "y" * 200})
+    store.close()
+
+
+def test_unknown_durability_mode_is_refused(tmp_path):
+    with pytest.raises(InvalidInput, match="durability mode"):
+        Store(tmp_path / "d.db", synchronous="off")
+
+
+# -- durability, WAL, maintenance ----------------------------------------
+@pytest.mark.parametrize("mode", ["normal", "full"])
+def test_durability_mode_is_stated_and_in_effect(tmp_path, mode):
+    store = Store(tmp_path / f"{mode}.db", synchronous=mode)
+    stats = store.stats()
+    assert stats["durability"] == mode and stats["synchronous_in_effect"] == mode
+    assert stats["journal_mode"] == "wal"
+    assert ("power loss" in stats["durability_meaning"])
+    store.close()
+
+
+def test_wal_stays_bounded_under_constant_load_with_maintenance(tmp_path):
+    store = Store(tmp_path / "wal.db")
+    reader = Store(tmp_path / "wal.db")
+    limit = 1 << 20
+    peak = 0
+    for round_ in range(8):
+        store.enqueue_many([{"skill": "s", "payload": {"pad": "x" * 500}} for _ in range(250)])
+        while (t := store.claim("w", ["s"])) is not None:
+            store.complete(t.id, t.lease_token)
+            reader.counts()  # a reader keeps overlapping the writer
+        info = store.maintain(wal_limit_bytes=limit)
+        peak = max(peak, info["wal_bytes"])
+    assert 0 < peak <= 2 * limit, f"WAL grew to {peak} bytes"
+    assert store.checkpoint("TRUNCATE")["busy"] is False
+    assert store.stats()["wal_bytes"] == 0
+    assert store.integrity_check() == "ok"
+    reader.close()
+    store.close()
+
+
+def test_backup_is_a_consistent_copy(tmp_path, store):
+    store.enqueue("s", {"keep": 1})
+    dest = tmp_path / "copy.db"
+    store.backup_to(dest)
+    copy = Store(dest)
+    assert copy.list_tasks().items[0].payload == {"keep": 1}
+    assert copy.integrity_check() == "ok"
+    copy.close()
+
+
+def test_write_errors_surface_as_store_errors_not_sqlite(tmp_path):
+    path = tmp_path / "ro" / "fleet.db"
+    store = Store(path, busy_timeout_s=0.2)
+    other = Store(path, busy_timeout_s=0.2)
+    conn = other._conn()
+    conn.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        with pytest.raises(StoreUnavailable, match="busy timeout"):
+            store.enqueue("s", {})
+    finally:
+        conn.execute("ROLLBACK")
+    assert store.enqueue("s", {}).status == "PENDING"  # the connection is still usable
+    other.close()
+    store.close()
+
+
+def test_wait_for_work_returns_when_a_delayed_task_comes_due(store):
+    store.enqueue("s", {}, delay_s=0.2)
+    store.wait_for_work(0)  # first call binds the wake channel
+    t0 = time.monotonic()
+    assert store.wait_for_work(10) is True
+    assert time.monotonic() - t0 < 5
+    assert _wait_until(lambda: store.claim("w", ["s"])) is not None
+
+
+def test_schema_version_and_reopen_keep_data(tmp_path):
+    path = tmp_path / "v.db"
+    s1 = Store(path)
+    t = s1.enqueue("s", {"a": 1})
+    version = s1.stats()["schema_version"]
+    s1.close()
+    s2 = Store(path)
+    assert s2.stats()["schema_version"] == version and s2.get(t.id).payload == {"a": 1}
+    assert os.path.exists(path)
+    s2.close()
