@@ -12,6 +12,7 @@ import time
 
 EX_TIMEOUT = 75
 EX_CONFIG = 78
+EX_RECYCLE = 79  # a worker exited between tasks because it was asked to recycle (high RSS)
 
 
 @dataclasses.dataclass

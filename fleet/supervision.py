@@ -17,7 +17,7 @@ import sys
 import time
 
 from . import procs
-from .children import EX_CONFIG, EX_TIMEOUT, Child, RespawnPolicy
+from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy
 from .config import role_skills, worker_names
 from .db import StoreError, open_store
 from .logs import log_path, setup_process_logging
@@ -144,7 +144,7 @@ class Supervisor:
                                    f"fix fleet.toml, then start role {child.role}", dedup_key=f"parked:{child.name}")
         elif rc == 0 and intent is None:
             self._set_state(child, "stopped")  # the worker was asked to stop (message)
-        elif rc == EX_TIMEOUT and child.kind == "worker":
+        elif rc in (EX_TIMEOUT, EX_RECYCLE) and child.kind == "worker":
             child.next_start, child.state = time.monotonic(), "backoff"  # not a crash: replace now
         else:
             self._crashed(child)

@@ -32,6 +32,7 @@ EX_FATAL = 1
 EX_SOFTWARE = 70
 EX_TIMEOUT = 75  # EX_TEMPFAIL: a skill overran its hard timeout; the task is retried
 EX_CONFIG = 78
+EX_RECYCLE = 79  # asked to recycle (memory_optimizer): exit between tasks, the supervisor replaces us
 PARK_WAIT_S = 2.0
 CANCEL_GRACE_S = 5.0
 
@@ -76,6 +77,7 @@ class Worker:
         self.catalogue: dict = {}
         self.progress = 0
         self.stop_requested = False
+        self.recycle_requested = False
         self.paused_by_message = False
         self.state = "starting"
         self.last_beat = 0.0
@@ -154,6 +156,11 @@ class Worker:
             elif kind == "stop":
                 self.stop_requested = True
                 log.info("stop requested by %s", msg["sender"])
+            elif kind == "recycle":
+                # Messages are read between tasks, so no task is running now.
+                self.stop_requested = self.recycle_requested = True
+                log.info("recycle requested by %s: exiting so the supervisor starts a fresh process",
+                         msg["sender"])
 
     # -- main loop -------------------------------------------------------
     def run(self) -> int:
@@ -176,7 +183,7 @@ class Worker:
         log.info("worker %s stopping", self.name)
         self.store.heartbeat(self.name, status="stopped", current_task=None, detail=None)
         self.store.close()
-        return EX_OK
+        return EX_RECYCLE if self.recycle_requested else EX_OK
 
     def loop_once(self) -> None:
         self.handle_messages()

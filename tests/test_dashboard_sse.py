@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from fleet.db import open_store
-from tests.fakes.dashboard_env import REPO, DashboardProcess, SSEReader, write_config
+from tests.fakes.dashboard_env import REPO, DashboardProcess, SSEReader, wait_until, write_config
 from tests.fakes.fleetproc import env_for
 
 
@@ -47,6 +47,7 @@ def test_task_change_reaches_an_open_stream(server):
         events = sse.until(lambda evs: any(e.get("event") == "task" for e in evs))
     ev = next(e for e in events if e.get("event") == "task")
     data = json.loads(ev["data"])
+    wait_until(lambda: "task" in box, timeout=10, what="enqueue() to return")  # the event can win the race
     assert data["task_id"] == box["task"].id and data["action"] == "enqueue" and int(ev["id"]) == data["id"]
 
 
@@ -116,3 +117,66 @@ def test_busy_port_names_the_process_holding_it(server):
     assert out.returncode != 0
     assert f"port {dash.port}" in out.stderr and "already in use" in out.stderr
     assert f"PID {dash.proc.pid}" in out.stderr
+
+
+def _ids(chunks: list[str], kind: str = "task") -> list[int]:
+    out = []
+    for chunk in chunks:
+        for block in chunk.split("\n\n"):
+            fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+            if fields.get("event") == kind:
+                out.append(int(fields["id"]))
+    return out
+
+
+def test_a_reader_that_falls_behind_the_buffer_is_filled_in_from_the_store(isolated_home):
+    import collections
+
+    from tests.fakes.dashboard_env import make_app
+
+    app, cfg, store = make_app(isolated_home, dashboard={"poll_s": 0.05})
+    hub = app.extensions["fleet"].hub
+    resp = app.test_client().get("/api/stream", buffered=False)
+    chunks = (c.decode() if isinstance(c, bytes) else c for c in resp.response)
+    assert "hello" in next(chunks)
+    hub.buffer = collections.deque(maxlen=5)  # a tiny shared buffer: this reader will fall behind it
+    tasks = [store.enqueue("noop", {"n": i}) for i in range(20)]
+    last = store.last_event_id()
+    wait_until(lambda: hub.last_id == last, timeout=10, what="the pump to read every event")
+    got = []
+    while len(got) < 20:
+        got += _ids([next(chunks)])
+    assert got == [e["id"] for e in store.events(limit=100) if e["task_id"] in {t.id for t in tasks}]
+    resp.close()
+    hub.stop()
+    store.close()
+
+
+def test_resume_too_far_back_ends_with_a_gap_event(server):
+    dash, store = server
+    store.enqueue_many([{"skill": "noop", "payload": {"n": i}} for i in range(1100)])
+    with _stream(dash, headers={"Last-Event-ID": "0"}) as resp:
+        events = SSEReader(resp).until(lambda evs: any(e.get("event") == "gap" for e in evs), timeout=30)
+    tasks = [e for e in events if e.get("event") == "task"]
+    gap = json.loads(next(e for e in events if e.get("event") == "gap")["data"])
+    assert len(tasks) == 1000 and gap["to"] == store.last_event_id() and "re-read" in gap["reason"]
+
+
+def test_streams_that_never_start_release_their_slot(isolated_home):
+    from tests.fakes.dashboard_env import make_app
+
+    app, cfg, store = make_app(isolated_home, dashboard={"max_streams": 1})
+    client = app.test_client()
+    for _ in range(3):  # HEAD: the body is never iterated; closing it (as the server does) frees the slot
+        head = client.head("/api/stream")
+        assert head.status_code == 200
+        head.close()
+    resp = client.get("/api/stream", buffered=False)
+    assert resp.status_code == 200
+    assert client.get("/api/stream").status_code == 503  # the one slot is taken
+    resp.close()
+    again = client.get("/api/stream", buffered=False)
+    assert again.status_code == 200
+    again.close()
+    app.extensions["fleet"].hub.stop()
+    store.close()

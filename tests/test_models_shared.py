@@ -106,7 +106,9 @@ def _write(home, pair, *, chain, models="", extra="", claude_extra=None, backup_
         provider_toml("claude", "claude", claude.url, model="claude-sonnet-4-6",
                       **dict({"min_spacing_ms": 0, "rpm": 0}, **(claude_extra or {}))),
     ])
-    return load_config(home)
+    cfg = load_config(home)
+    open_store(cfg)  # create the database before child processes race to open it
+    return cfg
 
 
 def _state(cfg, name):

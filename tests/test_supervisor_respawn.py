@@ -100,3 +100,20 @@ def test_dynamic_scaling_adds_extras_under_load_and_stops_them_when_idle(fleet):
 
     assert pid_gone(extra["pid"]) and live_worker(store, "coder_1")
     assert stop(sup) == 0
+
+
+def test_recycle_message_replaces_the_worker_between_tasks(fleet):  # noqa: F811
+    """memory_optimizer asks high-RSS workers to recycle: the worker exits
+    between tasks (no task lost, not counted as a crash) and is replaced."""
+    sup = fleet.start(workers={"coder_count": 1})
+    store = fleet.store
+    first = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 running")
+    store.send_message("memory_optimizer", "coder_1", {"type": "recycle", "when": "between_tasks"})
+    second = wait_until(lambda: live_worker(store, "coder_1", not_pid=first["pid"]), 30, what="replacement")
+    assert second["pid"] != first["pid"]
+    exits = _exits(store, "coder_1")
+    assert exits and exits[-1]["detail"]["exit_code"] == 79
+    assert not [a for a in store.list_alerts() if a["dedup_key"].startswith("flapping:")]
+    task = store.enqueue("noop", {})
+    wait_until(lambda: store.get(task.id).status == "DONE", 30, what="replacement works")
+    assert stop(sup) == 0

@@ -148,13 +148,15 @@ class EventHub:
         with self.cond:
             return self.seq, self.last_id
 
-    def wait_after(self, seq: int, timeout: float) -> tuple[int, list[tuple[int | None, str]]]:
-        """Buffered events after `seq` (waiting up to `timeout` for some)."""
+    def wait_after(self, seq: int, timeout: float) -> tuple[int, list[tuple[int | None, str]], bool]:
+        """Buffered events after `seq` (waiting up to `timeout` for some), and
+        whether some fell out of the buffer before this reader saw them."""
         with self.cond:
             if self.seq <= seq and not self._stop.is_set():
                 self.cond.wait(timeout)
             items = [(eid, text) for s, eid, text in self.buffer if s > seq]
-            return self.seq, items
+            gap = bool(self.buffer) and self.buffer[0][0] > seq + 1
+            return self.seq, items, gap
 
 
 def format_event(event_id: int | None, kind: str, data: dict, c) -> str:
@@ -196,36 +198,64 @@ def stream():
     resume = _resume_from()
     keepalive = float(c.cfg["dashboard"]["keepalive_s"])
     store = c.store
+    # waitress (with channel_request_lookahead) tells us when the client went away,
+    # so a closed tab frees its slot within a second, not at the next keep-alive.
+    gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
+
+    def replay(after: int, upto: int):
+        """Stored events in (after, upto]; past REPLAY_MAX a `gap` event tells the
+        client to re-read current state instead. Returns the last id covered."""
+        count = 0
+        while after < upto:
+            batch = [ev for ev in store.events(after_id=after, limit=500) if ev["id"] <= upto]
+            if not batch:
+                break
+            for ev in batch:
+                yield format_event(ev["id"], event_kind(ev), ev, c)
+                after = ev["id"]
+                count += 1
+            if count >= REPLAY_MAX and after < upto:
+                yield format_event(upto, "gap", {"from": after, "to": upto,
+                                                 "reason": "too many events to replay; re-read current state"}, c)
+                return upto
+        return max(after, upto)
 
     def generate():
-        try:
-            seq, floor = hub.cursor()
-            yield f"retry: 2000\nevent: hello\ndata: {json.dumps({'last_event_id': floor})}\n\n"
-            sent = resume if resume is not None else floor
-            if resume is not None and resume < floor:
-                for ev in store.events(after_id=resume, limit=REPLAY_MAX):
-                    if ev["id"] > floor:
-                        break
-                    yield format_event(ev["id"], event_kind(ev), ev, c)
-                    sent = ev["id"]
-            last_write = time.monotonic()
-            while not hub._stop.is_set():
-                wait = max(0.05, keepalive - (time.monotonic() - last_write))
-                seq, items = hub.wait_after(seq, wait)
-                chunk = [text for eid, text in items if eid is None or eid > sent]
-                for eid, _ in items:
-                    if eid is not None:
-                        sent = max(sent, eid)
-                if chunk:
-                    yield "".join(chunk)
+        """The stream itself; its slot is released by call_on_close, even if it never starts."""
+        seq, floor = hub.cursor()
+        yield f"retry: 2000\nevent: hello\ndata: {json.dumps({'last_event_id': floor})}\n\n"
+        sent = resume if resume is not None else floor
+        if resume is not None and resume < floor:
+            sent = yield from replay(resume, floor)
+        last_write = time.monotonic()
+        while not hub._stop.is_set() and not gone():
+            wait = min(1.0, max(0.05, keepalive - (time.monotonic() - last_write)))
+            seq, items, gap = hub.wait_after(seq, wait)
+            if gap:  # this reader fell behind the shared buffer: fill in from the store
+                first = min((eid for eid, _ in items if eid is not None), default=hub.last_id + 1)
+                if first - 1 > sent:
+                    sent = yield from replay(sent, first - 1)
                     last_write = time.monotonic()
-                elif time.monotonic() - last_write >= keepalive:
-                    yield ": keep-alive\n\n"
-                    last_write = time.monotonic()
-        finally:
-            hub.leave()
+            chunk = [text for eid, text in items if eid is None or eid > sent]
+            for eid, _ in items:
+                if eid is not None:
+                    sent = max(sent, eid)
+            if chunk:
+                yield "".join(chunk)
+                last_write = time.monotonic()
+            elif time.monotonic() - last_write >= keepalive:
+                yield ": keep-alive\n\n"
+                last_write = time.monotonic()
 
     resp = Response(stream_with_context(generate()), mimetype="text/event-stream")
+    released = threading.Event()
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            hub.leave()
+
+    resp.call_on_close(release)
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"
     return resp

@@ -109,6 +109,8 @@ const Fleet = (() => {
     const badge = document.getElementById("live");
     source.onopen = () => badge && badge.classList.remove("off");
     source.onerror = () => badge && badge.classList.add("off");
+    /* too much was missed to replay: every list re-reads the current state */
+    source.addEventListener("gap", () => { for (const sub of subscribers) runSub(sub, []); });
     for (const kind of KINDS) {
       source.addEventListener(kind, (ev) => {
         let data = {};
