@@ -18,6 +18,7 @@ class BudgetExceeded(RuntimeError):
     retryable within the period), never store a DONE result."""
 
     retryable = False
+    fail_reason = "budget"  # the worker fails the task with this reason and str(exc) as its error
 
     def __init__(self, skill: str | None, spent_usd: float, limit_usd: float, *, calls: int = 0,
                  max_calls: int = 0, scope: str = "skill", period: str = "month", over: str = "usd"):

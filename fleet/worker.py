@@ -291,9 +291,12 @@ class Worker:
         except LeaseInterrupted:
             outcome = ("lost", None)
         except Exception as exc:  # noqa: BLE001 - any skill error fails the attempt
-            tb = traceback.format_exc(limit=8)
-            # An exception may say retrying cannot help (`retryable = False`).
-            outcome = ("error", (f"{type(exc).__name__}: {exc}\n{tb}", bool(getattr(exc, "retryable", True))))
+            # An exception may say retrying cannot help (`retryable = False`) and
+            # name its own failure reason (`fail_reason`, e.g. a blocked budget):
+            # then its message is the whole error, as the operator should read it.
+            reason = getattr(exc, "fail_reason", None)
+            text = str(exc) if reason else f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+            outcome = ("error", (text, bool(getattr(exc, "retryable", True)), reason or "error"))
         watchdog.join()
         elapsed = time.monotonic() - started
         self._store_outcome(task, outcome, elapsed)
@@ -317,8 +320,8 @@ class Worker:
             elif kind == "lost":
                 log.warning("stopped: this worker no longer holds the task's lease", extra={"task_id": task.id})
             else:
-                text, retryable = value
-                self._fail(task, text, retryable=retryable, reason="error")
+                text, retryable, reason = value
+                self._fail(task, text, retryable=retryable, reason=reason)
         except LeaseLost as exc:
             log.warning("%s", exc, extra={"task_id": task.id})
         except StoreError as exc:

@@ -34,6 +34,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 SYSTEMS = ("fleet-normal", "fleet-full", "huey", "persist-queue")
+# Drain variants of ours: "2tx" = claim() then complete() (two commits per
+# task); "1tx" = complete_and_claim() (the completion and the next claim share
+# one commit). Both claim with a lease and complete with a fenced token.
+DRAIN_VARIANTS = ("fleet-normal", "fleet-normal-1tx", "fleet-full", "fleet-full-1tx", "huey", "persist-queue")
 SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 
@@ -42,7 +46,10 @@ class Adapter:
     """open(path) in every process; enqueue / bulk / take_one / wait."""
 
     def __init__(self, system: str, path: str, *, worker: bool = False):
+        self.one_tx = system.endswith("-1tx")
+        system = system.removesuffix("-1tx")
         self.system, self.path = system, path
+        self.held = None  # 1tx: the task claimed together with the last completion
         if system.startswith("fleet"):
             from fleet.db import Store
             self.q = Store(os.path.join(path, "fleet.db"), synchronous=system.split("-")[1])
@@ -91,6 +98,13 @@ class Adapter:
 
     def take_one(self, name: str):
         """Claim one task and finish it; returns (id, t0) or None when empty."""
+        if self.system.startswith("fleet") and self.one_tx:
+            task = self.held or self.q.claim(name, ["noop"], lease_s=60)
+            if task is None:
+                return None
+            _, self.held = self.q.complete_and_claim(task.id, task.lease_token, None, worker=name,
+                                                     skills=["noop"], lease_s=60)
+            return task.id, task.payload.get("t0")
         if self.system.startswith("fleet"):
             task = self.q.claim(name, ["noop"], lease_s=60)
             if task is None:

@@ -228,3 +228,31 @@ def test_hardware_page_shows_tier_and_host(browser, fleet):
     assert "cores" in page.inner_text("#cpu")
     _shot(page, "hardware")
     page.close()
+
+
+def test_fleet_controls_work_from_the_overview(browser, fleet):
+    store = fleet["store"]
+    page = _signed_in_page(browser, fleet)
+    row = '#agents tr[data-agent="coder_1"]'
+    page.wait_for_selector(row)
+    page.click("#fleet-controls >> text=Pause")
+    wait_until(lambda: store.get_flag("paused", False) is True, timeout=15, what="the pause flag")
+    page.wait_for_selector("#fleet-state >> text=paused")
+    page.click("#fleet-controls >> text=Resume")
+    wait_until(lambda: store.get_flag("paused", True) is False, timeout=15, what="the pause flag to clear")
+    old_pid = store.get_agent("coder_1")["pid"]
+    page.click(f"{row} >> text=restart")
+    page.wait_for_selector("#toast.show >> text=Restart sent to coder_1")
+    new = wait_until(lambda: (a := store.get_agent("coder_1")) and a["pid"] != old_pid and a["status"] == "idle" and a,
+                     timeout=45, step=0.2, what="the supervisor to restart coder_1")
+    assert new["pid"] != old_pid
+    page.wait_for_selector(f'{row} td:nth-child(6) >> text=1')  # restarts in the last hour, live
+    page.on("dialog", lambda dialog: dialog.accept())  # "Stop every worker?"
+    page.click("#fleet-controls >> text=Stop fleet")
+    wait_until(lambda: store.get_agent("coder_1")["status"] == "stopped", timeout=45, step=0.2,
+               what="the worker to stop")
+    page.wait_for_selector(f'{row} >> text=stopped')
+    page.click("#fleet-controls >> text=Start fleet")
+    wait_until(lambda: store.get_agent("coder_1")["status"] == "idle", timeout=45, step=0.2,
+               what="the worker to start again")
+    page.close()

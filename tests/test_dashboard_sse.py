@@ -180,3 +180,18 @@ def test_streams_that_never_start_release_their_slot(isolated_home):
     again.close()
     app.extensions["fleet"].hub.stop()
     store.close()
+
+
+def test_a_closed_tab_frees_its_slot_long_before_the_next_keep_alive(isolated_home):
+    cfg = write_config(isolated_home, dashboard={"keepalive_s": 60.0, "max_streams": 1})
+    with DashboardProcess(isolated_home) as dash:
+        with _stream(dash) as resp:
+            SSEReader(resp).until(lambda evs: any(e.get("event") == "hello" for e in evs))
+            assert httpx.get(dash.base + "/api/stream", timeout=10).status_code == 503
+
+        def slot_free():
+            with _stream(dash, timeout=10) as again:
+                return again.status_code == 200
+
+        wait_until(slot_free, timeout=15, step=0.3, what="the closed stream's slot to be released")
+    assert cfg["dashboard"]["keepalive_s"] == 60.0

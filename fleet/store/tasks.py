@@ -196,23 +196,28 @@ class TaskQueueMixin(TaskReadsMixin):
         then lowest id. Returns exactly the row it claimed, with its lease
         token, or None.
         """
+        args = self._claim_args(worker, skills, lease_s, any_skill)
+        with self._write() as conn:
+            return self._claim_in(conn, *args, now())
+
+    def _claim_args(self, worker, skills, lease_s, any_skill) -> tuple:
         check_name(worker, "worker")
         lease_s = check_lease(lease_s)
         skills = [skills] if isinstance(skills, str) else list(skills or ())
         for s in skills:
             check_skill(s)
         clause, params = skill_clause(skills, any_skill)
-        ts = now()
+        return worker, _CLAIM.format(skills=clause), params, lease_s
+
+    def _claim_in(self, conn, worker: str, sql: str, params: list, lease_s: float, ts: float) -> Task | None:
         token = secrets.token_hex(12)
-        with self._write() as conn:
-            row = conn.execute(_CLAIM.format(skills=clause),
-                               (worker, token, ts + lease_s, ts, ts, ts, worker, *params)).fetchone()
-            if row is None:
-                return None
-            task_id, attempt = row["id"], row["attempts"]
-            conn.execute(_INSERT_ATTEMPT, (task_id, attempt, worker, token, ts))
-            conn.execute("UPDATE agents SET current_task = ? WHERE name = ?", (task_id, worker))
-            conn.execute(_INSERT_EVENT, (ts, worker, "claim", task_id, worker, '{"attempt":%d}' % attempt))
+        row = conn.execute(sql, (worker, token, ts + lease_s, ts, ts, ts, worker, *params)).fetchone()
+        if row is None:
+            return None
+        task_id, attempt = row["id"], row["attempts"]
+        conn.execute(_INSERT_ATTEMPT, (task_id, attempt, worker, token, ts))
+        conn.execute("UPDATE agents SET current_task = ? WHERE name = ?", (task_id, worker))
+        conn.execute(_INSERT_EVENT, (ts, worker, "claim", task_id, worker, '{"attempt":%d}' % attempt))
         return Task.from_row(row)
 
     def renew(self, task_id: int, token: str, lease_s: float = 60.0) -> bool:
@@ -235,17 +240,41 @@ class TaskQueueMixin(TaskReadsMixin):
         result_text = dumps(result, "result")
         ts = now()
         with self._write() as conn:
-            done = conn.execute(_COMPLETE, (result_text, ts, ts, task_id, token)).fetchone()
-            if done is None:
-                raise _lease_lost(task_id)
-            worker = done["worker"]
-            self._end_attempt(conn, task_id, token, "done", None, ts)
-            promoted = self._refresh_children(conn, task_id, ts)
-            self._clear_agent_task(conn, worker, task_id)
-            conn.execute(_INSERT_EVENT, (ts, worker or "unknown", "complete", task_id, worker, None))
+            done, promoted = self._complete_in(conn, task_id, token, result_text, ts)
         if promoted:
             self.notify()
         return Task.from_row(done)
+
+    def _complete_in(self, conn, task_id: int, token: str, result_text: str, ts: float):
+        done = conn.execute(_COMPLETE, (result_text, ts, ts, task_id, token)).fetchone()
+        if done is None:
+            raise _lease_lost(task_id)
+        worker = done["worker"]
+        self._end_attempt(conn, task_id, token, "done", None, ts)
+        promoted = self._refresh_children(conn, task_id, ts)
+        self._clear_agent_task(conn, worker, task_id)
+        conn.execute(_INSERT_EVENT, (ts, worker or "unknown", "complete", task_id, worker, None))
+        return done, promoted
+
+    def complete_and_claim(self, task_id: int, token: str, result: Any = None, *, worker: str,
+                           skills: Iterable[str] | None = None, lease_s: float = 60.0,
+                           any_skill: bool = False) -> tuple[Task, Task | None]:
+        """`complete()` then `claim()` in ONE transaction: a busy worker pays
+        one commit (one fsync at full durability) per task instead of two.
+
+        Same semantics as the two calls: the completion is fenced (LeaseLost,
+        and nothing changes, when the token is stale), dependents are promoted
+        first and may be the task claimed next. Returns (done, next or None).
+        """
+        result_text = dumps(result, "result")
+        args = self._claim_args(worker, skills, lease_s, any_skill)
+        ts = now()
+        with self._write() as conn:
+            done, promoted = self._complete_in(conn, task_id, token, result_text, ts)
+            nxt = self._claim_in(conn, *args, ts)
+        if promoted:
+            self.notify()
+        return Task.from_row(done), nxt
 
     def fail(self, task_id: int, token: str, error: str, *, retryable: bool = True,
              reason: str | None = None) -> Task:
