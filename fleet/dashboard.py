@@ -22,7 +22,7 @@ from pathlib import Path
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from fleet.config import load_or_exit
+from fleet.config import EX_CONFIG, load_or_exit
 from fleet.db import InvalidInput, InvalidTransition, NotFound, StoreError, open_store
 from fleet.web import register_blueprints
 from fleet.web.auth import install as install_auth
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_or_exit()
     from fleet.logs import setup_process_logging
 
-    setup_process_logging("dashboard", cfg, to_stderr=True)
+    setup_process_logging("dashboard", cfg, to_stderr=sys.stderr.isatty())
     if cfg["fleet"].get("air_gap_mode"):
         print("dashboard: air_gap_mode is on; the dashboard stays off", file=sys.stderr)
         return 0
@@ -172,7 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 1
-    app = create_app(cfg, host=host, read_only=True if args.read_only else None)
+    try:
+        app = create_app(cfg, host=host, read_only=True if args.read_only else None)
+    except (RuntimeError, OSError) as exc:  # an unusable token file: a configuration problem
+        sock.close()
+        print(f"dashboard: {exc}", file=sys.stderr)
+        return EX_CONFIG
     c = app.extensions["fleet"]
     shown = f"[{host}]" if ":" in host else host
     print(f"dashboard: http://{shown}:{port}/  (token in {c.token_source}"

@@ -125,7 +125,7 @@ def check_providers(cfg: dict, *, level: str = "fail") -> list[dict]:
             out.append(_check(f"provider:{name}", True, "skipped: cloud provider and offline mode is on"))
             continue
         if p.get("api_key_env"):
-            from fleet.secrets import get_secret
+            from fleet.secret_file import get_secret
 
             try:
                 has_key = get_secret(cfg, p["api_key_env"]) is not None
@@ -165,7 +165,7 @@ def _is_cloud(p: dict) -> bool:
 
 
 def check_secrets_mode(cfg: dict) -> dict | None:
-    from fleet.secrets import secrets_path
+    from fleet.secret_file import secrets_path
 
     path = secrets_path(cfg)
     if not path.exists() or os.name != "posix":

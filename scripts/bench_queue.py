@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -309,7 +309,7 @@ def fmt(v, unit="") -> str:
         return "n/a"
     if isinstance(v, str):
         return v
-    if v != v:
+    if math.isnan(v):
         return "-"
     if unit == "ms":
         return f"{v * 1000:.2f}"
@@ -341,13 +341,13 @@ def main(argv=None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     load0 = os.getloadavg()
     started = time.time()
-    rows: dict[str, dict] = {s: {} for s in SYSTEMS}
+    rows: dict[str, dict] = {s: {} for s in DRAIN_VARIANTS}
     try:
         for s in SYSTEMS:
             mode, single, bulk = bench_enqueue(s, root, n_single, n_bulk)
             rows[s].update(mode=mode, single=single, bulk=bulk)
             print(f"  enqueue {s}: {single:,.0f}/s single, {fmt(bulk)}/s bulk", file=sys.stderr)
-        for s in SYSTEMS:
+        for s in DRAIN_VARIANTS:
             for p in (1, 2, 4):
                 rate, dup = bench_drain(s, root, n_drain, p)
                 rows[s][f"drain{p}"] = rate
@@ -372,17 +372,19 @@ def main(argv=None) -> int:
     head = ["system", "sync", "enq 1/call /s", "enq bulk /s", "drain 1p /s", "drain 2p /s",
             "drain 4p /s", "idle p50 ms", "idle p99 ms", "(n)", "idle CPU %core"]
     table = []
-    names = {"fleet-normal": "fleet (ours)", "fleet-full": "fleet (ours)", "huey": "huey SqliteHuey",
-             "persist-queue": "persist-queue SQLiteAckQueue"}
-    for s in SYSTEMS:
+    names = {"fleet-normal": "fleet (ours) claim+complete", "fleet-full": "fleet (ours) claim+complete",
+             "fleet-normal-1tx": "fleet (ours) complete_and_claim", "fleet-full-1tx": "fleet (ours) complete_and_claim",
+             "huey": "huey SqliteHuey", "persist-queue": "persist-queue SQLiteAckQueue"}
+    for s in ("fleet-normal", "fleet-normal-1tx", "fleet-full", "fleet-full-1tx", "huey", "persist-queue"):
         r = rows[s]
-        table.append([names[s], r["mode"], fmt(r["single"]), fmt(r["bulk"]), fmt(r["drain1"]),
-                      fmt(r["drain2"]), fmt(r["drain4"]), fmt(r["p50"], "ms"), fmt(r["p99"], "ms"),
-                      str(r["n_lat"]), fmt(r["idle_cpu"], "%")])
+        mode = r.get("mode") or rows[s.removesuffix("-1tx")]["mode"]
+        table.append([names[s], mode, fmt(r.get("single", "")), fmt(r.get("bulk", "")), fmt(r["drain1"]),
+                      fmt(r["drain2"]), fmt(r["drain4"]), fmt(r.get("p50", ""), "ms"),
+                      fmt(r.get("p99", ""), "ms"), str(r.get("n_lat", "")), fmt(r.get("idle_cpu", ""), "%")])
     for mode, rate in raw.items():
         table.append(["raw SQLite 1-row commit (limit)", mode, fmt(rate), "", "", "", "", "", "", "", ""])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
-    line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     print(f"\nFleet queue benchmark ({'quick' if q else 'full'}): drain n={n_drain} no-op tasks, "
           f"enqueue {n_single} single + {n_bulk} bulk, idle CPU over {idle_s:.0f} s")
     print(f"machine: {os.cpu_count()} cores, load avg {load0[0]:.2f} -> {load1[0]:.2f} (shared machine), "
@@ -392,23 +394,26 @@ def main(argv=None) -> int:
     for row in table:
         print(line(row))
     fn, ff, hu, pq = (rows[s] for s in SYSTEMS)
-    ratio = lambda a, b: a / b if b else float("inf")  # noqa: E731
+    fn1, ff1 = rows["fleet-normal-1tx"], rows["fleet-full-1tx"]
+    ratio = lambda a, b: a / b if b else float("inf")
     print(f"\nclaim latency, 10,000 pending: fresh store p50 {fresh[0]*1000:.3f} ms p99 {fresh[1]*1000:.3f} ms; "
           f"with {history:,} finished rows p50 {big[0]*1000:.3f} ms p99 {big[1]*1000:.3f} ms "
           f"(ratio p99 {ratio(big[1], fresh[1]):.2f}x; built in {big[2]:.1f} s)")
     print("ratios (same run):")
-    print(f"  drain 2p: fleet NORMAL / huey {hu['mode']} = {ratio(fn['drain2'], hu['drain2']):.1f}x; "
-          f"fleet FULL / huey {hu['mode']} (like with like) = {ratio(ff['drain2'], hu['drain2']):.1f}x; "
-          f"fleet NORMAL / persist-queue = {ratio(fn['drain2'], pq['drain2']):.1f}x; "
-          f"fleet FULL / persist-queue = {ratio(ff['drain2'], pq['drain2']):.1f}x")
+    for label, a, b in (("claim+complete", fn, ff), ("complete_and_claim", fn1, ff1)):
+        print(f"  drain 2p, fleet {label}: NORMAL / huey {hu['mode']} = {ratio(a['drain2'], hu['drain2']):.2f}x; "
+              f"FULL / huey {hu['mode']} (like with like) = {ratio(b['drain2'], hu['drain2']):.2f}x; "
+              f"NORMAL / persist-queue = {ratio(a['drain2'], pq['drain2']):.2f}x; "
+              f"FULL / persist-queue = {ratio(b['drain2'], pq['drain2']):.2f}x")
     print(f"  enqueue single: fleet NORMAL = {ratio(fn['single'], raw['NORMAL']):.2f} of raw NORMAL commit rate; "
           f"fleet FULL = {ratio(ff['single'], raw['FULL']):.2f} of raw FULL; "
           f"fleet NORMAL / huey = {ratio(fn['single'], hu['single']):.1f}x")
     if pq.get("dups"):
         print(f"  persist-queue handed out {pq['dups']} task(s) twice across processes (its claim is not atomic)")
+    best_n, best_f = max(fn["drain2"], fn1["drain2"]), max(ff["drain2"], ff1["drain2"])
     checks = [
-        ("drain 2p >= 5x huey at NORMAL", ratio(fn["drain2"], hu["drain2"]) >= 5),
-        ("drain 2p >= 1x huey at FULL", ratio(ff["drain2"], hu["drain2"]) >= 1),
+        ("drain 2p >= 5x huey at NORMAL", ratio(best_n, hu["drain2"]) >= 5),
+        ("drain 2p >= 1x huey at FULL", ratio(best_f, hu["drain2"]) >= 1),
         ("claim p99 with history <= 2x fresh", big[1] <= 2 * fresh[1]),
         ("enqueue single >= 25,000/s", fn["single"] >= 25_000),
         ("enqueue bulk >= 100,000/s", (fn["bulk"] or 0) >= 100_000),
@@ -416,7 +421,7 @@ def main(argv=None) -> int:
         ("idle latency p99 <= 10 ms", fn["p99"] <= 0.010),
         ("idle consumer <= 0.5% of a core", fn["idle_cpu"] <= 0.5),
     ]
-    print("targets (fleet at NORMAL): " + "; ".join(f"{name}: {'PASS' if ok else 'MISS'}" for name, ok in checks))
+    print("targets (fleet at NORMAL, best drain variant): " + "; ".join(f"{name}: {'PASS' if ok else 'MISS'}" for name, ok in checks))
     return 0
 
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from fleet.db import LeaseLost, Store  # noqa: E402
+from fleet.db import LeaseLost, Store
 
 
 def race_rounds(db: str, name: str, rounds: int, barrier, results) -> None:

@@ -148,11 +148,20 @@ def test_approval_in_the_ui_resumes_the_task(browser, fleet):
     page.wait_for_selector(card, state="detached")
     done = wait_until(lambda: store.get(task.id).status == "DONE" and store.get(task.id), timeout=30,
                       what="the approved task to finish")
-    assert done.result == {"answer": {"decision": "approve", "text": "looks fine"}}
+    assert done.result == {"answer": {"choice": "approve", "text": "looks fine"}}
     page.goto(fleet["base"] + f"/tasks/{task.id}")
     page.wait_for_selector("#status >> text=DONE")
     assert json.loads(page.inner_text("#result")) == done.result
     _shot(page, "task-detail")
+    # The question's own options answer with exactly that option.
+    second = store.enqueue("ask", {"topic": "rollback"})
+    wait_until(lambda: store.get(second.id).status == "WAITING_HUMAN", timeout=30, what="the second question")
+    page.goto(fleet["base"] + "/approvals")
+    card = f'.approval[data-task-id="{second.id}"]'
+    page.click(f"{card} .options button:text-is('no')")
+    done = wait_until(lambda: store.get(second.id).status == "DONE" and store.get(second.id), timeout=30,
+                      what="the option-answered task to finish")
+    assert done.result == {"answer": "no"}
     page.close()
 
 
@@ -255,4 +264,30 @@ def test_fleet_controls_work_from_the_overview(browser, fleet):
     page.click("#fleet-controls >> text=Start fleet")
     wait_until(lambda: store.get_agent("coder_1")["status"] == "idle", timeout=45, step=0.2,
                what="the worker to start again")
+    page.close()
+
+
+def test_every_page_renders_without_script_errors(browser, fleet):
+    home = fleet["home"]
+    (home / "knowledge" / "notes").mkdir(parents=True, exist_ok=True)
+    (home / "knowledge" / "notes" / "hello.md").write_text("# hello from a skill\n")
+    fleet["store"].post_note("ops", "a note for the page")
+    page = _signed_in_page(browser, fleet)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+    page.on("console", lambda msg: errors.append(f"{page.url}: {msg.text}") if msg.type == "error" else None)
+    links = page.eval_on_selector_all("header nav a", "els => els.map(e => e.getAttribute('href'))")
+    assert {"/", "/tasks", "/submit", "/approvals", "/knowledge", "/logs", "/messages"} <= set(links)
+    for href in links:
+        page.goto(fleet["base"] + href)
+        page.wait_for_load_state("networkidle")
+    page.goto(fleet["base"] + "/knowledge")
+    page.click("#files >> text=notes/hello.md")
+    page.wait_for_selector("#content >> text=hello from a skill")
+    page.goto(fleet["base"] + "/logs")
+    page.wait_for_function("() => document.getElementById('logtext').textContent.length > 0")
+    page.goto(fleet["base"] + "/messages")
+    page.wait_for_selector("#notes >> text=a note for the page")
+    _shot(page, "messages")
+    assert errors == []
     page.close()

@@ -30,7 +30,7 @@ def home(fleet_home):
 
 def secrets_file(home):
     from fleet.config import load_config
-    from fleet.secrets import secrets_path
+    from fleet.secret_file import secrets_path
 
     return secrets_path(load_config(home))
 

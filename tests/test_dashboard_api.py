@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from fleet.skills._common import answer_text
 from tests.fakes.dashboard_env import bearer, make_app, wait_until
 
 
@@ -161,7 +162,8 @@ def test_respond_resumes_a_waiting_task_with_the_decision(env, decision, text):
     resp = client.post(f"/api/tasks/{tid}/respond", json={"decision": decision, "text": text}, headers=bearer(app))
     assert resp.status_code == 200, resp.get_data(as_text=True)
     task = store.get(tid)
-    assert task.status == "PENDING" and task.payload["human_answer"] == {"decision": decision, "text": text}
+    assert task.status == "PENDING" and task.payload["human_answer"] == {"choice": decision, "text": text}
+    assert answer_text(task.payload) == decision  # what the skills library reads from it
 
 
 def test_respond_error_paths(env):
@@ -341,7 +343,7 @@ def test_pages_render(env):
 
 
 def test_usage_endpoints_metrics_and_breaker_health(isolated_home):
-    app, cfg, store = make_app(isolated_home, budgets={"skills": {"noop": {"limit_usd": 1.0}}})
+    app, _cfg, store = make_app(isolated_home, budgets={"skills": {"noop": {"limit_usd": 1.0}}})
     client = app.test_client()
     if "/api/usage" not in {r.rule for r in app.url_map.iter_rules()}:
         pytest.skip("no usage ledger in this tree")
@@ -383,9 +385,70 @@ def test_hw_history_serves_stored_samples(env):
 
 
 def test_health_queue_is_degraded_when_a_ready_task_waits_too_long(env):
-    app, client, store, _ = env
+    _app, client, store, _ = env
     assert client.get("/api/health").get_json()["components"]["queue"]["status"] == "healthy"
     store.enqueue("noop", {}, available_at=time.time() - 3600)  # claimable for an hour, nobody took it
     store.enqueue("noop", {}, delay_s=7200)  # scheduled for later: not a stall
     queue = client.get("/api/health").get_json()["components"]["queue"]
     assert queue["status"] == "degraded" and queue["ready_depth"] == 1 and queue["oldest_ready_wait_s"] > 3000
+
+
+def _finish(store, skill, payload, result):
+    store.enqueue(skill, payload)
+    t = store.claim("coder_1", [skill])
+    return store.complete(t.id, t.lease_token, result)
+
+
+def test_reviews_code_stats_discussions_and_rag(env, tmp_path):
+    app, client, store, cfg = env
+    rules = {r.rule for r in app.url_map.iter_rules()}
+    if not {"/api/reviews", "/api/code_stats", "/api/discussions", "/api/rag"} <= rules:
+        pytest.skip("the code/knowledge skills are not in this tree")
+    knowledge = cfg["paths"]["knowledge"]
+    report = os.path.join(knowledge, "code_reviews", "x_review.md")
+    os.makedirs(os.path.dirname(report))
+    with open(report, "w") as fh:
+        fh.write("# review\n")
+    _finish(store, "code_review", {"path": "x.py"}, {"target": "x.py", "summary": "ok", "report": report,
+                                                     "counts": {"critical": 1, "high": 2}})
+    _finish(store, "fma_review", {"path": "y.py"}, {"target": "y.py", "counts": {"high": 1}})
+    reviews = client.get("/api/reviews").get_json()["reviews"]
+    assert [r["skill"] for r in reviews] == ["fma_review", "code_review"]
+    assert reviews[1]["report"] == "code_reviews/x_review.md" and reviews[1]["counts"]["critical"] == 1
+    assert client.get("/api/knowledge/file?path=code_reviews/x_review.md").status_code == 200
+    records = ({"kind": "module", "file": "a.py"}, {"kind": "function", "file": "a.py"}, {"kind": "class", "file": "b.py"})
+    with open(os.path.join(knowledge, "code_index.jsonl"), "w") as fh:
+        fh.writelines(json.dumps(rec) + "\n" for rec in records)
+    stats = client.get("/api/code_stats?days=7").get_json()
+    assert stats["code_index"]["symbols"] == 3 and stats["code_index"]["files"] == 2
+    assert stats["reviews"]["code_review"]["findings"] == {"critical": 1, "high": 2}
+    for text in ("first", "second"):
+        store.send_message("coder_1", "discussion:auth-refactor", {"thread": "auth-refactor", "text": text},
+                           channel="pool")
+    threads = client.get("/api/discussions").get_json()["threads"]
+    assert threads[0]["thread"] == "auth-refactor" and threads[0]["turns"] == 2
+    rag = client.get("/api/rag").get_json()
+    assert rag["exists"] is False and not os.path.exists(os.path.join(knowledge, "rag.db"))
+    from fleet.rag import RagIndex, index_path
+
+    doc_file = tmp_path / "notes.md"
+    doc_file.write_text("fleet dashboards show live state\n" * 20)
+    with RagIndex(index_path(cfg)) as idx:
+        idx.index_files(str(tmp_path), [doc_file], chunk_chars=200, overlap_lines=0, max_file_bytes=1 << 20)
+    rag = client.get("/api/rag").get_json()
+    assert rag["exists"] is True and rag["files"] == 1 and rag["chunks"] >= 1
+
+
+def test_usage_regression_flags_a_rise_in_cost_per_call(isolated_home):
+    app, _cfg, store = make_app(isolated_home)
+    client = app.test_client()
+    if "/api/usage/regression" not in {r.rule for r in app.url_map.iter_rules()}:
+        pytest.skip("no usage ledger in this tree")
+    now = time.time()
+    for ts, cost in ((now - 8 * 86400, 0.01), (now - 8 * 86400, 0.01), (now - 3600, 0.03)):
+        store.record_model_call({"ts": ts, "skill": "summarize", "provider": "claude", "model": "m",
+                                 "cost_usd": cost, "success": True})
+    body = client.get("/api/usage/regression?period=week&threshold_pct=50").get_json()
+    assert body["regressions"][0]["key"] == "summarize" and body["regressions"][0]["change_pct"] == 200.0
+    assert "threshold_pct" in _err(client.get("/api/usage/regression?threshold_pct=0"), 400)
+    store.close()

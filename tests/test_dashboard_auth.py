@@ -18,6 +18,8 @@ SAFE = {"GET", "HEAD", "OPTIONS"}
 SESSION_ROUTES = {("/api/session", "POST"), ("/api/session", "DELETE")}
 FAKE_API_KEY = "sk-ant-FAKEKEY-0123456789abcdefghij"
 FAKE_SECRET = "super-secret-value-xyz-987654"
+FAKE_ODD_NAME = "odd-name-provider-key-55555"
+FAKE_URL_PASSWORD = "pw-in-the-url-0987654321"
 
 
 def concrete(rule: str) -> str:
@@ -165,16 +167,20 @@ def test_token_file_is_created_0600_and_reused(isolated_home, monkeypatch):
 
 def test_no_get_response_contains_a_secret(isolated_home, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_API_KEY)
-    app, cfg, store = make_app(isolated_home)
+    monkeypatch.setenv("MYLLM_ACCESS", FAKE_ODD_NAME)  # a provider key under a name that looks harmless
+    app, cfg, store = make_app(isolated_home, providers={"mine": {
+        "type": "openai_compatible", "api_key_env": "MYLLM_ACCESS",
+        "base_url": f"http://user:{FAKE_URL_PASSWORD}@127.0.0.1:9/v1"}})
     try:
-        from fleet.secrets import set_secret
+        from fleet.secret_file import set_secret
     except ImportError:
         set_secret = None
     if set_secret is not None:
         set_secret(cfg, "OPENAI_API_KEY", FAKE_SECRET)
     token = app.extensions["fleet"].token
     # Put the secrets where careless code would echo them: payloads, errors, logs, notes, knowledge.
-    t = store.enqueue("noop", {"key": FAKE_API_KEY, "other": FAKE_SECRET, "tok": token})
+    t = store.enqueue("noop", {"key": FAKE_API_KEY, "other": FAKE_SECRET, "tok": token,
+                               "odd": FAKE_ODD_NAME, "url": FAKE_URL_PASSWORD})
     c = store.claim("coder_1", ["noop"])
     store.fail(c.id, c.lease_token, f"auth failed with {FAKE_API_KEY}", retryable=False)
     store.post_note("ops", f"the token is {token}")
@@ -190,7 +196,7 @@ def test_no_get_response_contains_a_secret(isolated_home, monkeypatch):
     client.post("/api/session", json={"token": token})
     paths = get_routes(app) + [f"/api/tasks/{t.id}", "/api/logs/coder_1", "/api/knowledge/file?path=leak.md",
                                "/api/notes?channel=ops", "/api/comms", "/api/tasks?text=auth", f"/tasks/{t.id}"]
-    secrets = [FAKE_API_KEY, token] + ([FAKE_SECRET] if set_secret else [])
+    secrets = [FAKE_API_KEY, token, FAKE_ODD_NAME, FAKE_URL_PASSWORD] + ([FAKE_SECRET] if set_secret else [])
     scanned = 0
     for path in paths:
         for headers in ({}, bearer(app)):

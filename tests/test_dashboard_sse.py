@@ -14,7 +14,13 @@ import httpx
 import pytest
 
 from fleet.db import open_store
-from tests.fakes.dashboard_env import REPO, DashboardProcess, SSEReader, wait_until, write_config
+from tests.fakes.dashboard_env import (
+    REPO,
+    DashboardProcess,
+    SSEReader,
+    wait_until,
+    write_config,
+)
 from tests.fakes.fleetproc import env_for
 
 
@@ -134,7 +140,7 @@ def test_a_reader_that_falls_behind_the_buffer_is_filled_in_from_the_store(isola
 
     from tests.fakes.dashboard_env import make_app
 
-    app, cfg, store = make_app(isolated_home, dashboard={"poll_s": 0.05})
+    app, _cfg, store = make_app(isolated_home, dashboard={"poll_s": 0.05})
     hub = app.extensions["fleet"].hub
     resp = app.test_client().get("/api/stream", buffered=False)
     chunks = (c.decode() if isinstance(c, bytes) else c for c in resp.response)
@@ -165,7 +171,7 @@ def test_resume_too_far_back_ends_with_a_gap_event(server):
 def test_streams_that_never_start_release_their_slot(isolated_home):
     from tests.fakes.dashboard_env import make_app
 
-    app, cfg, store = make_app(isolated_home, dashboard={"max_streams": 1})
+    app, _cfg, store = make_app(isolated_home, dashboard={"max_streams": 1})
     client = app.test_client()
     for _ in range(3):  # HEAD: the body is never iterated; closing it (as the server does) frees the slot
         head = client.head("/api/stream")

@@ -187,7 +187,7 @@ def test_missing_key_is_refused_without_a_connection_and_says_what_to_do(isolate
 
 
 def test_secret_from_the_secrets_file_is_used(isolated_home, servers, monkeypatch):
-    from fleet.secrets import set_secret
+    from fleet.secret_file import set_secret
 
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     cfg = _cfg(isolated_home, servers, chain=("claude",))

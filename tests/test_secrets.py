@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleet.config import load_config
-from fleet.secrets import (
+from fleet.secret_file import (
     LooseSecretsPermissions,
     SecretsError,
     delete_secret,

@@ -56,7 +56,7 @@ def test_searxng_results_are_normalised_and_saved(isolated_home):
 
 
 def test_brave_sends_key_from_secrets_and_tavily_bearer(isolated_home, monkeypatch):
-    from fleet.secrets import set_secret
+    from fleet.secret_file import set_secret
 
     with NetServer() as srv:
         srv.route("GET", "/res/v1/web/search", brave_json("q", RESULTS),

@@ -12,8 +12,14 @@ import time
 
 import pytest
 
-from fleet.db import (InvalidInput, InvalidTransition, LeaseLost, NotFound, Store,
-                      StoreUnavailable)
+from fleet.db import (
+    InvalidInput,
+    InvalidTransition,
+    LeaseLost,
+    NotFound,
+    Store,
+    StoreUnavailable,
+)
 
 
 def _wait_until(predicate, timeout=20.0, interval=0.01):
@@ -439,15 +445,19 @@ def test_wal_stays_bounded_under_constant_load_with_maintenance(tmp_path):
     store = Store(tmp_path / "wal.db")
     reader = Store(tmp_path / "wal.db")
     limit = 1 << 20
-    peak = 0
+    peak, modes = 0, set()
     for round_ in range(8):
         store.enqueue_many([{"skill": "s", "payload": {"pad": "x" * 500}} for _ in range(250)])
         while (t := store.claim("w", ["s"])) is not None:
             store.complete(t.id, t.lease_token)
             reader.counts()  # a reader keeps overlapping the writer
         info = store.maintain(wal_limit_bytes=limit)
-        peak = max(peak, info["wal_bytes"])
-    assert 0 < peak <= 2 * limit, f"WAL grew to {peak} bytes"
+        peak = max(peak, info["wal_bytes_before"])
+        assert info["wal_bytes"] <= limit, info
+        modes.add(info["mode"])
+    # autocheckpoint keeps it near 1000 pages between runs; maintain resets it
+    assert 0 < peak <= 4 * limit, f"WAL grew to {peak} bytes"
+    assert "TRUNCATE" in modes
     assert store.checkpoint("TRUNCATE")["busy"] is False
     assert store.stats()["wal_bytes"] == 0
     assert store.integrity_check() == "ok"
@@ -500,3 +510,33 @@ def test_schema_version_and_reopen_keep_data(tmp_path):
     assert s2.stats()["schema_version"] == version and s2.get(t.id).payload == {"a": 1}
     assert os.path.exists(path)
     s2.close()
+
+
+def test_complete_and_claim_is_fenced_and_hands_over_the_next_task(store):
+    parent = store.enqueue("s", {"n": "parent"}, priority=1)
+    other = store.enqueue("s", {"n": "other"}, priority=1)
+    child = store.enqueue("s", {"n": "child"}, priority=9, depends_on=[parent.id])
+    first = store.claim("w", ["s"])
+    assert first.id == parent.id
+    done, nxt = store.complete_and_claim(first.id, first.lease_token, {"ok": 1}, worker="w", skills=["s"])
+    assert done.status == "DONE" and done.result == {"ok": 1}
+    assert nxt.id == child.id and nxt.status == "RUNNING"  # promoted in the same transaction
+    before = (store.counts(), store.last_event_id())
+    with pytest.raises(LeaseLost):  # stale token: nothing completed, nothing claimed
+        store.complete_and_claim(first.id, first.lease_token, None, worker="w", skills=["s"])
+    assert (store.counts(), store.last_event_id()) == before
+    done, nxt = store.complete_and_claim(nxt.id, nxt.lease_token, None, worker="w", skills=["s"])
+    assert nxt.id == other.id
+    done, nxt = store.complete_and_claim(nxt.id, nxt.lease_token, None, worker="w", skills=["s"])
+    assert nxt is None and store.counts()["DONE"] == 3
+    assert [a["outcome"] for a in store.attempts(child.id)] == ["done"]
+
+
+def test_completion_wakes_waiters(store):
+    t = store.enqueue("s", {})
+    c = store.claim("w", ["s"])
+    store.wait_for_work(0)  # binds this store's wake channel
+    store.complete(t.id, c.lease_token)
+    t0 = time.monotonic()
+    assert store.wait_for_work(10) is True
+    assert time.monotonic() - t0 < 5

@@ -1,6 +1,6 @@
-"""Secret commands on `fleet.secrets`: set (value, `-` for stdin, --b64),
+"""Secret commands on `fleet.secret_file`: set (value, `-` for stdin, --b64),
 get, list (values masked, never printed) and delete. The file is 0600 and
-written atomically by fleet.secrets; a looser mode is reported as a warning.
+written atomically by fleet.secret_file; a looser mode is reported as a warning.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def mask(value: str) -> str:
 
 
 def _call(fn, *args):
-    from fleet.secrets import SecretsError
+    from fleet.secret_file import SecretsError
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -42,7 +42,7 @@ def _call(fn, *args):
 
 
 def cmd_secret(ctx: Ctx) -> int:
-    from fleet import secrets
+    from fleet import secret_file as secrets
 
     a = ctx.args
     cfg = ctx.cfg

@@ -36,14 +36,14 @@ class ClaudeProvider(Provider):
         return f"set {self.key_name} (lead_client.py secret set {self.key_name} -)"
 
     def missing_configuration(self) -> str | None:
-        from fleet.secrets import get_secret
+        from fleet.secret_file import get_secret
 
         if get_secret(self.cfg, self.key_name):
             return None
         return f"{self.name}: no API key; {self.how_to_fix()}"
 
     def _client(self):
-        from fleet.secrets import get_secret
+        from fleet.secret_file import get_secret
 
         key = get_secret(self.cfg, self.key_name)
         if not key:

@@ -43,7 +43,7 @@ class OpenAICompatibleProvider(Provider):
         key_name = self.settings.get("api_key_env")
         if not key_name:
             return {}
-        from fleet.secrets import get_secret
+        from fleet.secret_file import get_secret
 
         key = get_secret(self.cfg, key_name)
         if not key:

@@ -42,7 +42,7 @@ SECRET_KEYS = {"brave": "BRAVE_API_KEY", "tavily": "TAVILY_API_KEY"}
 
 
 def _api_key(config: dict, provider: str) -> str:
-    from fleet.secrets import get_secret
+    from fleet.secret_file import get_secret
 
     key_name = SECRET_KEYS[provider]
     value = get_secret(config, key_name)

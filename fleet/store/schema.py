@@ -248,12 +248,15 @@ CREATE INDEX ix_events_action ON events (action, agent, id);
 # Fewer index pages per queue commit: a task due at once never enters the
 # delayed index (only rows with available_at > updated_at can be in the future),
 # and an unclaimed task (worker NULL) never enters the worker index.
+# (status, skill) is dropped: every status change moved two entries in it, and
+# the per-skill counts it served scan the whole history anyway.
 _QUEUE_HOT_PATH = """
 DROP INDEX ix_tasks_delayed;
 CREATE INDEX ix_tasks_delayed_v2 ON tasks (available_at)
     WHERE status = 'PENDING' AND deps_pending = 0 AND available_at > updated_at;
 DROP INDEX ix_tasks_worker;
 CREATE INDEX ix_tasks_worker_v2 ON tasks (worker, id) WHERE worker IS NOT NULL;
+DROP INDEX ix_tasks_status_skill;
 """
 
 MIGRATIONS: list[str] = [

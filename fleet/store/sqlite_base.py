@@ -15,7 +15,8 @@ import random
 import sqlite3
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from . import schema
 from .errors import InvalidInput, StoreError, StoreUnavailable
@@ -81,7 +82,7 @@ class SQLiteBase:
         default_max_attempts: int = 3,
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 300.0,
-        wal_autocheckpoint_pages: int = 1000,
+        wal_autocheckpoint_pages: int = 8000,
     ):
         if synchronous not in DURABILITY_MODES:
             raise InvalidInput(
@@ -132,11 +133,28 @@ class SQLiteBase:
         return conn
 
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection for reads (inside a write transaction:
+        the writing connection, so the transaction reads its own writes)."""
         local = self._local
+        if getattr(local, "writing", False):
+            return local.wconn
         conn = getattr(local, "conn", None)
         if conn is None or getattr(local, "pid", None) != os.getpid():
             conn = self._open()
             local.conn, local.pid = conn, os.getpid()
+            with self._conns_lock:
+                self._all_conns.append(conn)
+        return conn
+
+    def _write_conn(self) -> sqlite3.Connection:
+        """This thread's connection for write transactions. Its busy timeout
+        is zero: `_begin_immediate` waits for the write lock itself."""
+        local = self._local
+        conn = getattr(local, "wconn", None)
+        if conn is None or getattr(local, "wpid", None) != os.getpid():
+            conn = self._open()
+            conn.execute("PRAGMA busy_timeout = 0")
+            local.wconn, local.wpid, local.writing = conn, os.getpid(), False
             with self._conns_lock:
                 self._all_conns.append(conn)
         return conn
@@ -148,8 +166,9 @@ class SQLiteBase:
         SQLite's own errors (busy past the timeout, disk full, I/O) surface as
         StoreUnavailable, never as sqlite3 exceptions.
         """
-        conn = self._conn()
+        conn = self._write_conn()
         self._begin_immediate(conn)
+        self._local.writing = True
         try:
             yield conn
             conn.execute("COMMIT")
@@ -162,6 +181,8 @@ class SQLiteBase:
             if isinstance(exc, sqlite3.Error):
                 raise _unavailable(self.path, exc) from exc
             raise
+        finally:
+            self._local.writing = False
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, waiting at most the busy timeout.
@@ -169,11 +190,20 @@ class SQLiteBase:
         SQLite's own busy handler sleeps 1, 2, 5, 10 ... ms between tries,
         far longer than one of our transactions holds the lock, so processes
         contending for it would mostly sleep. The first try here runs with a
-        zero busy timeout; on contention we retry after short, jittered
-        sleeps that grow from 50 us to 5 ms.
+        zero busy timeout (the write connection's); on contention we retry
+        after short, jittered sleeps that grow from 50 us to 1 ms.
         """
-        conn.execute("PRAGMA busy_timeout = 0")
         try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise _unavailable(self.path, exc) from exc
+            first = exc
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.00005
+        while True:
+            time.sleep(delay * random.uniform(0.5, 1.5))
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 return
@@ -181,22 +211,9 @@ class SQLiteBase:
                 if not _is_busy(exc):
                     raise _unavailable(self.path, exc) from exc
                 first = exc
-            deadline = time.monotonic() + self.busy_timeout_s
-            delay = 0.00005
-            while True:
-                time.sleep(delay * random.uniform(0.5, 1.5))
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc):
-                        raise _unavailable(self.path, exc) from exc
-                    first = exc
-                if time.monotonic() >= deadline:
-                    raise _unavailable(self.path, first) from first
-                delay = min(delay * 1.5, 0.005)
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            if time.monotonic() >= deadline:
+                raise _unavailable(self.path, first) from first
+            delay = min(delay * 1.5, 0.001)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

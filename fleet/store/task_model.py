@@ -60,7 +60,7 @@ class Task:
         return data
 
     @classmethod
-    def from_row(cls, row) -> "Task":
+    def from_row(cls, row) -> Task:
         return cls(
             id=row["id"], skill=row["skill"], payload=loads(row["payload"]),
             priority=row["priority"], status=row["status"], assigned_to=row["assigned_to"],

@@ -5,7 +5,7 @@ Mixed into `TaskQueueMixin`; nothing here writes.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from .errors import InvalidInput, NotFound
 from .schema import TASK_STATUSES

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import random
 import secrets
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .errors import InvalidInput, InvalidTransition, LeaseLost, NotFound
 from .schema import TERMINAL_STATUSES
 from .sqlite_base import dumps, loads, now
-from .task_model import (Page, Task, check_lease, check_name, check_priority,  # noqa: F401
-                         check_skill, prepare_spec)
+from .task_model import (  # noqa: F401
+    Page,
+    Task,
+    check_lease,
+    check_name,
+    check_priority,
+    check_skill,
+    prepare_spec,
+)
 from .task_reads import CLAIM_CANDIDATE_SQL, TaskReadsMixin, skill_clause
 
 _INSERT_TASK = """INSERT INTO tasks (skill, payload, priority, status, assigned_to, idempotency_key,
@@ -99,7 +107,14 @@ class TaskQueueMixin(TaskReadsMixin):
     # -- enqueue ---------------------------------------------------------
     def enqueue(self, skill: str, payload: dict | None = None, **options) -> Task:
         """Add one task. An existing idempotency key returns the existing task."""
-        return self.enqueue_many([{"skill": skill, "payload": payload, **options}])[0]
+        if options.get("idempotency_key") is not None or options.get("depends_on"):
+            return self.enqueue_many([{"skill": skill, "payload": payload, **options}])[0]
+        ts = now()
+        p = self._prepare({"skill": skill, "payload": payload, **options}, ts)
+        with self._write() as conn:
+            task = self._insert_task(conn, p, ts)
+        self.notify()
+        return task
 
     def enqueue_many(self, specs: Sequence[dict]) -> list[Task]:
         """Add several tasks in one transaction; all are written or none.
@@ -108,7 +123,7 @@ class TaskQueueMixin(TaskReadsMixin):
         idempotency key exists (in the store or earlier in the batch) yields
         the existing task instead of a new one.
         """
-        if isinstance(specs, dict) or not isinstance(specs, Sequence):
+        if not isinstance(specs, (list, tuple)):
             raise InvalidInput("enqueue_many takes a list of task specs (dicts)")
         ts = now()
         prepared = [self._prepare(s, ts) for s in specs]  # validate all first
@@ -197,8 +212,13 @@ class TaskQueueMixin(TaskReadsMixin):
         token, or None.
         """
         args = self._claim_args(worker, skills, lease_s, any_skill)
+        ts = now()
+        # A read-only look first: a worker with nothing to do (woken by some
+        # other commit) never takes the write lock away from busy workers.
+        if self._conn().execute(args[4], (ts, worker, *args[2])).fetchone() is None:
+            return None
         with self._write() as conn:
-            return self._claim_in(conn, *args, now())
+            return self._claim_in(conn, *args[:4], ts)
 
     def _claim_args(self, worker, skills, lease_s, any_skill) -> tuple:
         check_name(worker, "worker")
@@ -207,7 +227,7 @@ class TaskQueueMixin(TaskReadsMixin):
         for s in skills:
             check_skill(s)
         clause, params = skill_clause(skills, any_skill)
-        return worker, _CLAIM.format(skills=clause), params, lease_s
+        return worker, _CLAIM.format(skills=clause), params, lease_s, CLAIM_CANDIDATE_SQL.format(skills=clause)
 
     def _claim_in(self, conn, worker: str, sql: str, params: list, lease_s: float, ts: float) -> Task | None:
         token = secrets.token_hex(12)
@@ -240,9 +260,8 @@ class TaskQueueMixin(TaskReadsMixin):
         result_text = dumps(result, "result")
         ts = now()
         with self._write() as conn:
-            done, promoted = self._complete_in(conn, task_id, token, result_text, ts)
-        if promoted:
-            self.notify()
+            done, _ = self._complete_in(conn, task_id, token, result_text, ts)
+        self.notify()  # dependents may be free; live views (SSE) wake on it too
         return Task.from_row(done)
 
     def _complete_in(self, conn, task_id: int, token: str, result_text: str, ts: float):
@@ -270,10 +289,9 @@ class TaskQueueMixin(TaskReadsMixin):
         args = self._claim_args(worker, skills, lease_s, any_skill)
         ts = now()
         with self._write() as conn:
-            done, promoted = self._complete_in(conn, task_id, token, result_text, ts)
-            nxt = self._claim_in(conn, *args, ts)
-        if promoted:
-            self.notify()
+            done, _ = self._complete_in(conn, task_id, token, result_text, ts)
+            nxt = self._claim_in(conn, *args[:4], ts)
+        self.notify()
         return Task.from_row(done), nxt
 
     def fail(self, task_id: int, token: str, error: str, *, retryable: bool = True,

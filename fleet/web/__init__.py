@@ -13,6 +13,7 @@ def register_blueprints(app, c) -> None:
         api_files,
         api_fleet,
         api_hw,
+        api_knowledge,
         api_status,
         api_tasks,
         api_usage,
@@ -22,6 +23,6 @@ def register_blueprints(app, c) -> None:
         sse,
     )
 
-    for module in (api_status, api_tasks, api_fleet, api_comms, api_files, api_hw, api_usage,
+    for module in (api_status, api_tasks, api_fleet, api_comms, api_files, api_knowledge, api_hw, api_usage,
                    sse, metrics, openapi, pages):
         module.install(app, c)

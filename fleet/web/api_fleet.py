@@ -172,15 +172,20 @@ def _install_control(app) -> None:
         return jsonify({"sent": "start", "role": role, "message_id": mid}), 202
 
     @cbp.post("/api/fleet/stop")
-    @doc("Stop fleet workers, all or one role (running tasks drain up to the stop timeout)", tag="fleet",
-         body={"type": "object", "properties": {"role": {"type": ["string", "null"]}}},
+    @doc("Stop fleet workers, every role or one (running tasks get the stop timeout to finish); the "
+         "supervisor and its services, this dashboard included, keep running so start brings them back",
+         tag="fleet", body={"type": "object", "properties": {"role": {"type": ["string", "null"]}}},
          responses={"409": "the supervisor is not running"})
     def fleet_stop():
         c = ctx()
         role = _role_from_body(c)
         _require_supervisor(c)
-        mid = c.store.send_message(actor(), "supervisor", {"type": "stop", "role": role}, channel="sup")
-        return jsonify({"sent": "stop", "role": role, "message_id": mid}), 202
+        # One message per role: a role-less stop would drain the supervisor itself
+        # (and this dashboard with it), leaving nothing to press "start" on.
+        roles = [role] if role else sorted(_roles(c.cfg))
+        ids = [c.store.send_message(actor(), "supervisor", {"type": "stop", "role": r}, channel="sup")
+               for r in roles]
+        return jsonify({"sent": "stop", "roles": roles, "message_ids": ids}), 202
 
     @cbp.post("/api/fleet/pause")
     @doc("Pause the whole fleet: workers stop claiming new tasks (running ones finish)", tag="fleet")

@@ -67,6 +67,8 @@ def status_payload(c) -> dict:
         "expected_workers": expected,
         "missing_workers": [n for n in expected if n not in present],
         **c.cached("queue", last_event, QUEUE_CACHE_S, lambda: queue_summary(store)),
+        # A gauge: recounted at most once a second however busy the queue is.
+        "ready_depth": c.cached("ready", None, QUEUE_CACHE_S, store.pending_depth),
         "last_event_id": last_event,
     }
 
@@ -74,7 +76,6 @@ def status_payload(c) -> dict:
 def queue_summary(store) -> dict:
     return {
         "counts": store.counts(),
-        "ready_depth": store.pending_depth(),
         "oldest_pending_age_s": store.oldest_pending_age(),
         "active_alerts": len(store.list_alerts(active_only=True, limit=1000)),
     }

@@ -185,7 +185,8 @@ def requeue(task_id: int):
 
 
 @bp.post("/api/tasks/<int:task_id>/respond")
-@doc("Answer a WAITING_HUMAN task: approve, reject, more_info or feedback (with text), or any JSON answer",
+@doc("Answer a WAITING_HUMAN task: a decision (approve, reject, more_info, feedback; stored as "
+     "{choice, text}) or any JSON answer such as one of the question's options",
      tag="tasks", body={"type": "object", "properties": {
          "decision": {"type": "string", "enum": list(DECISIONS)}, "text": {"type": "string"},
          "answer": {}}},
@@ -203,7 +204,8 @@ def respond(task_id: int):
             raise ApiError(400, "text must be a string")
         if decision in ("more_info", "feedback") and not text.strip():
             raise ApiError(400, f"a {decision.replace('_', ' ')} response needs text saying what you want")
-        answer = {"decision": decision, "text": text}
+        # "choice" is the field skills read from a dict answer (skills._common.answer_text).
+        answer = {"choice": decision, "text": text}
     return jsonify({"task": ctx().store.answer(task_id, answer, by=actor()).to_dict()})
 
 

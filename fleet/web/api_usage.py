@@ -10,7 +10,7 @@ import time
 from flask import Blueprint, jsonify, request
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .common import ApiError, choice_arg, ctx, doc, parse_time
+from .common import ApiError, choice_arg, ctx, doc, int_arg, parse_time
 from .context import optional
 
 GROUPS = ("skill", "provider", "model", "agent")
@@ -93,6 +93,33 @@ def install(app, c) -> None:
             raise ApiError(400, "each range must start before it ends (a_start < a_end, b_start < b_end)")
         return jsonify(costs.usage_delta(ctx().store, bounds["a_start"], bounds["a_end"], bounds["b_start"],
                                          bounds["b_end"], group_by=choice_arg("group_by", GROUPS, "skill")))
+
+    @bp.get("/api/usage/regression")
+    @doc("Cost regression analysis: cost per successful call in the last period against the period before, "
+         "flagging rises over threshold_pct", tag="usage",
+         query={"period": {"type": "string", "enum": ["day", "week"]},
+                "group_by": {"type": "string", "enum": list(GROUPS)},
+                "threshold_pct": {"type": "integer", "minimum": 1, "maximum": 1000}})
+    def usage_regression():
+        c = ctx()
+        span = {"day": 86400.0, "week": 7 * 86400.0}[choice_arg("period", ("day", "week"), "week")]
+        group_by = choice_arg("group_by", GROUPS, "skill")
+        threshold = int_arg("threshold_pct", 25, lo=1, hi=1000)
+        now = time.time()
+        before = {r["key"]: r for r in c.store.usage_summary(now - 2 * span, now - span, group_by=group_by)}
+        after = {r["key"]: r for r in c.store.usage_summary(now - span, now + 1e-6, group_by=group_by)}
+        rows = []
+        for key in sorted(set(before) | set(after)):
+            b, a = before.get(key) or {}, after.get(key) or {}
+            per_b = (b.get("cost_usd") or 0) / b["calls"] if b.get("calls") else None
+            per_a = (a.get("cost_usd") or 0) / a["calls"] if a.get("calls") else None
+            change = None if not per_b or per_a is None else round(100.0 * (per_a - per_b) / per_b, 1)
+            rows.append({"key": key, "calls_before": b.get("calls") or 0, "calls_after": a.get("calls") or 0,
+                         "cost_per_call_before": per_b, "cost_per_call_after": per_a, "change_pct": change,
+                         "regressed": change is not None and change >= threshold})
+        rows.sort(key=lambda r: -(r["change_pct"] or 0))
+        return jsonify({"group_by": group_by, "period_s": span, "threshold_pct": threshold,
+                        "regressions": [r for r in rows if r["regressed"]], "rows": rows})
 
     @bp.get("/api/usage/budgets")
     @doc("Budget status per skill (and global): spend, calls, percent used, ok | warning | exceeded",

@@ -15,6 +15,7 @@ import re
 import secrets
 import threading
 import time
+import urllib.parse
 
 from flask import Blueprint, jsonify, redirect, request, session, url_for
 
@@ -32,20 +33,9 @@ log = logging.getLogger("dashboard.auth")
 
 
 # -- the token -------------------------------------------------------------
-def _secrets_module():
-    try:
-        from fleet import (
-            secrets as fleet_secrets,  # the secrets file (model-routing work)
-        )
-    except ImportError:
-        return None
-    return fleet_secrets
-
-
 def _secret_lookup(cfg: dict, key: str) -> str | None:
-    mod = _secrets_module()
-    if mod is None:
-        return os.environ.get(key) or None
+    from fleet import secret_file as mod
+
     try:
         return mod.get_secret(cfg, key) or None
     except (mod.SecretsError, OSError, ValueError):  # a broken secrets file must not keep the dashboard down
@@ -113,12 +103,21 @@ class Redactor:
         for name, value in os.environ.items():
             if _SECRET_NAME.search(name) and value:
                 values.add(value)
-        mod = _secrets_module()
-        if mod is not None:
-            try:
-                values.update(str(v) for v in mod.read_secrets(self.cfg).values() if v)
-            except (mod.SecretsError, OSError, ValueError) as exc:
-                log.warning("secrets file unreadable (%s); nothing from it can be leaked either", exc)
+        for prov in (self.cfg.get("providers") or {}).values():
+            if not isinstance(prov, dict):
+                continue
+            env_name = prov.get("api_key_env")
+            if env_name and os.environ.get(env_name):  # a provider's key under any variable name
+                values.add(os.environ[env_name])
+            password = urllib.parse.urlsplit(str(prov.get("base_url") or "")).password
+            if password:  # credentials written into a server URL
+                values.add(password)
+        from fleet import secret_file as mod
+
+        try:
+            values.update(str(v) for v in mod.read_secrets(self.cfg).values() if v)
+        except (mod.SecretsError, OSError, ValueError) as exc:
+            log.warning("secrets file unreadable (%s); nothing from it can be leaked either", exc)
         return sorted((v for v in values if len(v) >= self.MIN_LEN), key=len, reverse=True)
 
     def values(self) -> list[str]:

@@ -18,6 +18,10 @@ def features(app) -> dict:
         "hw_history": "/api/hw/history" in rules,
         "usage": "/api/usage" in rules,
         "intent": "/api/intent" in rules,
+        "reviews": "/api/reviews" in rules,
+        "discussions": "/api/discussions" in rules,
+        "code_stats": "/api/code_stats" in rules,
+        "rag": "/api/rag" in rules,
     }
 
 
@@ -84,7 +88,8 @@ def install(app, c) -> None:
         return _render("messages.html", "messages", "Messages")
 
     @bp.get("/signin")
-    @doc("Sign-in page: paste the dashboard token once", tag="pages", html=True)
+    @doc("Sign-in page: paste the dashboard token once", tag="pages", html=True,
+         query={"next": {"type": "string", "description": "page to open after signing in (a local path)"}})
     def signin():
         nxt = request.args.get("next", "/")
         if not nxt.startswith("/") or nxt.startswith("//"):

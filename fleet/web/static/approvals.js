@@ -6,13 +6,16 @@
   function card(t) {
     const q = t.question || {};
     const text = el("textarea", { rows: 2, placeholder: "note, feedback or what more you need", class: "answer-text" });
-    const send = async (decision) => {
-      const body = { decision, text: text.value };
-      const out = await act(() => post("/api/tasks/" + t.id + "/respond", body), `Task ${t.id}: ${decision.replace("_", " ")} sent`);
+    const reply = async (body, label) => {
+      const out = await act(() => post("/api/tasks/" + t.id + "/respond", body), `Task ${t.id}: ${label} sent`);
       if (out) refresh();
     };
+    const send = (decision) => reply({ decision, text: text.value }, decision.replace("_", " "));
+    /* the question's own options answer with exactly that option */
     const options = (q.options || []).length
-      ? el("p", { class: "muted small" }, "Options: " + q.options.join(" / ")) : null;
+      ? el("div", { class: "controls mut options" }, el("span", { class: "muted small" }, "Answer with an option:"),
+        ...q.options.map((o) => el("button", { class: "small", onclick: () => reply({ answer: o }, JSON.stringify(o)) }, String(o))))
+      : null;
     return el("div", { class: "card inset approval", dataset: { taskId: t.id } },
       el("h3", {}, el("a", { href: "/tasks/" + t.id }, "Task " + t.id), " · ", t.skill,
         el("span", { class: "muted small" }, " waiting since " + when(t.updated_at))),
