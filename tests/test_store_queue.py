@@ -455,8 +455,11 @@ def test_wal_stays_bounded_under_constant_load_with_maintenance(tmp_path):
         peak = max(peak, info["wal_bytes_before"])
         assert info["wal_bytes"] <= limit, info
         modes.add(info["mode"])
-    # autocheckpoint keeps it near 1000 pages between runs; maintain resets it
-    assert 0 < peak <= 4 * limit, f"WAL grew to {peak} bytes"
+    # between runs the automatic checkpoint keeps it near its page budget;
+    # maintain() resets it to nothing
+    stats = store.stats()
+    auto = stats["wal_autocheckpoint_pages"] * stats["page_size"]
+    assert 0 < peak <= 1.5 * auto + limit, f"WAL grew to {peak} bytes"
     assert "TRUNCATE" in modes
     assert store.checkpoint("TRUNCATE")["busy"] is False
     assert store.stats()["wal_bytes"] == 0
@@ -540,3 +543,25 @@ def test_completion_wakes_waiters(store):
     t0 = time.monotonic()
     assert store.wait_for_work(10) is True
     assert time.monotonic() - t0 < 5
+
+
+def test_child_parked_or_running_while_its_parent_reruns_waits_for_it_again(store):
+    # Found by the state-machine test: a child that was WAITING_HUMAN (or
+    # RUNNING) while its DONE parent was retried must not be claimable again
+    # before the parent finishes its new run.
+    parent = store.enqueue("p", {})
+    cp = store.claim("w", ["p"])
+    store.complete(parent.id, cp.lease_token)
+    parked = store.enqueue("c", {"n": "parked"}, depends_on=[parent.id])
+    running = store.enqueue("c", {"n": "running"}, depends_on=[parent.id])
+    c1 = store.claim("w", ["c"])
+    store.ask_human(parked.id, c1.lease_token, "go on?")
+    c2 = store.claim("w", ["c"])
+    assert c2.id == running.id
+    store.retry(parent.id)
+    store.answer(parked.id, "yes")
+    store.release(running.id, c2.lease_token)
+    assert store.claim("w", ["c"]) is None
+    cp = store.claim("w", ["p"])
+    store.complete(parent.id, cp.lease_token)
+    assert {store.claim("w", ["c"]).id, store.claim("w", ["c"]).id} == {parked.id, running.id}

@@ -1,9 +1,11 @@
 """SQLite connection handling for the store: pragmas, transactions, migrations.
 
-One connection per (process, thread), opened lazily and reused; WAL journal,
-a configured durability mode, a busy timeout and foreign keys on every
-connection. Writes run in `BEGIN IMMEDIATE` transactions so they serialise
-cleanly; the schema is created and migrated by `PRAGMA user_version`.
+Per (process, thread) two reused connections, opened lazily: one for reads
+(busy timeout) and one for write transactions (`BEGIN IMMEDIATE`, with our own
+short-sleep wait for the write lock); inside a write transaction reads use the
+writing connection. WAL journal, a configured durability mode and foreign keys
+on every connection; the schema is created and migrated by `PRAGMA user_version`;
+`maintain()` keeps the WAL bounded.
 """
 
 from __future__ import annotations

@@ -40,13 +40,16 @@ _INSERT_ATTEMPT = """INSERT INTO task_attempts (task_id, attempt_no, worker, tok
 _COMPLETE = """UPDATE tasks SET status = 'DONE', result = ?, error = NULL, error_reason = NULL,
     finished_at = ?, updated_at = ?, lease_token = NULL, lease_expires_at = NULL
     WHERE id = ? AND status = 'RUNNING' AND lease_token = ? RETURNING *"""
-# Children's unfinished-parent counts are recomputed, not decremented, so a
-# parent that runs twice (operator retry) can never drive a count below zero.
-_REFRESH_CHILDREN = """UPDATE tasks SET updated_at = ?, deps_pending = (
-        SELECT COUNT(*) FROM task_deps d JOIN tasks p ON p.id = d.depends_on
-        WHERE d.task_id = tasks.id AND p.status != 'DONE')
-    WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = ?) AND status = 'PENDING'
-    RETURNING deps_pending"""
+# Unfinished-parent counts are recomputed, never decremented: on every parent
+# change into or out of DONE (for waiting children) and whenever a task goes
+# back to PENDING, so a parent that runs twice (operator retry) can neither
+# drive a count below zero nor free a child early.
+_DEPS_LEFT = """(SELECT COUNT(*) FROM task_deps d JOIN tasks p ON p.id = d.depends_on
+    WHERE d.task_id = tasks.id AND p.status != 'DONE')"""
+_REFRESH_CHILDREN = """UPDATE tasks SET updated_at = ?, deps_pending = %s
+    WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = ?)
+      AND status IN ('PENDING', 'WAITING_HUMAN')
+    RETURNING deps_pending""" % _DEPS_LEFT
 
 
 def _lease_lost(task_id: int) -> LeaseLost:
@@ -314,8 +317,9 @@ class TaskQueueMixin(TaskReadsMixin):
             return self._finish_cancelled(conn, row, ts, actor=row["worker"] or "store")
         if retryable and row["attempts"] < row["max_attempts"]:
             new = conn.execute(
-                """UPDATE tasks SET status = 'PENDING', available_at = ?, error = ?, error_reason = ?,
-                       updated_at = ?, lease_token = NULL, lease_expires_at = NULL
+                f"""UPDATE tasks SET status = 'PENDING', available_at = ?, error = ?, error_reason = ?,
+                       updated_at = ?, lease_token = NULL, lease_expires_at = NULL,
+                       deps_pending = {_DEPS_LEFT}
                    WHERE id = ? RETURNING *""",
                 (ts + self._backoff_delay(row["attempts"]), error, reason, ts, task_id),
             ).fetchone()
@@ -363,8 +367,9 @@ class TaskQueueMixin(TaskReadsMixin):
                 self._clear_agent_task(conn, row["worker"], task_id)
                 return self._finish_cancelled(conn, row, ts, actor=row["worker"] or "store")
             new = conn.execute(
-                """UPDATE tasks SET status = 'PENDING', attempts = attempts - 1, available_at = ?,
-                       updated_at = ?, lease_token = NULL, lease_expires_at = NULL
+                f"""UPDATE tasks SET status = 'PENDING', attempts = attempts - 1, available_at = ?,
+                       updated_at = ?, lease_token = NULL, lease_expires_at = NULL,
+                       deps_pending = {_DEPS_LEFT}
                    WHERE id = ? RETURNING *""",
                 (ts, ts, task_id),
             ).fetchone()
@@ -416,8 +421,8 @@ class TaskQueueMixin(TaskReadsMixin):
             payload["human_answer"] = answer
             payload["human_question"] = (loads(row["question"]) or {}).get("question")
             new = conn.execute(
-                """UPDATE tasks SET status = 'PENDING', payload = ?, answer = ?, available_at = ?,
-                       updated_at = ? WHERE id = ? RETURNING *""",
+                f"""UPDATE tasks SET status = 'PENDING', payload = ?, answer = ?, available_at = ?,
+                       updated_at = ?, deps_pending = {_DEPS_LEFT} WHERE id = ? RETURNING *""",
                 (dumps(payload, "payload", self.max_payload_bytes), answer_text, ts, ts, task_id),
             ).fetchone()
             self._event(conn, by, "answer", task_id=task_id, ts=ts)
@@ -535,8 +540,9 @@ class TaskQueueMixin(TaskReadsMixin):
             return
         if row["attempts"] < row["max_attempts"]:
             conn.execute(
-                """UPDATE tasks SET status = 'PENDING', available_at = ?, error = ?, error_reason = ?,
-                       updated_at = ?, lease_token = NULL, lease_expires_at = NULL WHERE id = ?""",
+                f"""UPDATE tasks SET status = 'PENDING', available_at = ?, error = ?, error_reason = ?,
+                       updated_at = ?, lease_token = NULL, lease_expires_at = NULL,
+                       deps_pending = {_DEPS_LEFT} WHERE id = ?""",
                 (ts, error, outcome, ts, row["id"]),
             )
             self._event(conn, "reaper", "requeue", task_id=row["id"], agent=row["worker"],
