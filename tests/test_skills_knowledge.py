@@ -90,6 +90,22 @@ def test_summarize_falls_back_to_extractive_without_a_model(isolated_home, docs)
         summarize.run({"path": str(docs), "method": "model"}, cfg, LOG)
 
 
+def test_summarize_folder_reads_the_notes_not_machine_files(isolated_home, docs):
+    """"Summarise the notes in knowledge/": prose files are the notes; an index
+    like code_index.jsonl beside them is not summarised (only a folder with no
+    prose at all falls back to other text files)."""
+    cfg = model_config(isolated_home, dead_url())
+    (docs / "code_index.jsonl").write_text('{"kind": "function", "name": "run"}\n' * 50)
+    out = summarize.run({"path": str(docs)}, cfg, LOG)
+    assert set(out["documents"]) == {"docs/keepers.txt", "docs/lighthouses.md"}
+    assert '"kind"' not in out["summary"]
+    only_index = isolated_home / "index_only"
+    only_index.mkdir()
+    (only_index / "code_index.jsonl").write_text('{"kind": "function", "name": "run"}\n')
+    with pytest.raises(SkillError, match="no prose sentences to extract"):  # read, but nothing to extract
+        summarize.run({"path": str(only_index)}, cfg, LOG)
+
+
 def test_summarize_url_from_loopback_page(isolated_home, ollama):
     cfg = model_config(isolated_home, ollama.url)
     page = ("<html><head><title>Lamps</title><script>var tracking = 1;</script></head><body><nav>Menu</nav>"

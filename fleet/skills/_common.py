@@ -20,6 +20,9 @@ SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache_
              ".ruff_cache", ".pytest_cache", ".tox", "build", "dist", ".eggs"}
 TEXT_EXTENSIONS = {".txt", ".md", ".rst", ".py", ".json", ".jsonl", ".toml", ".yaml", ".yml",
                    ".csv", ".html", ".htm", ".ini", ".cfg", ".sh", ".js", ".ts", ".sql", ".xml"}
+# What "the notes in a folder" means: prose first; other text files only when a
+# folder holds no prose (so an index like code_index.jsonl is not "summarised").
+PROSE_EXTENSIONS = {".txt", ".md", ".rst", ".html", ".htm"}
 
 
 class SkillError(Exception):
@@ -200,8 +203,12 @@ def iter_files(root: Path, extensions: Iterable[str] | None = None, *, max_files
 def read_documents(config: dict, path_value: str, *, max_chars: int, max_files: int = 200) -> list[dict]:
     """A file or a folder of text files -> [{path, name, text, truncated}], total capped at max_chars."""
     root = resolve_input(config, path_value)
-    files = [p for p in iter_files(root, None if root.is_file() else TEXT_EXTENSIONS, max_files=max_files)
-             if not looks_binary(p) and not is_sensitive(config, p)]
+
+    def readable(extensions):
+        return [p for p in iter_files(root, None if root.is_file() else extensions, max_files=max_files)
+                if not looks_binary(p) and not is_sensitive(config, p)]
+
+    files = readable(PROSE_EXTENSIONS) or readable(TEXT_EXTENSIONS)
     if not files:
         raise SkillError(f"{path_value!r} holds no readable text files ({', '.join(sorted(TEXT_EXTENSIONS))})")
     docs, budget = [], max_chars

@@ -30,7 +30,7 @@ DURABILITY_MODES = {"normal": "NORMAL", "full": "FULL"}
 # the WAL (and checksums it), and a queue commit touches about ten index pages,
 # so small pages make the hot write path several times cheaper. Existing
 # databases keep the page size they were created with.
-NEW_DB_PAGE_SIZE = 1024
+NEW_DB_PAGE_SIZE = 4096
 
 
 def now() -> float:
