@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from typing import Any
+
+from .atomic import atomic_write_text
 
 SCHEMA_VERSION = 1
 SOURCES = ("nvml", "amd-sysfs", "apple-estimate", "cpu")
@@ -102,33 +103,10 @@ def cpu_tier(cfg: dict) -> dict:
 
 
 def write_hw_state(path: str | os.PathLike, state: dict) -> str:
-    """Write `state` atomically: temp file in the same directory, fsync,
-    rename, then fsync the directory. Returns the exact JSON text written."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    """Write `state` atomically (temp file in the same directory, fsync,
+    rename, directory fsync). Returns the exact JSON text written."""
     text = json.dumps(state, separators=(",", ":"), allow_nan=False, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(prefix=".hw_state.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (not possible on Windows)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    atomic_write_text(path, text, fsync_dir=True)
     return text
 
 

@@ -13,9 +13,10 @@ import os
 import re
 import shlex
 import stat
-import tempfile
 import warnings
 from pathlib import Path
+
+from .atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -106,22 +107,7 @@ def read_secrets(cfg: dict | None) -> dict[str, str]:
 
 
 def _write_atomic(path: Path, values: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = render_secrets(values)
-    fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    os.chmod(path, 0o600)
+    atomic_write_text(path, render_secrets(values), mode=0o600)
 
 
 def _locked_update(cfg: dict | None, change) -> dict[str, str]:

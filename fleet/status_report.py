@@ -6,10 +6,10 @@ Written atomically (temp file + rename) so a reader never sees half a file.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from datetime import UTC, datetime
+
+from .atomic import atomic_write_text
 
 
 def _age(ts: float | None, now: float) -> str:
@@ -79,16 +79,4 @@ def render_status(store, *, supervisor_pid: int, roles: dict[str, str], started_
 
 def write_status(path: str, text: str) -> None:
     """Atomically replace `path` with `text`."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".STATUS.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(path, text)

@@ -9,8 +9,9 @@ import ast
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from fleet.atomic import atomic_write_text
 
 DESCRIPTION = ("Index Python source under a path: modules, classes, functions and methods with "
                "signatures, docstrings and line numbers, into knowledge/code_index.jsonl (incremental).")
@@ -121,22 +122,8 @@ def _load_index(path: Path) -> dict[str, list[dict]]:
 
 
 def _write_index(path: Path, by_file: dict[str, list[dict]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for file in sorted(by_file):
-                for rec in by_file[file]:
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    lines = [json.dumps(rec, ensure_ascii=False) + "\n" for file in sorted(by_file) for rec in by_file[file]]
+    atomic_write_text(path, "".join(lines))
 
 
 def run(payload: dict, config: dict, log) -> dict:
