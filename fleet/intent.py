@@ -210,7 +210,7 @@ def parse_intent(instruction: str, cfg: dict, *, catalogue: dict | None = None, 
         except IntentError as exc:
             note = f"conductor model reply unusable ({exc}); used the offline matcher"
         except Exception as exc:  # noqa: BLE001 - no model, budget, anything: the matcher decides
-            note = f"conductor model unavailable ({type(exc).__name__}: {str(exc)[:200]}); used the offline matcher"
+            note = f"conductor model unavailable ({type(exc).__name__}: {exc}); used the offline matcher"
         log.info(note)
     return dict(_with_matcher(text, cfg, catalogue), note=note)
 
