@@ -58,37 +58,97 @@ def _warn_if_loose(path: Path) -> None:
         log.warning(msg)
 
 
-def parse_secrets(text: str) -> dict[str, str]:
-    """Parse `export KEY='value'` / `KEY=value` lines (shell quoting rules);
-    comments and blank lines are ignored. Raises SecretsError on bad quoting."""
-    out: dict[str, str] = {}
-    lexer = shlex.shlex(text, posix=True, punctuation_chars=False)
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    try:
-        tokens = list(lexer)
-    except ValueError as exc:
-        raise SecretsError(f"secrets file has unbalanced quotes ({exc}); fix it or rewrite it with "
-                           "`lead_client.py secret set`") from None
-    for token in tokens:
-        if token == "export":
+_ASSIGNMENT = re.compile(r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)=")
+_UNBALANCED = ("secrets file has unbalanced quotes ({}); fix it or rewrite the line with "
+               "`lead_client.py secret set`")
+
+
+def _entries(text: str) -> list[tuple[str | None, str]]:
+    """The file as consecutive (key or None, raw text) chunks that add up to it
+    exactly: an assignment (its quoted value may span lines) or any other line,
+    which is kept as it is (comments, `source`, aliases...)."""
+    lines = text.splitlines(keepends=True)
+    out: list[tuple[str | None, str]] = []
+    i = 0
+    while i < len(lines):
+        match = _ASSIGNMENT.match(lines[i])
+        if not match:
+            out.append((None, lines[i]))
+            i += 1
             continue
-        key, sep, value = token.partition("=")
-        if not sep or not _KEY_RE.match(key):
-            continue  # not an assignment; ignore rather than guess
-        out[key] = value
+        chunk, i = lines[i], i + 1
+        while True:
+            try:
+                shlex.split(chunk, comments=True)
+                break
+            except ValueError as exc:
+                if i >= len(lines):
+                    raise SecretsError(_UNBALANCED.format(exc)) from None
+                chunk, i = chunk + lines[i], i + 1
+        out.append((match.group(1), chunk))
     return out
+
+
+def _value_of(chunk: str) -> str:
+    for token in shlex.split(chunk, comments=True):
+        key, sep, value = token.partition("=")
+        if sep and _KEY_RE.match(key):
+            return value
+    return ""
+
+
+def parse_secrets(text: str) -> dict[str, str]:
+    """`export KEY='value'` / `KEY=value` assignments (shell quoting rules);
+    every other line is ignored. Raises SecretsError on bad quoting."""
+    return {key: _value_of(chunk) for key, chunk in _entries(text) if key is not None}
 
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
+_HEADER = "# Fleet secrets (mode 0600). Managed by `lead_client.py secret`; shell-compatible.\n"
+
+
+def _with_value(text: str, key: str, value: str | None) -> str:
+    """`text` with `key` set to `value` (None: removed); every other chunk is
+    kept byte for byte, so an operator's comments and other lines survive."""
+    entries = _entries(text)
+    line = None if value is None else f"export {check_key(key)}={_quote(value)}\n"
+    out, placed = [], False
+    for k, chunk in entries:
+        if k != key:
+            out.append(chunk)
+        elif line is not None and not placed:
+            out.append(line)
+            placed = True
+    if line is not None and not placed:
+        if not out:
+            out.append(_HEADER)
+        elif not out[-1].endswith("\n"):
+            out.append("\n")
+        out.append(line)
+    return "".join(out)
+
+
 def render_secrets(values: dict[str, str]) -> str:
-    lines = ["# Fleet secrets (mode 0600). Managed by `lead_client.py secret`; shell-compatible.\n"]
+    """A fresh secrets file holding `values`."""
+    text = ""
     for key in sorted(values):
-        lines.append(f"export {check_key(key)}={_quote(values[key])}\n")
-    return "".join(lines)
+        text = _with_value(text, key, values[key])
+    return text
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SecretsError(f"secrets file {path} is not UTF-8 text; fix or move it, then set the "
+                           "secrets again with `lead_client.py secret set KEY -`") from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SecretsError(f"cannot read secrets file {path}: {exc.strerror}; check its owner and mode") from None
 
 
 def read_secrets(cfg: dict | None) -> dict[str, str]:
@@ -97,33 +157,29 @@ def read_secrets(cfg: dict | None) -> dict[str, str]:
         return {}
     path = secrets_path(cfg)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         return {}
-    except OSError as exc:
-        raise SecretsError(f"cannot read secrets file {path}: {exc.strerror}; check its owner and mode") from None
     _warn_if_loose(path)
     return parse_secrets(text)
 
 
-def _write_atomic(path: Path, values: dict[str, str]) -> None:
-    atomic_write_text(path, render_secrets(values), mode=0o600)
-
-
-def _locked_update(cfg: dict | None, change) -> dict[str, str]:
+def _locked_update(cfg: dict | None, key: str, value: str | None) -> bool:
+    """Set (or with None remove) one key under a file lock; True if the file changed."""
     from filelock import FileLock
 
     path = secrets_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=10):
         try:
-            values = parse_secrets(path.read_text(encoding="utf-8"))
+            text = _read_text(path)
         except FileNotFoundError:
-            values = {}
-        values = change(values)
-        if values is not None:
-            _write_atomic(path, values)
-    return values
+            text = ""
+        new = _with_value(text, key, value)
+        if new == text:
+            return False
+        atomic_write_text(path, new, mode=0o600)
+    return True
 
 
 def get_secret(cfg: dict | None, key: str) -> str | None:
@@ -140,33 +196,20 @@ def has_secret(cfg: dict | None, key: str) -> bool:
 
 
 def set_secret(cfg: dict | None, key: str, value: str) -> None:
-    """Store `value` under `key` (atomic write, mode 0600). Any characters are kept."""
+    """Store `value` under `key` (atomic write, mode 0600). Any characters are
+    kept; the file's other lines are left exactly as they were."""
     check_key(key)
     if not isinstance(value, str) or value == "":
         raise SecretsError(f"secret {key} needs a non-empty value (use `secret delete {key}` to remove it)")
     if "\0" in value:
         raise SecretsError(f"secret {key} contains a NUL byte, which cannot be stored")
-
-    def change(values):
-        values[key] = value
-        return values
-
-    _locked_update(cfg, change)
+    _locked_update(cfg, key, value)
 
 
 def delete_secret(cfg: dict | None, key: str) -> bool:
     """Remove `key` from the file; False when it was not there (nothing changes)."""
     check_key(key)
-    found = []
-
-    def change(values):
-        if key not in values:
-            return None
-        found.append(values.pop(key))
-        return values
-
-    _locked_update(cfg, change)
-    return bool(found)
+    return _locked_update(cfg, key, None)
 
 
 def list_secret_keys(cfg: dict | None) -> list[str]:

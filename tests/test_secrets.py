@@ -66,7 +66,7 @@ def test_write_is_0600_atomic_and_keeps_other_keys(cfg):
     path = secrets_path(cfg)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert list_secret_keys(cfg) == ["A", "B"]
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".secrets-")]  # no temp files left
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # no temp files left
     assert delete_secret(cfg, "A") is True
     assert delete_secret(cfg, "A") is False
     assert list_secret_keys(cfg) == ["B"]
@@ -119,3 +119,30 @@ def test_unbalanced_quotes_are_a_clear_error(cfg):
     os.chmod(path, 0o600)
     with pytest.raises(SecretsError, match="unbalanced quotes"):
         get_secret(cfg, "A")
+
+
+def test_operator_lines_survive_set_and_delete(cfg):
+    """A hand-kept ~/.secrets is edited one key at a time: comments, `source`
+    lines, aliases and shell expansions elsewhere in the file stay byte for byte."""
+    path = secrets_path(cfg)
+    keep = "# my keys\nsource ~/.other_secrets\nalias ll='ls -l'\n" + 'export PATH="$PATH:/opt/bin"\n'
+    path.write_text(keep + "export OLD='x'\n")
+    os.chmod(path, 0o600)
+    set_secret(cfg, "A_KEY", "hello")
+    assert path.read_text() == keep + "export OLD='x'\nexport A_KEY='hello'\n"
+    set_secret(cfg, "OLD", "new 'value'")
+    quoted = "'new '" + "\\''" + "value" + "'\\''" + "'"
+    assert path.read_text() == keep + f"export OLD={quoted}\nexport A_KEY='hello'\n"
+    assert get_secret(cfg, "OLD") == "new 'value'"
+    assert delete_secret(cfg, "A_KEY") and delete_secret(cfg, "OLD")
+    assert path.read_text() == keep
+
+
+def test_non_utf8_file_is_a_clear_error_and_stays_untouched(cfg):
+    path = secrets_path(cfg)
+    path.write_bytes(b"export A='\xff\xfe'\n")
+    with pytest.raises(SecretsError, match="not UTF-8 text"):
+        get_secret(cfg, "A")
+    with pytest.raises(SecretsError, match="not UTF-8 text"):
+        set_secret(cfg, "B", "1")
+    assert path.read_bytes() == b"export A='\xff\xfe'\n"
