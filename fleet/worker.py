@@ -403,13 +403,32 @@ class Worker:
                 store.fail(task.id, task.lease_token, f"skill {task.skill} exceeded its hard timeout of {timeout:.0f} s",
                            retryable=True, reason="timeout")
             except StoreError as exc:
-                log.error("could not record the timeout: %s", exc, extra={"task_id": task.id})
+                _log_without_locks(f"task {task.id}: could not record the timeout: {exc}")
         self._hard_exit()
 
     def _hard_exit(self) -> None:
+        """End the process now. The parked skill thread may hold a logging
+        handler's lock (it can be stopped mid-`log.info`), so nothing here may
+        take one: flush the streams directly and leave with os._exit."""
         _kill_descendants()
-        logging.shutdown()
+        _log_without_locks(None)
         os._exit(EX_TIMEOUT)
+
+
+def _log_without_locks(message: str | None) -> None:
+    """Write `message` (if any) straight to the log streams and flush them,
+    without the handler locks a stopped thread may hold."""
+    for handler in logging.getLogger().handlers:
+        stream = getattr(handler, "stream", None)
+        if stream is None:
+            continue
+        try:
+            if message:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                stream.write(f"{stamp} ERROR   {message}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _kill_descendants() -> None:

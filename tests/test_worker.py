@@ -12,7 +12,7 @@ import pytest
 from fleet.db import open_store
 from tests.fakes.fleetproc import start_worker, stop, wait_until, write_config
 
-AFFINITY = {"coder": ["noop", "sleepy", "hang", "fails", "gpuskill", "netskill"]}
+AFFINITY = {"coder": ["noop", "sleepy", "hang", "fails", "gpuskill", "netskill", "chatty"]}
 
 
 @pytest.fixture
@@ -119,6 +119,22 @@ def test_hard_timeout_ends_the_process_and_records_timeout(home):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_hard_timeout_of_a_skill_stopped_inside_logging_still_exits(home):
+    """The timeout may stop the skill while it holds a log handler's lock; the
+    worker must still record the timeout and exit, not deadlock on that lock."""
+    home_dir, store = home
+    for _ in range(2):  # twice: the skill is stopped at a different point each time
+        proc = start_worker(home_dir, "coder", "coder_1")
+        try:
+            task = store.enqueue("chatty", {}, max_attempts=1)
+            assert proc.wait(30) == 75
+            done = store.get(task.id)
+            assert done.status == "FAILED" and done.error_reason == "timeout"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def test_offline_mode_refuses_network_skills(isolated_home):
