@@ -257,6 +257,29 @@ class Supervisor:
                                     detail={"pid": child.pid, "silent_s": round(now - last, 1)})
             self.terminate(child, "stall", grace=float(self.sup["kill_grace_s"]))
 
+    def fence_expired_leases(self) -> None:
+        """A lease that expired while its worker still runs means the worker is
+        wedged: it could not renew (say, a C call holding the GIL). Kill its
+        process group BEFORE the reaper hands the task to another worker, so
+        two attempts of one task never overlap (a SIGKILLed process runs no
+        more code)."""
+        now = time.time()
+        for task in self.store.list_tasks(status="RUNNING", limit=1000).items:
+            if task.lease_expires_at is None or task.lease_expires_at >= now:
+                continue
+            child = self.children.get(task.worker or "")
+            if child is None or child.kind != "worker" or child.proc is None or child.proc.poll() is not None:
+                continue
+            log.error("%s (pid %d) let the lease of task %d expire without renewing it: it is wedged; "
+                      "killing it before the task is requeued", child.name, child.pid, task.id)
+            self.store.record_event(NAME, "lease_expired_kill", task_id=task.id, agent=child.name,
+                                    detail={"pid": child.pid})
+            child.snapshot = procs.snapshot_tree(child.pid)
+            child.intent = child.intent or "stall"
+            procs.signal_group(child.pid, signal.SIGKILL)
+            procs.kill_snapshot(child.snapshot)
+            child.kill_at = None
+
     # -- control messages ------------------------------------------------
     def process_control(self) -> None:
         if not self.store.inbox(NAME, channel="sup", limit=1):
@@ -334,6 +357,7 @@ class Supervisor:
             self.loops += 1
             self.store.heartbeat(NAME, progress=self.loops, status="stopping" if self.stopping else "running")
         if self._due("reap", self.cfg["queue"]["reap_interval_s"]):
+            self.fence_expired_leases()
             ids = self.store.reap_expired_leases()
             if ids:
                 log.warning("reaped expired leases of task(s) %s", ids)

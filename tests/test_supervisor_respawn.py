@@ -117,3 +117,24 @@ def test_recycle_message_replaces_the_worker_between_tasks(fleet):  # noqa: F811
     task = store.enqueue("noop", {})
     wait_until(lambda: store.get(task.id).status == "DONE", 30, what="replacement works")
     assert stop(sup) == 0
+
+
+def test_wedged_worker_is_killed_before_its_expired_lease_is_reaped(fleet):  # noqa: F811
+    """A skill stuck in a C call that holds the GIL cannot renew its lease. The
+    supervisor kills that worker before the reaper requeues the task, so the
+    task is never run by two workers at once (anchor lesson 4)."""
+    from tests.fakes.fleetproc import pid_gone
+
+    sup = fleet.start(workers={"coder_count": 1}, affinity={"coder": ["gilhog", "noop"]},
+                      queue={"lease_s": 2.0, "reap_interval_s": 0.3})
+    store = fleet.store
+    first = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 running")
+    task = store.enqueue("gilhog", {"seconds": 60}, max_attempts=1)
+    wait_until(lambda: store.get(task.id).status == "FAILED", 40, what="expired lease handled")
+    assert pid_gone(first["pid"])
+    kills = [e for e in store.recent_events(200, action="lease_expired_kill") if e["task_id"] == task.id]
+    assert len(kills) == 1 and kills[0]["detail"]["pid"] == first["pid"]
+    ended = [e for e in store.recent_events(200, task_id=task.id) if e["action"] in ("fail", "requeue")]
+    assert ended and min(e["id"] for e in ended) > kills[0]["id"]  # killed first, requeued after
+    wait_until(lambda: live_worker(store, "coder_1", not_pid=first["pid"]), 30, what="replacement")
+    assert stop(sup) == 0
