@@ -3,7 +3,8 @@
 A skill is `fleet/skills/<name>.py` (or a file in `[skills] extra_paths`) with
 `run(payload, config, log) -> dict` and optional constants (DESCRIPTION,
 PAYLOAD_SCHEMA, TIMEOUT_S, REQUIRES_NETWORK, REQUIRES_MODEL, LOCAL_ONLY,
-IDEMPOTENT, REQUIRES_APPROVAL, USES_GPU). Metadata is read from the source
+IDEMPOTENT, REQUIRES_APPROVAL (the worker asks a person before each task runs),
+USES_GPU). Metadata is read from the source
 without importing it, so listing skills runs no skill code.
 """
 

@@ -13,6 +13,7 @@ if __package__ in (None, ""):  # run as `python fleet/worker.py`
     __package__ = "fleet"
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -26,12 +27,14 @@ import traceback
 from .config import load_or_exit, role_skills, skill_timeout
 from .db import LeaseLost, StoreError, open_store
 from .logs import set_current_task, setup_process_logging
+from .skills._hitl import APPROVE_WORDS, answer_text, without_human_fields
 
 EX_OK = 0
 EX_FATAL = 1
 EX_SOFTWARE = 70
 EX_TIMEOUT = 75  # EX_TEMPFAIL: a skill overran its hard timeout; the task is retried
 EX_CONFIG = 78
+APPROVAL_PREFIX = "Approve running"  # the question asked for a REQUIRES_APPROVAL skill
 EX_RECYCLE = 79  # asked to recycle (memory_optimizer): exit between tasks, the supervisor replaces us
 PARK_WAIT_S = 2.0
 CANCEL_GRACE_S = 5.0
@@ -231,7 +234,7 @@ class Worker:
         try:
             try:
                 info = self.skill_info(task.skill) or get_info(task.skill, catalogue=self.catalogue)
-                validate_payload(info, task.payload)
+                validate_payload(info, without_human_fields(task.payload))
             except UnknownSkill as exc:
                 return self._fail(task, str(exc), retryable=False, reason="unknown_skill")
             except InvalidPayload as exc:
@@ -242,6 +245,12 @@ class Worker:
                     task, f"skill {task.skill} needs the network, but the fleet is in {mode} mode; "
                     f"turn off [fleet] offline_mode/air_gap_mode in fleet.toml to run it",
                     retryable=False, reason="offline")
+            if info.requires_approval:
+                if not self._approved(task):
+                    return
+                if str(task.payload.get("human_question", "")).startswith(APPROVAL_PREFIX):
+                    # the approval was ours, not the skill's: run it with the payload as sent
+                    task = dataclasses.replace(task, payload=without_human_fields(task.payload))
             try:
                 module = load_module(info)
             except Exception as exc:  # noqa: BLE001 - a broken skill file fails its task
@@ -252,6 +261,26 @@ class Worker:
         finally:
             set_current_task(None)
             self.state = "idle"
+
+    def _approved(self, task) -> bool:
+        """REQUIRES_APPROVAL: park a new task for a person's approval, fail it
+        when rejected. A later question of the skill's own means it was
+        approved before it ran."""
+        question = task.payload.get("human_question")
+        if question is None:
+            text = json.dumps(without_human_fields(task.payload), ensure_ascii=False)[:500]
+            self.store.ask_human(task.id, task.lease_token, f"{APPROVAL_PREFIX} {task.skill} with payload {text}?",
+                                 ["approve", "reject"])
+            log.info("waiting for a person to approve %s", task.skill, extra={"task_id": task.id})
+            return False
+        if not str(question).startswith(APPROVAL_PREFIX):
+            return True
+        answer = answer_text(task.payload)
+        if answer in APPROVE_WORDS:
+            return True
+        self._fail(task, f"a person did not approve running {task.skill} (answer: {answer!r})",
+                   retryable=False, reason="rejected")
+        return False
 
     def _fail(self, task, error: str, *, retryable: bool, reason: str) -> None:
         log.warning("task %d (%s) failed: %s", task.id, task.skill, error, extra={"task_id": task.id})

@@ -12,7 +12,7 @@ import pytest
 from fleet.db import open_store
 from tests.fakes.fleetproc import start_worker, stop, wait_until, write_config
 
-AFFINITY = {"coder": ["noop", "sleepy", "hang", "fails", "gpuskill", "netskill", "chatty"]}
+AFFINITY = {"coder": ["noop", "sleepy", "hang", "fails", "gpuskill", "netskill", "chatty", "guarded"]}
 
 
 @pytest.fixture
@@ -135,6 +135,28 @@ def test_hard_timeout_of_a_skill_stopped_inside_logging_still_exits(home):
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_requires_approval_parks_each_task_until_a_person_approves(home):
+    home_dir, store = home
+    proc = start_worker(home_dir, "coder", "coder_1")
+    try:
+        yes = store.enqueue("guarded", {"what": "deploy"})
+        no = store.enqueue("guarded", {"what": "drop tables"})
+        for t in (yes, no):
+            wait_until(lambda t=t: _status(store, t.id) == "WAITING_HUMAN", 20, what="parked for approval")
+        question = store.get(yes.id).question
+        assert question["options"] == ["approve", "reject"] and "deploy" in question["question"]
+        store.answer(yes.id, {"choice": "approve"})
+        store.answer(no.id, "reject")
+        wait_until(lambda: _status(store, yes.id) == "DONE" and _status(store, no.id) == "FAILED", 20)
+        # the skill ran with the payload as sent: the approval is the worker's, not the skill's
+        assert store.get(yes.id).result == {"done": "deploy", "saw_answer": None}
+        rejected = store.get(no.id)
+        assert rejected.error_reason == "rejected" and "did not approve" in rejected.error
+        assert rejected.result is None
+    finally:
+        stop(proc)
 
 
 def test_offline_mode_refuses_network_skills(isolated_home):

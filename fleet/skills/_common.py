@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fleet.atomic import atomic_write_text
+from fleet.skills._hitl import APPROVE_WORDS, HUMAN_FIELDS, answer_text  # noqa: F401 (skills import them here)
 
-HUMAN_FIELDS = ("human_answer", "human_question")
 SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
              ".ruff_cache", ".pytest_cache", ".tox", "build", "dist", ".eggs"}
 TEXT_EXTENSIONS = {".txt", ".md", ".rst", ".py", ".json", ".jsonl", ".toml", ".yaml", ".yml",
@@ -298,14 +298,3 @@ def drop_stash(config: dict, skill: str, payload: dict) -> None:
         pass
 
 
-def answer_text(payload: dict) -> str | None:
-    """The human's answer as lower-case text (dict answers: their 'choice'/'answer' field)."""
-    if "human_answer" not in payload:
-        return None
-    ans = payload["human_answer"]
-    if isinstance(ans, dict):
-        ans = ans.get("choice") or ans.get("answer") or ans.get("option") or ""
-    return str(ans).strip().lower()
-
-
-APPROVE_WORDS = {"approve", "approved", "yes", "y", "ok", "file", "accept", "go"}

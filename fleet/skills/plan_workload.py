@@ -29,7 +29,9 @@ REQUIRES_MODEL = True
 REQUIRES_NETWORK = False
 LOCAL_ONLY = False
 IDEMPOTENT = True  # enqueueing uses idempotency keys, so a retried run adds no duplicates
-REQUIRES_APPROVAL = True
+# Not REQUIRES_APPROVAL (the worker would ask before the plan exists): the skill
+# asks a person to approve the plan itself, with its tasks, before enqueueing.
+REQUIRES_APPROVAL = False
 TIMEOUT_S = 600
 PAYLOAD_SCHEMA = {
     "type": "object",

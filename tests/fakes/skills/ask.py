@@ -3,6 +3,8 @@
 from fleet.skills._hitl import NeedsHuman
 
 DESCRIPTION = "Ask a person (test skill for WAITING_HUMAN)."
+# A strict schema: the answer the store adds on resume must not break it.
+PAYLOAD_SCHEMA = {"type": "object", "properties": {"topic": {"type": "string"}}, "additionalProperties": False}
 
 
 def run(payload, config, log):
