@@ -37,7 +37,7 @@ def _tier(cfg: dict) -> dict | None:
 class OllamaProvider(Provider):
     type_name = "ollama"
     default_base_url = "http://localhost:11434"
-    cloud_by_default = False
+    cloud_by_default = None  # by host: a remote or hosted Ollama counts as cloud (offline mode refuses it)
 
     def resolve_model(self, requested: str | None) -> str:
         if requested:

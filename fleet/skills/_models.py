@@ -301,7 +301,11 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                 continue
             hop["fix"] = p.how_to_fix()
             if p.is_cloud and offline:
-                pass_trail.append(dict(hop, reason="offline", error=f"offline mode: {name} refused", fix=None))
+                why = f"offline mode: {name} refused"
+                if p.cloud_by_default is None:  # judged by its host, which may be the operator's own
+                    why += (f" ({p.base_url} is not on this machine or a private network; if that server is "
+                            f"yours, set locality = \"local\" in [providers.{name}])")
+                pass_trail.append(dict(hop, reason="offline", error=why, fix=None))
                 continue
             if p.is_cloud and local_only:
                 pass_trail.append(dict(hop, reason="local_only",
