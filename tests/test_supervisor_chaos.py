@@ -27,8 +27,10 @@ def test_chaos_every_task_done_exactly_once(fleet):  # noqa: F811
     store = fleet.store
     wait_until(lambda: sum(1 for a in store.list_agents() if a["name"].startswith("coder_")
                            and a["status"] == "idle") == 3, 30, what="3 workers up")
+    # 5 ms of work per task: the drain takes >= 3 s on any machine, so the
+    # killer below always gets its kills in while tasks are in flight.
     ids = [t.id for t in store.enqueue_many(
-        [{"skill": "noop", "payload": {"n": i}, "max_attempts": 100} for i in range(N_TASKS)])]
+        [{"skill": "noop", "payload": {"n": i, "sleep_s": 0.005}, "max_attempts": 100} for i in range(N_TASKS)])]
     rng = random.Random(7)
     kills = 0
     deadline = time.monotonic() + 90
