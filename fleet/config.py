@@ -530,6 +530,25 @@ def worker_names(cfg: dict) -> list[tuple[str, str]]:
     return out
 
 
+def unclaimable_reason(cfg: dict, skill: str, assigned_to: str | None = None) -> str | None:
+    """Why no configured worker would ever claim this task, or None when one would.
+    (The task is still accepted: the operator may be about to start that worker.)"""
+    names = worker_names(cfg)
+    if assigned_to:
+        if any(name == assigned_to for name, _ in names):
+            return None
+        known = ", ".join(name for name, _ in names) or "(none)"
+        return (f"no configured worker is named {assigned_to!r} (workers: {known}); "
+                "the task waits until a worker with that name runs")
+    if cfg["workers"].get("idle_takes_any_skill") and names:
+        return None
+    if any(skill in role_skills(cfg, role) for _, role in names):
+        return None
+    return (f"no running role claims skill {skill!r}: add it to a role in [affinity] of fleet.toml "
+            f"(e.g. coder = [..., \"{skill}\"]) with a worker count above 0, or assign the task to a "
+            "worker by name; the task waits until then")
+
+
 def role_skills(cfg: dict, role: str) -> list[str]:
     return list(cfg["affinity"].get(role, []))
 

@@ -453,3 +453,14 @@ def test_wait_shows_progress_on_a_terminal(home):
     assert proc.returncode == 99
     text = seen.decode(errors="replace")
     assert "PENDING" in text and "task 1:" in text and "s" in text.split("PENDING", 1)[1]
+
+
+def test_dispatch_warns_when_no_configured_worker_would_claim_it(home):
+    """The task is queued (a worker may be started next) but the operator is
+    told why nothing will pick it up yet, and how to fix that."""
+    r = cli(home, "dispatch", "noop", "{}", "--assigned-to", "nobody_here", "--json")
+    assert r.rc == 0 and "no configured worker is named 'nobody_here'" in r.json()["warning"]
+    r = cli(home, "dispatch", "code_review", '{"path": "x.py"}')
+    assert r.rc == 0 and "warning: no running role claims skill 'code_review'" in r.err and "[affinity]" in r.err
+    r = cli(home, "dispatch", "noop", "{}", "--json")
+    assert r.rc == 0 and "warning" not in r.json()

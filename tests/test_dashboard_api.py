@@ -133,6 +133,13 @@ def test_dispatch_creates_a_task_recording_who(env):
     assert task.priority == 7 and task.payload == {"n": 2} and task.created_by == "dashboard:bearer"
 
 
+def test_dispatch_warns_when_no_configured_worker_would_claim_it(env):
+    app, client, store, _ = env
+    resp = client.post("/api/tasks", json={"skill": "noop", "assigned_to": "ghost"}, headers=bearer(app))
+    assert resp.status_code == 201 and "no configured worker is named 'ghost'" in resp.get_json()["warning"]
+    assert store.get(resp.get_json()["task"]["id"]).status == "PENDING"
+
+
 def test_retry_cancel_requeue_single(env):
     app, client, store, _ = env
     h = bearer(app)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 import time
 
+from fleet.config import unclaimable_reason
+
 from .common import (
     EXIT_FAILED,
     EXIT_NO_SUPERVISOR,
@@ -65,6 +67,11 @@ def _submit(ctx: Ctx, skill: str, payload: dict, prio: int, assigned_to: str | N
         raise CliError("--wait needs a running fleet, and no supervisor or worker is running; nothing was queued. "
                        "Start it with `python fleet/supervisor.py`, or queue without --wait", EXIT_NO_SUPERVISOR)
     task = ctx.store.enqueue(skill, payload, priority=prio, assigned_to=assigned_to, created_by=SENDER)
+    warning = unclaimable_reason(ctx.cfg, skill, assigned_to)
+    if warning:
+        extra = {**extra, "warning": warning}
+        if not ctx.json:
+            print(f"warning: {warning}", file=sys.stderr)
     if not args.wait:
         if ctx.json:
             print_json({"task": task.to_dict(), **extra})

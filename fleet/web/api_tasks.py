@@ -10,6 +10,7 @@ import json
 
 from flask import Blueprint, jsonify, request
 
+from fleet.config import unclaimable_reason
 from fleet.db import TASK_STATUSES, InvalidInput, InvalidTransition, NotFound
 from fleet.skill_registry import (
     InvalidPayload,
@@ -148,8 +149,13 @@ def _checked_spec(data: dict) -> dict:
 @doc("Dispatch a task (the payload is checked against the skill's PAYLOAD_SCHEMA)", tag="tasks",
      body=_DISPATCH_SCHEMA, responses={"400": "unknown skill or invalid payload"})
 def dispatch():
-    task = ctx().store.enqueue_many([_checked_spec(json_body())])[0]
-    resp = jsonify({"task": task.to_dict()})
+    c = ctx()
+    task = c.store.enqueue_many([_checked_spec(json_body())])[0]
+    body = {"task": task.to_dict()}
+    warning = unclaimable_reason(c.cfg, task.skill, task.assigned_to)
+    if warning:
+        body["warning"] = warning  # accepted all the same: that worker may be started next
+    resp = jsonify(body)
     resp.status_code = 201
     return resp
 
