@@ -18,6 +18,10 @@ def _row(r) -> dict:
     return {k: r[k] for k in r.keys()}
 
 
+# Append-only tables whose ids grow with a time column: {table: column}.
+_TIME_ORDERED = {"events": "ts", "task_attempts": "ended_at"}
+
+
 class FleetStateMixin:
     # -- events (append-only audit) -------------------------------------
     def _event(self, conn, actor, action, *, task_id=None, agent=None, detail=None, ts=None):
@@ -40,8 +44,8 @@ class FleetStateMixin:
                 clauses.append(f"{col} = ?")
                 params.append(val)
         if since is not None:
-            clauses.append("ts >= ?")
-            params.append(since)
+            clauses += ["id >= ?", "ts >= ?"]
+            params += [self._event_id_range(since, None)[0], since]
         rows = self._conn().execute(
             f"SELECT * FROM events WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?", (*params, limit)
         ).fetchall()
@@ -64,6 +68,40 @@ class FleetStateMixin:
             f"SELECT * FROM events{where} ORDER BY id DESC LIMIT ?", (*params, limit)
         ).fetchall()
         return [{**_row(r), "detail": loads(r["detail"])} for r in rows]
+
+    # Events and finished attempts carry no time index (they are written on
+    # the queue's hot path), but both are appended in time order, so a time
+    # window becomes an id window by binary search on the primary key. Times
+    # can run a little out of id order (they are taken before the write lock),
+    # so the window is widened by a slack and callers keep their time test.
+    _TIME_SLACK_S = 60.0
+
+    def _id_range(self, table: str, since: float | None, until: float | None) -> tuple[int, int]:
+        """(lo, hi): every row of `table` with since <= time < until has lo <= id <= hi."""
+        col = _TIME_ORDERED[table]  # only these two tables; names are constants
+        conn = self._conn()
+        first, last = conn.execute(
+            f"SELECT IFNULL(MIN(id), 1), IFNULL(MAX(id), 0) FROM {table}"  # nosec B608
+        ).fetchone()
+        probe = f"SELECT id, {col} FROM {table} WHERE id >= ? ORDER BY id LIMIT 1"  # nosec B608
+
+        def first_id_at(ts: float) -> int:  # smallest id whose time >= ts (or last + 1)
+            lo, hi = first, last + 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                row = conn.execute(probe, (mid,)).fetchone()
+                if row is None or row[1] >= ts:
+                    hi = mid
+                else:
+                    lo = row[0] + 1
+            return lo
+
+        lo = first if since is None else first_id_at(since - self._TIME_SLACK_S)
+        hi = last if until is None else first_id_at(until + self._TIME_SLACK_S)
+        return lo, hi
+
+    def _event_id_range(self, since: float | None, until: float | None) -> tuple[int, int]:
+        return self._id_range("events", since, until)
 
     def last_event_id(self) -> int:
         return self._conn().execute("SELECT IFNULL(MAX(id), 0) FROM events").fetchone()[0]

@@ -48,14 +48,16 @@ class MonitoringMixin:
         """Task attempts overlapping [since, until), newest first, with the task's skill."""
         until = now() if until is None else until
         rows = self._conn().execute(
-            """SELECT a.task_id, a.attempt_no, a.worker, a.started_at, a.ended_at, a.outcome,
-                      a.error, t.skill
-               FROM task_attempts a JOIN tasks t ON t.id = a.task_id
-               WHERE a.id IN (SELECT id FROM task_attempts WHERE ended_at >= ?
-                              UNION SELECT id FROM task_attempts WHERE ended_at IS NULL)
-                 AND a.started_at < ?
-               ORDER BY a.started_at DESC LIMIT ?""",
-            (since, until, limit),
+            """SELECT * FROM (
+                 SELECT a.task_id, a.attempt_no, a.worker, a.started_at, a.ended_at, a.outcome,
+                        a.error, t.skill
+                 FROM task_attempts a JOIN tasks t ON t.id = a.task_id
+                 WHERE a.id >= ? AND a.ended_at >= ? AND a.started_at < ?
+                 UNION ALL
+                 SELECT id, attempts, worker, started_at, NULL, 'running', NULL, skill
+                 FROM tasks WHERE status = 'RUNNING' AND started_at < ?)
+               ORDER BY started_at DESC LIMIT ?""",
+            (self._id_range("task_attempts", since, None)[0], since, until, until, limit),
         ).fetchall()
         return [dict(r) for r in rows]
 
@@ -77,34 +79,44 @@ class MonitoringMixin:
     def worker_activity(self) -> dict[str, dict]:
         """Per worker name: attempts run, attempts running now and when it last
         started or finished an attempt (for idle detection)."""
+        # Finished attempts are task_attempts rows; running ones are RUNNING tasks.
         rows = self._conn().execute(
-            """SELECT worker, COUNT(*), SUM(ended_at IS NULL), MAX(COALESCE(ended_at, started_at))
-               FROM task_attempts GROUP BY worker"""
+            """SELECT worker, SUM(n), SUM(r), MAX(last) FROM (
+                 SELECT worker, COUNT(*) AS n, 0 AS r, MAX(ended_at) AS last
+                 FROM task_attempts GROUP BY worker
+                 UNION ALL
+                 SELECT worker, COUNT(*), COUNT(*), MAX(started_at)
+                 FROM tasks WHERE status = 'RUNNING' GROUP BY worker)
+               GROUP BY worker"""
         ).fetchall()
         return {w: {"attempts": n, "running": int(r or 0), "last_activity_at": last}
                 for w, n, r, last in rows}
 
     def event_tally(self, actions: Iterable[str], since: float) -> dict[tuple[str, str], int]:
-        """Count of events per (agent, action) for `actions` since `since`."""
+        """Count of agent/system events (those not about one task) per
+        (agent, action) for `actions` since `since`; served by the partial
+        index ix_events_action."""
         actions = list(actions)
         if not actions:
             return {}
         rows = self._conn().execute(
             "SELECT IFNULL(agent, ''), action, COUNT(*) FROM events "  # nosec B608
-            f"WHERE action IN ({','.join('?' * len(actions))}) AND ts >= ? GROUP BY agent, action",
+            f"WHERE action IN ({','.join('?' * len(actions))}) AND task_id IS NULL AND ts >= ? "
+            "GROUP BY agent, action",
             (*actions, since),
         ).fetchall()
         return {(a, act): n for a, act, n in rows}
 
     def last_event_per_agent(self, actions: Iterable[str]) -> dict[str, dict]:
-        """The newest event of `actions` for each agent (e.g. its last exit)."""
+        """The newest agent/system event (not about one task) of `actions` for
+        each agent (e.g. its last exit)."""
         actions = list(actions)
         if not actions:
             return {}
         marks = ",".join("?" * len(actions))
         rows = self._conn().execute(
             "SELECT * FROM events WHERE id IN (SELECT MAX(id) FROM events "  # nosec B608
-            f"WHERE action IN ({marks}) AND agent IS NOT NULL GROUP BY agent)",
+            f"WHERE action IN ({marks}) AND agent IS NOT NULL AND task_id IS NULL GROUP BY agent)",
             actions,
         ).fetchall()
         return {r["agent"]: {**dict(r), "detail": loads(r["detail"])} for r in rows}

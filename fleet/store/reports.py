@@ -63,12 +63,14 @@ class ReportsMixin:
         rows = conn.execute(
             """SELECT CAST((a.ended_at - ?) / ? AS INTEGER) AS d, COUNT(*)
                FROM task_attempts a
-               WHERE a.ended_at >= ? AND a.ended_at < ?
+               WHERE a.id BETWEEN ? AND ? AND a.ended_at >= ? AND a.ended_at < ?
                  AND a.outcome NOT IN ('done', 'released', 'waiting_human', 'cancelled', 'running')
-                 AND EXISTS (SELECT 1 FROM task_attempts b
-                             WHERE b.task_id = a.task_id AND b.id > a.id)
+                 AND (EXISTS (SELECT 1 FROM task_attempts b
+                              WHERE b.task_id = a.task_id AND b.id > a.id)
+                      OR EXISTS (SELECT 1 FROM tasks t
+                                 WHERE t.id = a.task_id AND t.status = 'RUNNING'))
                GROUP BY d""",
-            (since, DAY_S, since, until),
+            (since, DAY_S, *self._id_range("task_attempts", since, until), since, until),
         ).fetchall()
         for day, n in rows:
             bucket(day)["retried"] += n
@@ -78,10 +80,12 @@ class ReportsMixin:
         """How many events with each of `actions` per UTC day in [since, until)."""
         if not actions:
             return []
+        lo, hi = self._event_id_range(since, until)
         rows = self._conn().execute(
             "SELECT CAST((ts - ?) / ? AS INTEGER) AS d, action, COUNT(*) FROM events "
-            f"WHERE ts >= ? AND ts < ? AND action IN ({','.join('?' * len(actions))}) GROUP BY d, action",  # nosec B608
-            (since, DAY_S, since, until, *actions),
+            "WHERE id BETWEEN ? AND ? AND ts >= ? AND ts < ? "
+            f"AND action IN ({','.join('?' * len(actions))}) GROUP BY d, action",  # nosec B608
+            (since, DAY_S, lo, hi, since, until, *actions),
         ).fetchall()
         out: dict[int, dict] = {}
         for day, action, n in rows:
@@ -94,16 +98,17 @@ class ReportsMixin:
         that nobody asked for (crashes, timeouts, stalls), i.e. restarts."""
         rows = self._conn().execute(
             "SELECT CAST((ts - ?) / ? AS INTEGER) AS d, COUNT(*) FROM events "
-            "WHERE ts >= ? AND ts < ? AND action = ? AND (json_extract(detail, '$.intent') IS NULL "
+            "WHERE id BETWEEN ? AND ? AND ts >= ? AND ts < ? AND action = ? "
+            "AND (json_extract(detail, '$.intent') IS NULL "
             f"OR json_extract(detail, '$.intent') NOT IN ({','.join('?' * len(planned))})) GROUP BY d",  # nosec B608
-            (since, DAY_S, since, until, action, *planned),
+            (since, DAY_S, *self._event_id_range(since, until), since, until, action, *planned),
         ).fetchall()
         return {d: n for d, n in rows}
 
     def event_action_counts(self, since: float, until: float, *, like: str | None = None) -> dict[str, int]:
         """Event counts by action in [since, until), optionally actions LIKE a pattern."""
-        sql = "SELECT action, COUNT(*) FROM events WHERE ts >= ? AND ts < ?"
-        params: list = [since, until]
+        sql = "SELECT action, COUNT(*) FROM events WHERE id BETWEEN ? AND ? AND ts >= ? AND ts < ?"
+        params: list = [*self._event_id_range(since, until), since, until]
         if like:
             sql += " AND action LIKE ?"
             params.append(like)
@@ -114,9 +119,13 @@ class ReportsMixin:
         """Worker-seconds spent running task attempts, clipped to [since, until)
         (a running attempt counts up to `until`)."""
         row = self._conn().execute(
-            """SELECT COALESCE(SUM(MAX(0, MIN(COALESCE(ended_at, ?), ?) - MAX(started_at, ?))), 0)
-               FROM task_attempts WHERE started_at < ? AND COALESCE(ended_at, ?) > ?""",
-            (until, until, since, until, until, since),
+            """SELECT COALESCE(SUM(MAX(0, MIN(e, ?) - MAX(s, ?))), 0) FROM (
+                 SELECT started_at AS s, ended_at AS e FROM task_attempts
+                 WHERE id >= ? AND ended_at > ? AND started_at < ?
+                 UNION ALL
+                 SELECT started_at, ? FROM tasks
+                 WHERE status = 'RUNNING' AND started_at < ?)""",
+            (until, since, self._id_range("task_attempts", since, None)[0], since, until, until, until),
         ).fetchone()
         return float(row[0] or 0.0)
 

@@ -1,7 +1,8 @@
 """Schema of the store and its migrations, numbered by version.
 
 `MIGRATIONS[i]` takes a database from version i to i+1; the SQLite backend
-records the version in `PRAGMA user_version`. All times are UTC epoch seconds
+records the version in `PRAGMA user_version`. (Before the first release the
+queue's own migrations were folded into version 1; add new ones at the end.) All times are UTC epoch seconds
 (REAL). Statuses and severities are checked by the database itself.
 """
 
@@ -10,15 +11,19 @@ TERMINAL_STATUSES = ("DONE", "FAILED", "CANCELLED")
 ALERT_SEVERITIES = ("info", "warning", "critical")
 
 _TASKS = """
+-- The queue's tables (tasks, task_attempts, events) never delete rows, so a
+-- plain INTEGER PRIMARY KEY (max + 1) hands out the same ever-growing ids as
+-- AUTOINCREMENT without writing sqlite_sequence on every insert. Whoever adds
+-- pruning must keep the newest row of each, or switch back to AUTOINCREMENT.
 CREATE TABLE tasks (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               INTEGER PRIMARY KEY,
     skill            TEXT    NOT NULL,
     payload          TEXT    NOT NULL DEFAULT '{}',
     priority         INTEGER NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 10),
     status           TEXT    NOT NULL CHECK (status IN
                          ('PENDING','RUNNING','DONE','FAILED','WAITING_HUMAN','CANCELLED')),
     assigned_to      TEXT,
-    idempotency_key  TEXT UNIQUE,
+    idempotency_key  TEXT,
     attempts         INTEGER NOT NULL DEFAULT 0,
     max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
     deps_pending     INTEGER NOT NULL DEFAULT 0,
@@ -36,24 +41,56 @@ CREATE TABLE tasks (
     error_reason     TEXT,
     question         TEXT,
     answer           TEXT,
-    created_by       TEXT
+    created_by       TEXT,
+    -- 1 once some task depends on this one: completing a task without
+    -- dependents skips the children refresh.
+    has_dependents   INTEGER NOT NULL DEFAULT 0
 );
 -- The claim path: only claimable rows live in this index, so finished history
 -- never slows a claim down.
 CREATE INDEX ix_tasks_claim ON tasks (priority DESC, id)
     WHERE status = 'PENDING' AND deps_pending = 0;
-CREATE INDEX ix_tasks_delayed ON tasks (available_at)
-    WHERE status = 'PENDING' AND deps_pending = 0;
+-- Delayed work only (backoff, scheduled): a task due at once was written with
+-- available_at <= updated_at and never enters this index.
+CREATE INDEX ix_tasks_delayed_v2 ON tasks (available_at)
+    WHERE status = 'PENDING' AND deps_pending = 0 AND available_at > updated_at;
 CREATE INDEX ix_tasks_running ON tasks (lease_expires_at) WHERE status = 'RUNNING';
 CREATE INDEX ix_tasks_status ON tasks (status, id);
-CREATE INDEX ix_tasks_status_skill ON tasks (status, skill);
 CREATE INDEX ix_tasks_skill ON tasks (skill, id);
-CREATE INDEX ix_tasks_worker ON tasks (worker, id);
+CREATE INDEX ix_tasks_worker_v2 ON tasks (worker, id) WHERE worker IS NOT NULL;
 CREATE INDEX ix_tasks_assigned ON tasks (assigned_to, id) WHERE assigned_to IS NOT NULL;
 CREATE INDEX ix_tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
+-- Ordinary tasks have no key and pay nothing for this index.
+CREATE UNIQUE INDEX ux_tasks_idempotency ON tasks (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 
+-- Tasks per (status, skill), kept by triggers in the same transaction as the
+-- change: counts(), counts_by_skill() and the dashboard's filter totals read
+-- a few rows instead of scanning an index of every task.
+CREATE TABLE task_counts (
+    status TEXT NOT NULL,
+    skill  TEXT NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (status, skill)
+) WITHOUT ROWID;
+CREATE TRIGGER tr_tasks_count_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO task_counts (status, skill, n) VALUES (NEW.status, NEW.skill, 1)
+        ON CONFLICT (status, skill) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER tr_tasks_count_update AFTER UPDATE OF status, skill ON tasks
+    WHEN OLD.status != NEW.status OR OLD.skill != NEW.skill BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE status = OLD.status AND skill = OLD.skill;
+    INSERT INTO task_counts (status, skill, n) VALUES (NEW.status, NEW.skill, 1)
+        ON CONFLICT (status, skill) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER tr_tasks_count_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE status = OLD.status AND skill = OLD.skill;
+END;
+
+-- Append-only: one row per FINISHED attempt, written when it ends; the running
+-- attempt lives in the tasks row (worker, lease_token, started_at).
 CREATE TABLE task_attempts (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     task_id     INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
     attempt_no  INTEGER NOT NULL,
     worker      TEXT    NOT NULL,
@@ -64,7 +101,8 @@ CREATE TABLE task_attempts (
     error       TEXT
 );
 CREATE INDEX ix_attempts_task ON task_attempts (task_id);
-CREATE INDEX ix_attempts_ended ON task_attempts (ended_at);
+-- No index on ended_at: rows are appended as attempts end, so a time window
+-- is an id window (`_id_range`).
 
 CREATE TABLE task_deps (
     task_id    INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
@@ -125,7 +163,7 @@ CREATE TABLE alerts (
 CREATE UNIQUE INDEX ux_alerts_open ON alerts (dedup_key) WHERE acked_at IS NULL;
 
 CREATE TABLE events (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    id      INTEGER PRIMARY KEY,
     ts      REAL NOT NULL,
     actor   TEXT NOT NULL,
     action  TEXT NOT NULL,
@@ -133,9 +171,13 @@ CREATE TABLE events (
     agent   TEXT,
     detail  TEXT
 );
+-- Task-lifecycle events (task_id set) are most of the log and are written on
+-- the queue's hot path, so they enter only the primary key and the task
+-- index. The other indexes are partial: agent/system events only. Time
+-- bounds become id bounds (ids grow with time; see `_event_id_range`).
 CREATE INDEX ix_events_task ON events (task_id) WHERE task_id IS NOT NULL;
-CREATE INDEX ix_events_agent ON events (agent, id) WHERE agent IS NOT NULL;
-CREATE INDEX ix_events_ts ON events (ts);
+CREATE INDEX ix_events_agent ON events (agent, id) WHERE agent IS NOT NULL AND task_id IS NULL;
+CREATE INDEX ix_events_action ON events (action, agent, id) WHERE task_id IS NULL;
 
 CREATE TABLE flags (
     name       TEXT PRIMARY KEY,
@@ -239,32 +281,10 @@ CREATE TABLE budget_reservations (
 CREATE INDEX ix_budget_reservations ON budget_reservations (skill, expires_at);
 """
 
-# Monitoring reads events by action (worker exits per agent, restarts in the
-# last hour) without scanning the whole audit log.
-_EVENTS_BY_ACTION = """
-CREATE INDEX ix_events_action ON events (action, agent, id);
-"""
-
-# Fewer index pages per queue commit: a task due at once never enters the
-# delayed index (only rows with available_at > updated_at can be in the future),
-# and an unclaimed task (worker NULL) never enters the worker index.
-# (status, skill) is dropped: every status change moved two entries in it, and
-# the per-skill counts it served scan the whole history anyway.
-_QUEUE_HOT_PATH = """
-DROP INDEX ix_tasks_delayed;
-CREATE INDEX ix_tasks_delayed_v2 ON tasks (available_at)
-    WHERE status = 'PENDING' AND deps_pending = 0 AND available_at > updated_at;
-DROP INDEX ix_tasks_worker;
-CREATE INDEX ix_tasks_worker_v2 ON tasks (worker, id) WHERE worker IS NOT NULL;
-DROP INDEX ix_tasks_status_skill;
-"""
-
 MIGRATIONS: list[str] = [
     _TASKS + _FLEET_STATE,
     _HW_SAMPLES,
     _MODEL_USAGE,
-    _EVENTS_BY_ACTION,
-    _QUEUE_HOT_PATH,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

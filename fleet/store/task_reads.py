@@ -43,11 +43,25 @@ class TaskReadsMixin:
         return task
 
     def attempts(self, task_id: int) -> list[dict]:
-        """Every attempt of a task in order: worker, started, ended, outcome, error."""
-        rows = self._conn().execute(
-            "SELECT * FROM task_attempts WHERE task_id = ? ORDER BY id", (task_id,)
-        ).fetchall()
-        return [{k: r[k] for k in r.keys() if k != "token"} for r in rows]
+        """Every attempt of a task in order: worker, started, ended, outcome, error.
+
+        Finished attempts are rows of task_attempts (written when they end);
+        a running one is read from the task row, with outcome 'running'.
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM task_attempts WHERE task_id = ? ORDER BY id", (task_id,)
+            ).fetchall()
+            running = conn.execute(
+                "SELECT attempts, worker, started_at FROM tasks WHERE id = ? AND status = 'RUNNING'",
+                (task_id,),
+            ).fetchone()
+        out = [{k: r[k] for k in r.keys() if k != "token"} for r in rows]
+        if running is not None:
+            out.append({"id": None, "task_id": task_id, "attempt_no": running["attempts"],
+                        "worker": running["worker"], "started_at": running["started_at"],
+                        "ended_at": None, "outcome": "running", "error": None})
+        return out
 
     def dependencies(self, task_id: int) -> list[int]:
         rows = self._conn().execute(
@@ -107,8 +121,17 @@ class TaskReadsMixin:
                 f"SELECT * FROM tasks{where} ORDER BY id DESC LIMIT ? OFFSET ?",  # nosec B608
                 (*params, limit, offset),
             ).fetchall()
-            total = conn.execute(f"SELECT COUNT(*) FROM tasks{where}", params).fetchone()[0]  # nosec B608
+            total = self._filter_total(conn, where, params, status, skill, agent, text, since, until)
         return Page([Task.from_row(r) for r in rows], total, limit, offset)
+
+    def _filter_total(self, conn, where, params, status, skill, agent, text, since, until) -> int:
+        """How many tasks match; a filter on status and/or skill alone is
+        answered from the trigger-kept task_counts, anything else is counted."""
+        if agent or text or since is not None or until is not None:
+            return conn.execute(f"SELECT COUNT(*) FROM tasks{where}", params).fetchone()[0]  # nosec B608
+        # `where` only holds the status IN (...) and skill = ? tests, in that order
+        row = conn.execute(f"SELECT IFNULL(SUM(n), 0) FROM task_counts{where}", params).fetchone()  # nosec B608
+        return row[0]
 
     def matching_ids(self, *, status=None, skill=None, agent=None, text=None, since=None,
                      until=None) -> list[int]:
@@ -119,14 +142,15 @@ class TaskReadsMixin:
 
     def counts(self) -> dict[str, int]:
         """Task counts by status (every status present, zero when none)."""
-        rows = self._conn().execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
+        # kept by triggers on tasks (see schema): a few rows, not a scan
+        rows = self._conn().execute("SELECT status, SUM(n) FROM task_counts GROUP BY status").fetchall()
         out = {s: 0 for s in TASK_STATUSES}
         out.update({r[0]: r[1] for r in rows})
         return out
 
     def counts_by_skill(self) -> dict[str, dict[str, int]]:
         rows = self._conn().execute(
-            "SELECT skill, status, COUNT(*) FROM tasks GROUP BY status, skill"
+            "SELECT skill, status, n FROM task_counts WHERE n > 0"
         ).fetchall()
         out: dict[str, dict[str, int]] = {}
         for skill, status, n in rows:

@@ -35,8 +35,10 @@ _INSERT_EVENT = "INSERT INTO events (ts, actor, action, task_id, agent, detail) 
 _CLAIM = """UPDATE tasks SET status = 'RUNNING', attempts = attempts + 1, worker = ?,
     lease_token = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
     WHERE id = (%s) RETURNING *""" % CLAIM_CANDIDATE_SQL
-_INSERT_ATTEMPT = """INSERT INTO task_attempts (task_id, attempt_no, worker, token, started_at)
-    VALUES (?, ?, ?, ?, ?)"""
+# An attempt is written once, when it ends (append-only); while it runs, the
+# tasks row (worker, lease_token, started_at, attempts) is the record of it.
+_INSERT_ATTEMPT = """INSERT INTO task_attempts (task_id, attempt_no, worker, token, started_at,
+    ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
 _COMPLETE = """UPDATE tasks SET status = 'DONE', result = ?, error = NULL, error_reason = NULL,
     finished_at = ?, updated_at = ?, lease_token = NULL, lease_expires_at = NULL
     WHERE id = ? AND status = 'RUNNING' AND lease_token = ? RETURNING *"""
@@ -74,11 +76,10 @@ class TaskQueueMixin(TaskReadsMixin):
         return prepare_spec(spec, ts, default_max_attempts=self.default_max_attempts,
                             max_payload_bytes=self.max_payload_bytes)
 
-    def _end_attempt(self, conn, task_id: int, token: str, outcome: str, error: str | None, ts: float):
-        conn.execute(
-            "UPDATE task_attempts SET ended_at = ?, outcome = ?, error = ? WHERE task_id = ? AND token = ?",
-            (ts, outcome, error, task_id, token),
-        )
+    def _end_attempt(self, conn, row, token: str, outcome: str, error: str | None, ts: float):
+        """Append the finished attempt, from the task row as it was while running."""
+        conn.execute(_INSERT_ATTEMPT, (row["id"], row["attempts"], row["worker"] or "unknown", token,
+                                       row["started_at"] or ts, ts, outcome, error))
 
     def _clear_agent_task(self, conn, worker: str | None, task_id: int) -> None:
         if worker:
@@ -151,7 +152,7 @@ class TaskQueueMixin(TaskReadsMixin):
 
     def _task_from_values(self, task_id: int, p: dict, ts: float, status: str, pending: int,
                           error: str | None = None, reason: str | None = None) -> Task:
-        return Task(
+        return Task._fast(dict(  # noqa: C408 (field names read better as keywords)
             id=task_id, skill=p["skill"], payload=loads(p["payload"]), priority=p["priority"],
             status=status, assigned_to=p["assigned_to"], idempotency_key=p["idempotency_key"],
             attempts=0, max_attempts=p["max_attempts"], deps_pending=pending,
@@ -159,7 +160,7 @@ class TaskQueueMixin(TaskReadsMixin):
             finished_at=ts if status == "FAILED" else None, worker=None, lease_token=None,
             lease_expires_at=None, cancel_requested=False, result=None, error=error,
             error_reason=reason, question=None, answer=None, created_by=p["created_by"],
-        )
+        ))
 
     def _insert_task(self, conn, p: dict, ts: float) -> Task:
         status, error, reason, pending = "PENDING", None, None, 0
@@ -182,6 +183,10 @@ class TaskQueueMixin(TaskReadsMixin):
                 "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
                 [(task_id, d) for d in p["depends_on"]],
             )
+            conn.executemany(
+                "UPDATE tasks SET has_dependents = 1 WHERE id = ? AND has_dependents = 0",
+                [(d,) for d in p["depends_on"]],
+            )
         conn.execute(_INSERT_EVENT, (ts, p["created_by"] or "client", "enqueue", task_id, None,
                                      '{"skill":"%s","priority":%d}' % (p["skill"], p["priority"])))
         if status == "FAILED":
@@ -196,7 +201,7 @@ class TaskQueueMixin(TaskReadsMixin):
              p["max_attempts"], 0, p["available_at"], ts, ts, None, None, None, p["created_by"])
             for p in prepared])
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        first = last - len(prepared) + 1  # AUTOINCREMENT under the write lock: consecutive ids
+        first = last - len(prepared) + 1  # max + 1 each, under the write lock: consecutive ids
         conn.executemany(_INSERT_EVENT, [
             (ts, p["created_by"] or "client", "enqueue", first + i, None,
              '{"skill":"%s","priority":%d}' % (p["skill"], p["priority"]))
@@ -238,7 +243,6 @@ class TaskQueueMixin(TaskReadsMixin):
         if row is None:
             return None
         task_id, attempt = row["id"], row["attempts"]
-        conn.execute(_INSERT_ATTEMPT, (task_id, attempt, worker, token, ts))
         conn.execute("UPDATE agents SET current_task = ? WHERE name = ?", (task_id, worker))
         conn.execute(_INSERT_EVENT, (ts, worker, "claim", task_id, worker, '{"attempt":%d}' % attempt))
         return Task.from_row(row)
@@ -263,18 +267,20 @@ class TaskQueueMixin(TaskReadsMixin):
         result_text = dumps(result, "result")
         ts = now()
         with self._write() as conn:
-            done, _ = self._complete_in(conn, task_id, token, result_text, ts)
+            done, _ = self._complete_in(conn, task_id, token, result_text, ts, True)
         self.notify()  # dependents may be free; live views (SSE) wake on it too
         return Task.from_row(done)
 
-    def _complete_in(self, conn, task_id: int, token: str, result_text: str, ts: float):
+    def _complete_in(self, conn, task_id: int, token: str, result_text: str, ts: float,
+                     clear_agent: bool):
         done = conn.execute(_COMPLETE, (result_text, ts, ts, task_id, token)).fetchone()
         if done is None:
             raise _lease_lost(task_id)
         worker = done["worker"]
-        self._end_attempt(conn, task_id, token, "done", None, ts)
-        promoted = self._refresh_children(conn, task_id, ts)
-        self._clear_agent_task(conn, worker, task_id)
+        self._end_attempt(conn, done, token, "done", None, ts)
+        promoted = done["has_dependents"] and self._refresh_children(conn, task_id, ts)
+        if clear_agent:
+            self._clear_agent_task(conn, worker, task_id)
         conn.execute(_INSERT_EVENT, (ts, worker or "unknown", "complete", task_id, worker, None))
         return done, promoted
 
@@ -292,8 +298,10 @@ class TaskQueueMixin(TaskReadsMixin):
         args = self._claim_args(worker, skills, lease_s, any_skill)
         ts = now()
         with self._write() as conn:
-            done, _ = self._complete_in(conn, task_id, token, result_text, ts)
+            done, _ = self._complete_in(conn, task_id, token, result_text, ts, False)
             nxt = self._claim_in(conn, *args[:4], ts)
+            if nxt is None:  # a claimed next task already replaced current_task
+                self._clear_agent_task(conn, done["worker"], task_id)
         self.notify()
         return Task.from_row(done), nxt
 
@@ -305,7 +313,7 @@ class TaskQueueMixin(TaskReadsMixin):
         error = str(error)[:20000]
         with self._write() as conn:
             row = self._owned(conn, task_id, token)
-            self._end_attempt(conn, task_id, token, reason or "failed", error, ts)
+            self._end_attempt(conn, row, token, reason or "failed", error, ts)
             task = self._after_failed_attempt(conn, row, error, reason or "error", retryable, ts)
             self._clear_agent_task(conn, row["worker"], task_id)
         self.notify()
@@ -361,7 +369,7 @@ class TaskQueueMixin(TaskReadsMixin):
         ts = now()
         with self._write() as conn:
             row = self._owned(conn, task_id, token)
-            self._end_attempt(conn, task_id, token, "released", None, ts)
+            self._end_attempt(conn, row, token, "released", None, ts)
             if row["cancel_requested"]:
                 conn.execute("UPDATE tasks SET attempts = attempts - 1 WHERE id = ?", (task_id,))
                 self._clear_agent_task(conn, row["worker"], task_id)
@@ -391,10 +399,10 @@ class TaskQueueMixin(TaskReadsMixin):
         with self._write() as conn:
             row = self._owned(conn, task_id, token)
             if row["cancel_requested"]:  # cancelled while running: do not park it
-                self._end_attempt(conn, task_id, token, "cancelled", None, ts)
+                self._end_attempt(conn, row, token, "cancelled", None, ts)
                 self._clear_agent_task(conn, row["worker"], task_id)
                 return self._finish_cancelled(conn, row, ts, actor=row["worker"] or "store")
-            self._end_attempt(conn, task_id, token, "waiting_human", None, ts)
+            self._end_attempt(conn, row, token, "waiting_human", None, ts)
             new = conn.execute(
                 """UPDATE tasks SET status = 'WAITING_HUMAN', attempts = attempts - 1, question = ?,
                        answer = NULL, updated_at = ?, lease_token = NULL, lease_expires_at = NULL
@@ -463,7 +471,7 @@ class TaskQueueMixin(TaskReadsMixin):
         ts = now()
         with self._write() as conn:
             row = self._owned(conn, task_id, token)
-            self._end_attempt(conn, task_id, token, "cancelled", None, ts)
+            self._end_attempt(conn, row, token, "cancelled", None, ts)
             self._clear_agent_task(conn, row["worker"], task_id)
             return self._finish_cancelled(conn, row, ts, actor=row["worker"])
 
@@ -533,7 +541,7 @@ class TaskQueueMixin(TaskReadsMixin):
         return [r["id"] for r in rows]
 
     def _abandon(self, conn, row, outcome: str, error: str, ts: float) -> None:
-        self._end_attempt(conn, row["id"], row["lease_token"], outcome, error, ts)
+        self._end_attempt(conn, row, row["lease_token"], outcome, error, ts)
         self._clear_agent_task(conn, row["worker"], row["id"])
         if row["cancel_requested"]:
             self._finish_cancelled(conn, row, ts, actor="reaper")
