@@ -178,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         sock.close()
         print(f"dashboard: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except StoreError as exc:  # e.g. a corrupt database: say so, no traceback
+        sock.close()
+        print(f"dashboard: {exc}", file=sys.stderr)
+        return 1
     c = app.extensions["fleet"]
     shown = f"[{host}]" if ":" in host else host
     print(f"dashboard: http://{shown}:{port}/  (token in {c.token_source}"

@@ -362,7 +362,7 @@ class Supervisor:
             if ids:
                 log.warning("reaped expired leases of task(s) %s", ids)
         if self._due("checkpoint", self.cfg["queue"]["checkpoint_interval_s"]):
-            self.store.checkpoint("PASSIVE")
+            self.store.maintain()  # checkpoint; reset the WAL when it has grown past its bound
         for child in self.children.values():
             if self.policy.healthy(child):
                 log.info("%s is healthy again", child.role)

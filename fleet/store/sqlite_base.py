@@ -111,10 +111,35 @@ class SQLiteBase:
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
-        self._migrate()
+        try:
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise _unavailable(self.path, exc) from None
 
     # -- connections -----------------------------------------------------
     def _open(self) -> sqlite3.Connection:
+        """A configured connection. Several processes opening a brand-new
+        database at once may find it busy while one switches it to WAL: that
+        is retried. A file that is not a SQLite database is a clear error."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                return self._open_once()
+            except sqlite3.DatabaseError as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+                    continue
+                if _is_busy(exc):
+                    raise _unavailable(self.path, exc) from None
+                raise StoreUnavailable(
+                    f"{self.path} is not a usable Fleet database ({exc}); restore a backup "
+                    "(`lead_client.py backup --list`, then `lead_client.py restore ID`) or move the file "
+                    "away to start with an empty store"
+                ) from None
+
+    def _open_once(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path,
             timeout=self.busy_timeout_s,
@@ -368,7 +393,8 @@ def _unavailable(path: str, exc: sqlite3.Error) -> StoreUnavailable:
     elif "full" in text:
         hint = "the disk is full; free space and retry"
     else:
-        hint = "check the disk and run `PRAGMA integrity_check` (fleet doctor) on the database"
+        hint = ("check the disk; `lead_client.py preflight` checks the store and `lead_client.py restore ID` "
+                "brings back a backup")
     return StoreUnavailable(f"the store at {path} could not complete the write ({text}): {hint}")
 
 

@@ -1,0 +1,68 @@
+"""Opening the store: a file that is not a database is a clear error (no
+traceback, nothing written), and many processes may create one at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+
+import pytest
+
+from fleet.db import Store, StoreError
+from tests.fakes.fleetproc import REPO, env_for, write_config
+
+GARBAGE = b"this is not a database, just some bytes\n" * 100
+
+
+def test_a_corrupt_file_is_a_clear_error_and_is_left_as_it_was(tmp_path):
+    path = tmp_path / "fleet.db"
+    path.write_bytes(GARBAGE)
+    with pytest.raises(StoreError, match="not a usable Fleet database.*restore"):
+        Store(path)
+    assert path.read_bytes() == GARBAGE
+
+
+@pytest.mark.parametrize("command", [["status"], ["tasks"], ["dispatch", "noop", "{}"], ["alerts"]])
+def test_cli_on_a_corrupt_database_says_what_to_do_without_a_traceback(isolated_home, command):
+    cfg = write_config(isolated_home)
+    with open(cfg["paths"]["db"], "wb") as fh:
+        fh.write(GARBAGE)
+    r = subprocess.run([sys.executable, str(REPO / "fleet" / "lead_client.py"), *command], cwd=str(REPO),
+                       env=env_for(isolated_home), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert "Traceback" not in r.stderr and "not a usable Fleet database" in r.stderr
+    assert r.stderr.strip().count("\n") == 0  # one line
+
+
+def _open_and_enqueue(path: str, n: int) -> None:
+    store = Store(path)
+    store.enqueue("noop", {"n": n})
+    store.close()
+
+
+def test_many_processes_may_create_a_new_database_at_once(tmp_path):
+    path = str(tmp_path / "fresh.db")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open_and_enqueue, args=(path, i)) for i in range(10)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 10
+    assert Store(path).counts()["PENDING"] == 10
+
+
+def test_dashboard_on_a_corrupt_database_says_what_to_do_without_a_traceback(isolated_home):
+    cfg = write_config(isolated_home)
+    with open(cfg["paths"]["db"], "wb") as fh:
+        fh.write(GARBAGE)
+    import socket
+
+    with socket.socket() as probe:  # a free port, so only the database can be the problem
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    r = subprocess.run([sys.executable, str(REPO / "fleet" / "dashboard.py"), "--port", str(port)], cwd=str(REPO),
+                       env=env_for(isolated_home), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert "Traceback" not in r.stderr and "not a usable Fleet database" in r.stderr
