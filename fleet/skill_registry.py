@@ -4,8 +4,8 @@ A skill is `fleet/skills/<name>.py` (or a file in `[skills] extra_paths`) with
 `run(payload, config, log) -> dict` and optional constants (DESCRIPTION,
 PAYLOAD_SCHEMA, TIMEOUT_S, REQUIRES_NETWORK, REQUIRES_MODEL, LOCAL_ONLY,
 IDEMPOTENT, REQUIRES_APPROVAL (the worker asks a person before each task runs),
-USES_GPU). Metadata is read from the source
-without importing it, so listing skills runs no skill code.
+USES_GPU). Literal metadata is read from the source without importing it;
+a constant written as an expression is read from the imported module.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def skill_dirs(cfg: dict | None) -> list[Path]:
 def _read_meta(path: Path) -> dict[str, Any]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     meta: dict[str, Any] = {}
+    computed: list[str] = []
     has_run = False
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == "run":
@@ -92,9 +93,18 @@ def _read_meta(path: Path) -> dict[str, Any]:
                 try:
                     meta[_META[name][0]] = ast.literal_eval(value)
                 except ValueError:
-                    pass  # computed value: left at its default in the catalogue
+                    computed.append(name)  # read from the imported module instead
     meta["_has_run"] = has_run
+    meta["_computed"] = computed
     return meta
+
+
+def _computed_meta(name: str, path: Path, constants: list[str]) -> dict[str, Any]:
+    """Metadata written as expressions (e.g. a schema built from a shared
+    piece): import the module once and read the real values, so a computed
+    PAYLOAD_SCHEMA is enforced rather than silently skipped."""
+    module = load_module(SkillInfo(name=name, path=str(path)))
+    return {_META[c][0]: getattr(module, c) for c in constants if hasattr(module, c)}
 
 
 def discover(cfg: dict | None = None) -> dict[str, SkillInfo]:
@@ -110,8 +120,14 @@ def discover(cfg: dict | None = None) -> dict[str, SkillInfo]:
                 meta = _read_meta(path)
             except (SyntaxError, UnicodeDecodeError, OSError):
                 continue
+            computed = meta.pop("_computed")
             if not meta.pop("_has_run"):
                 continue
+            if computed:
+                try:
+                    meta.update(_computed_meta(path.stem, path, computed))
+                except Exception:  # noqa: BLE001 - a skill that fails to import is reported when it runs
+                    pass
             found[path.stem] = SkillInfo(name=path.stem, path=str(path), **meta)
     return found
 

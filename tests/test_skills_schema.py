@@ -90,3 +90,19 @@ def test_unknown_field_is_named_and_human_answer_accepted(catalogue):
     for name in ("code_review", "plan_workload"):
         base = {"code_review": {"path": "a.py"}, "plan_workload": {"goal": "plan things"}}[name]
         validate_payload(catalogue[name], dict(base, human_answer="approve", human_question="ok?"))
+
+
+def test_a_computed_schema_is_read_from_the_module_and_enforced(tmp_path):
+    """A PAYLOAD_SCHEMA built from a shared piece (not a literal) must still be
+    found and enforced; a registry that skipped it would validate nothing."""
+    from fleet.skill_registry import InvalidPayload, discover, validate_payload
+
+    (tmp_path / "built.py").write_text(
+        'BASE = {"n": {"type": "integer"}}\n'
+        'PAYLOAD_SCHEMA = {"type": "object", "properties": {**BASE}, "required": ["n"]}\n'
+        'TIMEOUT_S = 5 * 6\n'
+        'def run(payload, config, log):\n    return {}\n')
+    info = discover({"skills": {"extra_paths": [str(tmp_path)]}})["built"]
+    assert info.timeout_s == 30 and info.payload_schema["required"] == ["n"]
+    with pytest.raises(InvalidPayload, match="field 'n'"):
+        validate_payload(info, {})

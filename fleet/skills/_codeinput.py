@@ -16,7 +16,25 @@ from fleet.skills._common import (
     safe_name,
 )
 
-_REF = re.compile(r"^[A-Za-z0-9._/~^@{}][A-Za-z0-9._/~^@{}:-]*$")
+_REF_PATTERN = "^[A-Za-z0-9._/~^@{}][A-Za-z0-9._/~^@{}:-]*$"
+_REF = re.compile(_REF_PATTERN)
+
+# The payload fields of a skill that reads one file or a git diff (its
+# PAYLOAD_SCHEMA "properties" start with these; `load_target` reads them).
+TARGET_PROPERTIES = {
+    "path": {"type": "string", "minLength": 1, "description": "file to review (relative to the fleet home)"},
+    "diff": {
+        "type": "object",
+        "properties": {
+            "repo": {"type": "string", "minLength": 1, "description": "git work tree (relative to the fleet home)"},
+            "base": {"type": "string", "pattern": _REF_PATTERN, "description": "base ref, e.g. HEAD~1 or main"},
+            "head": {"type": "string", "pattern": _REF_PATTERN, "description": "head ref (default: the work tree)"},
+            "paths": {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 200},
+        },
+        "required": ["repo", "base"],
+        "additionalProperties": False,
+    },
+}
 
 
 def load_target(payload: dict, config: dict, max_chars: int) -> dict:

@@ -7,7 +7,7 @@ reply that cannot be parsed is an error, never a pass.
 
 from __future__ import annotations
 
-from fleet.skills._codeinput import load_target
+from fleet.skills._codeinput import TARGET_PROPERTIES, load_target
 from fleet.skills._common import (
     APPROVE_WORDS,
     ModelOutputError,
@@ -44,20 +44,7 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 PAYLOAD_SCHEMA = {
     "type": "object",
     "properties": {
-        "path": {"type": "string", "minLength": 1, "description": "file to review (relative to the fleet home)"},
-        "diff": {
-            "type": "object",
-            "properties": {
-                "repo": {"type": "string", "minLength": 1, "description": "git work tree (relative to the fleet home)"},
-                "base": {"type": "string", "pattern": "^[A-Za-z0-9._/~^@{}][A-Za-z0-9._/~^@{}:-]*$",
-                         "description": "base ref, e.g. HEAD~1 or main"},
-                "head": {"type": "string", "pattern": "^[A-Za-z0-9._/~^@{}][A-Za-z0-9._/~^@{}:-]*$",
-                         "description": "head ref (default: the work tree)"},
-                "paths": {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 200},
-            },
-            "required": ["repo", "base"],
-            "additionalProperties": False,
-        },
+        **TARGET_PROPERTIES,
         "checklist": {"type": "array", "items": {"enum": ["correctness", "errors", "security", "performance", "clarity"]},
                       "minItems": 1, "uniqueItems": True},
         "focus": {"type": "string", "maxLength": 1000, "description": "extra instructions for the reviewer"},

@@ -6,7 +6,7 @@ and summarised as a turn in the file's code discussion thread.
 
 from __future__ import annotations
 
-from fleet.skills._codeinput import load_target
+from fleet.skills._codeinput import TARGET_PROPERTIES, load_target
 from fleet.skills._common import (
     ModelOutputError,
     agent_name,
@@ -28,20 +28,7 @@ TIMEOUT_S = 900
 PAYLOAD_SCHEMA = {
     "type": "object",
     "properties": {
-        "path": {"type": "string", "minLength": 1},
-        "diff": {
-            "type": "object",
-            "properties": {
-                "repo": {"type": "string", "minLength": 1, "description": "git work tree (relative to the fleet home)"},
-                "base": {"type": "string", "pattern": "^[A-Za-z0-9._/~^@{}][A-Za-z0-9._/~^@{}:-]*$",
-                         "description": "base ref, e.g. HEAD~1 or main"},
-                "head": {"type": "string", "pattern": "^[A-Za-z0-9._/~^@{}][A-Za-z0-9._/~^@{}:-]*$",
-                         "description": "head ref (default: the work tree)"},
-                "paths": {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 200},
-            },
-            "required": ["repo", "base"],
-            "additionalProperties": False,
-        },
+        **TARGET_PROPERTIES,
         "context": {"type": "string", "maxLength": 2000, "description": "how the code is used (load, environment)"},
         "discuss": {"type": "boolean", "description": "post a summary to the discussion thread (default true)"},
         "agent": {"type": "string", "maxLength": 64},

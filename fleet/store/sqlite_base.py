@@ -226,26 +226,16 @@ class SQLiteBase:
         zero busy timeout (the write connection's); on contention we retry
         after short, jittered sleeps that grow from 50 us to 1 ms.
         """
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise _unavailable(self.path, exc) from exc
-            first = exc
         deadline = time.monotonic() + self.busy_timeout_s
         delay = 0.00005
         while True:
-            time.sleep(delay * random.uniform(0.5, 1.5))
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
+                if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise _unavailable(self.path, exc) from exc
-                first = exc
-            if time.monotonic() >= deadline:
-                raise _unavailable(self.path, first) from first
+            time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 1.5, 0.001)
 
     @contextlib.contextmanager
