@@ -263,16 +263,13 @@ class Supervisor:
         process group BEFORE the reaper hands the task to another worker, so
         two attempts of one task never overlap (a SIGKILLed process runs no
         more code)."""
-        now = time.time()
-        for task in self.store.list_tasks(status="RUNNING", limit=1000).items:
-            if task.lease_expires_at is None or task.lease_expires_at >= now:
-                continue
-            child = self.children.get(task.worker or "")
+        for task_id, worker in self.store.expired_leases():
+            child = self.children.get(worker or "")
             if child is None or child.kind != "worker" or child.proc is None or child.proc.poll() is not None:
                 continue
             log.error("%s (pid %d) let the lease of task %d expire without renewing it: it is wedged; "
-                      "killing it before the task is requeued", child.name, child.pid, task.id)
-            self.store.record_event(NAME, "lease_expired_kill", task_id=task.id, agent=child.name,
+                      "killing it before the task is requeued", child.name, child.pid, task_id)
+            self.store.record_event(NAME, "lease_expired_kill", task_id=task_id, agent=child.name,
                                     detail={"pid": child.pid})
             child.snapshot = procs.snapshot_tree(child.pid)
             child.intent = child.intent or "stall"

@@ -102,23 +102,14 @@ class ModelResult:
 
 # -- per-process caches ------------------------------------------------------------
 _lock = threading.Lock()
-_stores: dict[str, Any] = {}
 _providers: dict[tuple, Provider] = {}
 _skill_flags: dict[tuple, tuple[float, dict]] = {}
 
 
 def _store(cfg: dict):
-    from fleet.db import open_store
+    from fleet.db import shared_store
 
-    path = cfg["paths"]["db"]
-    key = f"{os.getpid()}:{path}"
-    store = _stores.get(key)
-    if store is None:
-        with _lock:
-            store = _stores.get(key)
-            if store is None:
-                store = _stores[key] = open_store(cfg)
-    return store
+    return shared_store(cfg)
 
 
 def get_provider(cfg: dict, name: str) -> Provider:

@@ -97,7 +97,7 @@ def _next_persona(turns: list[dict]) -> str:
 
 
 def run(payload: dict, config: dict, log) -> dict:
-    from fleet.db import open_store
+    from fleet.db import shared_store
 
     thread = payload["thread"]
     want_reply = payload.get("reply", True)
@@ -108,34 +108,31 @@ def run(payload: dict, config: dict, log) -> dict:
         path = resolve_input(config, payload["path"])
         code, truncated = read_text(path, 30000)
         shown = payload["path"] + (" (cut at 30000 characters)" if truncated else "")
-    store = open_store(config)
-    try:
-        added = []
-        if payload.get("message"):
-            added.append(post_turn(store, thread, payload.get("author") or "operator", payload["message"],
-                                   **({"path": payload["path"]} if payload.get("path") else {})))
-        turns = history(store, thread)
-        if want_reply:
-            persona = payload.get("persona") or _next_persona(turns)
-            agent = agent_name(payload, config)
-            transcript = "\n\n".join(f"{t['author']}{' (' + t['persona'] + ')' if t.get('persona') else ''}: "
-                                     f"{clip(t.get('text', ''), 4000)}" for t in turns[-20:]) or "(no turns yet)"
-            prompt = (f"You are {PERSONAS[persona]}, taking part in a written discussion about code with other "
-                      f"engineers. Add the next turn: respond to what was said, be specific (name functions and "
-                      f"lines), disagree where warranted, at most 250 words. No greeting, no sign-off.\n\n"
-                      + (f"Code under discussion ({shown}):\n---\n{code}\n---\n\n" if code else "")
-                      + f"Thread '{thread}' so far:\n{transcript}\n\nYour turn:")
-            reply = ask_model(prompt, config, skill="code_discuss", max_tokens=700)
-            text = reply.text.strip()
-            if not text:
-                raise SkillError("code_discuss: the model returned an empty turn; nothing was added (retry)")
-            added.append(post_turn(store, thread, agent, text, persona=persona, model=reply.model,
-                                   **({"path": payload["path"]} if payload.get("path") else {})))
-            log.info("code_discuss %s: %s (%s) added a turn", thread, agent, persona)
-        transcript_path = write_transcript(config, store, thread)
-        turns = history(store, thread)
-    finally:
-        store.close()
+    store = shared_store(config)
+    added = []
+    if payload.get("message"):
+        added.append(post_turn(store, thread, payload.get("author") or "operator", payload["message"],
+                               **({"path": payload["path"]} if payload.get("path") else {})))
+    turns = history(store, thread)
+    if want_reply:
+        persona = payload.get("persona") or _next_persona(turns)
+        agent = agent_name(payload, config)
+        transcript = "\n\n".join(f"{t['author']}{' (' + t['persona'] + ')' if t.get('persona') else ''}: "
+                                 f"{clip(t.get('text', ''), 4000)}" for t in turns[-20:]) or "(no turns yet)"
+        prompt = (f"You are {PERSONAS[persona]}, taking part in a written discussion about code with other "
+                  f"engineers. Add the next turn: respond to what was said, be specific (name functions and "
+                  f"lines), disagree where warranted, at most 250 words. No greeting, no sign-off.\n\n"
+                  + (f"Code under discussion ({shown}):\n---\n{code}\n---\n\n" if code else "")
+                  + f"Thread '{thread}' so far:\n{transcript}\n\nYour turn:")
+        reply = ask_model(prompt, config, skill="code_discuss", max_tokens=700)
+        text = reply.text.strip()
+        if not text:
+            raise SkillError("code_discuss: the model returned an empty turn; nothing was added (retry)")
+        added.append(post_turn(store, thread, agent, text, persona=persona, model=reply.model,
+                               **({"path": payload["path"]} if payload.get("path") else {})))
+        log.info("code_discuss %s: %s (%s) added a turn", thread, agent, persona)
+    transcript_path = write_transcript(config, store, thread)
+    turns = history(store, thread)
     last = turns[-1]
     return {"thread": thread, "added_message_ids": added, "turns": len(turns), "transcript": transcript_path,
             "last_turn": {"author": last["author"], "persona": last.get("persona"), "text": last.get("text")}}

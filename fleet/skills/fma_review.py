@@ -97,17 +97,14 @@ def run(payload: dict, config: dict, log) -> dict:
     result = {"target": target["label"], "report": str(path), "summary": data["summary"].strip(),
               "failure_modes": modes, "max_rpn": modes[0]["rpn"], "model": reply.model, "provider": reply.provider}
     if payload.get("discuss", True):
-        from fleet.db import open_store
+        from fleet.db import shared_store
         from fleet.skills.code_discuss import post_turn, write_transcript
 
         thread = f"fma_{target['name']}"[:80]
         top = "; ".join(f"{m['failure_mode']} (RPN {m['rpn']})" for m in modes[:3])
-        store = open_store(config)
-        try:
-            post_turn(store, thread, agent, f"FMA of {target['label']}: {data['summary'].strip()} Top risks: {top}. "
-                      f"Full report: {path.name}", persona="critic", model=reply.model)
-            result["discussion"] = {"thread": thread, "transcript": write_transcript(config, store, thread)}
-        finally:
-            store.close()
+        store = shared_store(config)
+        post_turn(store, thread, agent, f"FMA of {target['label']}: {data['summary'].strip()} Top risks: {top}. "
+                  f"Full report: {path.name}", persona="critic", model=reply.model)
+        result["discussion"] = {"thread": thread, "transcript": write_transcript(config, store, thread)}
     log.info("fma_review of %s: %d failure modes, max RPN %d", target["label"], len(modes), result["max_rpn"])
     return result

@@ -188,56 +188,53 @@ def prune_knowledge(config: dict, dry_run: bool) -> dict:
 
 # -- actions -----------------------------------------------------------------
 def run(payload: dict, config: dict, log) -> dict:
-    from fleet.db import open_store
+    from fleet.db import shared_store
 
     action, dry = payload["action"], bool(payload.get("dry_run", False))
     opts = skill_options(config, "memory_optimizer")
     limit_mb = float(payload.get("rss_limit_mb") or opts.get("rss_limit_mb", 1024))
-    store = open_store(config)
-    try:
-        if action == "audit":
-            workers = worker_memory(store)
-            rss = [w["rss_mb"] for w in workers if w["rss_mb"] is not None]
-            return {"action": "audit", "workers": workers, "total_worker_rss_mb": round(sum(rss), 1),
-                    "rss_limit_mb": limit_mb, "over_limit": [w["name"] for w in workers if (w["rss_mb"] or 0) > limit_mb],
-                    "model_servers": loaded_models(config), "storage": storage(config, store)}
-        if action == "optimize":
-            unloaded, failed, asked = [], [], []
-            for server in loaded_models(config):
-                for m in server["models"]:
-                    if not m["idle"]:
-                        continue
-                    if dry:
-                        unloaded.append({"server": server["server"], "model": m["name"], "dry_run": True})
-                        continue
-                    try:
-                        unload_model(server["server"], m["name"])
-                        unloaded.append({"server": server["server"], "model": m["name"], "freed_vram_mb": m["vram_mb"]})
-                    except Exception as exc:  # noqa: BLE001 - report per model, go on with the rest
-                        failed.append({"server": server["server"], "model": m["name"], "error": str(exc)})
-            for w in worker_memory(store):
-                if w["alive"] and (w["rss_mb"] or 0) > limit_mb and w["name"] != "supervisor":
-                    body = {"type": "recycle", "reason": f"RSS {w['rss_mb']} MB over {limit_mb} MB",
-                            "when": "between_tasks"}
-                    if not dry:
-                        store.send_message("memory_optimizer", w["name"], body, channel="agent")
-                    asked.append({"worker": w["name"], "rss_mb": w["rss_mb"], "busy_with_task": w["current_task"]})
-            log.info("memory_optimizer optimize: unloaded %d models, asked %d workers to recycle", len(unloaded), len(asked))
-            return {"action": "optimize", "dry_run": dry, "unloaded_models": unloaded, "unload_errors": failed,
-                    "recycle_requested": asked, "rss_limit_mb": limit_mb}
-        if action == "compact":
-            before = storage(config, store)
-            checkpoint = None if dry else store.checkpoint("TRUNCATE")
-            from fleet.rag import RagIndex, index_path
+    store = shared_store(config)
+    if action == "audit":
+        workers = worker_memory(store)
+        rss = [w["rss_mb"] for w in workers if w["rss_mb"] is not None]
+        return {"action": "audit", "workers": workers, "total_worker_rss_mb": round(sum(rss), 1),
+                "rss_limit_mb": limit_mb, "over_limit": [w["name"] for w in workers if (w["rss_mb"] or 0) > limit_mb],
+                "model_servers": loaded_models(config), "storage": storage(config, store)}
+    if action == "optimize":
+        unloaded, failed, asked = [], [], []
+        for server in loaded_models(config):
+            for m in server["models"]:
+                if not m["idle"]:
+                    continue
+                if dry:
+                    unloaded.append({"server": server["server"], "model": m["name"], "dry_run": True})
+                    continue
+                try:
+                    unload_model(server["server"], m["name"])
+                    unloaded.append({"server": server["server"], "model": m["name"], "freed_vram_mb": m["vram_mb"]})
+                except Exception as exc:  # noqa: BLE001 - report per model, go on with the rest
+                    failed.append({"server": server["server"], "model": m["name"], "error": str(exc)})
+        for w in worker_memory(store):
+            if w["alive"] and (w["rss_mb"] or 0) > limit_mb and w["name"] != "supervisor":
+                body = {"type": "recycle", "reason": f"RSS {w['rss_mb']} MB over {limit_mb} MB",
+                        "when": "between_tasks"}
+                if not dry:
+                    store.send_message("memory_optimizer", w["name"], body, channel="agent")
+                asked.append({"worker": w["name"], "rss_mb": w["rss_mb"], "busy_with_task": w["current_task"]})
+        log.info("memory_optimizer optimize: unloaded %d models, asked %d workers to recycle", len(unloaded), len(asked))
+        return {"action": "optimize", "dry_run": dry, "unloaded_models": unloaded, "unload_errors": failed,
+                "recycle_requested": asked, "rss_limit_mb": limit_mb}
+    if action == "compact":
+        before = storage(config, store)
+        checkpoint = None if dry else store.checkpoint("TRUNCATE")
+        from fleet.rag import RagIndex, index_path
 
-            rag = index_path(config)
-            if rag.exists() and not dry:
-                with RagIndex(rag) as index:
-                    index.checkpoint()
-            pruned = prune_knowledge(config, dry)
-            return {"action": "compact", "dry_run": dry, "checkpoint": checkpoint, "pruned": pruned,
-                    "before": before, "after": storage(config, store)}
-        raise SkillError(f"unknown action {action!r}; use audit, optimize or compact")
-    finally:
-        store.close()
+        rag = index_path(config)
+        if rag.exists() and not dry:
+            with RagIndex(rag) as index:
+                index.checkpoint()
+        pruned = prune_knowledge(config, dry)
+        return {"action": "compact", "dry_run": dry, "checkpoint": checkpoint, "pruned": pruned,
+                "before": before, "after": storage(config, store)}
+    raise SkillError(f"unknown action {action!r}; use audit, optimize or compact")
 

@@ -147,18 +147,15 @@ def _short_schema(schema: dict | None) -> str:
 
 def enqueue_plan(config: dict, plan: dict, priority: int, created_by: str) -> dict[str, int]:
     """Enqueue in dependency order; idempotency keys make a retried run return the same tasks."""
-    from fleet.db import open_store
+    from fleet.db import shared_store
 
-    store = open_store(config)
+    store = shared_store(config)
     ids: dict[str, int] = {}
-    try:
-        for t in plan["tasks"]:
-            task = store.enqueue(t["skill"], t["payload"], priority=priority,
-                                 depends_on=[ids[d] for d in t["depends_on"]],
-                                 idempotency_key=f"plan:{plan['plan_id']}:{t['id']}", created_by=created_by)
-            ids[t["id"]] = task.id
-    finally:
-        store.close()
+    for t in plan["tasks"]:
+        task = store.enqueue(t["skill"], t["payload"], priority=priority,
+                             depends_on=[ids[d] for d in t["depends_on"]],
+                             idempotency_key=f"plan:{plan['plan_id']}:{t['id']}", created_by=created_by)
+        ids[t["id"]] = task.id
     return ids
 
 

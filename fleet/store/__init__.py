@@ -7,13 +7,14 @@ fleet-state tables. Callers use `fleet.db` (which re-exports this), never SQL.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from .errors import InvalidInput, InvalidTransition, LeaseLost, NotFound, StoreError, StoreUnavailable
 from .fleetstate import CHANNELS, FleetStateMixin
 from .hardware import HardwareMixin
 from .monitoring import MonitoringMixin
-from .reports import ReportsMixin, check_database_file
+from .reports import ReportsMixin
 from .schema import ALERT_SEVERITIES, SCHEMA_VERSION, TASK_STATUSES, TERMINAL_STATUSES
 from .sqlite_base import DURABILITY_MODES, SQLiteBase, now
 from .tasks import Page, Task, TaskQueueMixin
@@ -23,6 +24,21 @@ from .usage import UsageMixin
 class Store(TaskQueueMixin, FleetStateMixin, ReportsMixin, MonitoringMixin, HardwareMixin, UsageMixin, SQLiteBase):
     """The fleet's store on SQLite (WAL). Safe to share across threads; each
     thread and each process gets its own reused connection."""
+
+
+_shared: dict[tuple[int, str], Store] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_store(config: dict[str, Any]) -> Store:
+    """This process's one Store for the configured database, opened (and
+    migrated) once and reused by every caller: skills, the routing layer."""
+    key = (os.getpid(), config["paths"]["db"])
+    with _shared_lock:
+        store = _shared.get(key)
+        if store is None:
+            store = _shared[key] = open_store(config)
+    return store
 
 
 def open_store(config: dict[str, Any] | str | os.PathLike) -> Store:
@@ -42,7 +58,7 @@ def open_store(config: dict[str, Any] | str | os.PathLike) -> Store:
 
 
 __all__ = [
-    "Store", "open_store", "Task", "Page", "now",
+    "Store", "open_store", "shared_store", "Task", "Page", "now",
     "StoreError", "StoreUnavailable", "InvalidInput", "InvalidTransition", "LeaseLost", "NotFound",
     "TASK_STATUSES", "TERMINAL_STATUSES", "ALERT_SEVERITIES", "CHANNELS",
     "DURABILITY_MODES", "SCHEMA_VERSION",

@@ -513,9 +513,19 @@ class TaskQueueMixin(TaskReadsMixin):
         return Task.from_row(new)
 
     # -- reaping ---------------------------------------------------------
+    def expired_leases(self) -> list[tuple[int, str | None]]:
+        """(task id, worker) of RUNNING tasks whose lease has expired: a cheap
+        read on the running-lease index, for the supervisor's fencing."""
+        rows = self._conn().execute(
+            "SELECT id, worker FROM tasks WHERE status = 'RUNNING' AND lease_expires_at < ?", (now(),)
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     def reap_expired_leases(self) -> list[int]:
         """Return tasks whose lease expired to PENDING (or FAILED when their
         attempts are used up), recording the attempt. Returns their ids."""
+        if not self.expired_leases():
+            return []  # the common case: no write transaction at all
         ts = now()
         with self._write() as conn:
             rows = conn.execute(
