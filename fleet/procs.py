@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess  # nosec B404
 import sys
-import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -138,15 +137,6 @@ def kill_snapshot(procs: list, sig: int = signal.SIGKILL) -> None:
             pass
 
 
-def wait_gone(procs: list, timeout: float) -> list:
-    import psutil
-
-    if not procs:
-        return []
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return alive
-
-
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -158,11 +148,3 @@ def pid_alive(pid: int | None) -> bool:
         return True
     return True
 
-
-def sleep_until(predicate, timeout: float, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()

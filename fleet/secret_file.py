@@ -191,10 +191,6 @@ def get_secret(cfg: dict | None, key: str) -> str | None:
     return read_secrets(cfg).get(key) or None
 
 
-def has_secret(cfg: dict | None, key: str) -> bool:
-    return get_secret(cfg, key) is not None
-
-
 def set_secret(cfg: dict | None, key: str, value: str) -> None:
     """Store `value` under `key` (atomic write, mode 0600). Any characters are
     kept; the file's other lines are left exactly as they were."""

@@ -59,10 +59,6 @@ class ProviderError(Exception):
         self.status = status
         self.retry_after = retry_after
 
-    @property
-    def fails_over(self) -> bool:
-        return self.kind in FAILOVER_KINDS or self.kind == "unconfigured"
-
 
 def classify_status(status: int) -> str:
     """The failure kind of an HTTP error status."""

@@ -207,39 +207,6 @@ def read_documents(config: dict, path_value: str, *, max_chars: int, max_files: 
 
 
 # -- model output -----------------------------------------------------------
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)\n?```", re.DOTALL)
-
-
-def parse_model_json(text: Any, *, what: str, required: dict[str, type] | None = None) -> dict:
-    """Parse a model's JSON object strictly (a ```json fence is allowed); raise
-    ModelOutputError naming what was wrong. Never guesses a default."""
-    if isinstance(text, dict):
-        data = text
-    else:
-        if not isinstance(text, str) or not text.strip():
-            raise ModelOutputError(f"{what}: the model returned an empty reply; nothing was written (retry, or try another model)")
-        candidate = text.strip()
-        fence = _FENCE.search(candidate)
-        if fence:
-            candidate = fence.group(1).strip()
-        try:
-            data = json.loads(candidate)
-        except json.JSONDecodeError as exc:
-            preview = text.strip()[:200].replace("\n", " ")
-            raise ModelOutputError(
-                f"{what}: the model's reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                f"nothing was written. Reply began: {preview!r}"
-            ) from None
-    if not isinstance(data, dict):
-        raise ModelOutputError(f"{what}: expected a JSON object from the model, got {type(data).__name__}; nothing was written")
-    for key, typ in (required or {}).items():
-        if key not in data:
-            raise ModelOutputError(f"{what}: the model's JSON has no '{key}' field; nothing was written")
-        if not isinstance(data[key], typ) or (typ is not bool and isinstance(data[key], bool)):
-            raise ModelOutputError(
-                f"{what}: the model's '{key}' is {type(data[key]).__name__}, expected {typ.__name__}; nothing was written"
-            )
-    return data
 
 
 def clip(text: str, limit: int) -> str:

@@ -63,7 +63,3 @@ class HardwareMixin:
             d["gpus"] = json.loads(d["gpus"]) if d.get("gpus") else []
             out.append(d)
         return out
-
-    def prune_hw_samples(self, older_than: float) -> int:
-        with self._write() as conn:
-            return conn.execute("DELETE FROM hw_samples WHERE ts < ?", (older_than,)).rowcount

@@ -33,10 +33,6 @@ def check_database_file(path: str | os.PathLike) -> dict:
     return {"integrity": integrity, "schema_version": version, "tasks": counts}
 
 
-def _day_key(ts: float, day0: float) -> int:
-    return int((ts - day0) // DAY_S)
-
-
 class ReportsMixin:
     """Aggregate queries for the phase report (fleet.report)."""
 
@@ -76,22 +72,6 @@ class ReportsMixin:
             bucket(day)["retried"] += n
         return [out[d] for d in sorted(out)]
 
-    def event_counts_by_day(self, actions: list[str], since: float, until: float) -> list[dict]:
-        """How many events with each of `actions` per UTC day in [since, until)."""
-        if not actions:
-            return []
-        lo, hi = self._event_id_range(since, until)
-        rows = self._conn().execute(
-            "SELECT CAST((ts - ?) / ? AS INTEGER) AS d, action, COUNT(*) FROM events "
-            "WHERE id BETWEEN ? AND ? AND ts >= ? AND ts < ? "
-            f"AND action IN ({','.join('?' * len(actions))}) GROUP BY d, action",  # nosec B608
-            (since, DAY_S, lo, hi, since, until, *actions),
-        ).fetchall()
-        out: dict[int, dict] = {}
-        for day, action, n in rows:
-            out.setdefault(day, {"day_start": since + day * DAY_S})[action] = n
-        return [out[d] for d in sorted(out)]
-
     def unplanned_exits_by_day(self, since: float, until: float, *, action: str = "child_exit",
                                planned: tuple = ("drain", "stop", "scale_down", "restart")) -> dict[int, int]:
         """Per UTC day (counted from `since`): child exits the supervisor recorded
@@ -104,30 +84,6 @@ class ReportsMixin:
             (since, DAY_S, *self._event_id_range(since, until), since, until, action, *planned),
         ).fetchall()
         return {d: n for d, n in rows}
-
-    def event_action_counts(self, since: float, until: float, *, like: str | None = None) -> dict[str, int]:
-        """Event counts by action in [since, until), optionally actions LIKE a pattern."""
-        sql = "SELECT action, COUNT(*) FROM events WHERE id BETWEEN ? AND ? AND ts >= ? AND ts < ?"
-        params: list = [*self._event_id_range(since, until), since, until]
-        if like:
-            sql += " AND action LIKE ?"
-            params.append(like)
-        rows = self._conn().execute(sql + " GROUP BY action", params).fetchall()
-        return {a: n for a, n in rows}
-
-    def attempt_busy_seconds(self, since: float, until: float) -> float:
-        """Worker-seconds spent running task attempts, clipped to [since, until)
-        (a running attempt counts up to `until`)."""
-        row = self._conn().execute(
-            """SELECT COALESCE(SUM(MAX(0, MIN(e, ?) - MAX(s, ?))), 0) FROM (
-                 SELECT started_at AS s, ended_at AS e FROM task_attempts
-                 WHERE id >= ? AND ended_at > ? AND started_at < ?
-                 UNION ALL
-                 SELECT started_at, ? FROM tasks
-                 WHERE status = 'RUNNING' AND started_at < ?)""",
-            (until, since, self._id_range("task_attempts", since, None)[0], since, until, until, until),
-        ).fetchone()
-        return float(row[0] or 0.0)
 
     def oldest_pending_created_at(self) -> float | None:
         """created_at of the lowest-id PENDING task: one index probe (ids grow

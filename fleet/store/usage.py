@@ -102,12 +102,6 @@ class UsageMixin:
             out.append(d)
         return out
 
-    def reset_provider(self, provider: str) -> None:
-        """Close the breaker and clear the cool-down of a provider (operator action)."""
-        with self._write() as conn:
-            conn.execute("DELETE FROM provider_state WHERE provider = ?", (provider,))
-            conn.execute("DELETE FROM provider_requests WHERE provider = ?", (provider,))
-
     # -- usage ledger --------------------------------------------------------
     def record_model_call(self, row: dict, *, outcome: dict | None = None,
                           release_reservation: int | None = None) -> int:
@@ -227,7 +221,6 @@ class UsageMixin:
     def release_budget(self, reservation_id: int) -> None:
         with self._write() as conn:
             conn.execute("DELETE FROM budget_reservations WHERE id = ?", (reservation_id,))
-
 
 
 __all__ = ["USAGE_COLUMNS", "UsageMixin"]
