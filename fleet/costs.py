@@ -107,14 +107,14 @@ def exceeded_error(figures: dict, skill: str | None) -> BudgetExceeded:
                           scope=figures["scope"], period=figures["period"], over=figures.get("over", "usd"))
 
 
-def budget_status(cfg: dict, store) -> list[dict]:
+def budget_status(cfg: dict, store, *, now: float | None = None) -> list[dict]:
     """Every configured budget with spend, calls, percent used and state
-    (ok | warning (>= 80 %) | exceeded)."""
+    (ok | warning (>= 80 %) | exceeded), for the periods containing `now`."""
     b = cfg.get("budgets") or {}
     names = sorted((b.get("skills") or {}).keys())
     out = []
     for skill in names + [None]:
-        for check in budget_checks(cfg, skill):
+        for check in budget_checks(cfg, skill, now=now):
             if skill is None and check["scope"] != "global":
                 continue
             if skill is not None and check["scope"] != "skill":

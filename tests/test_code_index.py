@@ -110,10 +110,6 @@ def test_code_index_and_backup_through_a_real_worker(isolated_home):
         assert store.get(bad.id).error_reason == "invalid_payload" and "colour" in store.get(bad.id).error
         m = store.get(missing.id)
         assert m.status == "FAILED" and m.attempts == 1 and "does not exist" in m.error  # not retried
-        try:
-            import fleet.backup  # noqa: F401
-        except ImportError:
-            pytest.skip("fleet.backup (the CLI issue) is not there yet")
         bk = store.enqueue("backup", {"keep": 2})
         wait_until(lambda: store.get(bk.id).status in ("DONE", "FAILED"), 30, what="backup")
         res = store.get(bk.id).result

@@ -171,12 +171,9 @@ def test_no_get_response_contains_a_secret(isolated_home, monkeypatch):
     app, cfg, store = make_app(isolated_home, providers={"mine": {
         "type": "openai_compatible", "api_key_env": "MYLLM_ACCESS",
         "base_url": f"http://user:{FAKE_URL_PASSWORD}@127.0.0.1:9/v1"}})
-    try:
-        from fleet.secret_file import set_secret
-    except ImportError:
-        set_secret = None
-    if set_secret is not None:
-        set_secret(cfg, "OPENAI_API_KEY", FAKE_SECRET)
+    from fleet.secret_file import set_secret
+
+    set_secret(cfg, "OPENAI_API_KEY", FAKE_SECRET)
     token = app.extensions["fleet"].token
     # Put the secrets where careless code would echo them: payloads, errors, logs, notes, knowledge.
     t = store.enqueue("noop", {"key": FAKE_API_KEY, "other": FAKE_SECRET, "tok": token,

@@ -78,13 +78,16 @@ def test_lists_loaded_models_and_keeps_the_tier_model_warm():
             out = care.tick("qwen3:4b", 0, conductor="qwen3:8b")
             assert out["tier_model_loaded"] is True and out["last_keepalive_at"] is not None
             # within the keep-alive interval nothing more is sent; after it, one ping each
+            def pings_done():  # keep-alive pings go out on a background thread
+                return wait_until(lambda: care._ping_thread is None or not care._ping_thread.is_alive())
+
             clock.t += 100
             care.tick("qwen3:4b", 0, conductor="qwen3:8b")
-            assert len(ollama.requests_to("/api/generate")) == 2
+            assert pings_done() and len(ollama.requests_to("/api/generate")) == 2
             clock.t += 200
             care.tick("qwen3:4b", 0, conductor="qwen3:8b")
-            assert ollama.wait_for_requests(4, path="/api/generate") or \
-                len(ollama.requests_to("/api/generate")) == 4
+            assert ollama.wait_for_requests(4, path="/api/generate") and pings_done()
+            assert len(ollama.requests_to("/api/generate")) == 4  # one ping each, no duplicates
         finally:
             care.close()
 

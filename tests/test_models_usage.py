@@ -40,7 +40,8 @@ def ledger(isolated_home):
         '[budgets.skills.code_review]\nmax_calls = 10\n')
     cfg = load_config(isolated_home)
     store = open_store(cfg)
-    now = time.time()
+    # A fixed mid-month noon: "today" and "this month" never straddle midnight.
+    now = dt.datetime(2026, 3, 25, 12, tzinfo=dt.UTC).timestamp()
     for ts, skill, provider, cost, ok in [
         (now - 60, "summarize", "claude", 0.02, True), (now - 120, "summarize", "claude", 0.02, True),
         (now - 180, "summarize", "ollama", 0.0, False), (now - 240, "code_review", "ollama", 0.0, True),
@@ -84,8 +85,8 @@ def test_usage_delta_between_two_date_ranges(ledger):
 
 
 def test_budget_status_per_skill_and_fleet(ledger):
-    cfg, store, _now = ledger
-    status = {b["budget"]: b for b in budget_status(cfg, store)}
+    cfg, store, now = ledger
+    status = {b["budget"]: b for b in budget_status(cfg, store, now=now)}
     assert status["skill summarize"]["spent_usd"] == pytest.approx(0.04)
     assert (status["skill summarize"]["percent_used"], status["skill summarize"]["state"]) == (80.0, "warning")
     assert status["skill summarize"]["enforcement"] == "block" and status["skill summarize"]["period"] == "day"

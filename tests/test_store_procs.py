@@ -160,7 +160,6 @@ def test_sigkill_at_random_points_loses_nothing_and_runs_each_task_done_once(db)
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    assert kills >= 2 * 14 or store.counts()["DONE"] == total
     # Leases of killed workers expire (0.3 s); the reaper returns their tasks.
     _wait_until(lambda: (store.reap_expired_leases(), store.counts()["RUNNING"] == 0)[1])
     while (task := store.claim("finisher", ["crash"], lease_s=60)) is not None:
