@@ -173,10 +173,8 @@ def list_backups(cfg: dict) -> list[dict]:
 
 
 def _supervisor_pid(cfg: dict) -> int | None:
-    try:
-        from fleet.supervisor import running_supervisor_pid
-    except ImportError:
-        return None
+    from fleet.supervisor import running_supervisor_pid
+
     return running_supervisor_pid(cfg)
 
 

@@ -57,6 +57,14 @@ def setup_process_logging(name: str, cfg: dict, *, to_stderr: bool = False,
     return logging.getLogger(name)
 
 
+def current_context() -> tuple[int | None, str | None]:
+    """(task id, process name) this process is working under, as its log lines
+    show them; (None, None) outside a fleet process."""
+    if _context is None:
+        return None, None
+    return _context.task_id, _context.processname
+
+
 def set_current_task(task_id: int | None) -> None:
     """Tag every following log line of this process with `task_id`."""
     if _context is not None:

@@ -156,12 +156,9 @@ def _is_cloud(p: dict) -> bool:
         return False
     if p.get("type") == "claude":
         return True
-    try:
-        from fleet.providers.base import is_loopback_or_private
+    from fleet.providers.base import is_loopback_or_private
 
-        return not is_loopback_or_private(p.get("base_url") or "")
-    except ImportError:
-        return True
+    return not is_loopback_or_private(p.get("base_url") or "")
 
 
 def check_secrets_mode(cfg: dict) -> dict | None:

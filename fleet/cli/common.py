@@ -87,10 +87,8 @@ class Ctx:
 
 def supervisor_pid(cfg: dict) -> int | None:
     """PID of the supervisor running for this fleet home, or None."""
-    try:
-        from fleet.supervisor import running_supervisor_pid
-    except ImportError:
-        return None
+    from fleet.supervisor import running_supervisor_pid
+
     return running_supervisor_pid(cfg)
 
 

@@ -303,10 +303,8 @@ def cmd_detect_cli(ctx: Ctx) -> int:
 
 
 def cmd_hw(ctx: Ctx) -> int:
-    try:
-        from fleet.hw_state import read_hw_state
-    except ImportError:
-        raise CliError("the hardware state reader (fleet/hw_state.py) is not installed in this checkout") from None
+    from fleet.hw_state import read_hw_state
+
     watch = ctx.args.watch
     try:
         while True:

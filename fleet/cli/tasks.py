@@ -140,11 +140,8 @@ def _parse_intent(ctx: Ctx, text: str) -> dict:
 
     # The model layer logs a failed conductor call; the note below says it once.
     logging.getLogger().addHandler(logging.NullHandler())
-    try:
-        from fleet import intent
-    except ImportError:
-        raise CliError("natural-language tasks need the intent parser (fleet/intent.py), which this checkout "
-                       "lacks; use raw JSON ('{\"skill\": ...}') or `dispatch SKILL PAYLOAD`") from None
+    from fleet import intent
+
     try:
         parsed = intent.parse_intent(text, ctx.cfg)
     except intent.IntentError as exc:

@@ -21,10 +21,8 @@ from .base import (
 
 def _tier(cfg: dict) -> dict | None:
     """The hardware tier when hw_state.json is fresh (None when stale or unavailable)."""
-    try:
-        from fleet.hw_state import read_hw_state
-    except ImportError:
-        return None
+    from fleet.hw_state import read_hw_state
+
     try:
         state = read_hw_state(cfg)
     except Exception:  # noqa: BLE001 - a broken state file must not stop model calls

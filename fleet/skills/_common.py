@@ -64,13 +64,9 @@ def safe_name(text: str, max_len: int = 80) -> str:
 def agent_name(payload: dict | None, config: dict | None, log: Any = None) -> str:
     """Who is running the skill: payload["agent"], else the worker process's name
     (its logging context, as the routing layer reads it, or FLEET_AGENT), else "manual"."""
-    candidates = [(payload or {}).get("agent"), os.environ.get("FLEET_AGENT")]
-    try:
-        from fleet import logs
+    from fleet.logs import current_context
 
-        candidates.insert(1, getattr(getattr(logs, "_context", None), "processname", None))
-    except ImportError:  # pragma: no cover
-        pass
+    candidates = [(payload or {}).get("agent"), current_context()[1], os.environ.get("FLEET_AGENT")]
     for candidate in candidates:
         if isinstance(candidate, str) and candidate.strip():
             return safe_name(candidate, 40)

@@ -25,14 +25,8 @@ def ask_model(prompt: Any, config: dict, *, skill: str, system: str | None = Non
     Raises ModelUnavailable (no provider reachable or allowed: the routing layer's
     message), ModelOutputError (JSON asked for and the reply does not fit the schema);
     budget blocks and rejected requests propagate unchanged (the task must fail)."""
-    try:
-        from fleet.skills._models import (
-            ModelOutputInvalid,
-            NoProviderAvailable,
-            call_model,
-        )
-    except ImportError as exc:
-        raise ModelUnavailable(f"model routing is not available ({exc}); fleet/skills/_models.py is missing") from None
+    from fleet.skills._models import ModelOutputInvalid, NoProviderAvailable, call_model
+
     kwargs: dict = {"skill": skill}
     for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
                        ("json_schema", json_schema)):

@@ -198,16 +198,11 @@ def _messages(prompt_or_messages: Any, system: str | None) -> tuple[list[dict], 
 
 def _context(task_id: int | None) -> tuple[int | None, str | None]:
     """(task id, agent name) from the arguments or the process's logging context."""
-    try:
-        from fleet import logs
+    from fleet.logs import current_context
 
-        ctx = getattr(logs, "_context", None)
-    except ImportError:  # pragma: no cover
-        ctx = None
-    agent = getattr(ctx, "processname", None) or os.environ.get("FLEET_AGENT") or None
-    if task_id is None and ctx is not None:
-        task_id = getattr(ctx, "task_id", None)
-    return task_id, agent
+    log_task, process = current_context()
+    agent = process or os.environ.get("FLEET_AGENT") or None
+    return (log_task if task_id is None else task_id), agent
 
 
 def _parse_json(text: str) -> Any:
