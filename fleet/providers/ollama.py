@@ -56,8 +56,10 @@ class OllamaProvider(Provider):
             options["num_ctx"] = int(self.settings["num_ctx"])
         num_gpu = self.settings.get("num_gpu", -1)
         if num_gpu is None or num_gpu < 0:
+            # The tier's GPU layers apply only to the tier's own model: if the
+            # tier changed since the model was resolved, send no num_gpu at all.
             tier = _tier(self.cfg)
-            num_gpu = tier.get("num_gpu") if tier else None
+            num_gpu = tier.get("num_gpu") if tier and tier.get("model") == request.model else None
         if isinstance(num_gpu, int) and num_gpu >= 0:
             options["num_gpu"] = num_gpu
         if request.temperature is not None:
