@@ -69,3 +69,21 @@ def set_current_task(task_id: int | None) -> None:
     """Tag every following log line of this process with `task_id`."""
     if _context is not None:
         _context.task_id = task_id
+
+
+def tail_lines(path: str, n: int, *, end: int | None = None, max_bytes: int = 8 << 20) -> list[str]:
+    """The last `n` lines of a log (of its first `end` bytes), reading backwards
+    in blocks so a big log costs little; at most `max_bytes` are read."""
+    if n <= 0:
+        return []
+    with open(path, "rb") as fh:
+        if end is None:
+            fh.seek(0, os.SEEK_END)
+            end = fh.tell()
+        data, pos = b"", end
+        while pos > 0 and data.count(b"\n") <= n and len(data) < max_bytes:
+            step = min(65536, pos)
+            pos -= step
+            fh.seek(pos)
+            data = fh.read(step) + data
+    return data.decode("utf-8", errors="replace").splitlines()[-n:]

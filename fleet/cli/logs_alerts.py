@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+from fleet.logs import tail_lines
+
 from .common import (
     EXIT_OK,
     SENDER,
@@ -19,23 +21,6 @@ from .common import (
     print_json,
     print_table,
 )
-
-
-def _tail(path: str, n: int, *, end: int | None = None) -> list[str]:
-    """The last n lines (of the first `end` bytes), reading backwards so a big log costs little."""
-    with open(path, "rb") as fh:
-        if end is None:
-            fh.seek(0, os.SEEK_END)
-            end = fh.tell()
-        block, data = 65536, b""
-        pos = end
-        while pos > 0 and data.count(b"\n") <= n:
-            step = min(block, pos)
-            pos -= step
-            fh.seek(pos)
-            data = fh.read(step) + data
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    return lines[-n:] if n else []
 
 
 def _available_logs(log_dir: str) -> list[str]:
@@ -55,7 +40,7 @@ def cmd_logs(ctx: Ctx) -> int:
         have = _available_logs(ctx.cfg["paths"]["logs"])
         raise CliError(f"no log for {a.agent!r} at {path}; logs there: {', '.join(have) or '(none yet)'}")
     if not a.follow:
-        lines = _tail(path, a.tail)
+        lines = tail_lines(path, a.tail)
         if ctx.json:
             print_json({"agent": a.agent, "path": path, "lines": lines})
         else:
@@ -65,7 +50,7 @@ def cmd_logs(ctx: Ctx) -> int:
     # Open before reading the tail, so nothing appended in between is lost.
     fh = open(path, "rb")  # noqa: SIM115 - reopened on rotation inside _follow
     fh.seek(0, os.SEEK_END)
-    for line in _tail(path, a.tail, end=fh.tell()):
+    for line in tail_lines(path, a.tail, end=fh.tell()):
         _emit(ctx, a.agent, line)
     try:
         _follow(ctx, fh, path, a.agent)

@@ -9,6 +9,8 @@ import re
 
 from flask import Blueprint, jsonify, request
 
+from fleet.logs import tail_lines
+
 from .common import ApiError, ctx, doc, int_arg
 
 bp = Blueprint("files", __name__)
@@ -79,23 +81,6 @@ def knowledge_file():
     return jsonify({"path": rel, "bytes": os.path.getsize(full), "truncated": truncated, "content": text})
 
 
-def _tail(path: str, lines: int) -> list[str]:
-    """The last `lines` lines of a file, reading backwards in blocks."""
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        end = fh.tell()
-        block, data = 65536, b""
-        while end > 0 and data.count(b"\n") <= lines:
-            start = max(0, end - block)
-            fh.seek(start)
-            data = fh.read(end - start) + data
-            end = start
-            if len(data) > 8 * MAX_READ_BYTES:
-                break
-    text = data.decode("utf-8", errors="replace")
-    return text.splitlines()[-lines:]
-
-
 @bp.get("/api/logs")
 @doc("Log files of the fleet's processes (name, size, modified)", tag="files")
 def logs():
@@ -122,7 +107,7 @@ def log_tail(name: str):
     if not os.path.isfile(path):
         raise ApiError(404, f"no log named {name!r}; see /api/logs")
     lines = int_arg("lines", 200, lo=1, hi=5000)
-    return jsonify({"name": name, "lines": _tail(path, lines)})
+    return jsonify({"name": name, "lines": tail_lines(path, lines, max_bytes=8 * MAX_READ_BYTES)})
 
 
 def install(app, c) -> None:
