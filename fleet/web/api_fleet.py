@@ -233,5 +233,4 @@ def _install_control(app) -> None:
 
 def install(app, c) -> None:
     app.register_blueprint(bp)
-    if c.has_supervisor():
-        _install_control(app)
+    _install_control(app)

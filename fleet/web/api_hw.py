@@ -17,7 +17,7 @@ TRAINING_LOCK = "training"
 
 def _thermal() -> dict:
     c = ctx()
-    hw = c.read_hw() or {}
+    hw = c.read_hw()
     tier = hw.get("tier") or {}
     changed = tier.get("changed_at")
     return {
@@ -34,8 +34,6 @@ def _thermal() -> dict:
 
 
 def install(app, c) -> None:
-    if c.read_hw() is None:  # no hardware reader in this fleet: no endpoints
-        return
     bp = Blueprint("hw", __name__)
 
     @bp.get("/api/thermal")
@@ -50,7 +48,7 @@ def install(app, c) -> None:
     def training():
         c = ctx()
         holder = c.store.lock_holder(TRAINING_LOCK)
-        hw = c.read_hw() or {}
+        hw = c.read_hw()
         return jsonify({
             "active": holder is not None, "lock": holder,
             "hw_state_training": hw.get("training"),
@@ -59,13 +57,12 @@ def install(app, c) -> None:
                       "vram_total_mb": g.get("vram_total_mb")} for g in hw.get("gpus") or []],
         })
 
-    if c.has_hw_samples():
-        @bp.get("/api/hw/history")
-        @doc("Stored hardware samples for sparklines (default: the last 15 minutes)", tag="hardware",
-             query={"minutes": {"type": "integer", "minimum": 1, "maximum": 1440}})
-        def hw_history():
-            c = ctx()
-            minutes = int_arg("minutes", 15, lo=1, hi=1440)
-            return jsonify({"minutes": minutes, "samples": c.store.hw_samples(since=time.time() - minutes * 60)})
+    @bp.get("/api/hw/history")
+    @doc("Stored hardware samples for sparklines (default: the last 15 minutes)", tag="hardware",
+         query={"minutes": {"type": "integer", "minimum": 1, "maximum": 1440}})
+    def hw_history():
+        c = ctx()
+        minutes = int_arg("minutes", 15, lo=1, hi=1440)
+        return jsonify({"minutes": minutes, "samples": c.store.hw_samples(since=time.time() - minutes * 60)})
 
     app.register_blueprint(bp)

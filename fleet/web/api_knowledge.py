@@ -13,7 +13,6 @@ import time
 from flask import Blueprint, jsonify
 
 from .common import ctx, doc, int_arg
-from .context import optional
 
 REVIEW_SKILLS = ("code_review", "fma_review")
 DISCUSS_SKILL = "code_discuss"
@@ -129,21 +128,21 @@ def install(app, c) -> None:
                 totals[skill] = entry
             return jsonify({"days": days, "code_index": _code_index_stats(c), "reviews": totals})
 
-    rag = optional("fleet.rag")
-    if rag is not None and hasattr(rag, "RagIndex") and hasattr(rag, "index_path"):
-        @bp.get("/api/rag")
-        @doc("Retrieval index statistics: indexed files, chunks and size (absent until rag_index has run)",
-             tag="knowledge")
-        def rag_stats():
-            c = ctx()
-            path = rag.index_path(c.cfg)
-            if not path.exists():  # never create the index just to describe it
-                return jsonify({"exists": False, "path": path.name, "files": 0, "chunks": 0, "bytes": 0})
-            idx = rag.RagIndex(path)
-            try:
-                stats = idx.stats()
-            finally:
-                idx.close()
-            return jsonify({"exists": True, **stats, "path": path.name})
+    from fleet import rag
+
+    @bp.get("/api/rag")
+    @doc("Retrieval index statistics: indexed files, chunks and size (absent until rag_index has run)",
+         tag="knowledge")
+    def rag_stats():
+        c = ctx()
+        path = rag.index_path(c.cfg)
+        if not path.exists():  # never create the index just to describe it
+            return jsonify({"exists": False, "path": path.name, "files": 0, "chunks": 0, "bytes": 0})
+        idx = rag.RagIndex(path)
+        try:
+            stats = idx.stats()
+        finally:
+            idx.close()
+        return jsonify({"exists": True, **stats, "path": path.name})
 
     app.register_blueprint(bp)

@@ -62,7 +62,7 @@ def status_payload(c) -> dict:
         "now": time.time(),
         "paused": bool(store.get_flag("paused", False)),
         "read_only": c.read_only,
-        "supervisor": {"running": pid is not None, "pid": pid} if c.has_supervisor() else None,
+        "supervisor": {"running": pid is not None, "pid": pid},
         "agents": agents,
         "expected_workers": expected,
         "missing_workers": [n for n in expected if n not in present],
@@ -164,22 +164,18 @@ def health_payload(c) -> dict:
     else:
         wstate = "healthy"
     components["workers"] = {"status": wstate, "alive": alive, "expected": expected}
-    if c.has_supervisor():
-        pid = c.supervisor_pid()
-        components["supervisor"] = {"status": "healthy" if pid else "down", "pid": pid}
+    pid = c.supervisor_pid()
+    components["supervisor"] = {"status": "healthy" if pid else "down", "pid": pid}
     hw = c.read_hw()
-    if hw is not None:
-        components["hardware"] = {
-            "status": "degraded" if hw.get("stale") else "healthy",
-            "stale": bool(hw.get("stale")), "age_s": hw.get("age_s"),
-            "reason": hw.get("stale_reason"), "tier": (hw.get("tier") or {}).get("name"),
-            "thermal": (hw.get("thermal") or {}).get("state"),
-        }
+    components["hardware"] = {
+        "status": "degraded" if hw.get("stale") else "healthy",
+        "stale": bool(hw.get("stale")), "age_s": hw.get("age_s"),
+        "reason": hw.get("stale_reason"), "tier": (hw.get("tier") or {}).get("name"),
+        "thermal": (hw.get("thermal") or {}).get("state"),
+    }
     from .api_usage import provider_health
 
-    providers = provider_health(c)
-    if providers is not None:
-        components["models"] = providers
+    components["models"] = provider_health(c)
     waiting = c.store.oldest_ready_wait()
     components["queue"] = {
         "status": "degraded" if waiting is not None and waiting > QUEUE_STALL_S else "healthy",

@@ -20,7 +20,6 @@ from fleet.skill_registry import (
 )
 
 from .common import ApiError, actor, ctx, doc, int_arg, json_body, parse_time
-from .context import optional
 
 bp = Blueprint("tasks", __name__)
 
@@ -264,13 +263,13 @@ def bulk():
 
 def install(app, c) -> None:
     app.register_blueprint(bp)
-    parse = optional("fleet.intent", "parse_intent")
-    if parse is not None:
-        _install_intent(app, parse)
+    _install_intent(app)
 
 
-def _install_intent(app, parse) -> None:
-    ibp = Blueprint("intent", __name__)  # only where the intent parser exists
+def _install_intent(app) -> None:
+    from fleet.intent import IntentError, parse_intent as parse
+
+    ibp = Blueprint("intent", __name__)
 
     @ibp.post("/api/intent")
     @doc("Turn an instruction into {skill, payload, priority} with the intent parser (does not dispatch)",
@@ -282,10 +281,9 @@ def _install_intent(app, parse) -> None:
         text = json_body().get("instruction")
         if not isinstance(text, str) or not text.strip():
             raise ApiError(400, "instruction must be a non-empty string")
-        intent_error = optional("fleet.intent", "IntentError") or ValueError
         try:
             result = parse(text, c.cfg, catalogue=c.catalogue())
-        except intent_error as exc:
+        except IntentError as exc:
             candidates = [{"skill": n, "confidence": round(conf, 3), "description": d}
                           for n, conf, d in getattr(exc, "candidates", [])]
             raise ApiError(422, str(exc), candidates=candidates) from None

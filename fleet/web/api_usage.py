@@ -11,16 +11,13 @@ from flask import Blueprint, jsonify, request
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .common import ApiError, choice_arg, ctx, doc, int_arg, parse_time
-from .context import optional
 
 GROUPS = ("skill", "provider", "model", "agent")
 PERIODS = ("day", "week", "month")
 
 
 def provider_health(c) -> dict | None:
-    """The models component of /api/health, or None where no router exists."""
-    if not hasattr(c.store, "provider_states"):
-        return None
+    """The models component of /api/health: each provider's circuit breaker."""
     states = c.store.provider_states()
     providers = {s["provider"]: {"breaker": s["breaker"], "cooling_down": s["cooling_down"],
                                  "consecutive_failures": s.get("consecutive_failures"),
@@ -34,9 +31,7 @@ def provider_health(c) -> dict | None:
 
 
 def usage_metrics(c):
-    """Prometheus families for model calls, tokens and cost (none without a ledger)."""
-    if not c.has_usage():
-        return
+    """Prometheus families for model calls, tokens and cost."""
     rows = c.store.usage_summary(0.0, time.time() + 1, group_by="provider")
     calls = CounterMetricFamily("fleet_model_calls", "Model requests by provider and outcome",
                                 labels=["provider", "outcome"])
@@ -53,18 +48,16 @@ def usage_metrics(c):
     yield calls
     yield tokens
     yield cost
-    if hasattr(c.store, "provider_states"):
-        breaker = GaugeMetricFamily("fleet_model_breaker_open", "1 while a provider's circuit breaker is open",
-                                    labels=["provider"])
-        for s in c.store.provider_states():
-            breaker.add_metric([s["provider"]], 1.0 if s["breaker"] == "open" else 0.0)
-        yield breaker
+    breaker = GaugeMetricFamily("fleet_model_breaker_open", "1 while a provider's circuit breaker is open",
+                                labels=["provider"])
+    for s in c.store.provider_states():
+        breaker.add_metric([s["provider"]], 1.0 if s["breaker"] == "open" else 0.0)
+    yield breaker
 
 
 def install(app, c) -> None:
-    costs = optional("fleet.costs")
-    if not c.has_usage() or costs is None:  # no usage ledger in this fleet: no endpoints
-        return
+    from fleet import costs
+
     bp = Blueprint("usage", __name__)
 
     @bp.get("/api/usage")

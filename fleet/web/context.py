@@ -1,27 +1,16 @@
-"""The dashboard's per-app state (config, store, token, redactor, live-event
-hub) and detection of the optional fleet parts it shows when present
-(supervisor, hardware state, usage ledger, intent parser, secrets).
+"""The dashboard's per-app state: config, store, token, redactor, live-event
+hub, the skills catalogue, cached aggregates, and readers of the supervisor
+lock and hw_state.json.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
-from typing import Any
 
 from fleet.skill_registry import discover
 
 from .auth import Redactor, is_loopback_host
-
-
-def optional(module: str, attr: str | None = None) -> Any:
-    """A fleet module (or one of its attributes) when it exists, else None."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(mod, attr, None) if attr else mod
 
 
 class FleetContext:
@@ -68,23 +57,14 @@ class FleetContext:
 
     # -- optional parts --------------------------------------------------
     def supervisor_pid(self) -> int | None:
-        fn = optional("fleet.supervisor", "running_supervisor_pid")
-        if fn is None:
-            return None
+        from fleet.supervisor import running_supervisor_pid
+
         try:
-            return fn(self.cfg)
+            return running_supervisor_pid(self.cfg)
         except (OSError, ValueError):  # a stale or unreadable lock file means "not running"
             return None
 
-    def has_supervisor(self) -> bool:
-        return optional("fleet.supervisor", "running_supervisor_pid") is not None
+    def read_hw(self) -> dict:
+        from fleet.hw_state import read_hw_state
 
-    def read_hw(self) -> dict | None:
-        fn = optional("fleet.hw_state", "read_hw_state")
-        return None if fn is None else fn(self.cfg)
-
-    def has_usage(self) -> bool:
-        return hasattr(self.store, "usage_summary")
-
-    def has_hw_samples(self) -> bool:
-        return hasattr(self.store, "hw_samples")
+        return read_hw_state(self.cfg)

@@ -80,8 +80,6 @@ class FleetCollector:
 
     def _hardware(self):
         hw = self.c.read_hw()
-        if hw is None:
-            return
         yield GaugeMetricFamily("fleet_hw_state_stale", "1 when hw_state.json is missing or old",
                                 value=1.0 if hw.get("stale") else 0.0)
         temp = GaugeMetricFamily("fleet_gpu_temperature_celsius", "GPU temperature", labels=["gpu", "name"])

@@ -124,8 +124,6 @@ class EventHub:
             return None
         self._hw_mtime = mtime
         hw = self.c.read_hw()
-        if hw is None:
-            return None
         return {"tier": (hw.get("tier") or {}).get("name"), "thermal": (hw.get("thermal") or {}).get("state"),
                 "stale": hw.get("stale"), "written_at": hw.get("written_at"),
                 "gpus": [{"index": g.get("index"), "temp_c": g.get("temp_c"), "vram_used_mb": g.get("vram_used_mb")}
