@@ -66,3 +66,42 @@ def test_dashboard_on_a_corrupt_database_says_what_to_do_without_a_traceback(iso
                        env=env_for(isolated_home), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1, r
     assert "Traceback" not in r.stderr and "not a usable Fleet database" in r.stderr
+
+
+def test_a_version_3_database_is_migrated_and_keeps_exact_counts(tmp_path):
+    """Version 4 dropped the per-row insert trigger (inserts count themselves)
+    and the running-lease index; an older database loses both on open and its
+    counts stay exact for old and new rows alike."""
+    import sqlite3
+
+    from fleet.store import schema
+    from fleet.store.sqlite_base import _split_sql
+
+    path = tmp_path / "v3.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode = WAL")
+    for step, script in enumerate(schema.MIGRATIONS[:3]):
+        for statement in _split_sql(script):
+            old.execute(statement)
+        old.execute(f"PRAGMA user_version = {step + 1}")
+    # What version 3 had, restored here as it was created then.
+    old.execute("CREATE INDEX ix_tasks_running ON tasks (lease_expires_at) WHERE status = 'RUNNING'")
+    old.execute("""CREATE TRIGGER tr_tasks_count_insert AFTER INSERT ON tasks BEGIN
+        INSERT INTO task_counts (status, skill, n) VALUES (NEW.status, NEW.skill, 1)
+            ON CONFLICT (status, skill) DO UPDATE SET n = n + 1;
+    END""")
+    old.execute("""INSERT INTO tasks (skill, status, max_attempts, available_at, created_at, updated_at)
+                   VALUES ('old', 'PENDING', 3, 0, 0, 0)""")
+    old.close()
+
+    store = Store(path)
+    names = {r[0] for r in store._conn().execute("SELECT name FROM sqlite_master")}
+    assert "ix_tasks_running" not in names and "tr_tasks_count_insert" not in names
+    assert store.stats()["schema_version"] == schema.SCHEMA_VERSION
+    store.enqueue("old", {})
+    store.enqueue_many([{"skill": "new"}, {"skill": "new"}])
+    task = store.claim("w", ["old"])
+    store.complete(task.id, task.lease_token)
+    assert store.counts_by_skill() == {"old": {"PENDING": 1, "DONE": 1}, "new": {"PENDING": 2}}
+    assert store.expired_leases() == []
+    store.close()

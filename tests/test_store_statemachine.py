@@ -73,6 +73,17 @@ class TaskModel(RuleBasedStateMachine):
                                    cancel=False, token=None, worker=None, assigned=assigned)
         assert task.status == self.tasks[task.id]["status"]
 
+    @rule(skills=st.lists(st.sampled_from(SKILLS), min_size=2, max_size=4), priority=st.integers(1, 10))
+    def enqueue_batch(self, skills, priority):
+        """The bulk path (no keys, no dependencies): its counts are written per batch."""
+        tasks = self.store.enqueue_many([{"skill": s, "payload": {"i": i}, "priority": priority}
+                                         for i, s in enumerate(skills)])
+        for task, skill in zip(tasks, skills, strict=True):
+            self.tasks[task.id] = dict(status="PENDING", attempts=0, max=self.store.default_max_attempts,
+                                       priority=priority, skill=skill, deps=set(), cancel=False,
+                                       token=None, worker=None, assigned=None)
+            assert self.store.get(task.id).skill == skill
+
     @rule(worker=st.sampled_from(WORKERS), skills=st.sets(st.sampled_from(SKILLS)))
     def claim(self, worker, skills):
         candidates = [
@@ -238,6 +249,11 @@ class TaskModel(RuleBasedStateMachine):
         counts = self.store.counts()
         for status in ("PENDING", "RUNNING", "DONE", "FAILED", "WAITING_HUMAN", "CANCELLED"):
             assert counts[status] == len(self._ids(status))
+        by_skill: dict[str, dict[str, int]] = {}
+        for t in self.tasks.values():
+            by_skill.setdefault(t["skill"], {}).setdefault(t["status"], 0)
+            by_skill[t["skill"]][t["status"]] += 1
+        assert self.store.counts_by_skill() == by_skill
 
 
 TaskModel.TestCase.settings = settings(

@@ -9,6 +9,7 @@ Reads live in `task_reads.py`; the Task record and validation in `task_model.py`
 
 from __future__ import annotations
 
+import collections
 import random
 import secrets
 from collections.abc import Iterable, Sequence
@@ -32,9 +33,14 @@ _INSERT_TASK = """INSERT INTO tasks (skill, payload, priority, status, assigned_
     max_attempts, deps_pending, available_at, created_at, updated_at, finished_at, error,
     error_reason, created_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"""
 _INSERT_EVENT = "INSERT INTO events (ts, actor, action, task_id, agent, detail) VALUES (?,?,?,?,?,?)"
+# New rows count themselves (task_counts has no insert trigger; see schema).
+_COUNT_NEW = """INSERT INTO task_counts (status, skill, n) VALUES (?, ?, ?)
+    ON CONFLICT (status, skill) DO UPDATE SET n = n + excluded.n"""
 _CLAIM = """UPDATE tasks SET status = 'RUNNING', attempts = attempts + 1, worker = ?,
     lease_token = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
     WHERE id = (%s) RETURNING *""" % CLAIM_CANDIDATE_SQL
+# (skills, any_skill) -> (claim SQL, its skill parameters, candidate SQL)
+_CLAIM_SQL: dict[tuple, tuple[str, list, str]] = {}
 # An attempt is written once, when it ends (append-only); while it runs, the
 # tasks row (worker, lease_token, started_at, attempts) is the record of it.
 _INSERT_ATTEMPT = """INSERT INTO task_attempts (task_id, attempt_no, worker, token, started_at,
@@ -178,6 +184,7 @@ class TaskQueueMixin(TaskReadsMixin):
             p["idempotency_key"], p["max_attempts"], pending, p["available_at"], ts, ts,
             ts if status == "FAILED" else None, error, reason, p["created_by"]))
         task_id = cur.lastrowid
+        conn.execute(_COUNT_NEW, (status, p["skill"], 1))
         if p["depends_on"]:
             conn.executemany(
                 "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
@@ -195,17 +202,26 @@ class TaskQueueMixin(TaskReadsMixin):
         return self._task_from_values(task_id, p, ts, status, pending, error, reason)
 
     def _insert_plain_batch(self, conn, prepared: list[dict], ts: float) -> list[Task]:
-        """Bulk path for specs with no idempotency key and no dependencies."""
+        """Bulk path for specs with no idempotency key and no dependencies.
+
+        The batch is one audit event (`enqueue_many`: count, id range, tasks
+        per skill), not one per task: ten thousand identical lines would
+        bury the activity feed, and every task row keeps its own created_at
+        and created_by.
+        """
         conn.executemany(_INSERT_TASK, [
             (p["skill"], p["payload"], p["priority"], "PENDING", p["assigned_to"], None,
              p["max_attempts"], 0, p["available_at"], ts, ts, None, None, None, p["created_by"])
             for p in prepared])
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - len(prepared) + 1  # max + 1 each, under the write lock: consecutive ids
-        conn.executemany(_INSERT_EVENT, [
-            (ts, p["created_by"] or "client", "enqueue", first + i, None,
-             '{"skill":"%s","priority":%d}' % (p["skill"], p["priority"]))
-            for i, p in enumerate(prepared)])
+        per_skill = collections.Counter(p["skill"] for p in prepared)
+        conn.executemany(_COUNT_NEW, [("PENDING", skill, n) for skill, n in per_skill.items()])
+        actors = {p["created_by"] for p in prepared}
+        actor = (actors.pop() if len(actors) == 1 else None) or "client"
+        conn.execute(_INSERT_EVENT, (ts, actor, "enqueue_many", None, None, dumps({"count": len(prepared), "first_id": first,
+                                                        "last_id": last, "skills": dict(per_skill)},
+                                                       "event detail")))
         return [self._task_from_values(first + i, p, ts, "PENDING", 0) for i, p in enumerate(prepared)]
 
     # -- claim and lease -------------------------------------------------
@@ -231,11 +247,17 @@ class TaskQueueMixin(TaskReadsMixin):
     def _claim_args(self, worker, skills, lease_s, any_skill) -> tuple:
         check_name(worker, "worker")
         lease_s = check_lease(lease_s)
-        skills = [skills] if isinstance(skills, str) else list(skills or ())
-        for s in skills:
-            check_skill(s)
-        clause, params = skill_clause(skills, any_skill)
-        return worker, _CLAIM.format(skills=clause), params, lease_s, CLAIM_CANDIDATE_SQL.format(skills=clause)
+        skills = (skills,) if isinstance(skills, str) else tuple(skills or ())
+        key = (skills, bool(any_skill))
+        sql = _CLAIM_SQL.get(key)  # a worker asks with the same skills every time
+        if sql is None:
+            for s in skills:
+                check_skill(s)
+            clause, params = skill_clause(list(skills), any_skill)
+            sql = (_CLAIM.format(skills=clause), params, CLAIM_CANDIDATE_SQL.format(skills=clause))
+            if len(_CLAIM_SQL) < 256:
+                _CLAIM_SQL[key] = sql
+        return worker, sql[0], sql[1], lease_s, sql[2]
 
     def _claim_in(self, conn, worker: str, sql: str, params: list, lease_s: float, ts: float) -> Task | None:
         token = secrets.token_hex(12)
@@ -588,5 +610,6 @@ class TaskQueueMixin(TaskReadsMixin):
                    SELECT ?, '{}', 1 + (x % 10), ?, 1, 3, ?, ?, ?, ?, ?, 'synthetic', 'null' FROM n""",
                 (count, skill, status, ts, ts, ts, ts, ts),
             )
+            conn.execute(_COUNT_NEW, (status, skill, count))
             self._event(conn, "store", "synthetic_history", detail={"count": count, "skill": skill}, ts=ts)
         return count

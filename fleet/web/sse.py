@@ -26,6 +26,7 @@ _KIND = {
     "alert": "alert", "alert_ack": "alert",
     "agent_start": "agent", "agent_status": "agent",
     "flag": "fleet", "lock_acquired": "fleet", "lock_released": "fleet",
+    "enqueue_many": "task",  # a bulk enqueue: one event for the batch (task_id is empty)
 }
 
 
