@@ -37,7 +37,11 @@ SYSTEMS = ("fleet-normal", "fleet-full", "huey", "persist-queue")
 # Drain variants of ours: "2tx" = claim() then complete() (two commits per
 # task); "1tx" = complete_and_claim() (the completion and the next claim share
 # one commit). Both claim with a lease and complete with a fenced token.
-DRAIN_VARIANTS = ("fleet-normal", "fleet-normal-1tx", "fleet-full", "fleet-full-1tx", "huey", "persist-queue")
+# "floor" is no queue product: the least any queue that commits once per task
+# can do on this machine (raw sqlite3, a claim index and nothing else: no
+# audit, no attempts, no filters, no counts), fenced like ours, at NORMAL.
+DRAIN_VARIANTS = ("fleet-normal", "fleet-normal-1tx", "fleet-full", "fleet-full-1tx", "huey", "persist-queue",
+                  "floor")
 SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 
@@ -62,6 +66,8 @@ class Adapter:
             noop.__module__ = "fleet_bench"  # same registry name in every process
             self.noop = self.q.task()(noop)
             self.delay = 0.1  # huey Consumer defaults: initial_delay 0.1, backoff 1.15, max 10 s
+        elif system == "floor":
+            self.q = FloorQueue(os.path.join(path, "floor.db"))
         elif system == "persist-queue":
             import persistqueue
             # auto_resume=False in workers: resuming would hand other processes'
@@ -71,6 +77,8 @@ class Adapter:
             raise SystemExit(f"unknown system {system}")
 
     def sync_mode(self) -> str:
+        if self.system == "floor":
+            return SYNC_NAMES[self.q.db.execute("PRAGMA synchronous").fetchone()[0]]
         if self.system.startswith("fleet"):
             return self.q.stats()["synchronous_in_effect"].upper()
         if self.system == "huey":
@@ -86,6 +94,9 @@ class Adapter:
             self.q.put({"t0": t0})
 
     def bulk(self, n: int) -> bool:
+        if self.system == "floor":
+            self.q.fill(n)
+            return True
         if self.system.startswith("fleet"):
             self.q.enqueue_many([{"skill": "noop", "payload": {"i": i}} for i in range(n)])
             return True
@@ -98,6 +109,8 @@ class Adapter:
 
     def take_one(self, name: str):
         """Claim one task and finish it; returns (id, t0) or None when empty."""
+        if self.system == "floor":
+            return self.q.take_one(name)
         if self.system.startswith("fleet") and self.one_tx:
             task = self.held or self.q.claim(name, ["noop"], lease_s=60)
             if task is None:
@@ -152,6 +165,65 @@ class Adapter:
             return None
         self.q.ack(id=item["pqid"])
         return item["pqid"], item["data"].get("t0")
+
+
+class FloorQueue:
+    """The floor for a queue that commits once per task: raw sqlite3, one
+    table, the claim's partial index and nothing else. Each commit completes
+    the task claimed by the previous one (fenced by its token) and claims the
+    next, like `complete_and_claim`; waits for the write lock like ours."""
+
+    def __init__(self, path: str):
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.db.execute("PRAGMA busy_timeout = 0")
+        self.db.execute("""CREATE TABLE IF NOT EXISTS q (id INTEGER PRIMARY KEY, priority INTEGER NOT NULL,
+            status TEXT NOT NULL, token TEXT, lease_expires_at REAL, worker TEXT, payload TEXT NOT NULL)""")
+        self.db.execute("CREATE INDEX IF NOT EXISTS q_claim ON q (priority DESC, id) WHERE status = 'PENDING'")
+        self.held = None
+
+    def _begin(self) -> None:
+        delay = 0.00005
+        while True:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError:
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 1.5, 0.001)
+
+    def fill(self, n: int) -> None:
+        self._begin()
+        self.db.executemany("INSERT INTO q (priority, status, payload) VALUES (5, 'PENDING', ?)",
+                            [(json.dumps({"i": i}),) for i in range(n)])
+        self.db.execute("COMMIT")
+
+    _CLAIM = """UPDATE q SET status = 'RUNNING', token = ?, worker = ?, lease_expires_at = ? WHERE id =
+        (SELECT id FROM q WHERE status = 'PENDING' ORDER BY priority DESC, id LIMIT 1) RETURNING id, payload"""
+
+    def _claim(self, name: str):
+        token = os.urandom(12).hex()
+        row = self.db.execute(self._CLAIM, (token, name, time.time() + 60)).fetchone()
+        return None if row is None else (row[0], token, json.loads(row[1]).get("t0"))
+
+    def take_one(self, name: str):
+        """Complete one task (the one held, else one claimed now); returns (id, t0) or None."""
+        if self.held is None:
+            self._begin()
+            self.held = self._claim(name)
+            self.db.execute("COMMIT")
+            if self.held is None:
+                return None
+        task_id, token, t0 = self.held
+        self._begin()
+        if self.db.execute("UPDATE q SET status = 'DONE', token = NULL WHERE id = ? AND token = ?",
+                           (task_id, token)).rowcount != 1:
+            self.db.execute("ROLLBACK")
+            raise RuntimeError(f"floor: the lease on {task_id} was lost")
+        self.held = self._claim(name)
+        self.db.execute("COMMIT")
+        return task_id, t0
 
 
 # -- child processes -----------------------------------------------------
@@ -353,6 +425,7 @@ def main(argv=None) -> int:
                 rows[s][f"drain{p}"] = rate
                 rows[s]["dups"] = rows[s].get("dups", 0) + dup
                 print(f"  drain {s} x{p}: {rate:,.0f}/s", file=sys.stderr)
+        rows["floor"]["mode"] = Adapter("floor", fresh_dir(root, "floor")).sync_mode()
         for s in SYSTEMS:
             lat = bench_latency(s, root, lat_samples[s])
             rows[s].update(p50=pct(lat, 50), p99=pct(lat, 99), n_lat=len(lat))
@@ -374,8 +447,9 @@ def main(argv=None) -> int:
     table = []
     names = {"fleet-normal": "fleet (ours) claim+complete", "fleet-full": "fleet (ours) claim+complete",
              "fleet-normal-1tx": "fleet (ours) complete_and_claim", "fleet-full-1tx": "fleet (ours) complete_and_claim",
-             "huey": "huey SqliteHuey", "persist-queue": "persist-queue SQLiteAckQueue"}
-    for s in ("fleet-normal", "fleet-normal-1tx", "fleet-full", "fleet-full-1tx", "huey", "persist-queue"):
+             "huey": "huey SqliteHuey", "persist-queue": "persist-queue SQLiteAckQueue",
+             "floor": "floor: raw SQLite 1 commit/task (limit)"}
+    for s in ("fleet-normal", "fleet-normal-1tx", "fleet-full", "fleet-full-1tx", "huey", "persist-queue", "floor"):
         r = rows[s]
         mode = r.get("mode") or rows[s.removesuffix("-1tx")]["mode"]
         table.append([names[s], mode, fmt(r.get("single", "")), fmt(r.get("bulk", "")), fmt(r["drain1"]),
@@ -408,6 +482,10 @@ def main(argv=None) -> int:
     print(f"  enqueue single: fleet NORMAL = {ratio(fn['single'], raw['NORMAL']):.2f} of raw NORMAL commit rate; "
           f"fleet FULL = {ratio(ff['single'], raw['FULL']):.2f} of raw FULL; "
           f"fleet NORMAL / huey = {ratio(fn['single'], hu['single']):.1f}x")
+    fl = rows["floor"]
+    print(f"  floor (1 commit per task, nothing but the claim index) / huey: 1p {ratio(fl['drain1'], hu['drain1']):.2f}x, "
+          f"2p {ratio(fl['drain2'], hu['drain2']):.2f}x, 4p {ratio(fl['drain4'], hu['drain4']):.2f}x; "
+          f"fleet complete_and_claim NORMAL / floor: 2p {ratio(fn1['drain2'], fl['drain2']):.2f}")
     if pq.get("dups"):
         print(f"  persist-queue handed out {pq['dups']} task(s) twice across processes (its claim is not atomic)")
     best_n, best_f = max(fn["drain2"], fn1["drain2"]), max(ff["drain2"], ff1["drain2"])

@@ -222,7 +222,18 @@ class TaskQueueMixin(TaskReadsMixin):
         conn.execute(_INSERT_EVENT, (ts, actor, "enqueue_many", None, None, dumps({"count": len(prepared), "first_id": first,
                                                         "last_id": last, "skills": dict(per_skill)},
                                                        "event detail")))
-        return [self._task_from_values(first + i, p, ts, "PENDING", 0) for i, p in enumerate(prepared)]
+        # The records handed back: one JSON decode for every payload, and the
+        # fields all new tasks share copied from one template.
+        payloads = loads("[" + ",".join(p["payload"] for p in prepared) + "]")
+        common = dict(status="PENDING", idempotency_key=None, attempts=0, deps_pending=0,  # noqa: C408
+                      created_at=ts, updated_at=ts, started_at=None, finished_at=None, worker=None,
+                      lease_token=None, lease_expires_at=None, cancel_requested=False, result=None,
+                      error=None, error_reason=None, question=None, answer=None)
+        return [Task._fast({**common, "id": first + i, "skill": p["skill"], "payload": payload,
+                            "priority": p["priority"], "assigned_to": p["assigned_to"],
+                            "max_attempts": p["max_attempts"], "available_at": p["available_at"],
+                            "created_by": p["created_by"]})
+                for i, (p, payload) in enumerate(zip(prepared, payloads, strict=True))]
 
     # -- claim and lease -------------------------------------------------
     def claim(self, worker: str, skills: Iterable[str] | None = None, *,
