@@ -2,7 +2,7 @@
 
 Per (process, thread) two reused connections, opened lazily: one for reads
 (busy timeout) and one for write transactions (`BEGIN IMMEDIATE`, with our own
-short-sleep wait for the write lock); inside a write transaction reads use the
+jittered wait for the write lock); inside a write transaction reads use the
 writing connection. WAL journal, a configured durability mode and foreign keys
 on every connection; the schema is created and migrated by `PRAGMA user_version`;
 `maintain()` keeps the WAL bounded.
@@ -220,14 +220,20 @@ class SQLiteBase:
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, waiting at most the busy timeout.
 
-        SQLite's own busy handler sleeps 1, 2, 5, 10 ... ms between tries,
-        far longer than one of our transactions holds the lock, so processes
-        contending for it would mostly sleep. The first try here runs with a
-        zero busy timeout (the write connection's); on contention we retry
-        after short, jittered sleeps that grow from 50 us to 1 ms.
+        The first try runs with a zero busy timeout (the write connection's);
+        on contention we retry after jittered sleeps that start at about half
+        a millisecond and grow to 2 ms. Not shorter: each time the lock passes
+        to another process, that process finds the WAL changed, drops its
+        page cache and reads every page it touches again, so a lock bounced
+        between processes every few tens of microseconds does less work than
+        one held for a handful of transactions in a row (in
+        scripts/bench_queue.py, 2 to 4 draining processes get through about
+        1.5 times as many tasks, at full durability nearly twice as many, as
+        with sleeps from 50 us). Not SQLite's own handler either, whose
+        sleeps grow to 100 ms.
         """
         deadline = time.monotonic() + self.busy_timeout_s
-        delay = 0.00005
+        delay = 0.0005
         while True:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -236,7 +242,7 @@ class SQLiteBase:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise _unavailable(self.path, exc) from exc
             time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 1.5, 0.001)
+            delay = min(delay * 1.5, 0.002)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
