@@ -406,6 +406,8 @@ def test_list_pagination_and_filters(store):
     (lambda s: s.list_tasks(limit=0), "limit"),
     (lambda s: s.claim("w", ["s"], lease_s=0), "lease_s"),
     (lambda s: s.claim("", ["s"]), "worker"),
+    (lambda s: s.claim("w", ["bad skill!"]), "skill name"),
+    (lambda s: s.claim("w", [["s"]]), "skill name"),  # not a name (and not hashable)
     (lambda s: s.wait_for_work(-1), "timeout"),
     (lambda s: s.checkpoint("SOMETIMES"), "checkpoint mode"),
 ])

@@ -68,7 +68,7 @@ CREATE UNIQUE INDEX ux_tasks_idempotency ON tasks (idempotency_key)
 -- Tasks per (status, skill), kept in the same transaction as the change:
 -- counts(), counts_by_skill() and the dashboard's filter totals read a few
 -- rows instead of scanning an index of every task. Updates and deletes are
--- counted by triggers; inserts by the code that inserts (`_count_new` in
+-- counted by triggers; inserts by the code that inserts (`_COUNT_NEW` in
 -- tasks.py), once per (status, skill) and transaction, so a bulk enqueue does
 -- not run an upsert per row.
 CREATE TABLE task_counts (

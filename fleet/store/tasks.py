@@ -219,9 +219,8 @@ class TaskQueueMixin(TaskReadsMixin):
         conn.executemany(_COUNT_NEW, [("PENDING", skill, n) for skill, n in per_skill.items()])
         actors = {p["created_by"] for p in prepared}
         actor = (actors.pop() if len(actors) == 1 else None) or "client"
-        conn.execute(_INSERT_EVENT, (ts, actor, "enqueue_many", None, None, dumps({"count": len(prepared), "first_id": first,
-                                                        "last_id": last, "skills": dict(per_skill)},
-                                                       "event detail")))
+        detail = {"count": len(prepared), "first_id": first, "last_id": last, "skills": dict(per_skill)}
+        conn.execute(_INSERT_EVENT, (ts, actor, "enqueue_many", None, None, dumps(detail, "event detail")))
         # The records handed back: one JSON decode for every payload, and the
         # fields all new tasks share copied from one template.
         payloads = loads("[" + ",".join(p["payload"] for p in prepared) + "]")
@@ -260,7 +259,9 @@ class TaskQueueMixin(TaskReadsMixin):
         lease_s = check_lease(lease_s)
         skills = (skills,) if isinstance(skills, str) else tuple(skills or ())
         key = (skills, bool(any_skill))
-        sql = _CLAIM_SQL.get(key)  # a worker asks with the same skills every time
+        # A worker asks with the same skills every time; anything but names is
+        # refused below (check_skill), never used as a cache key.
+        sql = _CLAIM_SQL.get(key) if all(type(s) is str for s in skills) else None
         if sql is None:
             for s in skills:
                 check_skill(s)
