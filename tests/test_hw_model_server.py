@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import psutil
 
@@ -19,19 +18,11 @@ from fleet.hardware.model_server import (
     conductor_model,
     server_url,
 )
+from tests.fakes.fleetproc import wait_until
 from tests.fakes.model_servers import FakeOllama, free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE = os.path.join(REPO, "tests", "fakes", "ollama_hw.py")
-
-
-def wait_until(pred, timeout=20.0, every=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(every)
-    return pred()
 
 
 class Clock:

@@ -10,13 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import jsonschema
 import pytest
 
 from fleet.db import Store
 from fleet.hw_state import JSON_SCHEMA
+from tests.fakes.fleetproc import wait_until
 from tests.fakes.model_servers import free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,16 +35,6 @@ nvml_mod.pynvml = FakeNvml(gpus, init_error=init_error)
 from fleet.hw_supervisor import main
 raise SystemExit(main(sys.argv[1:]))
 """
-
-
-def wait_until(pred, timeout=30.0, every=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    return pred()
 
 
 def read_state(home):

@@ -28,6 +28,7 @@ from fleet.config import load_config
 from fleet.costs import BudgetExceeded
 from fleet.db import open_store
 from fleet.skills._models import NoProviderAvailable, call_model
+from tests.fakes.fleetproc import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-shared-test"
@@ -78,15 +79,6 @@ def run_children(n: int, tmp_path: Path, *, skill: str | None = None, timeout: f
         assert p.returncode == 0, err
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
-
-
-def wait_until(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture

@@ -22,19 +22,10 @@ import pytest
 import store_procs
 
 from fleet.db import LeaseLost, Store
+from tests.fakes.fleetproc import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 CTX = mp.get_context("spawn")
-
-
-def _wait_until(predicate, timeout=30.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def _join_all(procs, timeout=120):
@@ -107,7 +98,7 @@ def test_fencing_after_expired_lease_reap_and_second_claim(db):
     task = store.enqueue("fence", {"x": 1})
     first = store.claim("first", ["fence"], lease_s=0.05)
     assert first.id == task.id
-    reaped = _wait_until(lambda: store.reap_expired_leases())
+    reaped = wait_until(lambda: store.reap_expired_leases())
     assert reaped == [task.id]
     second = store.claim("second", ["fence"], lease_s=60)
     assert second.id == task.id and second.lease_token != first.lease_token
@@ -161,7 +152,7 @@ def test_sigkill_at_random_points_loses_nothing_and_runs_each_task_done_once(db)
             if p.poll() is None:
                 p.kill()
     # Leases of killed workers expire (0.3 s); the reaper returns their tasks.
-    _wait_until(lambda: (store.reap_expired_leases(), store.counts()["RUNNING"] == 0)[1])
+    wait_until(lambda: (store.reap_expired_leases(), store.counts()["RUNNING"] == 0)[1])
     while (task := store.claim("finisher", ["crash"], lease_s=60)) is not None:
         store.complete(task.id, task.lease_token, {"by": "finisher"})
     counts = store.counts()

@@ -20,16 +20,7 @@ from fleet.db import (
     Store,
     StoreUnavailable,
 )
-
-
-def _wait_until(predicate, timeout=20.0, interval=0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+from tests.fakes.fleetproc import wait_until
 
 
 def _claim_all(store, worker="w", skills=("s",), **kw):
@@ -88,7 +79,7 @@ def test_delayed_and_future_tasks_are_not_claimable_until_due(store):
     assert store.claim("w", ["s"]) is None
     assert store.next_available_at() == pytest.approx(later.available_at)
     assert store.pending_depth(["s"]) == 0
-    got = _wait_until(lambda: store.claim("w", ["s"]))
+    got = wait_until(lambda: store.claim("w", ["s"]))
     assert got.id == later.id and time.time() >= later.available_at
     assert store.get(far.id).status == "PENDING"
 
@@ -140,11 +131,11 @@ def test_release_gives_back_without_counting_an_attempt(store):
 def test_reap_requeues_then_dead_letters_when_attempts_are_used_up(store):
     t = store.enqueue("s", {}, max_attempts=2)
     store.claim("w", ["s"], lease_s=0.01)
-    assert _wait_until(lambda: store.reap_expired_leases()) == [t.id]
+    assert wait_until(lambda: store.reap_expired_leases()) == [t.id]
     row = store.get(t.id)
     assert row.status == "PENDING" and row.error_reason == "expired" and row.attempts == 1
     store.claim("w", ["s"], lease_s=0.01)
-    assert _wait_until(lambda: store.reap_expired_leases()) == [t.id]
+    assert wait_until(lambda: store.reap_expired_leases()) == [t.id]
     row = store.get(t.id)
     assert row.status == "FAILED" and row.dead_letter and row.attempts == 2
     assert [a["outcome"] for a in store.attempts(t.id)] == ["expired", "expired"]
@@ -193,7 +184,7 @@ def test_retry_backoff_is_exponential_with_jitter_and_capped(tmp_path, monkeypat
 def test_always_failing_task_ends_failed_after_max_attempts(store):
     t = store.enqueue("s", {}, max_attempts=3)
     for attempt in range(1, 4):
-        c = _wait_until(lambda: store.claim("w", ["s"]))
+        c = wait_until(lambda: store.claim("w", ["s"]))
         assert c.attempts == attempt
         store.fail(t.id, c.lease_token, f"error {attempt}")
     row = store.get(t.id)
@@ -260,7 +251,7 @@ def test_cancel_running_then_reaped_or_failed_ends_cancelled(store):
     t = store.enqueue("s", {}, max_attempts=5)
     store.claim("w", ["s"], lease_s=0.01)
     store.cancel(t.id)
-    _wait_until(lambda: store.reap_expired_leases())
+    wait_until(lambda: store.reap_expired_leases())
     assert store.get(t.id).status == "CANCELLED"
     u = store.enqueue("s", {}, max_attempts=5)
     c = store.claim("w", ["s"])
@@ -502,7 +493,7 @@ def test_wait_for_work_returns_when_a_delayed_task_comes_due(store):
     t0 = time.monotonic()
     assert store.wait_for_work(10) is True
     assert time.monotonic() - t0 < 5
-    assert _wait_until(lambda: store.claim("w", ["s"])) is not None
+    assert wait_until(lambda: store.claim("w", ["s"])) is not None
 
 
 def test_schema_version_and_reopen_keep_data(tmp_path):
