@@ -33,6 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from fleet.store.sqlite_base import begin_immediate  # noqa: E402 (after the path set-up)
+
 SYSTEMS = ("fleet-normal", "fleet-full", "huey", "persist-queue")
 # Drain variants of ours: "2tx" = claim() then complete() (two commits per
 # task); "1tx" = complete_and_claim() (the completion and the next claim share
@@ -171,7 +173,7 @@ class FloorQueue:
     """The floor for a queue that commits once per task: raw sqlite3, one
     table, the claim's partial index and nothing else. Each commit completes
     the task claimed by the previous one (fenced by its token) and claims the
-    next, like `complete_and_claim`; waits for the write lock like ours."""
+    next, like `complete_and_claim`, and waits for the write lock as ours does."""
 
     def __init__(self, path: str):
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
@@ -184,14 +186,7 @@ class FloorQueue:
         self.held = None
 
     def _begin(self) -> None:
-        delay = 0.00005
-        while True:
-            try:
-                self.db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError:
-                time.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 1.5, 0.001)
+        begin_immediate(self.db, 30.0)  # the store's own wait for the write lock
 
     def fill(self, n: int) -> None:
         self._begin()

@@ -181,7 +181,7 @@ class SQLiteBase:
 
     def _write_conn(self) -> sqlite3.Connection:
         """This thread's connection for write transactions. Its busy timeout
-        is zero: `_begin_immediate` waits for the write lock itself."""
+        is zero: `begin_immediate` waits for the write lock itself."""
         local = self._local
         conn = getattr(local, "wconn", None)
         if conn is None or getattr(local, "wpid", None) != os.getpid():
@@ -218,31 +218,10 @@ class SQLiteBase:
             self._local.writing = False
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
-        """Take the write lock, waiting at most the busy timeout.
-
-        The first try runs with a zero busy timeout (the write connection's);
-        on contention we retry after jittered sleeps that start at about half
-        a millisecond and grow to 2 ms. Not shorter: each time the lock passes
-        to another process, that process finds the WAL changed, drops its
-        page cache and reads every page it touches again, so a lock bounced
-        between processes every few tens of microseconds does less work than
-        one held for a handful of transactions in a row (in
-        scripts/bench_queue.py, 2 to 4 draining processes get through about
-        1.5 times as many tasks, at full durability nearly twice as many, as
-        with sleeps from 50 us). Not SQLite's own handler either, whose
-        sleeps grow to 100 ms.
-        """
-        deadline = time.monotonic() + self.busy_timeout_s
-        delay = 0.0005
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() >= deadline:
-                    raise _unavailable(self.path, exc) from exc
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 1.5, 0.002)
+        try:
+            begin_immediate(conn, self.busy_timeout_s)
+        except sqlite3.OperationalError as exc:
+            raise _unavailable(self.path, exc) from exc
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -375,6 +354,34 @@ class SQLiteBase:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Take the write lock on a connection whose busy timeout is zero, waiting
+    at most `timeout_s`; SQLite's error is raised when it is not "busy" or the
+    wait ran out.
+
+    On contention we retry after jittered sleeps that start at about half a
+    millisecond and grow to 2 ms. Not shorter: each time the lock passes to
+    another process, that process finds the WAL changed, drops its page cache
+    and reads every page it touches again, so a lock bounced between
+    processes every few tens of microseconds does less work than one held
+    for a handful of transactions in a row (in scripts/bench_queue.py, 2 to
+    4 draining processes get through about 1.5 times as many tasks, at full
+    durability nearly twice as many, as with sleeps from 50 us). Not
+    SQLite's own handler either, whose sleeps grow to 100 ms.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.0005
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 1.5, 0.002)
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
