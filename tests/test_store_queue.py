@@ -558,3 +558,17 @@ def test_child_parked_or_running_while_its_parent_reruns_waits_for_it_again(stor
     cp = store.claim("w", ["p"])
     store.complete(parent.id, cp.lease_token)
     assert {store.claim("w", ["c"]).id, store.claim("w", ["c"]).id} == {parked.id, running.id}
+
+
+def test_the_records_enqueue_returns_are_the_stored_rows(store):
+    """enqueue and both enqueue_many paths build their records without reading
+    them back; each must equal what get() reads (a tuple is stored as a list)."""
+    import dataclasses
+
+    parent = store.enqueue("s", {"k": (1, 2)}, priority=7, created_by="me")
+    batch = store.enqueue_many([{"skill": "s", "payload": {"i": 1}}, {"skill": "t", "priority": 2}])
+    child = store.enqueue_many([{"skill": "s", "depends_on": [parent.id], "idempotency_key": "c"}])[0]
+    later = store.enqueue("s", {}, delay_s=60, assigned_to="w1")
+    for task in (parent, *batch, child, later):
+        assert dataclasses.asdict(task) == dataclasses.asdict(store.get(task.id)), task.id
+    assert parent.payload == {"k": [1, 2]} and child.deps_pending == 1

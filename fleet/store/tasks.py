@@ -60,6 +60,22 @@ _REFRESH_CHILDREN = """UPDATE tasks SET updated_at = ?, deps_pending = %s
     RETURNING deps_pending""" % _DEPS_LEFT
 
 
+def _created(ts: float) -> dict:
+    """The fields of a task record as it is when created (PENDING, no attempt yet)."""
+    return dict(status="PENDING", idempotency_key=None, attempts=0, deps_pending=0,  # noqa: C408
+                created_at=ts, updated_at=ts, started_at=None, finished_at=None, worker=None,
+                lease_token=None, lease_expires_at=None, cancel_requested=False, result=None,
+                error=None, error_reason=None, question=None, answer=None)
+
+
+def _from_spec(task_id: int, p: dict, payload: Any) -> dict:
+    """The fields of a new task record that come from its prepared spec."""
+    return {"id": task_id, "skill": p["skill"], "payload": payload, "priority": p["priority"],
+            "assigned_to": p["assigned_to"], "idempotency_key": p["idempotency_key"],
+            "max_attempts": p["max_attempts"], "available_at": p["available_at"],
+            "created_by": p["created_by"]}
+
+
 def _lease_lost(task_id: int) -> LeaseLost:
     return LeaseLost(
         f"task {task_id}: this lease is no longer valid (the task was reaped, released, "
@@ -158,15 +174,9 @@ class TaskQueueMixin(TaskReadsMixin):
 
     def _task_from_values(self, task_id: int, p: dict, ts: float, status: str, pending: int,
                           error: str | None = None, reason: str | None = None) -> Task:
-        return Task._fast(dict(  # noqa: C408 (field names read better as keywords)
-            id=task_id, skill=p["skill"], payload=loads(p["payload"]), priority=p["priority"],
-            status=status, assigned_to=p["assigned_to"], idempotency_key=p["idempotency_key"],
-            attempts=0, max_attempts=p["max_attempts"], deps_pending=pending,
-            available_at=p["available_at"], created_at=ts, updated_at=ts, started_at=None,
-            finished_at=ts if status == "FAILED" else None, worker=None, lease_token=None,
-            lease_expires_at=None, cancel_requested=False, result=None, error=error,
-            error_reason=reason, question=None, answer=None, created_by=p["created_by"],
-        ))
+        return Task._fast({**_created(ts), **_from_spec(task_id, p, loads(p["payload"])),
+                           "status": status, "deps_pending": pending, "error": error, "error_reason": reason,
+                           "finished_at": ts if status == "FAILED" else None})
 
     def _insert_task(self, conn, p: dict, ts: float) -> Task:
         status, error, reason, pending = "PENDING", None, None, 0
@@ -221,17 +231,10 @@ class TaskQueueMixin(TaskReadsMixin):
         actor = (actors.pop() if len(actors) == 1 else None) or "client"
         detail = {"count": len(prepared), "first_id": first, "last_id": last, "skills": dict(per_skill)}
         conn.execute(_INSERT_EVENT, (ts, actor, "enqueue_many", None, None, dumps(detail, "event detail")))
-        # The records handed back: one JSON decode for every payload, and the
-        # fields all new tasks share copied from one template.
+        # The records handed back: one JSON decode for every payload.
         payloads = loads("[" + ",".join(p["payload"] for p in prepared) + "]")
-        common = dict(status="PENDING", idempotency_key=None, attempts=0, deps_pending=0,  # noqa: C408
-                      created_at=ts, updated_at=ts, started_at=None, finished_at=None, worker=None,
-                      lease_token=None, lease_expires_at=None, cancel_requested=False, result=None,
-                      error=None, error_reason=None, question=None, answer=None)
-        return [Task._fast({**common, "id": first + i, "skill": p["skill"], "payload": payload,
-                            "priority": p["priority"], "assigned_to": p["assigned_to"],
-                            "max_attempts": p["max_attempts"], "available_at": p["available_at"],
-                            "created_by": p["created_by"]})
+        common = _created(ts)
+        return [Task._fast({**common, **_from_spec(first + i, p, payload)})
                 for i, (p, payload) in enumerate(zip(prepared, payloads, strict=True))]
 
     # -- claim and lease -------------------------------------------------
