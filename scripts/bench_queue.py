@@ -341,6 +341,49 @@ def raw_commit_rate(root: Path, sync: str, seconds: float) -> float:
     return rate
 
 
+def wal_written_per_task(root: Path, n: int) -> dict[str, tuple[float, float]]:
+    """(WAL frames, KiB) each drained task writes, with automatic checkpoints
+    off so the WAL holds everything: ours (complete_and_claim, one commit per
+    task) and huey (dequeue + execute). What a commit must write, and at full
+    durability sync."""
+    from fleet.db import Store
+    from huey import SqliteHuey
+
+    def frames(path: str) -> int:
+        db = sqlite3.connect(path)
+        try:
+            return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        finally:
+            db.close()
+
+    def reset(path: str) -> None:
+        sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
+
+    out = {}
+    path = os.path.join(fresh_dir(root, "wal"), "fleet.db")
+    store = Store(path, wal_autocheckpoint_pages=0)
+    store.enqueue_many([{"skill": "noop", "payload": {"i": i}} for i in range(n + 1)])
+    task = store.claim("w", ["noop"])
+    reset(path)
+    for _ in range(n):
+        _, task = store.complete_and_claim(task.id, task.lease_token, None, worker="w", skills=["noop"])
+    per = frames(path) / n
+    out["fleet"] = (per, per * store.stats()["page_size"] / 1024)
+    store.close()
+    path = os.path.join(fresh_dir(root, "wal"), "huey.db")
+    huey = SqliteHuey(filename=path)
+    noop = huey.task()(lambda t0=None: None)
+    for _ in range(n):
+        noop()
+    huey.storage.sql("PRAGMA wal_autocheckpoint = 0")
+    reset(path)
+    for _ in range(n):
+        huey.execute(huey.dequeue())
+    per = frames(path) / n
+    out["huey"] = (per, per * huey.storage.sql("PRAGMA page_size", results=True)[0][0] / 1024)
+    return out
+
+
 def claim_latencies(history: int, pending: int, claims: int, root: Path) -> tuple[float, float, float]:
     from fleet.db import Store
 
@@ -432,6 +475,7 @@ def main(argv=None) -> int:
         print("  claim latency with history ...", file=sys.stderr)
         fresh = claim_latencies(0, pending, claims, root)
         big = claim_latencies(history, pending, claims, root)
+        wal = wal_written_per_task(root, 2000)
     finally:
         shutil.rmtree(root, ignore_errors=True) if not args.dir else None
     load1 = os.getloadavg()
@@ -468,6 +512,8 @@ def main(argv=None) -> int:
     print(f"\nclaim latency, 10,000 pending: fresh store p50 {fresh[0]*1000:.3f} ms p99 {fresh[1]*1000:.3f} ms; "
           f"with {history:,} finished rows p50 {big[0]*1000:.3f} ms p99 {big[1]*1000:.3f} ms "
           f"(ratio p99 {ratio(big[1], fresh[1]):.2f}x; built in {big[2]:.1f} s)")
+    print(f"WAL written per drained task: fleet complete_and_claim {wal['fleet'][0]:.1f} pages "
+          f"({wal['fleet'][1]:.1f} KiB); huey {wal['huey'][0]:.1f} pages ({wal['huey'][1]:.1f} KiB)")
     print("ratios (same run):")
     for label, a, b in (("claim+complete", fn, ff), ("complete_and_claim", fn1, ff1)):
         print(f"  drain 2p, fleet {label}: NORMAL / huey {hu['mode']} = {ratio(a['drain2'], hu['drain2']):.2f}x; "
