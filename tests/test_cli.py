@@ -260,16 +260,16 @@ def test_hw_watch_repeats_until_interrupted(home):
     import sys
 
     from tests.fakes.cli_runner import CLI, REPO
+    from tests.fakes.fleetproc import stop
 
-    env = {**os.environ, "FLEET_HOME": str(home), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "FLEET_HOME": str(home), "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, CLI, "hw", "--watch", "0.2", "--json"], env=env,
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first, second = json.loads(proc.stdout.readline()), json.loads(proc.stdout.readline())
         assert "tier" in first and "tier" in second
     finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        assert stop(proc, 10, signal.SIGINT) == 0
 
 
 # -- messaging -----------------------------------------------------------------

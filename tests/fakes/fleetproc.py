@@ -71,16 +71,34 @@ def wait_until(predicate, timeout: float = 30.0, step: float = 0.05, what: str =
         time.sleep(step)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
-    """SIGTERM and wait; SIGKILL if it does not stop."""
+def stop(proc: subprocess.Popen, timeout: float = 30.0, sig: int = signal.SIGTERM) -> int:
+    """Send `sig` (SIGTERM) and wait; on a timeout, fail saying why it hung.
+
+    The failure names the process state and its blocked, ignored and caught
+    signals (/proc), then sends SIGABRT so a child started with
+    PYTHONFAULTHANDLER=1 prints every thread's stack to its stderr (shown
+    when the test piped it).
+    """
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
     try:
         return proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-        raise AssertionError("process did not stop on SIGTERM")
+        try:
+            with open(f"/proc/{proc.pid}/status") as fh:
+                state = " ".join(line.strip() for line in fh
+                                 if line.startswith(("State", "SigBlk", "SigIgn", "SigCgt")))
+        except OSError:
+            state = "(no /proc status)"
+        proc.send_signal(signal.SIGABRT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        raise AssertionError(f"process {proc.pid} did not stop within {timeout} s of "
+                             f"{signal.Signals(sig).name}: {state}\nits stderr:\n{stderr[-6000:]}") from None
 
 
 def live_worker(store, name: str, not_pid: int | None = None):
