@@ -341,6 +341,16 @@ def raw_commit_rate(root: Path, sync: str, seconds: float) -> float:
     return rate
 
 
+def wal_frames(path: str) -> int:
+    """Frames in the database's WAL now (read by a PASSIVE checkpoint, which
+    also copies them back; call it before the last connection closes)."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    finally:
+        db.close()
+
+
 def wal_written_per_task(root: Path, n: int) -> dict[str, tuple[float, float]]:
     """(WAL frames, KiB) each drained task writes, with automatic checkpoints
     off so the WAL holds everything: ours (complete_and_claim, one commit per
@@ -348,13 +358,6 @@ def wal_written_per_task(root: Path, n: int) -> dict[str, tuple[float, float]]:
     durability sync."""
     from fleet.db import Store
     from huey import SqliteHuey
-
-    def frames(path: str) -> int:
-        db = sqlite3.connect(path)
-        try:
-            return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
-        finally:
-            db.close()
 
     def reset(path: str) -> None:
         sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
@@ -367,7 +370,7 @@ def wal_written_per_task(root: Path, n: int) -> dict[str, tuple[float, float]]:
     reset(path)
     for _ in range(n):
         _, task = store.complete_and_claim(task.id, task.lease_token, None, worker="w", skills=["noop"])
-    per = frames(path) / n
+    per = wal_frames(path) / n
     out["fleet"] = (per, per * store.stats()["page_size"] / 1024)
     store.close()
     path = os.path.join(fresh_dir(root, "wal"), "huey.db")
@@ -379,7 +382,7 @@ def wal_written_per_task(root: Path, n: int) -> dict[str, tuple[float, float]]:
     reset(path)
     for _ in range(n):
         huey.execute(huey.dequeue())
-    per = frames(path) / n
+    per = wal_frames(path) / n
     out["huey"] = (per, per * huey.storage.sql("PRAGMA page_size", results=True)[0][0] / 1024)
     return out
 
