@@ -560,6 +560,74 @@ def test_child_parked_or_running_while_its_parent_reruns_waits_for_it_again(stor
     assert {store.claim("w", ["c"]).id, store.claim("w", ["c"]).id} == {parked.id, running.id}
 
 
+def _running_child_of_a_rerun_parent(store, parent_dies: str):
+    """A child claimed after its parent was DONE; the parent is then retried
+    and dies (fails for good, or is cancelled) while the child still runs."""
+    parent = store.enqueue("p", {})
+    cp = store.claim("wp", ["p"])
+    store.complete(parent.id, cp.lease_token)
+    child = store.enqueue("c", {}, depends_on=[parent.id])
+    grandchild = store.enqueue("g", {}, depends_on=[child.id])
+    cc = store.claim("wc", ["c"])
+    store.retry(parent.id)
+    if parent_dies == "fail":
+        cp = store.claim("wp", ["p"])
+        store.fail(parent.id, cp.lease_token, "boom", retryable=False)
+    else:
+        store.cancel(parent.id)
+    assert store.get(child.id).status == "RUNNING"  # a running child finishes its attempt
+    return parent, child, grandchild, cc
+
+
+def _leave_running(store, how: str, child, cc) -> None:
+    if how == "retryable_fail":
+        store.fail(child.id, cc.lease_token, "transient")
+    elif how == "release":
+        store.release(child.id, cc.lease_token)
+    elif how == "reap":
+        store._conn().execute("UPDATE tasks SET lease_expires_at = 0 WHERE id = ?", (child.id,))
+        assert store.reap_expired_leases() == [child.id]
+    elif how == "worker_died":
+        assert store.recover_worker_tasks("wc") == [child.id]
+    elif how == "ask_human":
+        store.ask_human(child.id, cc.lease_token, "go on?")
+
+
+@pytest.mark.parametrize("parent_dies", ["fail", "cancel"])
+@pytest.mark.parametrize("how", ["retryable_fail", "release", "reap", "worker_died", "ask_human"])
+def test_running_child_whose_parent_died_meanwhile_fails_instead_of_waiting(store, parent_dies, how):
+    # Found in review: it went back to PENDING with a dead parent, unclaimable
+    # for ever and refused by retry (not finished).
+    parent, child, grandchild, cc = _running_child_of_a_rerun_parent(store, parent_dies)
+    _leave_running(store, how, child, cc)
+    after = store.get(child.id)
+    assert (after.status, after.error_reason) == ("FAILED", "dependency_failed"), how
+    assert str(parent.id) in after.error
+    assert store.get(grandchild.id).status == "FAILED"
+    assert store.claim("wc", ["c"]) is None
+    assert [a["outcome"] for a in store.attempts(child.id)][-1] != "running"
+    events = [e["action"] for e in store.events(task_id=child.id)]
+    assert events[-1] == "fail" and "retry_scheduled" not in events and "requeue" not in events
+    counts = store.counts()
+    assert counts["FAILED"] >= 2 and counts["PENDING"] == 0 and counts["RUNNING"] == 0
+
+
+def test_child_parked_before_its_parent_died_fails_when_answered(store):
+    parent = store.enqueue("p", {})
+    cp = store.claim("wp", ["p"])
+    store.complete(parent.id, cp.lease_token)
+    child = store.enqueue("c", {}, depends_on=[parent.id])
+    cc = store.claim("wc", ["c"])
+    store.ask_human(child.id, cc.lease_token, "go on?")
+    store.retry(parent.id)
+    cp = store.claim("wp", ["p"])
+    store.fail(parent.id, cp.lease_token, "boom", retryable=False)
+    # a parked child is failed with its parent, like a pending one
+    assert store.get(child.id).status == "FAILED"
+    with pytest.raises(InvalidTransition):
+        store.answer(child.id, "yes")
+
+
 def test_the_records_enqueue_returns_are_the_stored_rows(store):
     """enqueue and both enqueue_many paths build their records without reading
     them back; each must equal what get() reads (a tuple is stored as a list)."""

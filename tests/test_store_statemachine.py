@@ -45,6 +45,14 @@ class TaskModel(RuleBasedStateMachine):
                 child["status"] = "FAILED"
                 self._cascade(cid)
 
+    def _parent_dead(self, t):
+        """A parent failed or cancelled (while this task ran): it cannot wait again."""
+        return any(self.tasks[p]["status"] in ("FAILED", "CANCELLED") for p in t["deps"])
+
+    def _fail_now(self, tid):
+        self.tasks[tid]["status"] = "FAILED"
+        self._cascade(tid)
+
     def _cancel_now(self, tid):
         self.tasks[tid].update(status="CANCELLED", token=None, cancel=True)
         self._cascade(tid)
@@ -119,11 +127,10 @@ class TaskModel(RuleBasedStateMachine):
         self._drop_token(tid)
         if t["cancel"]:
             self._cancel_now(tid)
-        elif retryable and t["attempts"] < t["max"]:
+        elif retryable and t["attempts"] < t["max"] and not self._parent_dead(t):
             t["status"] = "PENDING"
         else:
-            t["status"] = "FAILED"
-            self._cascade(tid)
+            self._fail_now(tid)
 
     @precondition(lambda self: self._running())
     @rule(pick=st.integers(0, 10**6))
@@ -135,6 +142,8 @@ class TaskModel(RuleBasedStateMachine):
         t["attempts"] -= 1
         if t["cancel"]:
             self._cancel_now(tid)
+        elif self._parent_dead(t):
+            self._fail_now(tid)
         else:
             t["status"] = "PENDING"
 
@@ -153,6 +162,8 @@ class TaskModel(RuleBasedStateMachine):
         self._drop_token(tid)
         if t["cancel"]:
             self._cancel_now(tid)
+        elif self._parent_dead(t):
+            self._fail_now(tid)
         else:
             t["status"] = "WAITING_HUMAN"
             t["attempts"] -= 1
@@ -207,11 +218,10 @@ class TaskModel(RuleBasedStateMachine):
             self._drop_token(tid)
             if t["cancel"]:
                 self._cancel_now(tid)
-            elif t["attempts"] < t["max"]:
+            elif t["attempts"] < t["max"] and not self._parent_dead(t):
                 t["status"] = "PENDING"
             else:
-                t["status"] = "FAILED"
-                self._cascade(tid)
+                self._fail_now(tid)
 
     @precondition(lambda self: self.old_tokens)
     @rule(pick=st.integers(0, 10**6), op=st.sampled_from(("complete", "fail", "renew", "release")))

@@ -54,6 +54,10 @@ _COMPLETE = """UPDATE tasks SET status = 'DONE', result = ?, error = NULL, error
 # drive a count below zero nor free a child early.
 _DEPS_LEFT = """(SELECT COUNT(*) FROM task_deps d JOIN tasks p ON p.id = d.depends_on
     WHERE d.task_id = tasks.id AND p.status != 'DONE')"""
+# A parent that failed or was cancelled while this task ran (after an
+# operator retry of the parent): the task can never run again.
+_DEAD_PARENT = """SELECT p.id, p.status FROM task_deps d JOIN tasks p ON p.id = d.depends_on
+    WHERE d.task_id = ? AND p.status IN ('FAILED', 'CANCELLED') ORDER BY p.id LIMIT 1"""
 _REFRESH_CHILDREN = """UPDATE tasks SET updated_at = ?, deps_pending = %s
     WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = ?)
       AND status IN ('PENDING', 'WAITING_HUMAN')
@@ -124,6 +128,13 @@ class TaskQueueMixin(TaskReadsMixin):
         if row is None:
             raise NotFound(f"task {task_id} does not exist; list tasks to find the right id")
         return row
+
+    def _dead_parent(self, conn, task_id: int) -> str | None:
+        """Why a task leaving RUNNING must not wait again: a parent of it was
+        failed or cancelled while it ran (the parent's own failure fails only
+        waiting children). None when every parent can still finish."""
+        parent = conn.execute(_DEAD_PARENT, (task_id,)).fetchone()
+        return None if parent is None else f"dependency {parent[0]} is {parent[1]}"
 
     def _refresh_children(self, conn, parent_id: int, ts: float) -> bool:
         """Recount unfinished parents of PENDING children; True if any is now free."""
@@ -361,6 +372,9 @@ class TaskQueueMixin(TaskReadsMixin):
         if row["cancel_requested"]:
             return self._finish_cancelled(conn, row, ts, actor=row["worker"] or "store")
         if retryable and row["attempts"] < row["max_attempts"]:
+            dead = self._dead_parent(conn, task_id)
+            if dead is not None:
+                return self._after_failed_attempt(conn, row, dead, "dependency_failed", False, ts)
             new = conn.execute(
                 f"""UPDATE tasks SET status = 'PENDING', available_at = ?, error = ?, error_reason = ?,
                        updated_at = ?, lease_token = NULL, lease_expires_at = NULL,
@@ -411,6 +425,12 @@ class TaskQueueMixin(TaskReadsMixin):
                 conn.execute("UPDATE tasks SET attempts = attempts - 1 WHERE id = ?", (task_id,))
                 self._clear_agent_task(conn, row["worker"], task_id)
                 return self._finish_cancelled(conn, row, ts, actor=row["worker"] or "store")
+            dead = self._dead_parent(conn, task_id)
+            if dead is not None:
+                conn.execute("UPDATE tasks SET attempts = attempts - 1 WHERE id = ?", (task_id,))
+                self._clear_agent_task(conn, row["worker"], task_id)
+                return self._after_failed_attempt(conn, self._row(conn, task_id), dead, "dependency_failed",
+                                                  False, ts)
             new = conn.execute(
                 f"""UPDATE tasks SET status = 'PENDING', attempts = attempts - 1, available_at = ?,
                        updated_at = ?, lease_token = NULL, lease_expires_at = NULL,
@@ -439,6 +459,11 @@ class TaskQueueMixin(TaskReadsMixin):
                 self._end_attempt(conn, row, token, "cancelled", None, ts)
                 self._clear_agent_task(conn, row["worker"], task_id)
                 return self._finish_cancelled(conn, row, ts, actor=row["worker"] or "store")
+            dead = self._dead_parent(conn, task_id)
+            if dead is not None:  # nobody should be asked about a task that can never run
+                self._end_attempt(conn, row, token, "dependency_failed", dead, ts)
+                self._clear_agent_task(conn, row["worker"], task_id)
+                return self._after_failed_attempt(conn, row, dead, "dependency_failed", False, ts)
             self._end_attempt(conn, row, token, "waiting_human", None, ts)
             new = conn.execute(
                 """UPDATE tasks SET status = 'WAITING_HUMAN', attempts = attempts - 1, question = ?,
@@ -593,7 +618,10 @@ class TaskQueueMixin(TaskReadsMixin):
         if row["cancel_requested"]:
             self._finish_cancelled(conn, row, ts, actor="reaper")
             return
-        if row["attempts"] < row["max_attempts"]:
+        dead = self._dead_parent(conn, row["id"])
+        if dead is not None:
+            self._after_failed_attempt(conn, row, dead, "dependency_failed", False, ts)
+        elif row["attempts"] < row["max_attempts"]:
             conn.execute(
                 f"""UPDATE tasks SET status = 'PENDING', available_at = ?, error = ?, error_reason = ?,
                        updated_at = ?, lease_token = NULL, lease_expires_at = NULL,
