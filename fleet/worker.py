@@ -25,7 +25,7 @@ import time
 import traceback
 
 from .config import load_or_exit, role_skills, skill_timeout
-from .db import LeaseLost, StoreError, open_store
+from .db import InvalidInput, LeaseLost, StoreError, open_store
 from .logs import set_current_task, setup_process_logging
 from .skills._hitl import APPROVE_WORDS, answer_text, without_human_fields
 
@@ -353,6 +353,12 @@ class Worker:
                 self._fail(task, text, retryable=retryable, reason=reason)
         except LeaseLost as exc:
             log.warning("%s", exc, extra={"task_id": task.id})
+        except InvalidInput as exc:
+            # What the skill handed back cannot be stored (a result JSON cannot
+            # encode, an odd question): retrying would do the same, so say why.
+            what = "a question" if kind == "human" else "a result"
+            self._fail(task, f"skill {task.skill} returned {what} the store cannot keep: {exc}",
+                       retryable=False, reason="bad_result")
         except StoreError as exc:
             log.error("could not store the outcome: %s", exc, extra={"task_id": task.id})
         if self._busy_written or time.monotonic() - self.last_beat >= self.hb_interval:

@@ -101,6 +101,10 @@ def test_unknown_task_and_unknown_endpoint_are_json_404(env):
     assert "does not exist" in _err(client.get("/api/tasks/999"), 404)
     assert "does not exist" in _err(client.post("/api/tasks/999/retry", headers=bearer(app)), 404)
     assert "openapi" in _err(client.get("/api/tasks/abc"), 404)
+    huge = 10**23  # found in review: an id past 64 bits answered 500
+    assert "does not exist" in _err(client.get(f"/api/tasks/{huge}"), 404)
+    for action in ("cancel", "retry"):
+        assert "does not exist" in _err(client.post(f"/api/tasks/{huge}/{action}", headers=bearer(app)), 404)
     assert "openapi" in _err(client.get("/api/nope"), 404)
     assert "not allowed" in _err(client.delete("/api/status", headers=bearer(app)), 405)
 
@@ -117,6 +121,11 @@ def test_unknown_task_and_unknown_endpoint_are_json_404(env):
     (b'{"skill": "noop", "priority": 11}', "application/json", 400, "priority"),
     (b'{"skill": "noop", "colour": "red"}', "application/json", 400, "unknown task field"),
     (b'{"skill": "noop", "depends_on": [12345]}', "application/json", 400, "does not exist"),
+    # found in review: these answered 500
+    (b'{"skill": "noop", "assigned_to": "\\ud800"}', "application/json", 400, "not valid Unicode"),
+    (b'{"skill": "noop", "idempotency_key": "\\udcff"}', "application/json", 400, "not valid Unicode"),
+    (b'{"skill": "noop", "depends_on": [100000000000000000000000]}', "application/json", 400, "does not exist"),
+    (b'{"skill": "noop", "delay_s": 1e400}', "application/json", 400, "delay_s"),
 ])
 def test_dispatch_rejects_bad_input_and_changes_nothing(env, body, content_type, status, needle):
     app, client, store, _ = env

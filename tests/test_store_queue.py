@@ -401,6 +401,22 @@ def test_list_pagination_and_filters(store):
     (lambda s: s.claim("w", [["s"]]), "skill name"),  # not a name (and not hashable)
     (lambda s: s.wait_for_work(-1), "timeout"),
     (lambda s: s.checkpoint("SOMETIMES"), "checkpoint mode"),
+    # found in review: these raised UnicodeEncodeError, OverflowError or AttributeError
+    (lambda s: s.enqueue("s", {}, assigned_to="\ud800"), "not valid Unicode"),
+    (lambda s: s.enqueue("s", {}, idempotency_key="\udcff"), "not valid Unicode"),
+    (lambda s: s.enqueue("s", {}, created_by="\udcff"), "not valid Unicode"),
+    (lambda s: s.claim("\ud800", ["s"]), "not valid Unicode"),
+    (lambda s: s.enqueue("s", {}, depends_on=[2**70]), "too large"),
+    (lambda s: s.enqueue("s", {}, delay_s=10**400), "delay_s"),
+    (lambda s: s.enqueue("s", {}, available_at=10**400), "available_at"),
+    (lambda s: s.claim("w", ["s"], lease_s=10**400), "lease_s"),
+    (lambda s: s.list_tasks(since=10**400), "since"),
+    (lambda s: s.wait_for_work(10**400), "timeout"),
+    (lambda s: s.list_tasks(text=5), "text"),
+    (lambda s: s.list_tasks(agent=[1]), "agent"),
+    (lambda s: s.list_tasks(skill={"s": 1}), "skill"),
+    (lambda s: s.cancel(1, by={"a": 1}), "by"),
+    (lambda s: s.renew(1, [1]), "token"),
 ])
 def test_bad_input_raises_a_clear_error_and_writes_nothing(store, call, match):
     store.enqueue("s", {"seed": True})
@@ -408,6 +424,47 @@ def test_bad_input_raises_a_clear_error_and_writes_nothing(store, call, match):
     with pytest.raises(InvalidInput, match=match):
         call(store)
     assert (store.counts(), store.last_event_id(), store.list_tasks(limit=1000).to_dict()) == before
+
+
+def test_ids_no_task_can_have_are_not_found(store):
+    for task_id in (2**70, -(2**70), 0, -1):
+        assert store.get(task_id) is None
+        with pytest.raises(NotFound):
+            store.cancel(task_id)
+    for task_id in ([1], "1", None, 1.5, True):
+        with pytest.raises(InvalidInput, match="task id"):
+            store.get(task_id)
+
+
+def test_failure_text_that_is_not_valid_unicode_is_recorded_escaped(store):
+    # A skill's error often quotes a file name decoded with surrogateescape;
+    # recording the failure must not fail (that crashed the worker).
+    t = store.enqueue("s", {}, max_attempts=1)
+    c = store.claim("w", ["s"])
+    failed = store.fail(t.id, c.lease_token, "cannot index caf\udce9.txt")
+    assert failed.status == "FAILED" and failed.error == "cannot index caf\\udce9.txt"
+    assert store.attempts(t.id)[-1]["error"] == failed.error
+
+
+def test_wrong_types_for_a_running_task_are_refused_and_change_nothing(store):
+    t = store.enqueue("s", {})
+    c = store.claim("w", ["s"])
+    before = (store.get(t.id), store.last_event_id())
+    for call, match in ((lambda: store.fail(t.id, c.lease_token, "x", reason={"a": 1}), "reason"),
+                        (lambda: store.ask_human(t.id, c.lease_token, "q", "yes"), "options"),
+                        (lambda: store.complete(t.id, 12345), "token")):
+        with pytest.raises(InvalidInput, match=match):
+            call()
+        assert (store.get(t.id), store.last_event_id()) == before
+
+
+def test_iterables_are_read_once_not_consumed_by_the_checks(store):
+    parent = store.enqueue("s", {})
+    child = store.enqueue("s", {}, depends_on=iter([parent.id]))
+    assert store.dependencies(child.id) == [parent.id] and child.deps_pending == 1
+    c = store.claim("w", ["s"])
+    parked = store.ask_human(c.id, c.lease_token, "which?", (o for o in ["x", "y"]))
+    assert parked.question == {"question": "which?", "options": ["x", "y"]}
 
 
 def test_payload_limit_is_configurable(tmp_path):

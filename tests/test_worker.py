@@ -89,6 +89,30 @@ def test_worker_runs_validates_and_obeys_controls(home):
             proc.kill()
 
 
+
+def test_outcomes_the_store_refuses_fail_the_task_and_the_worker_goes_on(home):
+    # Found in review: a failure text with a lone surrogate crashed the worker
+    # (a crash loop, as every retry failed the same way), and a result JSON
+    # cannot encode left the task RUNNING until its lease ran out.
+    home_dir, store = home
+    proc = start_worker(home_dir, "coder", "coder_1")
+    try:
+        wait_until(lambda: (a := store.get_agent("coder_1")) and a["status"] == "idle", 20, what="worker idle")
+        odd_error = store.enqueue("fails", {"surrogate": True}, max_attempts=1)
+        odd_result = store.enqueue("notdict", {"kind": "unserialisable"}, assigned_to="coder_1")
+        after = store.enqueue("noop", {"n": 3})
+        wait_until(lambda: all(_status(store, t.id) in ("DONE", "FAILED") for t in (odd_error, odd_result, after)),
+                   20, what="all three finished")
+        e = store.get(odd_error.id)
+        assert (e.status, e.error_reason) == ("FAILED", "error") and "caf\\udce9.txt" in e.error
+        r = store.get(odd_result.id)
+        assert (r.status, r.error_reason, r.attempts) == ("FAILED", "bad_result", 1)
+        assert "not JSON-serialisable" in r.error
+        assert _status(store, after.id) == "DONE" and proc.poll() is None
+    finally:
+        stop(proc)
+
+
 def test_cancel_interrupts_running_skill_and_worker_goes_on(home):
     home_dir, store = home
     proc = start_worker(home_dir, "coder", "coder_1")

@@ -197,7 +197,9 @@ class SQLiteBase:
         """One write transaction; commits on success, rolls back on any error.
 
         SQLite's own errors (busy past the timeout, disk full, I/O) surface as
-        StoreUnavailable, never as sqlite3 exceptions.
+        StoreUnavailable, never as sqlite3 exceptions; a value the database
+        cannot bind (wrong type, lone surrogate, integer over 64 bits) that
+        no check caught first surfaces as InvalidInput.
         """
         conn = self._write_conn()
         self._begin_immediate(conn)
@@ -211,8 +213,16 @@ class SQLiteBase:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
+            if isinstance(exc, (sqlite3.InterfaceError, sqlite3.ProgrammingError)) and "binding" in str(exc):
+                raise InvalidInput(f"a value of a type the store cannot hold was passed ({exc})") from None
             if isinstance(exc, sqlite3.Error):
                 raise _unavailable(self.path, exc) from exc
+            if isinstance(exc, UnicodeEncodeError):
+                raise InvalidInput("a text value is not valid Unicode (a lone surrogate); decode bytes "
+                                   "properly before passing them") from None
+            if isinstance(exc, OverflowError):
+                raise InvalidInput(f"a number is too large for the store ({exc}); integers go up "
+                                   "to 2**63 - 1") from None
             raise
         finally:
             self._local.writing = False

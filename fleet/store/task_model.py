@@ -101,9 +101,58 @@ class Page:
 
 
 def is_number(value: Any) -> bool:
-    """A real, finite number (not a bool, not NaN or infinity)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    """A real, finite number (not a bool, not NaN or infinity, not an int too
+    large for a float)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+# SQLite integers are signed 64-bit: no row can have an id outside this.
+MAX_ID = 2**63 - 1
+
+
+def check_task_id(task_id: Any) -> int:
+    """A task id as the store takes it: an int (InvalidInput otherwise)."""
+    if isinstance(task_id, bool) or not isinstance(task_id, int):
+        raise InvalidInput(f"a task id is a whole number (like 42), got {task_id!r}")
+    return task_id
+
+
+def check_unicode(value: str, what: str) -> str:
+    """Text the database can hold: no lone surrogates (undecodable bytes)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"{what} contains text that is not valid Unicode (a lone surrogate); "
+                "decode bytes properly before passing them"
+            ) from None
+    return value
+
+
+def check_optional_text(value: Any, what: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text, got {type(value).__name__}")
+    return None if value is None else check_unicode(value, what)
+
+
+def check_token(token: Any) -> str:
+    if not isinstance(token, str):
+        raise InvalidInput(f"a lease token is the string claim() returned, got {type(token).__name__}")
+    return token
+
+
+def escaped_text(text: str) -> str:
+    """Free text (an error message) made storable: a lone surrogate is kept
+    as its escape (\\udce9) instead of refusing the whole record."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def check_priority(priority: Any) -> int:
@@ -123,7 +172,7 @@ def check_skill(skill: Any) -> str:
 def check_name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise InvalidInput(f"{what} must be a non-empty name of at most 200 characters, got {value!r}")
-    return value
+    return check_unicode(value, what)
 
 
 def check_lease(lease_s: Any) -> float:
@@ -179,16 +228,24 @@ def prepare_spec(spec: dict, ts: float, *, default_max_attempts: int, max_payloa
     key = spec.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or not key or len(key) > 500):
         raise InvalidInput("idempotency_key must be a non-empty string of at most 500 characters")
+    if key is not None:
+        check_unicode(key, "idempotency_key")
     assigned = spec.get("assigned_to")
     if assigned is not None:
         check_name(assigned, "assigned_to (a worker name)")
     deps = spec.get("depends_on") or ()
-    if (isinstance(deps, (int, str, bytes, dict)) or
-            not all(isinstance(d, int) and not isinstance(d, bool) for d in deps)):
+    if isinstance(deps, (int, str, bytes, dict)) or not hasattr(deps, "__iter__"):
         raise InvalidInput(f"depends_on must be a list of task ids, got {deps!r}")
+    deps = list(deps)  # read once: an iterator is used up by the check below
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in deps):
+        raise InvalidInput(f"depends_on must be a list of task ids, got {deps!r}")
+    too_large = [d for d in deps if not -MAX_ID <= d <= MAX_ID]
+    if too_large:
+        raise InvalidInput(f"depends_on names task {too_large[0]}, which does not exist (too large for a task id)")
     created_by = spec.get("created_by")
     if created_by is not None and not isinstance(created_by, str):
         raise InvalidInput(f"created_by must be a name (a string), got {created_by!r}")
+    check_optional_text(created_by, "created_by")
     return {
         "skill": skill,
         "payload": dumps(payload, "payload", max_payload_bytes),

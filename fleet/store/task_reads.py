@@ -10,7 +10,14 @@ from collections.abc import Iterable
 from .errors import InvalidInput, NotFound
 from .schema import TASK_STATUSES
 from .sqlite_base import now
-from .task_model import Page, Task, is_number
+from .task_model import (
+    MAX_ID,
+    Page,
+    Task,
+    check_optional_text,
+    check_task_id,
+    is_number,
+)
 
 # The claim's candidate scan. INDEXED BY pins the partial index that holds
 # only claimable rows (PENDING, dependencies done), so history never enters
@@ -33,6 +40,9 @@ def skill_clause(skills: list[str], any_skill: bool) -> tuple[str, list[str]]:
 
 class TaskReadsMixin:
     def get(self, task_id: int) -> Task | None:
+        check_task_id(task_id)
+        if not -MAX_ID <= task_id <= MAX_ID:
+            return None  # no row can have it
         row = self._conn().execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return None if row is None else Task.from_row(row)
 
@@ -87,6 +97,8 @@ class TaskReadsMixin:
                 )
             clauses.append("status IN (%s)" % ",".join("?" * len(statuses)))
             params += statuses
+        for value, name in ((skill, "skill"), (agent, "agent"), (text, "text")):
+            check_optional_text(value, f"the {name} filter")
         if skill:
             clauses.append("skill = ?")
             params.append(skill)

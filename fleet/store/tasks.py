@@ -19,12 +19,17 @@ from .errors import InvalidInput, InvalidTransition, LeaseLost, NotFound
 from .schema import TERMINAL_STATUSES
 from .sqlite_base import dumps, loads, now
 from .task_model import (  # noqa: F401
+    MAX_ID,
     Page,
     Task,
     check_lease,
     check_name,
+    check_optional_text,
     check_priority,
     check_skill,
+    check_task_id,
+    check_token,
+    escaped_text,
     prepare_spec,
 )
 from .task_reads import CLAIM_CANDIDATE_SQL, TaskReadsMixin, skill_clause
@@ -115,6 +120,7 @@ class TaskQueueMixin(TaskReadsMixin):
             )
 
     def _owned(self, conn, task_id: int, token: str):
+        check_token(token)
         row = conn.execute(
             "SELECT * FROM tasks WHERE id = ? AND status = 'RUNNING' AND lease_token = ?",
             (task_id, token),
@@ -124,7 +130,9 @@ class TaskQueueMixin(TaskReadsMixin):
         return row
 
     def _row(self, conn, task_id: int):
-        row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        check_task_id(task_id)
+        row = (conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+               if -MAX_ID <= task_id <= MAX_ID else None)
         if row is None:
             raise NotFound(f"task {task_id} does not exist; list tasks to find the right id")
         return row
@@ -299,6 +307,7 @@ class TaskQueueMixin(TaskReadsMixin):
         """Extend the lease. Returns True when cancellation was requested.
         Raises LeaseLost (changing nothing) when the token is stale."""
         lease_s = check_lease(lease_s)
+        check_token(token)
         ts = now()
         with self._write() as conn:
             row = conn.execute(
@@ -312,6 +321,7 @@ class TaskQueueMixin(TaskReadsMixin):
 
     def complete(self, task_id: int, token: str, result: Any = None) -> Task:
         """Finish the attempt successfully and promote dependents, atomically."""
+        check_token(token)
         result_text = dumps(result, "result")
         ts = now()
         with self._write() as conn:
@@ -342,6 +352,7 @@ class TaskQueueMixin(TaskReadsMixin):
         and nothing changes, when the token is stale), dependents are promoted
         first and may be the task claimed next. Returns (done, next or None).
         """
+        check_token(token)
         result_text = dumps(result, "result")
         args = self._claim_args(worker, skills, lease_s, any_skill)
         ts = now()
@@ -358,7 +369,8 @@ class TaskQueueMixin(TaskReadsMixin):
         """Record a failed attempt: back to PENDING after a backoff, or FAILED
         (dead letter) when not retryable or its attempts are used up."""
         ts = now()
-        error = str(error)[:20000]
+        error = escaped_text(str(error)[:20000])  # a failure is recorded whatever its text
+        check_optional_text(reason, "reason")
         with self._write() as conn:
             row = self._owned(conn, task_id, token)
             self._end_attempt(conn, row, token, reason or "failed", error, ts)
@@ -448,10 +460,13 @@ class TaskQueueMixin(TaskReadsMixin):
         """Park a running task until a person answers; the attempt is not counted."""
         if not isinstance(question, str) or not question.strip():
             raise InvalidInput("a question for a person must be a non-empty string")
-        if options is not None and (isinstance(options, str) or
-                                    not all(isinstance(o, str) for o in options)):
-            raise InvalidInput("options must be a list of strings (the answers a person can pick)")
-        q = dumps({"question": question, "options": list(options or [])}, "question")
+        if options is not None:
+            if isinstance(options, str) or not hasattr(options, "__iter__"):
+                raise InvalidInput("options must be a list of strings (the answers a person can pick)")
+            options = list(options)  # read once: an iterator is used up by the check
+            if not all(isinstance(o, str) for o in options):
+                raise InvalidInput("options must be a list of strings (the answers a person can pick)")
+        q = dumps({"question": question, "options": options or []}, "question")
         ts = now()
         with self._write() as conn:
             row = self._owned(conn, task_id, token)
@@ -479,6 +494,7 @@ class TaskQueueMixin(TaskReadsMixin):
     def answer(self, task_id: int, answer: Any, *, by: str = "human") -> Task:
         """Resume a WAITING_HUMAN task; the answer is put in its payload
         (`human_answer`, with the question as `human_question`)."""
+        check_name(by, "by (who does this)")
         answer_text = dumps(answer, "answer")
         ts = now()
         with self._write() as conn:
@@ -514,6 +530,7 @@ class TaskQueueMixin(TaskReadsMixin):
     def cancel(self, task_id: int, *, by: str = "operator") -> Task:
         """PENDING/WAITING_HUMAN: cancelled now and never runs. RUNNING: flagged;
         the worker learns it on its next renew. Finished tasks are refused."""
+        check_name(by, "by (who does this)")
         ts = now()
         with self._write() as conn:
             row = self._row(conn, task_id)
@@ -544,6 +561,7 @@ class TaskQueueMixin(TaskReadsMixin):
         parent first). Retrying a DONE parent makes its still-PENDING
         children wait for it again.
         """
+        check_name(by, "by (who does this)")
         ts = now()
         with self._write() as conn:
             row = self._row(conn, task_id)
