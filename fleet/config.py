@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import sys
 import tomllib
@@ -385,6 +386,8 @@ def _check_value(where: str, key: Key, value: Any) -> Any:
         raise ConfigError(f"{where}: expected an integer, found {type(value).__name__} {value!r}")
     elif not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise ConfigError(f"{where}: expected {kind.__name__}, found {type(value).__name__} {value!r}")
+    if kind is float and not math.isfinite(value):  # nan passes every min/max comparison
+        raise ConfigError(f"{where}: expected a finite number, found {value!r}")
     if key.choices is not None and value not in key.choices:
         raise ConfigError(f"{where}: expected one of {', '.join(map(repr, key.choices))}, found {value!r}")
     if key.min is not None and value < key.min:
@@ -490,6 +493,10 @@ def find_home(home: str | os.PathLike | None = None) -> Path:
 def load_config(home: str | os.PathLike | None = None) -> dict:
     """Read `<home>/fleet.toml` (absent: defaults) and resolve paths."""
     root = find_home(home)
+    if (home is not None or os.environ.get("FLEET_HOME")) and not root.is_dir():
+        # a mistyped --home must not quietly start a new, empty fleet there
+        raise ConfigError(f"fleet home {root} (from {'--home' if home is not None else 'FLEET_HOME'}) is not "
+                          f"a folder; fix the path, or create it first (mkdir -p {root}) for a new fleet")
     path = root / CONFIG_NAME
     raw: dict = {}
     if path.exists():
@@ -498,6 +505,9 @@ def load_config(home: str | os.PathLike | None = None) -> dict:
                 raw = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}; fix the line it names") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not valid UTF-8 (byte {exc.start}): TOML files are UTF-8 "
+                              "text; save it again as UTF-8") from None
     try:
         cfg = validate(raw)
     except ConfigError as exc:

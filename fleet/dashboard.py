@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print("dashboard: air_gap_mode is on; the dashboard stays off", file=sys.stderr)
         return 0
     host = args.host or cfg["dashboard"]["host"]
-    port = args.port or cfg["dashboard"]["port"]
+    port = args.port if args.port is not None else cfg["dashboard"]["port"]
     if not 1 <= port <= 65535:
         print(f"dashboard: --port must be from 1 to 65535, got {port}", file=sys.stderr)
         return 2

@@ -238,9 +238,10 @@ def _with_matcher(text: str, cfg: dict, catalogue: dict) -> dict:
     if not ranked or ranked[0][1] < threshold:
         best = f"best guess {ranked[0][0]} at confidence {ranked[0][1]:.2f}, under {threshold:.2f}" if ranked \
             else "no skill matched"
-        listing = "; ".join(f"{n} ({c:.2f}): {d or 'no description'}" for n, c, d in candidates)
+        listing = ("Candidates: " + "; ".join(f"{n} ({c:.2f}): {d or 'no description'}" for n, c, d in candidates)
+                   if candidates else "The skills are: " + ", ".join(sorted(catalogue))) + "."
         raise IntentError(
-            f"could not tell which skill is meant ({best}). Candidates: {listing}. Name the skill in the "
+            f"could not tell which skill is meant ({best}). {listing} Name the skill in the "
             'instruction, or give JSON {"skill": "...", "payload": {...}}', candidates)
     name, confidence = ranked[0]
     payload = _payload_from_text(catalogue[name], text)

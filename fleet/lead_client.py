@@ -56,16 +56,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    undecodable = next((a for a in argv if not _valid_text(a)), None)
+    if undecodable is not None:  # bytes the locale could not decode (surrogate escapes)
+        print(f"{PROG}: error: argument {undecodable.encode('utf-8', 'backslashreplace').decode()!r} is not "
+              "valid UTF-8 text; pass it in UTF-8 (or --b64 for payloads)", file=sys.stderr)
+        return EXIT_USAGE
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     ctx = Ctx(args)
     try:
         return int(args.func(ctx) or 0)
     except UsageError as exc:
-        sub = getattr(args, "_parser", parser)
-        sys.stderr.write(sub.format_usage())
-        print(f"{sub.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(args, parser, exc)
     except CliError as exc:
         print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
         return exc.code
@@ -75,14 +77,31 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:
-        from fleet.store.errors import StoreError
+        from fleet.store.errors import InvalidInput, StoreError
 
+        if isinstance(exc, InvalidInput):  # the store refused an argument: nothing was written
+            return _usage_error(args, parser, exc)
         if not isinstance(exc, (StoreError, OSError)):
             raise
         print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         ctx.close()
+
+
+def _usage_error(args, parser, exc: Exception) -> int:
+    sub = getattr(args, "_parser", parser)
+    sys.stderr.write(sub.format_usage())
+    print(f"{sub.prog}: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _valid_text(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ def test_help_lists_every_command_and_the_lazy_map_matches(home):
     ["result", "abc"], ["result", "0"], ["tasks", "--status", "WRONG"], ["drain", "--timeout", "-1"],
     ["hw", "--watch", "0"], ["logs"], ["secret"], ["send", "x", "y", "--channel", "nope"],
     ["usage", "--period", "year"], ["hitl", "respond", "1"],
+    # found in review: a traceback, a hang, or exit 0 having stored a message for nobody
+    ["inbox", "x", "--limit", "99999999999999999999"], ["report", "--days", "99999"],
+    ["send", "", "hi"], ["send", "coder_1", " "], ["broadcast", ""],
 ])
 def test_bad_arguments_exit_2_with_usage(home, args):
     r = cli(home, *args)
@@ -105,11 +108,26 @@ def test_dispatch_unknown_skill_lists_known_and_writes_nothing(home):
     assert count_tasks(home) == 0
 
 
-@pytest.mark.parametrize("payload", ['{"seconds": "soon"}', "{}", "[1, 2]", "{not json"])
+@pytest.mark.parametrize("payload", ['{"seconds": "soon"}', "{}", "[1, 2]", "{not json", "[" * 100_000])
 def test_dispatch_bad_payload_exit_2_writes_nothing(home, payload):
-    r = cli(home, "dispatch", "sleepy", payload)
+    r = cli(home, "dispatch", "sleepy", "-", input=payload)
     assert r.rc == 2, r
+    assert "Traceback" not in r.err
     assert count_tasks(home) == 0
+
+
+def test_arguments_that_are_not_utf8_are_refused_before_anything_runs(home):
+    r = cli(home, "send", "coder_1", "caf\udce9")  # the bytes b"caf\xe9" from a Latin-1 terminal
+    assert r.rc == 2 and "not valid UTF-8" in r.err and "Traceback" not in r.err, r
+    r = cli(home, "secret", "set", "K", "\udcff")
+    assert r.rc == 2 and "not valid UTF-8" in r.err, r
+
+
+def test_a_home_that_does_not_exist_is_an_error_not_a_new_fleet(home, tmp_path):
+    missing = tmp_path / "typo" / "fleet"
+    r = cli(home, "--home", str(missing), "tasks")
+    assert r.rc == 78 and "is not a folder" in r.err, r
+    assert not missing.exists() and not missing.parent.exists()
 
 
 def test_dispatch_defaults_b64_stdin_and_result(home):

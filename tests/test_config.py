@@ -31,6 +31,9 @@ BAD_CONFIGS = [
     ("section not a table", "supervisor = 5\n", ["[supervisor]", "expected a table", "5"]),
     ("not TOML", "[queue\nlease_s = 1\n", ["not valid TOML"]),
     ("per-skill timeout", "[skills.timeouts]\ncode_index = \"soon\"\n", ["[skills.timeouts] code_index", "float"]),
+    # nan passes every min/max comparison; it crashed the first store call
+    ("nan", "[queue]\nbusy_timeout_s = nan\n", ["[queue] busy_timeout_s", "finite", "nan"]),
+    ("inf", "[queue]\nlease_s = inf\n", ["[queue] lease_s", "finite", "inf"]),
 ]
 
 
@@ -44,6 +47,13 @@ def test_bad_config_exits_78_naming_key_expected_and_found(isolated_home, kind, 
         assert needle in proc.stderr, (needle, proc.stderr)
     assert "configuration error" in proc.stderr
     assert not (isolated_home / "fleet.db").exists()  # nothing was started or created
+
+
+def test_config_that_is_not_utf8_exits_78(isolated_home):
+    (isolated_home / "fleet.toml").write_bytes(b'[fleet]\nname = "caf\xe9"\n')
+    proc = subprocess.run([sys.executable, str(REPO / "fleet" / "lead_client.py"), "tasks"], cwd=str(REPO),
+                          env=env_for(isolated_home), capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 78 and "not valid UTF-8" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_worker_entry_point_also_exits_78(isolated_home):

@@ -134,6 +134,38 @@ def test_dispatch_rejects_bad_input_and_changes_nothing(env, body, content_type,
     assert sum(store.counts().values()) == 0
 
 
+def test_a_broken_body_is_refused_even_where_the_endpoint_reads_none(env):
+    # Found in review: cancel and pause went ahead on a body that was not JSON.
+    app, client, store, _ = env
+    t = store.enqueue("noop", {"n": 1})
+    headers = {**bearer(app), "Content-Type": "application/json"}
+    assert "not valid JSON" in _err(client.post(f"/api/tasks/{t.id}/cancel", data=b"{bad", headers=headers), 400)
+    assert "not valid JSON" in _err(client.post("/api/fleet/pause", data=b"{bad", headers=headers), 400)
+    assert store.get(t.id).status == "PENDING" and store.get_flag("paused", False) is False
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert "nested too deeply" in _err(client.post("/api/tasks", data=deep, headers=headers), 400)
+    assert sum(store.counts().values()) == 1
+
+
+def test_values_the_store_cannot_hold_are_4xx_not_500(env):
+    # Found in review: lone surrogates, numbers past 64 bits, oversized and
+    # empty bodies, a NUL in a filter.
+    app, client, store, _ = env
+    h = bearer(app)
+    huge = 10**23
+    assert "not valid Unicode" in _err(client.post("/api/comms", json={"recipient": "x", "body": "\ud800"},
+                                                   headers=h), 400)
+    assert "not valid Unicode" in _err(client.post("/api/notes", json={"channel": "\ud800", "body": "b"},
+                                                   headers=h), 400)
+    assert "over the limit" in _err(client.post("/api/notes", json={"channel": "ops", "body": "x" * (2 << 20)},
+                                                headers=h), 400)
+    assert "too large" in _err(client.get(f"/api/activity?after_id={huge}"), 400)
+    assert "too large" in _err(client.get(f"/api/comms?after_id={huge}"), 400)
+    assert "NUL" in _err(client.get("/api/tasks?text=%00"), 400)
+    assert client.post("/api/session", json={"token": "\ud800"}).status_code == 401
+    assert store.messages() == [] and store.notes("ops") == []
+
+
 def test_dispatch_creates_a_task_recording_who(env):
     app, client, store, _ = env
     resp = client.post("/api/tasks", json={"skill": "noop", "payload": {"n": 2}, "priority": 7}, headers=bearer(app))
@@ -462,3 +494,15 @@ def test_usage_regression_flags_a_rise_in_cost_per_call(isolated_home):
     assert body["regressions"][0]["key"] == "summarize" and body["regressions"][0]["change_pct"] == 200.0
     assert "threshold_pct" in _err(client.get("/api/usage/regression?threshold_pct=0"), 400)
     store.close()
+
+
+def test_port_zero_is_refused_not_replaced_by_the_configured_port(isolated_home):
+    # Found in review: `--port 0` counted as "not given" and started on 5555.
+    import subprocess
+    import sys
+
+    from tests.fakes.fleetproc import REPO, env_for
+
+    proc = subprocess.run([sys.executable, str(REPO / "fleet" / "dashboard.py"), "--port", "0"], cwd=str(REPO),
+                          env=env_for(isolated_home), capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "--port must be from 1 to 65535, got 0" in proc.stderr, proc.stderr

@@ -41,6 +41,35 @@ def _open_and_enqueue(path: str, n: int) -> None:
     store.close()
 
 
+def test_a_folder_it_cannot_write_is_named_and_the_database_is_not_blamed(tmp_path, monkeypatch):
+    # Found in review: a read-only home was reported as "not a usable Fleet
+    # database ... move the file away", advice that throws good data away.
+    # In WAL mode SQLite must create -wal and -shm files beside the database,
+    # and says only "unable to open database file" when it cannot. (Root
+    # writes a 0500 folder regardless, so the folder's state is simulated.)
+    import os
+    import sqlite3
+
+    from fleet.store import sqlite_base
+
+    db = tmp_path / "fleet.db"
+    store = Store(db)
+    store.close()
+
+    def cannot_open(self):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(sqlite_base.SQLiteBase, "_open_once", cannot_open)
+    real_access = os.access
+    monkeypatch.setattr(sqlite_base.os, "access",
+                        lambda path, mode: False if os.fspath(path) == str(tmp_path) else real_access(path, mode))
+    with pytest.raises(StoreError) as info:
+        Store(db)
+    text = str(info.value)
+    assert str(tmp_path) in text and "not writable" in text and "-wal and -shm" in text, text
+    assert "move the file away" not in text and "untouched" in text
+
+
 def test_many_processes_may_create_a_new_database_at_once(tmp_path):
     path = str(tmp_path / "fresh.db")
     ctx = multiprocessing.get_context("spawn")

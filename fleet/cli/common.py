@@ -201,6 +201,8 @@ def parse_json_object(text: str, what: str) -> dict:
     except json.JSONDecodeError as exc:
         raise UsageError(f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
                          "quote it in single quotes, or use --b64") from None
+    except RecursionError:
+        raise UsageError(f"{what} is nested too deeply to be a task's JSON") from None
     if not isinstance(value, dict):
         raise UsageError(f"{what} must be a JSON object like '{{\"path\": \".\"}}', got {type(value).__name__}")
     return value
@@ -258,9 +260,12 @@ def positive_int(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    if not 1 <= value <= MAX_WHOLE:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_WHOLE}, got {text!r}")
     return value
+
+
+MAX_WHOLE = 2**63 - 1  # the largest id or count the store holds
 
 
 def priority(text: str) -> int:

@@ -149,6 +149,16 @@ def cmd_report(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def report_days(text: str) -> int:
+    """The report builds one row per day: ten years is the most it takes."""
+    import argparse
+
+    days = positive_int(text)
+    if days > 3650:
+        raise argparse.ArgumentTypeError(f"the report covers at most 3650 days (ten years), got {text!r}")
+    return days
+
+
 def register(sub, json_parent) -> None:
     p = sub.add_parser("install-service", parents=[json_parent],
                        help="install the supervisor as a systemd user unit / launchd agent / scheduled task")
@@ -172,6 +182,6 @@ def register(sub, json_parent) -> None:
     p = sub.add_parser("report", parents=[json_parent],
                        help="phase report: uptime, days at >= 95%%, capacity utilisation, tasks per day, restarts")
     p.add_argument("--output", metavar="FILE", help="write the report as markdown to FILE")
-    p.add_argument("--days", type=positive_int, default=30, help="window in days (default 30)")
+    p.add_argument("--days", type=report_days, default=30, help="window in days (default 30, at most 3650)")
     p.set_defaults(func=cmd_report)
 

@@ -9,6 +9,7 @@ from typing import Any
 from .errors import InvalidInput, NotFound
 from .schema import ALERT_SEVERITIES
 from .sqlite_base import dumps, loads, now
+from .task_model import check_name, check_unicode
 
 CHANNELS = ("fleet", "sup", "agent", "pool")
 _UNSET: Any = object()
@@ -181,10 +182,25 @@ class FleetStateMixin:
             raise InvalidInput(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
         return channel
 
+    def _body_text(self, body: Any, what: str) -> str:
+        """A message or note body as stored: a non-empty string, or any
+        JSON-serialisable value, at most [queue] max_payload_bytes."""
+        if isinstance(body, str):
+            if not body.strip():
+                raise InvalidInput(f"a {what} must not be empty")
+            check_unicode(body, what)
+            if len(body) > self.max_payload_bytes // 4 and len(body.encode("utf-8")) > self.max_payload_bytes:
+                raise InvalidInput(f"a {what} is over the limit of {self.max_payload_bytes} bytes "
+                                   "([queue] max_payload_bytes); put large data in a file and send its path")
+            return body
+        return dumps(body, what, self.max_payload_bytes)
+
     def send_message(self, sender: str, recipient: str, body: Any, *, channel: str = "agent") -> int:
         """Queue a message; `body` is a string or a JSON-serialisable value."""
         self._check_channel(channel)
-        text = body if isinstance(body, str) else dumps(body, "message body")
+        check_name(sender, "sender")
+        check_name(recipient, "recipient (an agent name)")
+        text = self._body_text(body, "message body")
         with self._write() as conn:
             mid = conn.execute(
                 "INSERT INTO messages (sender, recipient, channel, body, created_at) VALUES (?,?,?,?,?) RETURNING id",
@@ -196,7 +212,8 @@ class FleetStateMixin:
     def broadcast(self, sender: str, body: Any, *, channel: str = "fleet") -> list[int]:
         """One message to every registered agent."""
         self._check_channel(channel)
-        text = body if isinstance(body, str) else dumps(body, "message body")
+        check_name(sender, "sender")
+        text = self._body_text(body, "message body")
         ts = now()
         with self._write() as conn:
             names = [r[0] for r in conn.execute("SELECT name FROM agents ORDER BY name")]
@@ -246,7 +263,9 @@ class FleetStateMixin:
     def post_note(self, channel: str, body: Any, *, author: str = "operator") -> int:
         if not isinstance(channel, str) or not channel:
             raise InvalidInput("a note channel must be a non-empty name")
-        text = body if isinstance(body, str) else dumps(body, "note body")
+        check_name(channel, "a note channel")
+        check_name(author, "author")
+        text = self._body_text(body, "note body")
         with self._write() as conn:
             return conn.execute(
                 "INSERT INTO notes (channel, author, body, created_at) VALUES (?,?,?,?) RETURNING id",

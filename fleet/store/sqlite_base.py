@@ -133,6 +133,8 @@ class SQLiteBase:
                     continue
                 if _is_busy(exc):
                     raise _unavailable(self.path, exc) from None
+                if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
+                    raise StoreUnavailable(_unopenable(self.path, exc)) from None
                 raise StoreUnavailable(
                     f"{self.path} is not a usable Fleet database ({exc}); restore a backup "
                     "(`lead_client.py backup --list`, then `lead_client.py restore ID`) or move the file "
@@ -142,6 +144,7 @@ class SQLiteBase:
     def _open_once(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path,
+            factory=_Connection,
             timeout=self.busy_timeout_s,
             isolation_level=None,  # we issue BEGIN/COMMIT ourselves
             check_same_thread=True,
@@ -197,9 +200,7 @@ class SQLiteBase:
         """One write transaction; commits on success, rolls back on any error.
 
         SQLite's own errors (busy past the timeout, disk full, I/O) surface as
-        StoreUnavailable, never as sqlite3 exceptions; a value the database
-        cannot bind (wrong type, lone surrogate, integer over 64 bits) that
-        no check caught first surfaces as InvalidInput.
+        StoreUnavailable, never as sqlite3 exceptions.
         """
         conn = self._write_conn()
         self._begin_immediate(conn)
@@ -213,16 +214,8 @@ class SQLiteBase:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-            if isinstance(exc, (sqlite3.InterfaceError, sqlite3.ProgrammingError)) and "binding" in str(exc):
-                raise InvalidInput(f"a value of a type the store cannot hold was passed ({exc})") from None
             if isinstance(exc, sqlite3.Error):
                 raise _unavailable(self.path, exc) from exc
-            if isinstance(exc, UnicodeEncodeError):
-                raise InvalidInput("a text value is not valid Unicode (a lone surrogate); decode bytes "
-                                   "properly before passing them") from None
-            if isinstance(exc, OverflowError):
-                raise InvalidInput(f"a number is too large for the store ({exc}); integers go up "
-                                   "to 2**63 - 1") from None
             raise
         finally:
             self._local.writing = False
@@ -397,6 +390,52 @@ def begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
 def _is_busy(exc: sqlite3.Error) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements refuse a value the database cannot hold
+    (a lone surrogate, an integer past 64 bits, a type SQLite has no storage
+    for) with InvalidInput, whichever API call it came in through, instead of
+    UnicodeEncodeError, OverflowError or sqlite3's binding error. Nothing is
+    written: the statement never ran."""
+
+    def execute(self, sql, parameters=(), /):
+        try:
+            return super().execute(sql, parameters)
+        except (UnicodeEncodeError, OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError) as exc:
+            raise _refused_value(exc) from None
+
+    def executemany(self, sql, seq_of_parameters, /):
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        except (UnicodeEncodeError, OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError) as exc:
+            raise _refused_value(exc) from None
+
+
+def _refused_value(exc: Exception) -> Exception:
+    if isinstance(exc, UnicodeEncodeError):
+        return InvalidInput("a text value is not valid Unicode (a lone surrogate); decode bytes properly "
+                            "before passing them")
+    if isinstance(exc, OverflowError):
+        return InvalidInput(f"a number is too large for the store ({exc}); ids and counts go up to 2**63 - 1")
+    if "binding parameter" in str(exc):
+        return InvalidInput(f"a value of a type the store cannot hold was passed ({exc})")
+    return exc  # any other misuse is a bug here, raised as it is
+
+
+def _unopenable(path: str, exc: sqlite3.Error) -> str:
+    """Why SQLite could not open the file: almost always permissions on the
+    folder (WAL mode writes -wal and -shm files beside the database), not a
+    damaged database, so the advice must not be to throw the file away."""
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        return f"cannot open {path}: the folder {folder} does not exist; fix [paths] db in fleet.toml"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (f"cannot open {path}: the folder {folder} is not writable by this user, and SQLite needs to "
+                "create the -wal and -shm files beside the database there; fix the folder's permissions "
+                "(the database itself is untouched)")
+    return (f"cannot open {path} ({exc}): check that this user may read and write it and its folder "
+            "(the database itself is untouched)")
 
 
 def _unavailable(path: str, exc: sqlite3.Error) -> StoreUnavailable:

@@ -99,6 +99,8 @@ class TaskReadsMixin:
             params += statuses
         for value, name in ((skill, "skill"), (agent, "agent"), (text, "text")):
             check_optional_text(value, f"the {name} filter")
+            if value and "\x00" in value:  # SQLite would end the pattern there and match everything
+                raise InvalidInput(f"the {name} filter contains a NUL character")
         if skill:
             clauses.append("skill = ?")
             params.append(skill)

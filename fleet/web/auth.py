@@ -204,6 +204,10 @@ def check_request():
             if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
                 return error_response(403, "missing or wrong CSRF token: browser sessions must send the "
                                            "X-CSRF-Token header from GET /api/session with every change")
+        if request.path.startswith("/api/") and request.get_data(cache=True):
+            # A body that is there must be a JSON object, also where the endpoint
+            # reads none: a broken request must not act as if it were empty.
+            json_body(required=False)
     return None
 
 
@@ -256,7 +260,7 @@ def session_create():
         value = data.get("token")
         if isinstance(value, str) and value.strip():
             presented = value.strip()
-    if presented is None or not hmac.compare_digest(presented.encode(), c.token.encode()):
+    if presented is None or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), c.token.encode()):
         raise ApiError(401, f"that is not the dashboard token; it is in {c.token_source}")
     session.clear()
     session.permanent = True

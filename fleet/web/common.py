@@ -64,7 +64,10 @@ def json_body(required: bool = True) -> dict:
         return {}
     if request.mimetype != "application/json":
         raise ApiError(415, f"send the body as application/json, not {request.mimetype or 'no content type'}")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply to be a request of this API") from None
     if data is None:
         raise ApiError(400, "the body is not valid JSON; check quotes and commas")
     if not isinstance(data, dict):
@@ -110,8 +113,12 @@ def parse_time(value: Any, name: str) -> float | None:
     if isinstance(value, bool):
         raise ApiError(400, f"{name} must be epoch seconds or an ISO date like 2026-01-31, got {value!r}")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ApiError(400, f"{name} must be a finite number")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
+            raise ApiError(400, f"{name} must be a finite number of epoch seconds")
         return float(value)
     text = str(value).strip()
     try:
