@@ -137,14 +137,22 @@ def kill_snapshot(procs: list, sig: int = signal.SIGKILL) -> None:
             pass
 
 
-def pid_alive(pid: int | None) -> bool:
+def still_running(pid: int | None, registered_at: float | None) -> bool:
+    """Whether the process that registered as `pid` at `registered_at` still
+    runs: not gone, not a zombie (dead, but never reaped by its parent, as
+    under an init that does not reap orphans), and not a later process that
+    reused the pid (created after the registration, say after a reboot)."""
     if not pid:
         return False
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return registered_at is None or process.create_time() <= registered_at + 1.0
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    return True
+    except psutil.AccessDenied:
+        return True  # someone else's process holds the pid: assume alive, the lease decides
 

@@ -77,7 +77,8 @@ class Supervisor:
     def recover_previous_run(self) -> None:
         """Requeue tasks still held by workers of a previous run that are gone."""
         for agent in self.store.list_agents():
-            if agent["name"] == NAME or procs.pid_alive(agent["pid"]) and agent["pid"] != os.getpid():
+            if agent["name"] == NAME or (procs.still_running(agent["pid"], agent["started_at"])
+                                         and agent["pid"] != os.getpid()):
                 continue
             ids = self.store.recover_worker_tasks(agent["name"], "the worker process is gone (previous run ended)")
             if ids:
@@ -177,6 +178,9 @@ class Supervisor:
                 if intent in GRACEFUL or self.stopping:
                     self.store.release(task.id, task.lease_token)
                     log.info("released task %d back to PENDING (not counted)", task.id)
+                elif task.cancel_requested:  # its skill ignored the cancel, so the worker ended itself
+                    self.store.acknowledge_cancel(task.id, task.lease_token)
+                    log.info("task %d cancelled (its skill ignored the request; the worker ended)", task.id)
                 elif rc == EX_TIMEOUT or child.timed_out:
                     self.store.fail(task.id, task.lease_token, f"skill {task.skill} exceeded its hard timeout",
                                     retryable=True, reason="timeout")
@@ -263,9 +267,15 @@ class Supervisor:
         process group BEFORE the reaper hands the task to another worker, so
         two attempts of one task never overlap (a SIGKILLed process runs no
         more code)."""
-        for task_id, worker in self.store.expired_leases():
+        for task_id, worker, claimed_at in self.store.expired_leases():
             child = self.children.get(worker or "")
             if child is None or child.kind != "worker" or child.proc is None or child.proc.poll() is not None:
+                continue
+            if claimed_at is None or claimed_at < child.started_wall:
+                # Claimed by an earlier process under the same name (a previous
+                # run's): not this child, which must not be killed for it. The
+                # reaper requeues the task; that process, if it still exists,
+                # is an orphan that dies of its parent-death signal on waking.
                 continue
             log.error("%s (pid %d) let the lease of task %d expire without renewing it: it is wedged; "
                       "killing it before the task is requeued", child.name, child.pid, task_id)

@@ -63,6 +63,36 @@ def test_kill9_supervisor_takes_workers_and_grandchildren_then_restart_loses_not
     assert stop(sup2) == 0
 
 
+def test_a_restarted_supervisor_never_kills_a_new_worker_for_an_old_lease(fleet):  # noqa: F811
+    # Found in review: the lease of a task held by a previous run's wedged
+    # worker expired, and the new supervisor "fenced" it by killing the new,
+    # healthy worker of the same name, costing its own task an attempt.
+    fleet.start(workers={"coder_count": 1}, queue={"lease_s": 2.0})
+    store = fleet.store
+    old = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
+    first = store.enqueue("sleepy", {"seconds": 30})
+    wait_until(lambda: store.get(first.id).status == "RUNNING", 20, what="first task running")
+    os.kill(old["pid"], signal.SIGSTOP)  # wedged: it cannot renew, nor die of its parent's death yet
+    try:
+        os.kill(store.get_agent("supervisor")["pid"], signal.SIGKILL)
+        time.sleep(0.5)
+        sup2 = fleet.start(workers={"coder_count": 1}, queue={"lease_s": 2.0})
+        new = wait_until(lambda: live_worker(store, "coder_1", not_pid=old["pid"]), 30, what="a new coder_1")
+        second = store.enqueue("sleepy", {"seconds": 4}, priority=9)
+        wait_until(lambda: store.get(first.id).status != "RUNNING" or store.get(second.id).status == "DONE",
+                   30, what="the old lease reaped")
+        wait_until(lambda: store.get(second.id).status == "DONE", 30, what="the new worker's task done")
+        assert [a["outcome"] for a in store.attempts(second.id)] == ["done"]
+        kills = [e for e in store.events(action="lease_expired_kill")]
+        assert all(e["detail"]["pid"] != new["pid"] for e in kills), kills
+        assert store.get_agent("coder_1")["pid"] == new["pid"]  # never replaced
+        wait_until(lambda: store.get(first.id).status == "PENDING" or store.get(first.id).attempts >= 2,
+                   30, what="the first task requeued for another attempt")
+        assert stop(sup2) == 0
+    finally:
+        os.kill(old["pid"], signal.SIGKILL)
+
+
 def test_second_supervisor_refuses_naming_the_holder(fleet):  # noqa: F811
     sup = fleet.start(workers={"coder_count": 0})
     wait_until(lambda: fleet.store.get_agent("supervisor"), 20, what="first supervisor")
@@ -136,6 +166,22 @@ def test_skill_that_cannot_be_parked_is_ended_and_the_supervisor_records_the_tim
     assert exits[0]["detail"].get("exit_code") == 75 and exits[0]["detail"]["pid"] == first["pid"]
     assert f"task {task.id} failed: timeout" in (fleet.home / "logs" / "supervisor.log").read_text()
     wait_until(lambda: live_worker(store, "coder_1", not_pid=first["pid"]), 30, what="replacement")
+    assert stop(sup) == 0
+
+
+def test_a_cancel_the_skill_ignores_is_recorded_as_a_cancel_not_a_timeout(fleet):  # noqa: F811
+    # Found in review: the worker ends itself when a skill ignores a cancel,
+    # with the timeout's exit code, and the attempt was recorded as a timeout.
+    sup = fleet.start(workers={"coder_count": 1}, affinity={"coder": ["stubborn", "noop"]},
+                      skills={"timeouts": {"stubborn": 60.0}})
+    store = fleet.store
+    wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
+    task = store.enqueue("stubborn", {})
+    wait_until(lambda: store.get(task.id).status == "RUNNING", 20, what="stubborn running")
+    store.cancel(task.id)
+    wait_until(lambda: store.get(task.id).status == "CANCELLED", 30, what="cancelled")
+    assert [a["outcome"] for a in store.attempts(task.id)] == ["cancelled"]
+    assert store.get(task.id).error_reason != "timeout"
     assert stop(sup) == 0
 
 

@@ -593,13 +593,14 @@ class TaskQueueMixin(TaskReadsMixin):
         return Task.from_row(new)
 
     # -- reaping ---------------------------------------------------------
-    def expired_leases(self) -> list[tuple[int, str | None]]:
-        """(task id, worker) of RUNNING tasks whose lease has expired: a cheap
-        read on the running-lease index, for the supervisor's fencing."""
+    def expired_leases(self) -> list[tuple[int, str | None, float | None]]:
+        """(task id, worker, claimed at) of RUNNING tasks whose lease has
+        expired: a cheap read for the supervisor's fencing, which must tell
+        the process that claimed a task from a later one of the same name."""
         rows = self._conn().execute(
-            "SELECT id, worker FROM tasks WHERE status = 'RUNNING' AND lease_expires_at < ?", (now(),)
+            "SELECT id, worker, started_at FROM tasks WHERE status = 'RUNNING' AND lease_expires_at < ?", (now(),)
         ).fetchall()
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def reap_expired_leases(self) -> list[int]:
         """Return tasks whose lease expired to PENDING (or FAILED when their
