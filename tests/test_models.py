@@ -14,6 +14,7 @@ from fakes.model_servers import (
     FakeAnthropic,
     FakeOllama,
     FakeOpenAI,
+    Reply,
     dead_url,
     provider_toml,
     write_model_config,
@@ -340,3 +341,102 @@ def test_a_remote_ollama_is_cloud_for_offline_and_local_only():
     assert not OllamaProvider("ollama", {"base_url": "http://localhost:11434"}, {}).is_cloud
     assert not OllamaProvider("ollama", {"base_url": "http://192.168.1.20:11434"}, {}).is_cloud
     assert not OllamaProvider("ollama", {"base_url": "https://gpu.example.com", "locality": "local"}, {}).is_cloud
+
+
+# -- replies and interruptions that must not escape the chain (found in review) --
+@pytest.mark.parametrize("first, reply", [
+    ("ollama", Reply(raw=b"[1, 2]")),                                      # JSON, not an object
+    ("ollama", Reply(body={"error": "llama runner process has terminated"})),  # 200 carrying an error
+    ("backup", Reply(body={"error": {"message": "upstream model crashed"}})),  # the OpenRouter/LiteLLM way
+    ("claude", Reply(raw=b"{not json")),                                    # the SDK cannot parse it
+    ("claude", Reply(raw=b'"just a string"')),
+])
+def test_an_unreadable_or_error_reply_fails_over_and_is_accounted(isolated_home, servers, first, reply):
+    ollama, claude, openai = servers
+    by_name = {"ollama": ollama, "claude": claude, "backup": openai}
+    chain = [first] + [n for n in ("ollama", "claude", "backup") if n != first]
+    cfg = _cfg(isolated_home, servers, chain=chain, extra='[budgets]\nglobal_calls = 2\nenforcement = "block"\n')
+    by_name[first].enqueue(reply)
+    for name in chain[1:]:
+        by_name[name].reply(f"from {name}")
+    result = call_model("q", cfg, skill="s")
+    assert result.provider == chain[1] and result.text == f"from {chain[1]}"
+    assert [(h["provider"], h["reason"]) for h in result.trail] == [(first, "server")]
+    store = open_store(cfg)
+    rows = store.usage_rows(call_id=result.call_id)
+    assert [(r["provider"], r["success"], r["reason"]) for r in rows] == [(first, 0, "server"),
+                                                                        (chain[1], 1, "server")]
+    assert store.usage_totals(0)["reserved_calls"] == 0  # no reservation left behind
+    assert call_model("q2", cfg, skill="s").provider == first  # healthy again; the budget's second call is there
+
+
+def test_a_stream_cut_off_before_its_end_fails_over_instead_of_returning_part(isolated_home, servers):
+    ollama, _, openai = servers
+    cfg = _cfg(isolated_home, servers, chain=("backup", "ollama"))
+    text = open(cfg["home"] + "/fleet.toml").read().replace('model = "served-model"',
+                                                            'model = "served-model"\nstream = true')
+    open(cfg["home"] + "/fleet.toml", "w").write(text)
+    cfg = load_config(isolated_home)
+    openai.enqueue(Reply(raw=b'data: {"choices": [{"delta": {"content": "The answer is forty"}}]}\n\n'))
+    ollama.reply("complete answer")
+    result = call_model("q", cfg, skill="s")
+    assert result.provider == "ollama" and result.text == "complete answer"
+    assert [(h["provider"], h["reason"]) for h in result.trail] == [("backup", "transport")]
+
+
+def test_an_interrupted_call_is_accounted_and_gives_its_reservation_back(isolated_home, servers):
+    # The worker cancels a task by raising from a signal handler, which can
+    # land while the request is out.
+    import signal
+
+    class Cancelled(BaseException):
+        pass
+
+    ollama, _, _ = servers
+    cfg = _cfg(isolated_home, servers, chain=("ollama",), extra='[budgets]\nglobal_calls = 1\nenforcement = "block"\n')
+    ollama.enqueue(Reply(text="slow", delay_s=3.0))
+
+    def cancel(signum, frame):
+        raise Cancelled()
+
+    previous = signal.signal(signal.SIGALRM, cancel)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(Cancelled):
+            call_model("q", cfg, skill="s")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    store = open_store(cfg)
+    rows = store.usage_rows()
+    assert [(r["provider"], r["success"], r["reason"]) for r in rows] == [("ollama", 0, "interrupted")]
+    assert store.usage_totals(0)["reserved_calls"] == 0
+    ollama.clear()
+    ollama.reply("next task")
+    assert call_model("q", cfg, skill="s").text == "next task"  # not blocked by a leaked reservation
+
+
+def test_a_provider_free_again_during_a_slow_pass_is_tried_not_given_up(isolated_home, servers):
+    ollama, _, openai = servers
+    cfg = _cfg(isolated_home, servers, chain=("ollama", "backup"))
+    text = open(cfg["home"] + "/fleet.toml").read().replace("max_wait_s = 0.0", "max_wait_s = 10.0")
+    open(cfg["home"] + "/fleet.toml", "w").write(text)
+    cfg = load_config(isolated_home)
+    ollama.fail(429, "slow down", retry_after=1)
+    openai.enqueue(Reply(status=429, message="busy", retry_after=60, delay_s=1.5))  # the pass outlasts the wait
+    ollama.reply("answer")
+    t0 = time.monotonic()
+    result = call_model("q", cfg, skill="s")
+    assert result.provider == "ollama" and result.text == "answer" and time.monotonic() - t0 < 8
+
+
+def test_all_providers_busy_says_so_instead_of_asking_to_start_them(isolated_home, servers):
+    ollama, claude, openai = servers
+    cfg = _cfg(isolated_home, servers)
+    for server in (ollama, claude, openai):
+        server.fail(429, "slow down", retry_after=60)
+    with pytest.raises(NoProviderAvailable) as info:
+        call_model("q", cfg, skill="s")
+    text = str(info.value)
+    assert "busy (rate-limited" in text and "max_wait_s" in text
+    assert "ollama serve" not in text and "ANTHROPIC_API_KEY" not in text

@@ -231,6 +231,20 @@ def http_error(provider: Provider, response) -> ProviderError:
                          status=status, retry_after=retry_after)
 
 
+def reply_object(provider: Provider, data: Any, what: str = "reply") -> dict:
+    """A decoded 200 reply (or stream event) as the dict it must be. Some
+    servers and proxies answer an error with status 200 and an `error`
+    member (OpenRouter, LiteLLM, Ollama when its runner died): that is a
+    server failure, to fail over from, not an empty answer."""
+    if not isinstance(data, dict):
+        raise ProviderError("server", f"{provider.name}: the {what} is JSON but not an object "
+                                      f"({type(data).__name__}); the server is not speaking its API")
+    if data.get("error"):
+        raise ProviderError("server", f"{provider.name}: the {what} carries an error: "
+                                      f"{error_message(data, 'unspecified')}")
+    return data
+
+
 def transport_error(provider: Provider, exc: Exception) -> ProviderError:
     what = type(exc).__name__
     return ProviderError("transport", f"{provider.name}: cannot reach {provider.base_url} ({what}: {exc})")

@@ -15,6 +15,7 @@ from .base import (
     ProviderError,
     http_client,
     http_error,
+    reply_object,
     transport_error,
 )
 
@@ -88,7 +89,7 @@ class OllamaProvider(Provider):
                 response = client.post(url, json=body)
                 if response.status_code >= 400:
                     raise http_error(self, response)
-                data = response.json()
+                data = reply_object(self, response.json())
                 return self._completion(request, data, (data.get("message") or {}).get("content") or "")
             with client.stream("POST", url, json=body) as response:
                 if response.status_code >= 400:
@@ -99,9 +100,7 @@ class OllamaProvider(Provider):
                 for line in response.iter_lines():
                     if not line.strip():
                         continue
-                    chunk = json.loads(line)
-                    if chunk.get("error"):
-                        raise ProviderError("server", f"{self.name}: stream error: {chunk['error']}")
+                    chunk = reply_object(self, json.loads(line), "stream chunk")
                     parts.append((chunk.get("message") or {}).get("content") or "")
                     if chunk.get("done"):
                         final = chunk

@@ -14,6 +14,7 @@ from .base import (
     ProviderError,
     http_client,
     http_error,
+    reply_object,
     transport_error,
 )
 
@@ -74,7 +75,7 @@ class OpenAICompatibleProvider(Provider):
                 response = client.post(self._url(), json=body, headers=headers)
                 if response.status_code >= 400:
                     raise http_error(self, response)
-                data = response.json()
+                data = reply_object(self, response.json())
                 choice = (data.get("choices") or [{}])[0]
                 text = (choice.get("message") or {}).get("content") or ""
                 return self._completion(request, data.get("model"), text, data.get("usage") or {},
@@ -83,19 +84,23 @@ class OpenAICompatibleProvider(Provider):
                 if response.status_code >= 400:
                     response.read()
                     raise http_error(self, response)
-                parts, usage, model, finish = [], {}, None, None
+                parts, usage, model, finish, done = [], {}, None, None, False
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
                         continue
                     data_text = line[5:].strip()
                     if data_text == "[DONE]":
+                        done = True
                         break
-                    event = json.loads(data_text)
+                    event = reply_object(self, json.loads(data_text), "stream event")
                     model = event.get("model") or model
                     usage = event.get("usage") or usage
                     for choice in event.get("choices") or []:
                         parts.append((choice.get("delta") or {}).get("content") or "")
                         finish = choice.get("finish_reason") or finish
+                if not done and finish is None:  # cut off: partial text is not an answer
+                    raise ProviderError("transport", f"{self.name}: the stream ended before its last event "
+                                                     "(no [DONE] and no finish_reason)")
                 return self._completion(request, model, "".join(parts), usage, finish)
         except httpx.TransportError as exc:
             raise transport_error(self, exc) from None

@@ -230,11 +230,19 @@ def _clamp(value: float | None, cfg: dict) -> float:
     return min(max(v, m["retry_after_min_s"]), m["retry_after_max_s"])
 
 
+# Reasons that say a provider is up but busy: its "how to fix" (start it,
+# set its key) would be wrong advice.
+_BUSY = ("rate_limit", "cooldown", "breaker_open", "rate_headroom")
+
+
 def _what_to_do(cfg: dict, chain: list[str], trail: list[dict]) -> str:
     fixes, refused = [], []
+    busy_until = [h["until"] for h in trail if h["reason"] in _BUSY and "until" in h]
     for hop in trail:
         if hop["reason"] in ("offline", "local_only"):
             refused.append(hop["error"])
+            continue
+        if hop["reason"] in _BUSY:
             continue
         fix = hop.get("fix")
         if fix and fix not in fixes:
@@ -242,6 +250,12 @@ def _what_to_do(cfg: dict, chain: list[str], trail: list[dict]) -> str:
     parts = []
     if fixes:
         parts.append(" or ".join(fixes))
+    if busy_until:
+        wait = max(0.0, min(busy_until) - time.time())
+        parts.append(f"{'also, ' if fixes else ''}the providers that answer are busy (rate-limited, "
+                     "cooling down, or paused by their circuit breaker after failures); "
+                     f"the first is free again in {wait:.0f} s, longer than [models] max_wait_s "
+                     f"({cfg['models']['max_wait_s']:g} s): retry then, or raise max_wait_s")
     if refused and not fixes:
         parts.append("; ".join(refused) + "; add a local provider (ollama) to [models] chain")
     elif refused:
@@ -331,7 +345,7 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                                   temperature=temperature, json_schema=json_schema)
             t0 = time.perf_counter()
             try:
-                completion = p.complete(request)
+                completion = _complete(p, request)
             except ProviderError as exc:
                 latency = (time.perf_counter() - t0) * 1000.0
                 kind = exc.kind if exc.kind != "unconfigured" else "auth"
@@ -352,6 +366,17 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                                        **({"cooldown_s": cooldown, "until": time.time() + cooldown}
                                           if kind == "rate_limit" else {})))
                 continue
+            except BaseException as exc:
+                # Interrupted while the request was out (the task was cancelled
+                # or lost its lease, Ctrl-C): still account for it, give the
+                # budget reservation back and free a half-open probe slot.
+                store.record_model_call(
+                    {"call_id": call_id, "task_id": task_id, "skill": skill, "agent": agent, "provider": name,
+                     "model": use_model, "latency_ms": (time.perf_counter() - t0) * 1000.0, "success": False,
+                     "failover_from": prev["provider"] if prev else None, "reason": "interrupted",
+                     "error": f"the call was interrupted ({type(exc).__name__})"},
+                    outcome={"kind": "interrupted"}, release_reservation=reservation)
+                raise
             latency = (time.perf_counter() - t0) * 1000.0
             cost, savings = call_cost(price, input_tokens=completion.input_tokens,
                                       output_tokens=completion.output_tokens,
@@ -378,11 +403,27 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
         # Then wait for the first to free up, within [models] max_wait_s.
         usable = [h for h in pass_trail if h["reason"] not in ("offline", "local_only", "unconfigured")]
         if usable and all("until" in h for h in usable):
-            pause = min(h["until"] for h in usable) - time.time() + 0.01
-            if 0 <= pause <= mcfg["max_wait_s"] - (time.monotonic() - started):
+            # (already past when the pass itself took longer: try again at once)
+            pause = max(0.0, min(h["until"] for h in usable) - time.time() + 0.01)
+            if pause <= mcfg["max_wait_s"] - (time.monotonic() - started):
                 time.sleep(pause)
                 continue
         raise NoProviderAvailable(_what_to_do(cfg, chain, trail), [_public(h) for h in trail])
+
+
+def _complete(p, request: ChatRequest):
+    """The provider's answer; a reply its code could not read (a proxy's
+    odd body, an SDK that chokes on it) is that server failing, so the call
+    fails over instead of raising a bare exception. The traceback is logged:
+    a bug of ours shows there."""
+    try:
+        return p.complete(request)
+    except ProviderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified, logged, and failed over
+        log.warning("%s: unreadable reply", p.name, exc_info=True)
+        raise ProviderError("server", f"{p.name}: the reply could not be read "
+                                      f"({type(exc).__name__}: {str(exc)[:200]})") from exc
 
 
 def _public(hop: dict) -> dict:

@@ -80,6 +80,9 @@ class UsageMixin:
                 conn.execute(
                     "UPDATE provider_state SET consecutive_failures = ?, last_error = ?, updated_at = ? "
                     "WHERE provider = ?", (failures, outcome.get("error"), ts, provider))
+        elif kind == "interrupted":  # we stopped waiting: nothing learnt about the provider
+            conn.execute("UPDATE provider_state SET probe_until = 0, updated_at = ? WHERE provider = ?",
+                         (ts, provider))
         elif kind == "rate_limit":
             conn.execute(
                 "UPDATE provider_state SET cooldown_until = MAX(cooldown_until, ?), probe_until = 0, "
