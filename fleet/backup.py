@@ -130,7 +130,7 @@ def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        pruned = _prune(root, keep)
+        pruned = _prune(root, keep, spare=backup_id)
     info["path"] = str(final)
     info["pruned"] = pruned
     return info
@@ -149,9 +149,12 @@ def _id_order(backup_id: str) -> tuple:
     return (base, int(n) if n.isdigit() else 0, backup_id)
 
 
-def _prune(root: Path, keep: int) -> list[str]:
+def _prune(root: Path, keep: int, *, spare: str) -> list[str]:
+    """Remove all but the newest `keep` backups, never `spare` (the one just
+    written: an older one dated in the future by a clock that was ahead
+    must not push it out)."""
     ids = _complete_ids(root)
-    doomed = ids[:-keep] if len(ids) > keep else []
+    doomed = [i for i in (ids[:-keep] if len(ids) > keep else []) if i != spare]
     for backup_id in doomed:
         shutil.rmtree(root / backup_id, ignore_errors=True)
     return doomed
@@ -172,6 +175,15 @@ def list_backups(cfg: dict) -> list[dict]:
     return out
 
 
+def _move(src: Path, dst: Path) -> None:
+    """A rename (same filesystem), else a copy-and-delete (the backups folder
+    may live on another disk)."""
+    try:
+        os.replace(src, dst)
+    except OSError:
+        shutil.move(str(src), str(dst))
+
+
 def _supervisor_pid(cfg: dict) -> int | None:
     from fleet.supervisor import running_supervisor_pid
 
@@ -181,7 +193,10 @@ def _supervisor_pid(cfg: dict) -> int | None:
 def restore_backup(cfg: dict, backup_id: str) -> dict:
     """Replace the database and knowledge/ with those of backup `backup_id`.
 
-    Refuses while the supervisor runs. The replaced files are kept in
+    Refuses while the supervisor runs, and a damaged backup or one from a
+    newer Fleet before touching anything. Everything is first copied beside
+    its place in the fleet home, then swapped in by renames, so a failure
+    (a full disk) leaves the home as it was. The replaced files are kept in
     `<backups>/.replaced-<UTC timestamp>/` so a restore can itself be undone.
     The config is restored only when the fleet home has none."""
     from fleet.store.reports import check_database_file
@@ -201,31 +216,61 @@ def restore_backup(cfg: dict, backup_id: str) -> dict:
     check = check_database_file(src / DB_NAME)
     if check["integrity"] != "ok":
         raise BackupError(f"backup {backup_id} is damaged ({check['integrity']}); choose another one")
+    from fleet.store.schema import SCHEMA_VERSION
+
+    if (check.get("schema_version") or 0) > SCHEMA_VERSION:
+        raise BackupError(f"backup {backup_id} has schema version {check['schema_version']}, newer than this "
+                          f"Fleet ({SCHEMA_VERSION}); restore it with the Fleet that made it, or upgrade first. "
+                          "Nothing was changed")
 
     with _lock(cfg):
         db = Path(cfg["paths"]["db"])
         knowledge = Path(cfg["paths"]["knowledge"])
+        staged_db = db.with_name(f".{db.name}.restoring")
+        staged_knowledge = knowledge.with_name(f".{knowledge.name}.restoring")
+        try:  # 1. copy everything beside its final place; the live home is untouched
+            db.parent.mkdir(parents=True, exist_ok=True)
+            knowledge.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(staged_knowledge, ignore_errors=True)
+            shutil.copy2(src / DB_NAME, staged_db)
+            if (src / "knowledge").is_dir():
+                shutil.copytree(src / "knowledge", staged_knowledge, symlinks=True)
+            else:  # the backup was taken before knowledge/ existed: restore that state
+                staged_knowledge.mkdir()
+        except (OSError, shutil.Error) as exc:
+            staged_db.unlink(missing_ok=True)
+            shutil.rmtree(staged_knowledge, ignore_errors=True)
+            reason = exc.args[0][0][2] if isinstance(exc, shutil.Error) and exc.args[0] else exc
+            raise BackupError(f"could not copy backup {backup_id} into the fleet home ({reason}); nothing was "
+                              "changed. Free space (or fix permissions) there and run restore again") from None
         stamp = time.strftime(_ID_FORMAT, time.gmtime())
         saved, n = _root(cfg) / f".replaced-{stamp}", 1
         while saved.exists():
             n += 1
             saved = _root(cfg) / f".replaced-{stamp}-{n}"
         saved.mkdir(parents=True)
-        # Move the live database with its WAL and shared-memory files as one set.
-        for suffix in ("", "-wal", "-shm"):
-            f = Path(str(db) + suffix)
-            if f.exists():
-                os.replace(f, saved / (DB_NAME + suffix))
-        db.parent.mkdir(parents=True, exist_ok=True)
-        tmp = db.with_name(db.name + ".restoring")
-        shutil.copy2(src / DB_NAME, tmp)
-        os.replace(tmp, db)
-        knowledge_restored = False
-        if (src / "knowledge").is_dir():
-            if knowledge.exists():
-                shutil.move(str(knowledge), str(saved / "knowledge"))
-            shutil.copytree(src / "knowledge", knowledge, symlinks=True)
-            knowledge_restored = True
+        # 2. swap by renames only (no copying, so no space needed): the live
+        # database moves with its WAL and shared-memory files as one set.
+        moves = [(Path(str(db) + suffix), saved / (DB_NAME + suffix)) for suffix in ("", "-wal", "-shm")]
+        moves.append((knowledge, saved / "knowledge"))
+        done: list[tuple[Path, Path]] = []
+        try:
+            for live, keep_at in moves:
+                if live.exists():
+                    _move(live, keep_at)
+                    done.append((live, keep_at))
+            os.replace(staged_db, db)
+            done.append((staged_db, db))
+            os.replace(staged_knowledge, knowledge)
+            done.append((staged_knowledge, knowledge))
+        except OSError as exc:
+            for a, b in reversed(done):  # put the live home back as it was
+                _move(b, a)
+            staged_db.unlink(missing_ok=True)
+            shutil.rmtree(staged_knowledge, ignore_errors=True)
+            raise BackupError(f"could not swap backup {backup_id} into place ({exc}); the fleet home was put "
+                              "back as it was") from None
+        knowledge_restored = True
         config_file = Path(cfg.get("config_file") or Path(cfg["home"]) / "fleet.toml")
         config_restored = False
         if (src / "fleet.toml").is_file() and not config_file.exists():

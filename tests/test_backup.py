@@ -129,6 +129,86 @@ def test_restore_unknown_or_damaged_changes_nothing(cfg):
     s.close()
 
 
+def _home_state(cfg):
+    s = _store(cfg)
+    digest = s.task_table_digest()
+    s.close()
+    k = Path(cfg["paths"]["knowledge"])
+    files = sorted((str(p.relative_to(k)), p.read_bytes()) for p in k.rglob("*") if p.is_file())
+    return digest, files
+
+
+def test_a_restore_that_fails_midway_leaves_the_home_as_it_was(cfg, monkeypatch):
+    # Found in review: a full disk while copying knowledge/ left the backup's
+    # database with truncated knowledge files, or (while copying the
+    # database) no database at all, so the next command made an empty one.
+    _populate(cfg, 5)
+    info = backup.create_backup(cfg)
+    s = _store(cfg)
+    s.enqueue("noop", {"after": "backup"})
+    s.close()
+    before = _home_state(cfg)
+    real_copytree = backup.shutil.copytree
+    depth = []
+
+    def disk_full(*args, **kw):  # copies (recursing through shutil's own name), then the disk is full
+        depth.append(1)
+        try:
+            real_copytree(*args, **kw)
+        finally:
+            depth.pop()
+        if not depth:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(backup.shutil, "copytree", disk_full)
+    with pytest.raises(backup.BackupError, match="nothing was changed"):
+        backup.restore_backup(cfg, info["id"])
+    monkeypatch.undo()
+    assert _home_state(cfg) == before
+    home = Path(cfg["paths"]["db"]).parent
+    assert not [p for p in home.iterdir() if p.name.endswith(".restoring")]
+
+
+def test_a_backup_from_a_newer_fleet_is_refused_before_anything_changes(cfg):
+    import sqlite3
+
+    _populate(cfg, 5)
+    info = backup.create_backup(cfg)
+    db = sqlite3.connect(Path(info["path"]) / "fleet.db")
+    db.execute("PRAGMA user_version = 999")
+    db.close()
+    before = _home_state(cfg)
+    with pytest.raises(backup.BackupError, match="newer than this Fleet"):
+        backup.restore_backup(cfg, info["id"])
+    assert _home_state(cfg) == before
+
+
+def test_the_backup_just_written_is_never_pruned(cfg):
+    # Found in review: one taken while the clock was an hour ahead sorted
+    # after every later one, and keep=1 deleted the backup just written.
+    _populate(cfg, 3)
+    first = backup.create_backup(cfg, keep=5)
+    root = Path(first["path"]).parent
+    future = root / "29991231T235959Z"
+    os.replace(first["path"], future)
+    second = backup.create_backup(cfg, keep=1)
+    assert Path(second["path"]).is_dir() and second["id"] not in second["pruned"]
+
+
+def test_restoring_a_backup_made_before_knowledge_existed_empties_knowledge(cfg):
+    s = _store(cfg)
+    s.enqueue("noop", {})
+    s.close()
+    k = Path(cfg["paths"]["knowledge"])
+    assert not k.exists()
+    info = backup.create_backup(cfg)
+    (k / "later").mkdir(parents=True)
+    (k / "later" / "note.md").write_text("written after the backup")
+    result = backup.restore_backup(cfg, info["id"])
+    assert result["knowledge_restored"] and not list(k.rglob("*.md"))
+    assert (Path(result["replaced_saved_in"]) / "knowledge" / "later" / "note.md").is_file()
+
+
 def test_cli_backup_list_restore(fleet_home, cfg):
     _, digest = _populate(cfg, 5)
     r = cli(fleet_home, "backup", "--json")
