@@ -80,6 +80,9 @@ def _sd_escape(value: str) -> str:
     return value
 
 
+UNIT_MARKER = "# Written by `lead_client.py install-service`; regenerate rather than edit."
+
+
 def render_systemd(cfg: dict, *, python: str | None = None, version: int | None = None) -> str:
     svc = cfg.get("service", {})
     sup = cfg.get("supervisor", {})
@@ -87,16 +90,18 @@ def render_systemd(cfg: dict, *, python: str | None = None, version: int | None 
     home = cfg["home"]
     stop_timeout = int(float(sup.get("stop_timeout_s", 30.0)) + 30)
     lines = [
-        "# Written by `lead_client.py install-service`; regenerate rather than edit.",
+        UNIT_MARKER,
         "[Unit]",
         f"Description=Fleet supervisor ({home.replace('%', '%%')})",
-        "Documentation=file://" + str(REPO_ROOT / "README.md").replace("%", "%%").replace(" ", "%20"),
+        # a file: URI percent-encodes; each '%' then doubles, as systemd reads specifiers
+        "Documentation=" + (REPO_ROOT / "README.md").as_uri().replace("%", "%%"),
         f"StartLimitIntervalSec={int(svc.get('start_limit_interval_s', 300))}",
         f"StartLimitBurst={int(svc.get('start_limit_burst', 5))}",
         "",
         "[Service]",
         "Type=simple",
-        f"WorkingDirectory={_sd_escape(str(REPO_ROOT))}",
+        # WorkingDirectory takes the rest of the line as the path: no quotes
+        f"WorkingDirectory={str(REPO_ROOT).replace('%', '%%')}",
         f"Environment={_sd_escape('FLEET_HOME=' + home)}",
         "Environment=PYTHONUNBUFFERED=1",
         f"ExecStart={_sd_escape(python)} {_sd_escape(supervisor_script())}",
@@ -267,6 +272,40 @@ def linger_note(user: str | None = None) -> str | None:
             f"stops at logout. To run it from boot without a login: sudo loginctl enable-linger {user}")
 
 
+def not_ours(p: Plan, cfg: dict) -> str | None:
+    """Why an existing service file is not this fleet's to replace or remove:
+    Fleet did not write it, or it runs the fleet of another home (the
+    default name is the same for every home). None when it is ours."""
+    if p.platform == "windows" or not p.path.exists():
+        return None
+    current = plistlib.loads(p.content) if p.platform == "macos" else None
+    try:
+        if p.platform == "linux":
+            lines = p.path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if not lines or lines[0] != UNIT_MARKER:
+                return "Fleet did not write it"
+            ours = f"Environment={_sd_escape('FLEET_HOME=' + cfg['home'])}"
+            if ours not in lines:
+                other = next((ln.split("FLEET_HOME=", 1)[1].strip('"') for ln in lines if "FLEET_HOME=" in ln), "?")
+                return f"it runs the fleet at {other}"
+        else:
+            home = (plistlib.loads(p.path.read_bytes()).get("EnvironmentVariables") or {}).get("FLEET_HOME")
+            if home is None:
+                return "Fleet did not write it"
+            if home != current["EnvironmentVariables"]["FLEET_HOME"]:
+                return f"it runs the fleet at {home}"
+    except (OSError, ValueError, plistlib.InvalidFileException) as exc:
+        return f"it cannot be read ({exc})"
+    return None
+
+
+def _refuse_foreign(p: Plan, cfg: dict, doing: str) -> None:
+    why = not_ours(p, cfg)
+    if why:
+        raise ServiceError(f"will not {doing} {p.path}: {why}. Give this fleet its own [service] name in "
+                           "fleet.toml, or remove that file yourself if it is no longer used")
+
+
 def _write_if_changed(path: Path, content: bytes) -> bool:
     if path.exists() and path.read_bytes() == content:
         return False
@@ -280,6 +319,7 @@ def _write_if_changed(path: Path, content: bytes) -> bool:
 def install(cfg: dict, *, supervisor_running: int | None = None) -> dict:
     """Write and register the service; start it unless a supervisor already runs."""
     p = plan(cfg)
+    _refuse_foreign(p, cfg, "replace")
     changed = _write_if_changed(p.path, p.content)
     notes: list[str] = []
     started = False
@@ -324,6 +364,7 @@ def install(cfg: dict, *, supervisor_running: int | None = None) -> dict:
 def uninstall(cfg: dict) -> dict:
     """Stop, unregister and remove the service; nothing installed is fine."""
     p = plan(cfg)
+    _refuse_foreign(p, cfg, "remove")
     existed = p.path.exists()
     notes: list[str] = []
     if p.platform == "linux":

@@ -63,6 +63,16 @@ def test_unit_passes_systemd_analyze_verify(cfg, tmp_path, version):
     (tmp_path / "awkward.service").write_text(si.render_systemd(dict(cfg, home="/srv/my fleet/50%"), version=version))
     lines = _verify(tmp_path / "awkward.service", tmp_path)
     assert not [ln for ln in lines if BAD_VERIFY.search(ln)], lines
+    # ... and so is an awkward checkout (WorkingDirectory takes no quotes; the
+    # Documentation URI is percent-encoded, its '%' doubled). Found in review.
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(si, "REPO_ROOT", Path("/srv/repo with space/50%"))
+    try:
+        (tmp_path / "checkout.service").write_text(si.render_systemd(cfg, version=version))
+    finally:
+        monkey.undo()
+    lines = _verify(tmp_path / "checkout.service", tmp_path)
+    assert not [ln for ln in lines if BAD_VERIFY.search(ln) or "specifier" in ln], lines
     # the verifier does catch a mistake (so the checks above can fail)
     (tmp_path / "broken.service").write_text(text.replace("Restart=on-failure", "Restart=on-failure\nRestartz=1"))
     assert [ln for ln in _verify(tmp_path / "broken.service", tmp_path) if BAD_VERIFY.search(ln)]
@@ -178,3 +188,23 @@ def test_missing_session_bus_is_explained(fleet_home, fake_tools):
     assert r.rc == 1
     assert "no session bus" in r.err and "XDG_RUNTIME_DIR=/run/user/" in r.err and str(unit) in r.err
     assert r.err.count("\n") == 1
+
+
+@pytest.mark.skipif(si.current_platform() != "linux", reason="systemd path")
+def test_a_unit_fleet_did_not_write_or_of_another_home_is_left_alone(fleet_home, fake_tools, tmp_path):
+    # Found in review: uninstall stopped and deleted a hand-written fleet.service,
+    # and the uninstall of a second home removed the first home's unit.
+    env, log, unit = fake_tools
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\nExecStart=/usr/bin/true\n")
+    for command in ("install-service", "uninstall-service"):
+        r = cli(fleet_home, command, env=env)
+        assert r.rc != 0 and "Fleet did not write it" in r.err and "[service] name" in r.err, r
+        assert unit.read_text() == "[Service]\nExecStart=/usr/bin/true\n"
+    unit.unlink()
+    assert cli(fleet_home, "install-service", env=env).rc == 0
+    other = tmp_path / "other-home"
+    other.mkdir()
+    r = cli(other, "uninstall-service", env=env)
+    assert r.rc != 0 and f"it runs the fleet at {fleet_home}" in r.err, r
+    assert unit.is_file() and "disable" not in log.read_text()
