@@ -12,6 +12,7 @@ import pytest
 from fleet.config import load_config
 from fleet.db import open_store
 from fleet.skills import code_index
+from fleet.skills._common import SkillError
 from tests.fakes.fleetproc import start_worker, stop, wait_until, write_config
 
 LOG = logging.getLogger("test")
@@ -91,7 +92,7 @@ def test_index_symbols_signatures_docstrings_and_incremental(fleet_home):
     names = {r["qualname"] for r in _records(cfg)}
     assert "g" in names and "f" not in names and "top" not in names
 
-    with pytest.raises(code_index.CodeIndexError):
+    with pytest.raises(SkillError, match="does not exist"):
         code_index.run({"path": "missing"}, cfg, LOG)
 
 

@@ -192,3 +192,43 @@ def test_secrets_file_and_keys_are_never_read(cfg, tmp_path, monkeypatch):
     out = rag_index.run({"paths": [str(docs)], "include_knowledge": False}, cfg, LOG)
     assert out["indexed"] == 1 and rag_query.run({"query": "TOKEN"}, cfg, LOG)["count"] == 0
     assert rag_query.run({"query": "lighthouses"}, cfg, LOG)["count"] == 1
+
+
+# -- inputs that hang, exhaust memory or crash a skill (found in review) --------
+@pytest.fixture
+def hostile_tree(tmp_path):
+    """A folder of real code next to things a skill must not read: a named
+    pipe (a read blocks for ever), a link to /dev/zero (never ends), a link
+    loop, a dangling link, a name that is not valid UTF-8, a 6 MiB .py file."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "good.py").write_text('def fine():\n    """ok"""\n    return 1\n')
+    (root / "notes.md").write_text("# notes\nplain text\n")
+    os.mkfifo(root / "pipe.py")
+    os.mkfifo(root / "pipe.md")
+    (root / "endless.py").symlink_to("/dev/zero")
+    (root / "loop_a.md").symlink_to(root / "loop_b.md")
+    (root / "loop_b.md").symlink_to(root / "loop_a.md")
+    (root / "gone.py").symlink_to(root / "missing.py")
+    (root / os.fsdecode(b"caf\xe9.py")).write_text("x = 1\n")
+    with open(root / "huge.py", "wb") as fh:
+        fh.truncate(6 << 20)
+    return root
+
+
+@pytest.mark.timeout(60)
+def test_skills_skip_what_they_must_not_read_and_say_why_when_named(cfg, hostile_tree):
+    from fleet.skills import code_index
+
+    out = code_quality.run({"path": str(hostile_tree)}, cfg, LOG)
+    assert out["summary"]["files"] == 1 and out["lint"]["available"]
+    out = code_index.run({"path": str(hostile_tree)}, cfg, LOG)
+    assert out["files"] == 1 and out["symbols"] >= 1
+    out = security_review.run({"path": str(hostile_tree)}, cfg, LOG)
+    assert out["summary"]["python_files"] == 1 and out["summary"]["bandit_available"]
+    out = rag_index.run({"paths": [str(hostile_tree)]}, cfg, LOG)
+    assert out["indexed"] >= 2
+    for name, needle in (("pipe.py", "not a file or folder"), ("endless.py", "not a file or folder"),
+                         ("loop_a.md", "cannot be followed")):
+        with pytest.raises(SkillError, match=needle):
+            code_quality.run({"path": str(hostile_tree / name)}, cfg, LOG)

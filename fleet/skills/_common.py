@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,15 @@ def resolve_input(config: dict, value: str, *, must_exist: bool = True, kind: st
     p = Path(os.path.expanduser(value))
     if not p.is_absolute():
         p = Path(config.get("home") or os.getcwd()) / p
-    p = p.resolve()
+    try:
+        p = p.resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError on Python 3.11)
+        raise SkillError(f"{kind} {value!r} cannot be followed ({exc}); fix or remove the link") from None
     if must_exist and not p.exists():
         raise SkillError(f"{kind} {value!r} does not exist (looked at {p}); give an existing file or folder")
+    if p.exists() and not (p.is_file() or p.is_dir()):
+        raise SkillError(f"{kind} {value!r} is not a file or folder (a pipe, device or socket), which would "
+                         "never end or never answer; give a file or folder")
     if is_sensitive(config, p):
         raise SkillError(f"{kind} {value!r} holds secrets or keys; skills do not read it")
     return p
@@ -159,8 +166,13 @@ def looks_binary(path: Path) -> bool:
         return True
 
 
-def iter_files(root: Path, extensions: Iterable[str] | None = None, *, max_files: int = 100_000) -> list[Path]:
-    """Files under `root` (or `root` itself), sorted, skipping VCS/venv/cache folders."""
+def iter_files(root: Path, extensions: Iterable[str] | None = None, *, max_files: int = 100_000,
+               max_bytes: int | None = None) -> list[Path]:
+    """Regular files under `root` (or `root` itself), sorted, skipping
+    VCS/venv/cache folders. Left out: pipes, devices and sockets (reading
+    one never ends or blocks for ever), dangling links and link loops, names
+    that are not valid text in this locale (they cannot be stored or shown),
+    and with `max_bytes` files larger than that."""
     exts = {e.lower() for e in extensions} if extensions else None
     if root.is_file():
         return [root]
@@ -171,10 +183,21 @@ def iter_files(root: Path, extensions: Iterable[str] | None = None, *, max_files
             p = Path(dirpath) / name
             if exts is not None and p.suffix.lower() not in exts:
                 continue
+            if not _usable_file(p, max_bytes):
+                continue
             out.append(p)
             if len(out) >= max_files:
                 return out
     return out
+
+
+def _usable_file(p: Path, max_bytes: int | None) -> bool:
+    try:
+        str(p).encode("utf-8")
+        st = p.stat()  # follows links: a loop or a dangling link raises
+    except (OSError, UnicodeEncodeError):
+        return False
+    return stat.S_ISREG(st.st_mode) and (max_bytes is None or st.st_size <= max_bytes)
 
 
 def read_documents(config: dict, path_value: str, *, max_chars: int, max_files: int = 200) -> list[dict]:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from fleet.atomic import atomic_write_text
+from fleet.skills._common import SkillError, iter_files, resolve_input
 
 DESCRIPTION = ("Index Python source under a path: modules, classes, functions and methods with "
                "signatures, docstrings and line numbers, into knowledge/code_index.jsonl (incremental).")
@@ -32,26 +33,21 @@ PAYLOAD_SCHEMA = {
     "additionalProperties": False,
 }
 INDEX_NAME = "code_index.jsonl"
-SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
-             ".ruff_cache", ".pytest_cache", ".tox", "build", "dist", ".eggs"}
 
 
-class CodeIndexError(Exception):
+class CodeIndexError(SkillError):
     retryable = False  # bad input: running it again will not help
+
+
+MAX_SOURCE_BYTES = 5 << 20  # larger .py files are generated data, not code to index
 
 
 def _python_files(root: Path, limit: int) -> list[Path]:
     if root.is_file():
         return [root] if root.suffix == ".py" else []
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info"))
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                out.append(Path(dirpath) / name)
-                if len(out) > limit:
-                    raise CodeIndexError(f"more than {limit} Python files under {root}; "
-                                         f"index a smaller folder or raise max_files")
+    out = iter_files(root, {".py"}, max_files=limit + 1, max_bytes=MAX_SOURCE_BYTES)
+    if len(out) > limit:
+        raise CodeIndexError(f"more than {limit} Python files under {root}; index a smaller folder or raise max_files")
     return out
 
 
@@ -127,11 +123,7 @@ def _write_index(path: Path, by_file: dict[str, list[dict]]) -> None:
 
 
 def run(payload: dict, config: dict, log) -> dict:
-    home = Path(config.get("home") or os.getcwd())
-    root = Path(os.path.expanduser(payload["path"]))
-    root = (root if root.is_absolute() else home / root).resolve()
-    if not root.exists():
-        raise CodeIndexError(f"path {payload['path']!r} does not exist (looked at {root}); give a file or folder")
+    root = resolve_input(config, payload["path"])
     files = _python_files(root, int(payload.get("max_files", 20000)))
     doc_chars = int(payload.get("docstring_chars", 2000))
     out_path = Path(config["paths"]["knowledge"]) / INDEX_NAME

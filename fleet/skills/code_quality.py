@@ -67,7 +67,11 @@ def complexity(func: ast.AST) -> int:
 
 def analyse_file(path: Path, shown: str) -> dict:
     """Functions (with qualified name, line, length, complexity, docstring) and module facts."""
-    source = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        source = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:  # vanished or unreadable since it was listed
+        return {"file": shown, "syntax_error": f"cannot read: {exc.strerror or exc}", "functions": [],
+                "classes": [], "lines": 0, "module_docstring": False}
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
@@ -97,21 +101,28 @@ def analyse_file(path: Path, shown: str) -> dict:
             "module_docstring": ast.get_docstring(tree) is not None}
 
 
-def run_ruff(target: Path, log) -> dict:
-    """Ruff's JSON findings, or an error saying why it could not run."""
-    cmd = [sys.executable, "-m", "ruff", "check", "--output-format", "json", "--no-cache", "--exit-zero", str(target)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)  # nosec B603
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"available": False, "error": f"ruff could not run: {exc}", "findings": []}
-    if proc.returncode != 0:
-        err = (proc.stderr or proc.stdout).strip().splitlines()
-        hint = " (install it: pip install ruff)" if "No module named ruff" in proc.stderr else ""
-        return {"available": False, "error": f"ruff exited {proc.returncode}: {err[-1] if err else ''}{hint}", "findings": []}
-    try:
-        raw = json.loads(proc.stdout or "[]")
-    except json.JSONDecodeError as exc:
-        return {"available": False, "error": f"ruff printed output that is not JSON: {exc}", "findings": []}
+def run_ruff(files: list[Path], log) -> dict:
+    """Ruff's JSON findings for exactly these files (given by name, a few
+    hundred per run: handed a folder, ruff would also open what iter_files
+    leaves out, such as a named pipe, and block on it), or an error saying
+    why it could not run."""
+    raw: list = []
+    for start in range(0, len(files), 500):
+        cmd = [sys.executable, "-m", "ruff", "check", "--output-format", "json", "--no-cache", "--exit-zero",
+               "--", *map(str, files[start:start + 500])]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)  # nosec B603
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return {"available": False, "error": f"ruff could not run: {exc}", "findings": []}
+        if proc.returncode != 0:
+            err = (proc.stderr or proc.stdout).strip().splitlines()
+            hint = " (install it: pip install ruff)" if "No module named ruff" in proc.stderr else ""
+            return {"available": False, "error": f"ruff exited {proc.returncode}: {err[-1] if err else ''}{hint}",
+                    "findings": []}
+        try:
+            raw += json.loads(proc.stdout or "[]")
+        except json.JSONDecodeError as exc:
+            return {"available": False, "error": f"ruff printed output that is not JSON: {exc}", "findings": []}
     findings = [{
         "file": item.get("filename"), "line": (item.get("location") or {}).get("row"),
         "column": (item.get("location") or {}).get("column"), "code": item.get("code"),
@@ -127,7 +138,7 @@ def run(payload: dict, config: dict, log) -> dict:
     max_len = int(payload.get("max_function_lines") or opts.get("max_function_lines", 60))
     top = int(payload.get("top") or 50)
     target = resolve_input(config, payload["path"])
-    files = iter_files(target, {".py"})
+    files = iter_files(target, {".py"}, max_bytes=5 << 20)
     if not files:
         raise SkillError(f"no Python files under {payload['path']!r}; give a .py file or a folder holding some")
     log.info("code_quality: %d Python files under %s", len(files), target)
@@ -141,7 +152,7 @@ def run(payload: dict, config: dict, log) -> dict:
                     for c in r["classes"] if c["public"] and not c["docstring"]]
         missing += [{"file": r["file"], "line": f["line"], "name": f["name"]}
                     for f in r["functions"] if f["public"] and not f["docstring"]]
-    lint = run_ruff(target, log) if payload.get("lint", True) else {"available": False, "error": "skipped (lint=false)", "findings": []}
+    lint = run_ruff(files, log) if payload.get("lint", True) else {"available": False, "error": "skipped (lint=false)", "findings": []}
     for f in lint["findings"]:
         if f["file"]:
             f["file"] = display_path(config, Path(f["file"]))

@@ -102,20 +102,34 @@ def scan_secrets(files: list[Path], config: dict) -> list[dict]:
     return findings
 
 
-def run_bandit(target: Path, min_severity: str, log) -> dict:
-    cmd = [sys.executable, "-m", "bandit", "-f", "json", "-q", "--severity-level", min_severity]
-    cmd += ["-r", str(target)] if target.is_dir() else [str(target)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=540, check=False)  # nosec B603
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"available": False, "error": f"bandit could not run: {exc}", "findings": [], "scanned": 0}
-    try:
-        raw = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        err = (proc.stderr or proc.stdout).strip().splitlines()
-        hint = " (install it: pip install bandit)" if "No module named bandit" in proc.stderr else ""
-        return {"available": False, "error": f"bandit exited {proc.returncode}: {err[-1] if err else 'no output'}{hint}",
-                "findings": [], "scanned": 0}
+MAX_SCAN_BYTES = 5 << 20  # larger files are data, not code or config to scan
+
+
+def run_bandit(files: list[Path], min_severity: str, log) -> dict:
+    """Bandit's findings for exactly these files, a few hundred per run
+    (handed a folder, it would also open a named pipe there and block)."""
+    raw: dict = {"results": [], "metrics": {}, "errors": []}
+    for start in range(0, len(files), 500):
+        cmd = [sys.executable, "-m", "bandit", "-f", "json", "-q", "--severity-level", min_severity,
+               "--", *map(str, files[start:start + 500])]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=540, check=False)  # nosec B603
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return {"available": False, "error": f"bandit could not run: {exc}", "findings": [], "scanned": 0}
+        try:
+            part = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            err = (proc.stderr or proc.stdout).strip().splitlines()
+            hint = " (install it: pip install bandit)" if "No module named bandit" in proc.stderr else ""
+            return {"available": False, "error": f"bandit exited {proc.returncode}: "
+                                                 f"{err[-1] if err else 'no output'}{hint}", "findings": [], "scanned": 0}
+        raw["results"] += part.get("results", [])
+        raw["errors"] += part.get("errors", [])
+        metrics = part.get("metrics") or {}
+        totals = raw["metrics"].setdefault("_totals", {"loc": 0, "nosec": 0})
+        for key in ("loc", "nosec"):
+            totals[key] += int((metrics.get("_totals") or {}).get(key) or 0)
+        raw["metrics"].update({k: v for k, v in metrics.items() if k != "_totals"})
     findings = [{
         "file": r.get("filename"), "line": r.get("line_number"), "test_id": r.get("test_id"),
         "test_name": r.get("test_name"), "severity": (r.get("issue_severity") or "").lower(),
@@ -134,11 +148,11 @@ def run(payload: dict, config: dict, log) -> dict:
     target = resolve_input(config, payload["path"])
     min_sev = payload.get("min_severity", "low")
     top = int(payload.get("top") or 100)
-    py_files = iter_files(target, {".py"})
-    text_files = iter_files(target, TEXT_EXTENSIONS | {".env", ".pem", ".key", ".conf"})
+    py_files = iter_files(target, {".py"}, max_bytes=MAX_SCAN_BYTES)
+    text_files = iter_files(target, TEXT_EXTENSIONS | {".env", ".pem", ".key", ".conf"}, max_bytes=MAX_SCAN_BYTES)
     if target.is_dir() and not text_files:
         raise SkillError(f"{payload['path']!r} holds no files to scan")
-    bandit = run_bandit(target, min_sev, log) if py_files else {
+    bandit = run_bandit(py_files, min_sev, log) if py_files else {
         "available": True, "error": None, "findings": [], "scanned": 0, "errors": []}
     for f in bandit["findings"]:
         f["file"] = display_path(config, Path(f["file"])) if f["file"] else f["file"]
