@@ -32,6 +32,7 @@ The writer never rewrites fleet.toml: the tier lives only in this file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Any
@@ -168,11 +169,16 @@ def read_hw_state(cfg: dict, *, now: float | None = None) -> dict:
         file_interval = float(state.get("interval_s") or interval)
     except (TypeError, ValueError):
         return _assumed(cfg, "hardware state has no valid written_at", interval)
+    if not (math.isfinite(written) and math.isfinite(file_interval)) or not isinstance(state.get("tier"), dict):
+        return _assumed(cfg, "hardware state has a non-finite written_at/interval_s or no tier", interval)
     age = now - written
-    limit = STALE_AFTER_INTERVALS * max(file_interval, 0.001)
+    # The file's own interval is trusted only up to the configured one: a
+    # huge value there must not keep a day-old file fresh.
+    limit = STALE_AFTER_INTERVALS * min(max(file_interval, 0.001), max(interval, 0.001))
     state["age_s"] = round(age, 3)
-    if age > limit:
-        why = f"hardware state is {age:.0f} s old (over {limit:.0f} s); CPU tier assumed"
+    if age > limit or age < -limit:  # written "in the future": the clock stepped back since
+        why = (f"hardware state is {age:.0f} s old (over {limit:.0f} s); CPU tier assumed" if age > 0 else
+               f"hardware state is dated {-age:.0f} s in the future (the clock changed?); CPU tier assumed")
         state["stale"] = True
         state["stale_reason"] = why
         state["tier"] = dict(cpu_tier(cfg), reason=why, changed_at=None)

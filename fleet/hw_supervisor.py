@@ -154,7 +154,15 @@ class HwSupervisor:
         """Start the configured server when nothing answers on its port (never a second one)."""
         if self.managed is None or self.care is None or self.managed.running() or self.care.port_open():
             return
-        pid = self.managed.start()
+        try:
+            pid = self.managed.start()
+        except OSError as exc:  # a wrong start_command must not stop the hardware state being written
+            message = (f"could not start the model server with [model_server] start_command "
+                       f"{' '.join(self.managed.command)!r}: {exc}; fix the command in fleet.toml, or start "
+                       "the server yourself")
+            log.error("%s", message)
+            self._alert("warning", "model_server_start_failed", message)
+            return
         self._event("model_server_start", {"url": self.care.base_url, "pid": pid,
                                            "why": "nothing answered on the port at start"})
 

@@ -98,6 +98,16 @@ def test_reader_staleness_and_cpu_fallback(cfg):
         fh.write('{"schema_version": 1, "writ')
     broken = read_hw_state(cfg)
     assert broken["stale"] is True and broken["tier"]["name"] == "cpu" and "unreadable" in broken["stale_reason"]
+    # Found in review: all of these were reported fresh, with the file's big tier.
+    for odd in (dict(doc, written_at=now + 86400),      # the clock stepped back after the write
+                dict(doc, interval_s=1e9, written_at=now - 86400),  # an implausible interval
+                {k: v for k, v in doc.items() if k != "tier"}):     # no tier at all
+        write_hw_state(path, odd)
+        got = read_hw_state(cfg, now=now)
+        assert got["stale"] is True and got["tier"]["name"] == "cpu", odd
+    with open(path, "w") as fh:
+        fh.write('{"schema_version": 1, "written_at": NaN, "interval_s": 5.0, "tier": {"name": "large"}}')
+    assert read_hw_state(cfg, now=now)["stale"] is True
 
 
 def test_written_file_matches_the_documented_schema(cfg, store):

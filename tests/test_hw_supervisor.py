@@ -156,6 +156,25 @@ def test_module_entry_point_once(home):
     assert "overhead: first poll took" in log
 
 
+def test_an_unrunnable_model_server_command_is_an_alert_not_a_crash(home):
+    # Found in review: FileNotFoundError ended the process before any write,
+    # and the supervisor would restart it into the same crash for ever.
+    with open(home / "fleet.toml", "a") as fh:
+        fh.write('start_command = ["/nonexistent/ollama", "serve"]\n')
+    env = dict(os.environ, FLEET_HOME=str(home), PYTHONPATH=REPO)
+    r = subprocess.run([sys.executable, "-m", "fleet.hw_supervisor", "--once"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert read_state(home) is not None
+    from fleet.config import load_config
+    from fleet.db import open_store
+
+    store = open_store(load_config(home))
+    alerts = [a["message"] for a in store.list_alerts()]
+    store.close()
+    assert any("could not start the model server" in m and "/nonexistent/ollama" in m for m in alerts), alerts
+
+
 def test_bad_tier_config_exits_78_with_a_message(home):
     (home / "fleet.toml").write_text('[models.tiers.cpu]\nmodel = "qwen3:4b"\nenabled = false\n')
     proc = spawn(home, ["--once"])
