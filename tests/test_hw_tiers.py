@@ -92,6 +92,19 @@ def test_step_to_90_downgrades_within_two_samples():
     assert seen[-1].thermal_state == "hot"
 
 
+@pytest.mark.parametrize("forced", [{"eco_mode": True}, {"training_holder": "trainer"}])
+def test_a_hot_gpu_after_eco_or_training_steps_down_as_usual(forced):
+    # Found in review: after a forced-CPU phase with the GPU hot, the tier went
+    # back to large and stayed there at 85 C, since "hot" had been set while
+    # forced without the step that hot handling then waits to escalate from.
+    ctl, clock = make()
+    step(ctl, clock, Sample(gpus=[gpu(temp=60)]))
+    for _ in range(5):
+        step(ctl, clock, Sample(gpus=[gpu(temp=85)], **forced))
+    seen = [step(ctl, clock, Sample(gpus=[gpu(temp=85)])) for _ in range(4)]
+    assert seen[-1].tier.name == "medium" and seen[-1].thermal_state == "hot", [d.tier.name for d in seen]
+
+
 def test_slowdown_threshold_lowers_the_limit():
     # slowdown 78 -> limit min(78 - 5, 75) = 73: 74 °C is hot
     ctl, clock = make()

@@ -223,6 +223,10 @@ class TierController:
             self.vram_short, self.up_since = 0, None
             new, why = self.cpu_idx, forced
         else:
+            if self.forced and self.thermal_state != "ok" and self.step_temp is None:
+                # "hot" was only reported while forced to CPU; no step was taken
+                # then, so start the hot handling afresh (it steps down as usual).
+                self.thermal_state, self.hot_count = "ok", 0
             # before the first decision, steps are taken from the tier VRAM allows
             base = cap if self.idx is None or self.forced else self.idx
             move = self._thermal_step(now, base, hottest, hot, cool, throttle)
