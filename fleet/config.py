@@ -178,7 +178,8 @@ SCHEMA: dict[str, Section] = {
         "tavily_url": Key("https://api.tavily.com/search", "Tavily search endpoint."),
         "duckduckgo_url": Key("https://html.duckduckgo.com/html/", "DuckDuckGo HTML endpoint."),
         "max_results": Key(10, "Results per search unless the task says otherwise.", min=1, max=50),
-        "timeout_s": Key(20.0, "Timeout of each web request made by skills.", type=float, min=1),
+        "timeout_s": Key(20.0, "Timeout of each read of a web request made by skills (the whole request: 3 times it).",
+                         type=float, min=1),
         "user_agent": Key("fleet-agent/0.1 (local research assistant)", "User-Agent sent by web skills."),
     }),
     "knowledge": Section("The knowledge folder: what skills produce, and how long it is kept.", {

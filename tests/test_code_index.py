@@ -120,3 +120,30 @@ def test_code_index_and_backup_through_a_real_worker(isolated_home):
     finally:
         stop(proc, 15)
         store.close()
+
+
+def _index_in_a_process(home: str, path: str) -> None:
+    cfg = load_config(home)
+    code_index.run({"path": path}, cfg, LOG)
+
+
+def test_two_runs_at_once_keep_both_roots(isolated_home):
+    # Found in review: each run wrote back the index as it had read it, so
+    # the later writer dropped the other run's files.
+    import multiprocessing
+
+    big, small = isolated_home / "big", isolated_home / "small"
+    big.mkdir()
+    small.mkdir()
+    for i in range(400):
+        (big / f"m{i}.py").write_text(f"def f{i}():\n    return {i}\n" * 5)
+    (small / "only.py").write_text("def only():\n    pass\n")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_index_in_a_process, args=(str(isolated_home), str(p))) for p in (big, small)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    index = (isolated_home / "knowledge" / "code_index.jsonl").read_text()
+    assert str(small / "only.py") in index and str(big / "m399.py") in index

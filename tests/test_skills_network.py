@@ -150,3 +150,39 @@ def test_offline_mode_refuses_network_skills_without_connecting(isolated_home, m
         with pytest.raises(SkillError, match="mode: summarize refused"):
             summarize.run({"url": f"{srv.url}/page.html"}, cfg, LOG)
         assert srv.requests == []
+
+
+def test_a_server_that_trickles_its_answer_is_cut_off_not_waited_on(isolated_home):
+    # Found in review: timeout_s bounded each read only, so one byte a second
+    # kept web_search reading until the worker's hard timeout.
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+        while not stop.wait(0.3):
+            try:
+                conn.sendall(b" ")
+            except OSError:
+                break
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    cfg = make_config(isolated_home, f'[search]\nprovider = "searxng"\nsearxng_url = "{url}"\ntimeout_s = 1.0\n')
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(SkillError, match="did not answer within 1 s"):
+            web_search.run({"query": "x"}, cfg, LOG)
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - t0 < 10

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html.parser
 import json
 import re
+import time
 from typing import Any
 
 import httpx
@@ -47,17 +48,24 @@ def http_request(config: dict, skill: str, method: str, url: str, *, params: dic
     try:
         with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), follow_redirects=True,
                           max_redirects=5) as client:
+            # The timeout bounds each read; the whole request gets three times
+            # it, so a server that trickles a byte at a time cannot hold the
+            # skill until its hard timeout ends the worker.
+            deadline = time.monotonic() + 3 * timeout
             with client.stream(method, url, params=params, json=json_body, data=data, headers=hdrs) as resp:
                 chunks, size = [], 0
                 for chunk in resp.iter_bytes():
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the whole response took too long")
                     size += len(chunk)
                     if size > max_bytes:
                         raise SkillError(f"{skill}: the response from {url} is larger than {max_bytes} bytes; refused")
                     chunks.append(chunk)
                 out = WebResponse(resp.status_code, str(resp.url), resp.headers, b"".join(chunks), resp.encoding)
     except httpx.TimeoutException:
-        raise SkillError(f"{skill}: {url} did not answer within {timeout:.0f} s; try again later "
-                         "or raise [search] timeout_s", retryable=True) from None
+        raise SkillError(f"{skill}: {url} did not answer within {timeout:.0f} s (or took over "
+                         f"{3 * timeout:.0f} s to send it all); try again later or raise [search] timeout_s",
+                         retryable=True) from None
     except httpx.HTTPError as exc:
         raise SkillError(f"{skill}: cannot reach {url} ({type(exc).__name__}: {exc}); check the address "
                          "and the network", retryable=True) from None

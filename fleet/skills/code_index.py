@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from filelock import FileLock
+
 from fleet.atomic import atomic_write_text
 from fleet.skills._common import SkillError, iter_files, resolve_input
 
@@ -127,6 +129,14 @@ def run(payload: dict, config: dict, log) -> dict:
     files = _python_files(root, int(payload.get("max_files", 20000)))
     doc_chars = int(payload.get("docstring_chars", 2000))
     out_path = Path(config["paths"]["knowledge"]) / INDEX_NAME
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    # One index file for every root: two runs at once would each write back
+    # the index as they read it, and the later one lose the other's files.
+    with FileLock(str(out_path) + ".lock", timeout=TIMEOUT_S):
+        return _index_into(out_path, root, files, doc_chars, log)
+
+
+def _index_into(out_path: Path, root: Path, files: list[Path], doc_chars: int, log) -> dict:
     index = _load_index(out_path)
     seen: set[str] = set()
     parsed = unchanged = 0
