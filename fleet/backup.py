@@ -270,7 +270,6 @@ def restore_backup(cfg: dict, backup_id: str) -> dict:
             shutil.rmtree(staged_knowledge, ignore_errors=True)
             raise BackupError(f"could not swap backup {backup_id} into place ({exc}); the fleet home was put "
                               "back as it was") from None
-        knowledge_restored = True
         config_file = Path(cfg.get("config_file") or Path(cfg["home"]) / "fleet.toml")
         config_restored = False
         if (src / "fleet.toml").is_file() and not config_file.exists():
@@ -291,7 +290,7 @@ def restore_backup(cfg: dict, backup_id: str) -> dict:
         "db": str(db),
         "integrity": integrity,
         "tasks": counts,
-        "knowledge_restored": knowledge_restored,
+        "knowledge_restored": True,  # always now: a backup without knowledge/ restores an empty one
         "config_restored": config_restored,
         "config_in_backup": str(src / "fleet.toml") if (src / "fleet.toml").is_file() else None,
         "replaced_saved_in": str(saved),

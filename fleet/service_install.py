@@ -272,13 +272,12 @@ def linger_note(user: str | None = None) -> str | None:
             f"stops at logout. To run it from boot without a login: sudo loginctl enable-linger {user}")
 
 
-def not_ours(p: Plan, cfg: dict) -> str | None:
+def _not_ours(p: Plan, cfg: dict) -> str | None:
     """Why an existing service file is not this fleet's to replace or remove:
     Fleet did not write it, or it runs the fleet of another home (the
     default name is the same for every home). None when it is ours."""
     if p.platform == "windows" or not p.path.exists():
         return None
-    current = plistlib.loads(p.content) if p.platform == "macos" else None
     try:
         if p.platform == "linux":
             lines = p.path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -292,7 +291,7 @@ def not_ours(p: Plan, cfg: dict) -> str | None:
             home = (plistlib.loads(p.path.read_bytes()).get("EnvironmentVariables") or {}).get("FLEET_HOME")
             if home is None:
                 return "Fleet did not write it"
-            if home != current["EnvironmentVariables"]["FLEET_HOME"]:
+            if home != cfg["home"]:
                 return f"it runs the fleet at {home}"
     except (OSError, ValueError, plistlib.InvalidFileException) as exc:
         return f"it cannot be read ({exc})"
@@ -300,7 +299,7 @@ def not_ours(p: Plan, cfg: dict) -> str | None:
 
 
 def _refuse_foreign(p: Plan, cfg: dict, doing: str) -> None:
-    why = not_ours(p, cfg)
+    why = _not_ours(p, cfg)
     if why:
         raise ServiceError(f"will not {doing} {p.path}: {why}. Give this fleet its own [service] name in "
                            "fleet.toml, or remove that file yourself if it is no longer used")

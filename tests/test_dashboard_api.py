@@ -124,7 +124,7 @@ def test_unknown_task_and_unknown_endpoint_are_json_404(env):
     # found in review: these answered 500
     (b'{"skill": "noop", "assigned_to": "\\ud800"}', "application/json", 400, "not valid Unicode"),
     (b'{"skill": "noop", "idempotency_key": "\\udcff"}', "application/json", 400, "not valid Unicode"),
-    (b'{"skill": "noop", "depends_on": [100000000000000000000000]}', "application/json", 400, "does not exist"),
+    (b'{"skill": "noop", "depends_on": [100000000000000000000000]}', "application/json", 400, "too large"),
     (b'{"skill": "noop", "delay_s": 1e400}', "application/json", 400, "delay_s"),
 ])
 def test_dispatch_rejects_bad_input_and_changes_nothing(env, body, content_type, status, needle):

@@ -166,6 +166,13 @@ def looks_binary(path: Path) -> bool:
         return True
 
 
+# Larger files under a code or scan root are generated data, not source to read.
+MAX_SOURCE_BYTES = 5 << 20
+# Files named per run of an external checker (ruff, bandit): a folder would
+# make it open what iter_files leaves out, such as a named pipe, and block.
+CHECKER_BATCH = 500
+
+
 def iter_files(root: Path, extensions: Iterable[str] | None = None, *, max_files: int = 100_000,
                max_bytes: int | None = None) -> list[Path]:
     """Regular files under `root` (or `root` itself), sorted, skipping

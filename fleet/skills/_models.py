@@ -343,17 +343,16 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
             prev = (trail + pass_trail)[-1] if (trail or pass_trail) else None
             request = ChatRequest(messages=messages, model=use_model, system=system, max_tokens=max_tokens,
                                   temperature=temperature, json_schema=json_schema)
+            hop_row = {"call_id": call_id, "task_id": task_id, "skill": skill, "agent": agent, "provider": name,
+                       "model": use_model, "failover_from": prev["provider"] if prev else None}
             t0 = time.perf_counter()
             try:
                 completion = _complete(p, request)
             except ProviderError as exc:
-                latency = (time.perf_counter() - t0) * 1000.0
                 kind = exc.kind if exc.kind != "unconfigured" else "auth"
                 cooldown = _clamp(exc.retry_after, cfg) if kind == "rate_limit" else 0.0
                 store.record_model_call(
-                    {"call_id": call_id, "task_id": task_id, "skill": skill, "agent": agent, "provider": name,
-                     "model": use_model, "latency_ms": latency, "success": False,
-                     "failover_from": prev["provider"] if prev else None, "reason": kind, "error": str(exc)[:1000]},
+                    _usage(hop_row, t0, success=False, reason=kind, error=str(exc)[:1000]),
                     outcome={"kind": kind, "breaker": kind in BREAKER_KINDS,
                              "breaker_failures": mcfg["breaker_failures"], "breaker_open_s": mcfg["breaker_open_s"],
                              "cooldown_s": cooldown, "error": str(exc)[:500]},
@@ -371,24 +370,19 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                 # or lost its lease, Ctrl-C): still account for it, give the
                 # budget reservation back and free a half-open probe slot.
                 store.record_model_call(
-                    {"call_id": call_id, "task_id": task_id, "skill": skill, "agent": agent, "provider": name,
-                     "model": use_model, "latency_ms": (time.perf_counter() - t0) * 1000.0, "success": False,
-                     "failover_from": prev["provider"] if prev else None, "reason": "interrupted",
-                     "error": f"the call was interrupted ({type(exc).__name__})"},
+                    _usage(hop_row, t0, success=False, reason="interrupted",
+                           error=f"the call was interrupted ({type(exc).__name__})"),
                     outcome={"kind": "interrupted"}, release_reservation=reservation)
                 raise
-            latency = (time.perf_counter() - t0) * 1000.0
             cost, savings = call_cost(price, input_tokens=completion.input_tokens,
                                       output_tokens=completion.output_tokens,
                                       cache_read=completion.cache_read_tokens, cache_write=completion.cache_write_tokens)
-            store.record_model_call(
-                {"call_id": call_id, "task_id": task_id, "skill": skill, "agent": agent, "provider": name,
-                 "model": completion.model, "input_tokens": completion.input_tokens,
-                 "output_tokens": completion.output_tokens, "cache_read_tokens": completion.cache_read_tokens,
-                 "cache_write_tokens": completion.cache_write_tokens, "cost_usd": cost,
-                 "cache_savings_usd": savings, "latency_ms": latency, "success": True,
-                 "failover_from": prev["provider"] if prev else None, "reason": prev["reason"] if prev else None},
-                outcome={"kind": None}, release_reservation=reservation)
+            row = _usage(hop_row, t0, model=completion.model, input_tokens=completion.input_tokens,
+                         output_tokens=completion.output_tokens, cache_read_tokens=completion.cache_read_tokens,
+                         cache_write_tokens=completion.cache_write_tokens, cost_usd=cost, cache_savings_usd=savings,
+                         success=True, reason=prev["reason"] if prev else None)
+            latency = row["latency_ms"]
+            store.record_model_call(row, outcome={"kind": None}, release_reservation=reservation)
             result = ModelResult(
                 text=completion.text, provider=name, model=completion.model, input_tokens=completion.input_tokens,
                 output_tokens=completion.output_tokens, cache_read_tokens=completion.cache_read_tokens,
@@ -409,6 +403,11 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                 time.sleep(pause)
                 continue
         raise NoProviderAvailable(_what_to_do(cfg, chain, trail), [_public(h) for h in trail])
+
+
+def _usage(hop_row: dict, t0: float, **fields) -> dict:
+    """A usage row for one hop: what every row names, its latency, `fields`."""
+    return {**hop_row, "latency_ms": (time.perf_counter() - t0) * 1000.0, **fields}
 
 
 def _complete(p, request: ChatRequest):

@@ -14,7 +14,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from fleet.atomic import atomic_write_text
-from fleet.skills._common import SkillError, iter_files, resolve_input
+from fleet.skills._common import MAX_SOURCE_BYTES, SkillError, iter_files, resolve_input
 
 DESCRIPTION = ("Index Python source under a path: modules, classes, functions and methods with "
                "signatures, docstrings and line numbers, into knowledge/code_index.jsonl (incremental).")
@@ -39,9 +39,6 @@ INDEX_NAME = "code_index.jsonl"
 
 class CodeIndexError(SkillError):
     retryable = False  # bad input: running it again will not help
-
-
-MAX_SOURCE_BYTES = 5 << 20  # larger .py files are generated data, not code to index
 
 
 def _python_files(root: Path, limit: int) -> list[Path]:

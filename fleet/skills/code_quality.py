@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from fleet.skills._common import (
+    CHECKER_BATCH,
+    MAX_SOURCE_BYTES,
     SkillError,
     atomic_write_json,
     atomic_write_text,
@@ -102,14 +104,12 @@ def analyse_file(path: Path, shown: str) -> dict:
 
 
 def run_ruff(files: list[Path], log) -> dict:
-    """Ruff's JSON findings for exactly these files (given by name, a few
-    hundred per run: handed a folder, ruff would also open what iter_files
-    leaves out, such as a named pipe, and block on it), or an error saying
-    why it could not run."""
+    """Ruff's JSON findings for exactly these files (CHECKER_BATCH per run),
+    or an error saying why it could not run."""
     raw: list = []
-    for start in range(0, len(files), 500):
+    for start in range(0, len(files), CHECKER_BATCH):
         cmd = [sys.executable, "-m", "ruff", "check", "--output-format", "json", "--no-cache", "--exit-zero",
-               "--", *map(str, files[start:start + 500])]
+               "--", *map(str, files[start:start + CHECKER_BATCH])]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)  # nosec B603
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -138,7 +138,7 @@ def run(payload: dict, config: dict, log) -> dict:
     max_len = int(payload.get("max_function_lines") or opts.get("max_function_lines", 60))
     top = int(payload.get("top") or 50)
     target = resolve_input(config, payload["path"])
-    files = iter_files(target, {".py"}, max_bytes=5 << 20)
+    files = iter_files(target, {".py"}, max_bytes=MAX_SOURCE_BYTES)
     if not files:
         raise SkillError(f"no Python files under {payload['path']!r}; give a .py file or a folder holding some")
     log.info("code_quality: %d Python files under %s", len(files), target)

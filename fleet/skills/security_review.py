@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from fleet.skills._common import (
+    CHECKER_BATCH,
+    MAX_SOURCE_BYTES,
     TEXT_EXTENSIONS,
     SkillError,
     atomic_write_json,
@@ -102,16 +104,12 @@ def scan_secrets(files: list[Path], config: dict) -> list[dict]:
     return findings
 
 
-MAX_SCAN_BYTES = 5 << 20  # larger files are data, not code or config to scan
-
-
 def run_bandit(files: list[Path], min_severity: str, log) -> dict:
-    """Bandit's findings for exactly these files, a few hundred per run
-    (handed a folder, it would also open a named pipe there and block)."""
+    """Bandit's findings for exactly these files (CHECKER_BATCH per run)."""
     raw: dict = {"results": [], "metrics": {}, "errors": []}
-    for start in range(0, len(files), 500):
+    for start in range(0, len(files), CHECKER_BATCH):
         cmd = [sys.executable, "-m", "bandit", "-f", "json", "-q", "--severity-level", min_severity,
-               "--", *map(str, files[start:start + 500])]
+               "--", *map(str, files[start:start + CHECKER_BATCH])]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=540, check=False)  # nosec B603
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -148,8 +146,8 @@ def run(payload: dict, config: dict, log) -> dict:
     target = resolve_input(config, payload["path"])
     min_sev = payload.get("min_severity", "low")
     top = int(payload.get("top") or 100)
-    py_files = iter_files(target, {".py"}, max_bytes=MAX_SCAN_BYTES)
-    text_files = iter_files(target, TEXT_EXTENSIONS | {".env", ".pem", ".key", ".conf"}, max_bytes=MAX_SCAN_BYTES)
+    py_files = iter_files(target, {".py"}, max_bytes=MAX_SOURCE_BYTES)
+    text_files = iter_files(target, TEXT_EXTENSIONS | {".env", ".pem", ".key", ".conf"}, max_bytes=MAX_SOURCE_BYTES)
     if target.is_dir() and not text_files:
         raise SkillError(f"{payload['path']!r} holds no files to scan")
     bandit = run_bandit(py_files, min_sev, log) if py_files else {

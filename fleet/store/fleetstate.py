@@ -9,7 +9,7 @@ from typing import Any
 from .errors import InvalidInput, NotFound
 from .schema import ALERT_SEVERITIES
 from .sqlite_base import dumps, loads, now
-from .task_model import check_name, check_unicode
+from .task_model import check_name
 
 CHANNELS = ("fleet", "sup", "agent", "pool")
 _UNSET: Any = object()
@@ -185,11 +185,11 @@ class FleetStateMixin:
     def _body_text(self, body: Any, what: str) -> str:
         """A message or note body as stored: a non-empty string, or any
         JSON-serialisable value, at most [queue] max_payload_bytes."""
-        if isinstance(body, str):
+        if isinstance(body, str):  # (a lone surrogate is refused where it is bound, like every text)
             if not body.strip():
                 raise InvalidInput(f"a {what} must not be empty")
-            check_unicode(body, what)
-            if len(body) > self.max_payload_bytes // 4 and len(body.encode("utf-8")) > self.max_payload_bytes:
+            if (len(body) > self.max_payload_bytes // 4
+                    and len(body.encode("utf-8", "surrogatepass")) > self.max_payload_bytes):
                 raise InvalidInput(f"a {what} is over the limit of {self.max_payload_bytes} bytes "
                                    "([queue] max_payload_bytes); put large data in a file and send its path")
             return body
@@ -261,8 +261,6 @@ class FleetStateMixin:
 
     # -- notes (channel scratchpad) --------------------------------------
     def post_note(self, channel: str, body: Any, *, author: str = "operator") -> int:
-        if not isinstance(channel, str) or not channel:
-            raise InvalidInput("a note channel must be a non-empty name")
         check_name(channel, "a note channel")
         check_name(author, "author")
         text = self._body_text(body, "note body")
