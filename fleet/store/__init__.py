@@ -10,15 +10,23 @@ import os
 import threading
 from typing import Any
 
-from .errors import InvalidInput, InvalidTransition, LeaseLost, NotFound, StoreError, StoreUnavailable
+from .errors import (
+    InvalidInput,
+    InvalidTransition,
+    LeaseLost,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+)
 from .fleetstate import CHANNELS, FleetStateMixin
 from .hardware import HardwareMixin
 from .monitoring import MonitoringMixin
 from .reports import ReportsMixin
 from .schema import ALERT_SEVERITIES, SCHEMA_VERSION, TASK_STATUSES, TERMINAL_STATUSES
-from .sqlite_base import DURABILITY_MODES, SQLiteBase, now
+from .sqlite_base import DURABILITY_MODES, SQLiteBase
 from .tasks import Page, Task, TaskQueueMixin
 from .usage import UsageMixin
+from .values import now
 
 
 class Store(TaskQueueMixin, FleetStateMixin, ReportsMixin, MonitoringMixin, HardwareMixin, UsageMixin, SQLiteBase):

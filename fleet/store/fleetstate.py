@@ -8,8 +8,8 @@ from typing import Any
 
 from .errors import InvalidInput, NotFound
 from .schema import ALERT_SEVERITIES
-from .sqlite_base import dumps, loads, now
 from .task_model import check_name
+from .values import dumps, loads, now
 
 CHANNELS = ("fleet", "sup", "agent", "pool")
 _UNSET: Any = object()

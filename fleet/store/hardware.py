@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from .errors import InvalidInput
-from .sqlite_base import dumps, now
+from .values import dumps, now
 
 _COLUMNS = ("cpu_pct", "mem_pct", "gpu_temp_c", "gpu_util_pct", "vram_used_mb", "vram_total_mb", "power_w")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .sqlite_base import loads, now
+from .values import loads, now
 
 # Upper bounds (seconds) of the task-duration histogram exported to Prometheus.
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)

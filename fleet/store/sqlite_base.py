@@ -11,14 +11,12 @@ on every connection; the schema is created and migrated by `PRAGMA user_version`
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from . import schema
 from .errors import InvalidInput, StoreError, StoreUnavailable
@@ -35,42 +33,6 @@ DURABILITY_MODES = {"normal": "NORMAL", "full": "FULL"}
 # so small pages make the hot write path several times cheaper. Existing
 # databases keep the page size they were created with.
 NEW_DB_PAGE_SIZE = 1024
-
-
-def now() -> float:
-    """The store's one time representation: UTC epoch seconds."""
-    return time.time()
-
-
-def dumps(value: Any, what: str, limit: int | None = None) -> str:
-    """Serialise to JSON or raise InvalidInput naming `what`."""
-    try:
-        text = _encode(value)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidInput(f"{what} is not JSON-serialisable: {exc}") from None
-    if text.isascii():
-        size = len(text)
-    else:
-        try:
-            size = len(text.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise InvalidInput(
-                f"{what} contains text that is not valid Unicode (a lone surrogate); "
-                "decode bytes properly before passing them"
-            ) from None
-    if limit is not None and size > limit:
-        raise InvalidInput(
-            f"{what} is {size} bytes, over the limit of {limit} bytes "
-            "([queue] max_payload_bytes); store large data in a file and pass its path"
-        )
-    return text
-
-
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
-
-def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
 
 
 class SQLiteBase:

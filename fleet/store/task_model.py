@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from .errors import InvalidInput
-from .sqlite_base import dumps, loads
+from .values import dumps, loads
 
 SKILL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _PLAIN_FIELDS = frozenset({"skill", "payload", "priority"})

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 
 from .errors import InvalidInput, NotFound
 from .schema import TASK_STATUSES
-from .sqlite_base import now
 from .task_model import (
     MAX_ID,
     Page,
@@ -18,6 +17,7 @@ from .task_model import (
     check_task_id,
     is_number,
 )
+from .values import now
 
 # The claim's candidate scan. INDEXED BY pins the partial index that holds
 # only claimable rows (PENDING, dependencies done), so history never enters

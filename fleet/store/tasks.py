@@ -17,7 +17,6 @@ from typing import Any
 
 from .errors import InvalidInput, InvalidTransition, LeaseLost, NotFound
 from .schema import TERMINAL_STATUSES
-from .sqlite_base import dumps, loads, now
 from .task_model import (  # noqa: F401
     MAX_ID,
     Page,
@@ -33,6 +32,7 @@ from .task_model import (  # noqa: F401
     prepare_spec,
 )
 from .task_reads import CLAIM_CANDIDATE_SQL, TaskReadsMixin, skill_clause
+from .values import dumps, loads, now
 
 _INSERT_TASK = """INSERT INTO tasks (skill, payload, priority, status, assigned_to, idempotency_key,
     max_attempts, deps_pending, available_at, created_at, updated_at, finished_at, error,

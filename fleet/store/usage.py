@@ -7,7 +7,7 @@ request spacing, and budget reservations. Every check-and-update is one
 from __future__ import annotations
 
 from .errors import InvalidInput
-from .sqlite_base import now
+from .values import now
 
 USAGE_COLUMNS = ("ts", "call_id", "task_id", "skill", "agent", "provider", "model", "input_tokens",
                  "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "cache_savings_usd",
