@@ -288,11 +288,23 @@ DROP INDEX IF EXISTS ix_tasks_running;
 DROP TRIGGER IF EXISTS tr_tasks_count_insert;
 """
 
+# Version 5: rows that serialise a decision taken from sums over many rows
+# (budget reservations). The deciding transaction first upserts its guard row;
+# on a backend with many writers (PostgreSQL, READ COMMITTED) that row stays
+# locked until it commits, so the next decision reads what it wrote.
+_GUARDS = """
+CREATE TABLE guards (
+    name     TEXT PRIMARY KEY,
+    taken_at REAL NOT NULL
+);
+"""
+
 MIGRATIONS: list[str] = [
     _TASKS + _FLEET_STATE,
     _HW_SAMPLES,
     _MODEL_USAGE,
     _LEANER_QUEUE_WRITES,
+    _GUARDS,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
