@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.store_backends import BACKENDS, StoreFactory  # (after the path is set)
+
 
 def require_system_part(available: bool, what: str, install: str) -> None:
     """Skip where a system part is absent on a laptop; under CI it must exist."""
@@ -45,10 +47,32 @@ def fleet_home(isolated_home):
     return isolated_home
 
 
-@pytest.fixture
-def store(tmp_path):
-    from fleet.db import Store
+# -- the store, per backend ------------------------------------------------
+# Every test that takes `store`, `store_factory` or `store_backend` runs once per
+# backend in tests/store_backends.py:BACKENDS (today: sqlite). A backend that
+# cannot run here (its server absent) says so from `missing()`; the test then
+# skips with the reason, or fails under CI=true (see require_system_part).
+@pytest.fixture(params=list(BACKENDS))
+def store_backend(request, tmp_path):
+    backend = BACKENDS[request.param](tmp_path / f"stores-{request.param}")
+    missing = backend.missing()
+    if missing is not None:
+        require_system_part(False, *missing)
+    yield backend
+    backend.cleanup()
 
-    s = Store(tmp_path / "store" / "fleet.db", backoff_base_s=0.01, backoff_max_s=0.05)
-    yield s
-    s.close()
+
+@pytest.fixture
+def store_factory(store_backend):
+    """`store_factory(**options)` -> a fresh, empty Store on this test's
+    backend; `.spec(store)` is what a child process gives
+    `tests.store_backends.open_from_spec` to open the same store."""
+    factory = StoreFactory(store_backend)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture
+def store(store_factory):
+    """A fresh store with short retry backoffs."""
+    return store_factory(backoff_base_s=0.01, backoff_max_s=0.05)

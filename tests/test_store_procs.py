@@ -1,4 +1,5 @@
-"""The store under real concurrency: several OS processes on one SQLite file.
+"""The store under real concurrency: several OS processes on one store, on
+every backend (each child opens the store from the test's spec).
 
 Claim races, a parallel drain, fencing after a reap, SIGKILLs at random
 points, a parent completed by a process that exits at once, and the wake-up
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import store_procs
 
-from fleet.db import LeaseLost, Store
+from fleet.db import LeaseLost
 from tests.fakes.fleetproc import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,21 +36,31 @@ def _join_all(procs, timeout=120):
 
 
 @pytest.fixture
-def db(tmp_path):
-    path = str(tmp_path / "q" / "fleet.db")
-    Store(path).close()  # create the schema once, before the children race to
-    return path
+def store(store_factory):
+    """The parent's store, created (schema and all) before any child opens it."""
+    return store_factory()
 
 
-def test_eight_processes_race_for_one_task_fifty_rounds(db):
+@pytest.fixture
+def spec(store_factory, store):
+    """What a child passes to open_from_spec to open the parent's store."""
+    return store_factory.spec(store)
+
+
+@pytest.fixture
+def spec_arg(store_factory, store):
+    """The same, as one command-line argument for `python tests/store_procs.py`."""
+    return store_factory.spec_json(store)
+
+
+def test_eight_processes_race_for_one_task_fifty_rounds(store, spec):
     rounds, n = 50, 8
     barrier = CTX.Barrier(n + 1)
     results = CTX.Queue()
-    procs = [CTX.Process(target=store_procs.race_rounds, args=(db, f"w{i}", rounds, barrier, results),
+    procs = [CTX.Process(target=store_procs.race_rounds, args=(spec, f"w{i}", rounds, barrier, results),
                          name=f"racer{i}") for i in range(n)]
     for p in procs:
         p.start()
-    store = Store(db)
     expected = []
     try:
         by_round = collections.defaultdict(list)
@@ -72,14 +83,12 @@ def test_eight_processes_race_for_one_task_fifty_rounds(db):
         for p in procs:
             if p.is_alive():
                 p.kill()
-        store.close()
 
 
-def test_four_processes_drain_5000_tasks_each_exactly_once(db):
-    store = Store(db)
+def test_four_processes_drain_5000_tasks_each_exactly_once(store, spec):
     ids = [t.id for t in store.enqueue_many([{"skill": "drain", "payload": {"i": i}} for i in range(5000)])]
     results = CTX.Queue()
-    procs = [CTX.Process(target=store_procs.drain, args=(db, f"d{i}", results)) for i in range(4)]
+    procs = [CTX.Process(target=store_procs.drain, args=(spec, f"d{i}", results)) for i in range(4)]
     for p in procs:
         p.start()
     done = [results.get(timeout=180) for _ in procs]
@@ -90,11 +99,9 @@ def test_four_processes_drain_5000_tasks_each_exactly_once(db):
     counts = store.counts()
     assert counts["DONE"] == 5000 and counts["RUNNING"] == 0 and counts["PENDING"] == 0
     assert sum(1 for _, got in done if got) >= 2  # the work really was shared
-    store.close()
 
 
-def test_fencing_after_expired_lease_reap_and_second_claim(db):
-    store = Store(db)
+def test_fencing_after_expired_lease_reap_and_second_claim(store):
     task = store.enqueue("fence", {"x": 1})
     first = store.claim("first", ["fence"], lease_s=0.05)
     assert first.id == task.id
@@ -120,11 +127,9 @@ def test_fencing_after_expired_lease_reap_and_second_claim(db):
     assert [a["outcome"] for a in attempts_before] == ["expired", "running"]
     done = store.complete(task.id, second.lease_token, {"ok": True})
     assert done.status == "DONE" and done.result == {"ok": True} and done.worker == "second"
-    store.close()
 
 
-def test_sigkill_at_random_points_loses_nothing_and_runs_each_task_done_once(db):
-    store = Store(db)
+def test_sigkill_at_random_points_loses_nothing_and_runs_each_task_done_once(store, spec_arg):
     total = 1500
     ids = [t.id for t in store.enqueue_many(
         [{"skill": "crash", "payload": {"i": i}, "max_attempts": 1000} for i in range(total)])]
@@ -134,7 +139,7 @@ def test_sigkill_at_random_points_loses_nothing_and_runs_each_task_done_once(db)
     kills = 0
     try:
         for cycle in range(14):
-            procs = [subprocess.Popen([sys.executable, script, "crash_loop", db, f"c{cycle}-{k}", str(rnd.randrange(10**6))],
+            procs = [subprocess.Popen([sys.executable, script, "crash_loop", spec_arg, f"c{cycle}-{k}", str(rnd.randrange(10**6))],
                                       cwd=REPO, env=env) for k in range(2)]
             time.sleep(0.15 + rnd.random() * 0.35)
             for p in procs:
@@ -165,18 +170,16 @@ def test_sigkill_at_random_points_loses_nothing_and_runs_each_task_done_once(db)
     expired = sum(a["outcome"] == "expired" for t in ids for a in store.attempts(t))
     assert expired >= 1  # some kills really landed while a task was held
     assert store.integrity_check() == "ok"
-    store.close()
 
 
-def test_parent_completed_by_process_that_exits_at_once_frees_child(db):
-    store = Store(db)
+def test_parent_completed_by_process_that_exits_at_once_frees_child(store, spec_arg):
     parent = store.enqueue("step", {"n": 1})
     child = store.enqueue("step", {"n": 2}, depends_on=[parent.id])
     claimed = store.claim("w", ["step"], lease_s=60)
     assert claimed.id == parent.id
     assert store.claim("w", ["step"]) is None  # the child waits for its parent
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "store_procs.py"), "complete_and_exit", db,
+        [sys.executable, str(REPO / "tests" / "store_procs.py"), "complete_and_exit", spec_arg,
          str(parent.id), claimed.lease_token],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60, check=False,
     )
@@ -184,14 +187,12 @@ def test_parent_completed_by_process_that_exits_at_once_frees_child(db):
     assert store.get(parent.id).status == "DONE"
     got = store.claim("w", ["step"], lease_s=60)
     assert got is not None and got.id == child.id
-    store.close()
 
 
-def test_wait_for_work_wakes_another_process_within_milliseconds(db):
-    store = Store(db)
+def test_wait_for_work_wakes_another_process_within_milliseconds(store, spec):
     ready, results = CTX.Event(), CTX.Queue()
     rounds = 30
-    proc = CTX.Process(target=store_procs.wake_listener, args=(db, ready, results, rounds))
+    proc = CTX.Process(target=store_procs.wake_listener, args=(spec, ready, results, rounds))
     proc.start()
     try:
         assert ready.wait(60)
@@ -208,12 +209,11 @@ def test_wait_for_work_wakes_another_process_within_milliseconds(db):
     # channel takes well under a second even on a loaded machine.
     assert statistics.median(latencies) < 0.25, latencies
     assert max(latencies) < 5.0, latencies
-    store.close()
 
 
-def test_idle_waiter_uses_almost_no_cpu(db):
+def test_idle_waiter_uses_almost_no_cpu(spec):
     ready, results = CTX.Event(), CTX.Queue()
-    proc = CTX.Process(target=store_procs.idle_waiter, args=(db, ready, 2.0, results))
+    proc = CTX.Process(target=store_procs.idle_waiter, args=(spec, ready, 2.0, results))
     proc.start()
     try:
         assert ready.wait(60)
