@@ -1,5 +1,6 @@
 """Fleet state beside the queue: agents, messages, notes, alerts (dedup),
-flags, named locks, the audit log of events and liveness samples."""
+flags, named locks, the audit log of events and liveness samples. Runs on
+every backend (the `store` and `store_factory` fixtures)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from fleet.db import InvalidInput, NotFound, Store
+from fleet.db import InvalidInput, NotFound
 
 
 def test_agents_register_heartbeat_status_and_current_task(store):
@@ -122,10 +123,8 @@ def test_liveness_samples(store):
     assert store.liveness_samples(t0 + 0.5, t0 + 0.9) == []
 
 
-def test_two_store_objects_share_one_database(tmp_path):
-    a = Store(tmp_path / "shared.db")
-    b = Store(tmp_path / "shared.db")
+def test_two_store_objects_share_one_database(store_factory):
+    a = store_factory()
+    b = store_factory.reopen(a)
     a.set_flag("x", 1)
     assert b.get_flag("x") == 1
-    a.close()
-    b.close()

@@ -1,19 +1,23 @@
 """Property-based test of the task state machine: hypothesis drives random
 sequences of enqueue / claim / complete / fail / release / cancel / renew /
 ask-answer / retry / recover / stale-token calls against a real store and a
-small in-memory model, and checks after every step that they agree.
+small in-memory model, and checks after every step that they agree. Runs on
+every backend: each example gets a fresh store from `store_factory`.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
-from fleet.db import InvalidTransition, LeaseLost, Store
+from fleet.db import InvalidTransition, LeaseLost
 
 SKILLS = ("a", "b")
 WORKERS = ("w1", "w2")
@@ -21,16 +25,15 @@ TERMINAL = ("DONE", "FAILED", "CANCELLED")
 
 
 class TaskModel(RuleBasedStateMachine):
-    def __init__(self):
+    def __init__(self, store_factory):
         super().__init__()
-        self.dir = tempfile.mkdtemp(prefix="fleet-sm-")
-        self.store = Store(f"{self.dir}/sm.db", backoff_base_s=0.0, backoff_max_s=0.0)
+        self.store_factory = store_factory
+        self.store = store_factory(backoff_base_s=0.0, backoff_max_s=0.0)
         self.tasks: dict[int, dict] = {}
         self.old_tokens: list[tuple[int, str]] = []
 
     def teardown(self):
-        self.store.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.store_factory.discard(self.store)
 
     # -- model helpers ---------------------------------------------------
     def _ids(self, *statuses):
@@ -266,8 +269,11 @@ class TaskModel(RuleBasedStateMachine):
         assert self.store.counts_by_skill() == by_skill
 
 
-TaskModel.TestCase.settings = settings(
+SETTINGS = settings(
     max_examples=60, stateful_step_count=35, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-test_task_state_machine = TaskModel.TestCase
+
+
+def test_task_state_machine(store_factory):
+    run_state_machine_as_test(lambda: TaskModel(store_factory), settings=SETTINGS)
