@@ -22,13 +22,14 @@ from fleet.db import InvalidTransition, LeaseLost
 SKILLS = ("a", "b")
 WORKERS = ("w1", "w2")
 TERMINAL = ("DONE", "FAILED", "CANCELLED")
+DEFAULT_MAX_ATTEMPTS = 2  # the store's option; a bulk-enqueued task gets it
 
 
 class TaskModel(RuleBasedStateMachine):
     def __init__(self, store_factory):
         super().__init__()
         self.store_factory = store_factory
-        self.store = store_factory(backoff_base_s=0.0, backoff_max_s=0.0)
+        self.store = store_factory(backoff_base_s=0.0, backoff_max_s=0.0, default_max_attempts=DEFAULT_MAX_ATTEMPTS)
         self.tasks: dict[int, dict] = {}
         self.old_tokens: list[tuple[int, str]] = []
 
@@ -90,7 +91,7 @@ class TaskModel(RuleBasedStateMachine):
         tasks = self.store.enqueue_many([{"skill": s, "payload": {"i": i}, "priority": priority}
                                          for i, s in enumerate(skills)])
         for task, skill in zip(tasks, skills, strict=True):
-            self.tasks[task.id] = dict(status="PENDING", attempts=0, max=self.store.default_max_attempts,
+            self.tasks[task.id] = dict(status="PENDING", attempts=0, max=DEFAULT_MAX_ATTEMPTS,
                                        priority=priority, skill=skill, deps=set(), cancel=False,
                                        token=None, worker=None, assigned=None)
             assert self.store.get(task.id).skill == skill
