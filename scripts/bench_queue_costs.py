@@ -7,11 +7,14 @@ from this run; rounds alternate the rows, and the median of each is printed.
     .venv/bin/python scripts/bench_queue_costs.py           # 20,000 tasks, 3 rounds
     .venv/bin/python scripts/bench_queue_costs.py --quick   # smoke run
 
-The replica runs exactly the statements the store runs for a worker with no
-agents row (the store's own SQL constants, on the store's own schema), so
-"Fleet's Python" is the API's cost above its SQL: validation, the records
-handed back, the wake-up. Each "without" row drops that part from the schema
-(DROP INDEX / DROP TRIGGER on a scratch copy) or leaves its statements out.
+The replica runs exactly the statements the store runs for a registered
+worker (the store's own SQL constants, on the store's own schema): complete
+the task, append its attempt row, claim the next, and set the worker's
+agent row (busy, heartbeat) in the same transaction. No audit event: the
+store writes none on this path. So "Fleet's Python" is the API's cost above
+its SQL: validation, the records handed back, the wake-up. Each "without"
+row drops that part from the schema (DROP INDEX / DROP TRIGGER on a scratch
+copy) or leaves its statements out.
 WAL pages per task are counted with automatic checkpoints off: each is a
 page the commit writes (and, at full durability, syncs).
 """
@@ -43,8 +46,9 @@ bench_queue = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_queue)
 
 _FILTER_INDEXES = ("ix_tasks_status", "ix_tasks_skill", "ix_tasks_worker_v2", "ix_tasks_finished")
-_ALL = {"events": False, "attempts": False, "drop": ("DROP TRIGGER tr_tasks_count_update",)
+_ALL = {"agent": False, "attempts": False, "drop": ("DROP TRIGGER tr_tasks_count_update",)
         + tuple(f"DROP INDEX {ix}" for ix in _FILTER_INDEXES)}
+WORKER = "w"
 API, REPLICA, FLOOR = ("Store.complete_and_claim (the API)", "replica: the same SQL, no Fleet Python",
                       "floor (bench_queue.py): its own one-table schema")
 ALL_FOUR = "  without all four (claim index only)"
@@ -52,7 +56,7 @@ ALL_FOUR = "  without all four (claim index only)"
 ROWS: dict[str, dict | str | None] = {
     API: None,
     REPLICA: {},
-    "  without the audit events": {"events": False},
+    "  without the agent-row update (busy, heartbeat)": {"agent": False},
     "  without the attempt rows": {"attempts": False},
     "  without the per-status count trigger": {"drop": ("DROP TRIGGER tr_tasks_count_update",)},
     "  without the status/skill/worker/finished indexes": {"drop": tuple(f"DROP INDEX {ix}" for ix in _FILTER_INDEXES)},
@@ -64,6 +68,7 @@ ROWS: dict[str, dict | str | None] = {
 def _filled_store(root: Path, n: int, autocheckpoint: bool) -> str:
     path = os.path.join(tempfile.mkdtemp(dir=root), "fleet.db")
     store = Store(path, **({} if autocheckpoint else {"wal_autocheckpoint_pages": 0}))
+    store.register_agent(WORKER, "bench", pid=os.getpid(), status="idle")  # as a worker does at start
     store.enqueue_many([{"skill": "noop", "payload": {"i": i}} for i in range(n)])
     store.checkpoint("TRUNCATE")
     store.close()
@@ -73,10 +78,10 @@ def _filled_store(root: Path, n: int, autocheckpoint: bool) -> str:
 def run_store(root: Path, n: int, autocheckpoint: bool) -> tuple[float, int]:
     path = _filled_store(root, n, autocheckpoint)
     store = Store(path, **({} if autocheckpoint else {"wal_autocheckpoint_pages": 0}))
-    task = store.claim("w", ["noop"], lease_s=60)
+    task = store.claim(WORKER, ["noop"], lease_s=60)
     t0 = time.perf_counter()
     while task is not None:
-        _, task = store.complete_and_claim(task.id, task.lease_token, None, worker="w",
+        _, task = store.complete_and_claim(task.id, task.lease_token, None, worker=WORKER,
                                            skills=["noop"], lease_s=60)
     elapsed = time.perf_counter() - t0
     frames = bench_queue.wal_frames(path)  # before the last connection closes (and checkpoints)
@@ -84,7 +89,7 @@ def run_store(root: Path, n: int, autocheckpoint: bool) -> tuple[float, int]:
     return n / elapsed, frames
 
 
-def run_replica(root: Path, n: int, autocheckpoint: bool, *, events: bool = True,
+def run_replica(root: Path, n: int, autocheckpoint: bool, *, agent: bool = True,
                 attempts: bool = True, drop: tuple[str, ...] = ()) -> tuple[float, int]:
     path = _filled_store(root, n, autocheckpoint)
     db = sqlite3.connect(path, isolation_level=None)
@@ -96,10 +101,12 @@ def run_replica(root: Path, n: int, autocheckpoint: bool, *, events: bool = True
         db.execute(f"PRAGMA {pragma}")
     clause, params = skill_clause(["noop"], False)
     claim = queue_sql._CLAIM.format(skills=clause)
-    worker, ts = "w", time.time()
+    worker, ts = WORKER, time.time()
     token = secrets.token_hex(12)
     db.execute("BEGIN IMMEDIATE")
     row = db.execute(claim, (worker, token, ts + 60, ts, ts, ts, worker, *params)).fetchone()
+    if agent:
+        db.execute(queue_sql._AGENT_BUSY, (row["id"], ts, worker))
     db.execute("COMMIT")
     t0 = time.perf_counter()
     while row is not None:
@@ -109,15 +116,13 @@ def run_replica(root: Path, n: int, autocheckpoint: bool, *, events: bool = True
         if attempts:
             db.execute(queue_sql._INSERT_ATTEMPT, (done["id"], done["attempts"], worker, token,
                                                    done["started_at"], ts, "done", None))
-        if events:
-            db.execute(queue_sql._INSERT_EVENT, (ts, worker, "complete", done["id"], worker, None))
         token = secrets.token_hex(12)
         row = db.execute(claim, (worker, token, ts + 60, ts, ts, ts, worker, *params)).fetchone()
-        if row is not None:
-            db.execute("UPDATE agents SET current_task = ? WHERE name = ?", (row["id"], worker))
-            if events:
-                db.execute(queue_sql._INSERT_EVENT, (ts, worker, "claim", row["id"], worker,
-                                                     '{"attempt":%d}' % row["attempts"]))
+        if agent:
+            if row is not None:
+                db.execute(queue_sql._AGENT_BUSY, (row["id"], ts, worker))
+            else:
+                db.execute(queue_sql._AGENT_IDLE, (ts, worker, done["id"]))
         db.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     frames = bench_queue.wal_frames(path)
