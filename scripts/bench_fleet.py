@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import os
 import random
 import shutil
@@ -36,18 +37,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import psutil  # noqa: E402
-import tomlkit  # noqa: E402
+import psutil
+import tomlkit
 
-from fleet.config import load_config  # noqa: E402
-from fleet.db import open_store  # noqa: E402
+from fleet.config import load_config
+from fleet.db import open_store
 
 FAKE_SKILLS = str(REPO / "tests" / "fakes" / "skills")
 ROLES0 = {"coder_count": 0, "researcher": 0, "archivist": 0, "analyst": 0, "security": 0, "planner": 0}
@@ -144,7 +144,7 @@ def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     if not values:
         return float("nan")
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 # -- the same no-op work through Fleet and through huey's consumer -------
@@ -158,7 +158,7 @@ def from_inside(results: list[dict]) -> dict:
     gaps = []
     for runs in by_pid.values():
         runs.sort(key=lambda r: r["t_start"])
-        gaps += [b["t_start"] - a["t_end"] for a, b in zip(runs, runs[1:])]
+        gaps += [b["t_start"] - a["t_end"] for a, b in itertools.pairwise(runs)]
     return {"rate": len(results) / span if span > 0 else float("nan"), "gaps": gaps,
             "processes": len(by_pid)}
 

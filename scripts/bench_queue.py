@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from fleet.store.sqlite_base import begin_immediate  # noqa: E402 (after the path set-up)
+from fleet.store.sqlite_base import begin_immediate
 
 ENQUEUE_SYSTEMS = ("fleet-normal", "fleet-full", "huey", "persist-queue")
 # "floor-*" is no queue product: the least any queue that commits once per
@@ -410,8 +410,9 @@ def wal_written_per_task(root: Path, n: int) -> dict[str, tuple[float, float]]:
     """(WAL frames, KiB) each drained task writes, with automatic checkpoints
     off so the WAL holds everything: ours (the worker's path), huey (dequeue +
     execute) and the floor. What a commit must write, and at full durability sync."""
-    from fleet.db import Store
     from huey import SqliteHuey
+
+    from fleet.db import Store
 
     def reset(path: str) -> None:
         sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
@@ -481,7 +482,7 @@ def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     if not values:
         return float("nan")
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 # -- the table -----------------------------------------------------------
@@ -525,13 +526,13 @@ def print_table(head: list[str], rows: list[list[str]]) -> None:
 
 def sizes(mode: str) -> dict:
     if mode == "smoke":
-        return dict(n_single=100, n_bulk=2000, n_drain=200, lat=10, idle_s=0.5, history=20_000,
-                    pending=1000, claims=100, wal=100, raw_s=0.2, rounds=1)
+        return {"n_single": 50, "n_bulk": 1000, "n_drain": 100, "lat": 5, "idle_s": 0.3,
+                "history": 10_000, "pending": 500, "claims": 50, "wal": 50, "raw_s": 0.1, "rounds": 1}
     if mode == "quick":
-        return dict(n_single=1000, n_bulk=10_000, n_drain=1000, lat=50, idle_s=2.0, history=100_000,
-                    pending=10_000, claims=500, wal=1000, raw_s=1.0, rounds=1)
-    return dict(n_single=10_000, n_bulk=10_000, n_drain=5000, lat=200, idle_s=10.0, history=1_000_000,
-                pending=10_000, claims=2000, wal=2000, raw_s=3.0, rounds=3)
+        return {"n_single": 1000, "n_bulk": 10_000, "n_drain": 1000, "lat": 50, "idle_s": 2.0,
+                "history": 100_000, "pending": 10_000, "claims": 500, "wal": 1000, "raw_s": 1.0, "rounds": 1}
+    return {"n_single": 10_000, "n_bulk": 10_000, "n_drain": 5000, "lat": 200, "idle_s": 10.0,
+            "history": 1_000_000, "pending": 10_000, "claims": 2000, "wal": 2000, "raw_s": 3.0, "rounds": 3}
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,78 @@
+"""The queue and fleet benchmarks run in their quickest mode and print their
+one table (every figure row, its target and a PASS/MISS verdict). Figures
+are never asserted: they are timings, printed by the scripts."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str) -> str:
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--smoke"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    return r.stdout
+
+
+def _rows(out: str, head: str) -> dict[str, str]:
+    """The table's rows after its header line, by their first column's text."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(head))
+    rows = {}
+    for line in lines[start + 2:]:
+        if line.startswith("command:") or not line.strip():
+            break
+        rows[line[:60].strip()] = line
+    return rows
+
+
+def test_bench_queue_prints_its_table():
+    out = _run("bench_queue.py")
+    rows = _rows(out, "figure ")
+    assert len(rows) >= 10, out
+    for figure in ("drain 2p, worker path, NORMAL", "drain 2p, worker path, FULL", "bulk enqueue",
+                   "single enqueue, NORMAL", "idle wake-up enqueue -> claim p50",
+                   "idle wake-up enqueue -> claim p99", "idle consumer CPU", "claim p99,"):
+        line = next((v for k, v in rows.items() if k.startswith(figure)), None)
+        assert line is not None, (figure, out)
+        assert line.rstrip().endswith(("PASS", "MISS")), line
+    assert "% of the floor" in out and "huey" in out and "sync modes:" in out
+
+
+def test_bench_fleet_prints_its_table():
+    out = _run("bench_fleet.py")
+    rows = _rows(out, "figure ")
+    for figure in ("no-op tasks/s, 2 worker processes", "overhead per task, p50", "overhead per task, mean",
+                   "idle fleet CPU"):
+        line = next((v for k, v in rows.items() if k.startswith(figure)), None)
+        assert line is not None, (figure, out)
+        assert line.rstrip().endswith(("PASS", "MISS")), line
+    assert "huey_consumer" in out and "processes seen running tasks: fleet 2, huey 2" in out, out
+
+
+def test_history_loader_keeps_the_store_consistent(tmp_path):
+    """bench_queue loads finished history with plain SQL; the store must see
+    it as its own (counts, claims that skip it)."""
+    spec = importlib.util.spec_from_file_location("bench_queue", REPO / "scripts" / "bench_queue.py")
+    bench_queue = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_queue)
+    from fleet.db import Store
+
+    path = tmp_path / "fleet.db"
+    store = Store(path)
+    try:
+        store.enqueue("noop", {"i": 1})
+        assert bench_queue.load_finished_history(str(path), 5000) == 5000
+        assert store.counts()["DONE"] == 5000 and store.counts()["PENDING"] == 1
+        task = store.claim("w", ["noop"])
+        assert task is not None and task.payload == {"i": 1}
+        store.complete(task.id, task.lease_token)
+        assert store.claim("w", ["noop"]) is None
+        assert store.counts()["DONE"] == 5001
+    finally:
+        store.close()
