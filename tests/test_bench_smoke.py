@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _run(script: str) -> str:
     r = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--smoke"], cwd=REPO,
-                       capture_output=True, text=True, timeout=300, check=False)
+                       capture_output=True, text=True, timeout=240, check=False)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     return r.stdout
 
