@@ -210,22 +210,19 @@ class FleetStateMixin:
         return mid
 
     def broadcast(self, sender: str, body: Any, *, channel: str = "fleet") -> list[int]:
-        """One message to every registered agent."""
+        """One message to every registered agent (one statement: the agents
+        read are the agents written to). Returns the ids in agent-name order."""
         self._check_channel(channel)
         check_name(sender, "sender")
         text = self._body_text(body, "message body")
-        ts = now()
         with self._write() as conn:
-            names = [r[0] for r in conn.execute("SELECT name FROM agents ORDER BY name")]
-            ids = [
-                conn.execute(
-                    "INSERT INTO messages (sender, recipient, channel, body, created_at) VALUES (?,?,?,?,?) RETURNING id",
-                    (sender, n, channel, text, ts),
-                ).fetchone()[0]
-                for n in names
-            ]
+            rows = conn.execute(
+                """INSERT INTO messages (sender, recipient, channel, body, created_at)
+                   SELECT ?, name, ?, ?, ? FROM agents ORDER BY name RETURNING id""",
+                (sender, channel, text, now()),
+            ).fetchall()
         self.notify()
-        return ids
+        return sorted(r[0] for r in rows)  # RETURNING's order is unspecified; ids follow the name order
 
     def inbox(self, recipient: str, *, unread_only: bool = True, limit: int = 50,
               channel: str | None = None, mark_read: bool = False) -> list[dict]:
@@ -238,6 +235,18 @@ class FleetStateMixin:
         sql = f"SELECT * FROM messages WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?"
         if not mark_read:
             return [_row(r) for r in self._conn().execute(sql, (*params, limit)).fetchall()]
+        if unread_only:
+            # Take the messages: one UPDATE that re-checks read_at, so two
+            # readers of one inbox at once never both get a message. Rows come
+            # back as they were read (unread: read_at None).
+            with self._write() as conn:
+                taken = conn.execute(
+                    f"""UPDATE messages SET read_at = ? WHERE read_at IS NULL AND id IN
+                            (SELECT id FROM messages WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?)
+                        RETURNING *""",
+                    (now(), *params, limit),
+                ).fetchall()
+            return sorted(({**_row(r), "read_at": None} for r in taken), key=lambda m: m["id"])
         with self._write() as conn:
             rows = [_row(r) for r in conn.execute(sql, (*params, limit)).fetchall()]
             if rows:
@@ -289,33 +298,37 @@ class FleetStateMixin:
         key = dedup_key or f"{component}:{message}"
         ts = now()
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT id FROM alerts WHERE dedup_key = ? AND acked_at IS NULL", (key,)
-            ).fetchone()
-            if row is not None:
-                conn.execute(
-                    """UPDATE alerts SET occurrences = occurrences + 1, updated_at = ?, message = ?,
-                           severity = ? WHERE id = ?""",
-                    (ts, message, severity, row["id"]),
-                )
-                return row["id"]
-            aid = conn.execute(
+            # One statement decides open-or-bump, against the partial unique
+            # index ux_alerts_open; occurrences = 1 only on the insert.
+            aid, occurrences = conn.execute(
                 """INSERT INTO alerts (severity, component, message, dedup_key, created_at, updated_at)
-                   VALUES (?,?,?,?,?,?) RETURNING id""",
+                   VALUES (?,?,?,?,?,?)
+                   ON CONFLICT (dedup_key) WHERE acked_at IS NULL DO UPDATE SET
+                       occurrences = alerts.occurrences + 1, updated_at = excluded.updated_at,
+                       message = excluded.message, severity = excluded.severity
+                   RETURNING id, occurrences""",
                 (severity, component, message, key, ts, ts),
-            ).fetchone()[0]
-            self._event(conn, component, "alert", detail={"id": aid, "severity": severity, "message": message}, ts=ts)
+            ).fetchone()
+            if occurrences == 1:
+                self._event(conn, component, "alert", detail={"id": aid, "severity": severity, "message": message},
+                            ts=ts)
         return aid
 
     def ack_alert(self, alert_id: int, *, by: str = "operator") -> dict:
+        """Acknowledge an open alert (once: a second ack changes nothing) and
+        return its row."""
         with self._write() as conn:
+            row = conn.execute(
+                "UPDATE alerts SET acked_at = ?, acked_by = ? WHERE id = ? AND acked_at IS NULL RETURNING *",
+                (now(), by, alert_id),
+            ).fetchone()
+            if row is not None:
+                self._event(conn, by, "alert_ack", detail={"id": alert_id})
+                return _row(row)
             row = conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
             if row is None:
                 raise NotFound(f"alert {alert_id} does not exist")
-            if row["acked_at"] is None:
-                conn.execute("UPDATE alerts SET acked_at = ?, acked_by = ? WHERE id = ?", (now(), by, alert_id))
-                self._event(conn, by, "alert_ack", detail={"id": alert_id})
-            return _row(conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone())
+            return _row(row)
 
     def list_alerts(self, *, active_only: bool = True, limit: int = 100) -> list[dict]:
         where = " WHERE acked_at IS NULL" if active_only else ""
@@ -343,21 +356,24 @@ class FleetStateMixin:
 
     # -- named locks (e.g. the training lock) ----------------------------
     def acquire_lock(self, name: str, holder: str, ttl_s: float) -> bool:
-        """Take the lock if free or expired (or already ours: then extend it)."""
+        """Take the lock if free or expired (or already ours: then extend it).
+        One upsert decides: its WHERE lets it through only for the holder or
+        over an expired lock, so of many takers at once exactly one wins."""
         ts = now()
         with self._write() as conn:
-            row = conn.execute("SELECT * FROM locks WHERE name = ?", (name,)).fetchone()
-            if row is not None and row["holder"] != holder and row["expires_at"] > ts:
-                return False
-            conn.execute(
+            row = conn.execute(
                 """INSERT INTO locks (name, holder, acquired_at, expires_at) VALUES (?,?,?,?)
                    ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,
                        acquired_at = CASE WHEN locks.holder = excluded.holder THEN locks.acquired_at
                                           ELSE excluded.acquired_at END,
-                       expires_at = excluded.expires_at""",
+                       expires_at = excluded.expires_at
+                   WHERE locks.holder = excluded.holder OR locks.expires_at <= excluded.acquired_at
+                   RETURNING acquired_at""",
                 (name, holder, ts, ts + ttl_s),
-            )
-            if row is None or row["holder"] != holder:
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] == ts:  # taken now (an extension keeps the earlier acquired_at)
                 self._event(conn, holder, "lock_acquired", detail={"lock": name})
         return True
 

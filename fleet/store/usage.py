@@ -1,7 +1,9 @@
 """Model-call state shared by every process: the usage ledger (one row per
 model request), provider breakers, Retry-After cool-downs, rate windows and
-request spacing, and budget reservations. Every check-and-update is one
-`BEGIN IMMEDIATE` transaction, so processes racing each other stay exact.
+request spacing, and budget reservations. Nothing here relies on a single
+writer: each decision is one conditional statement, or is taken under a row
+lock that its transaction's first statement (an upsert) holds to commit; see
+`admit_provider_request` and `reserve_budget`. The SQL is portable to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ USAGE_COLUMNS = ("ts", "call_id", "task_id", "skill", "agent", "provider", "mode
                  "latency_ms", "success", "failover_from", "reason", "error")
 GROUP_COLUMNS = ("skill", "provider", "model", "agent")
 _DAY = 86400.0
+# Budget decisions are serialised on this row of `guards` (see reserve_budget).
+_BUDGET_GUARD = "budget"
 
 
 def _row(r) -> dict:
@@ -28,13 +32,22 @@ class UsageMixin:
         `provider` now. Returns {"ok": True, "wait_s", "probe"} (wait_s: sleep
         this long first, for spacing; probe: this request tests a half-open
         breaker) or {"ok": False, "reason", "until"} with reason breaker_open,
-        cooldown or rate_headroom."""
+        cooldown or rate_headroom.
+
+        Atomicity: the first statement upserts the provider's row (creating it
+        if new) and returns it; that write holds the row's lock until commit
+        on a backend with many writers, so admissions to one provider run one
+        at a time and each reads the state and request log its predecessor
+        committed. (A single conditional statement cannot do this under READ
+        COMMITTED: a subquery over provider_requests would read its own
+        snapshot, blind to a concurrent admission.) Outcomes change the row
+        with one UPDATE each (`_provider_outcome`)."""
         ts = now()
         with self._write() as conn:
-            st = conn.execute("SELECT * FROM provider_state WHERE provider = ?", (provider,)).fetchone()
-            if st is None:
-                conn.execute("INSERT INTO provider_state (provider, updated_at) VALUES (?, ?)", (provider, ts))
-                st = conn.execute("SELECT * FROM provider_state WHERE provider = ?", (provider,)).fetchone()
+            st = conn.execute(
+                "INSERT INTO provider_state (provider, updated_at) VALUES (?, ?) "
+                "ON CONFLICT (provider) DO UPDATE SET updated_at = provider_state.updated_at RETURNING *",
+                (provider, ts)).fetchone()
             if st["opened_until"] > ts:
                 return {"ok": False, "reason": "breaker_open", "until": st["opened_until"]}
             probe = bool(st["half_open"])
@@ -45,12 +58,13 @@ class UsageMixin:
             for limit, window in ((rpm, 60.0), (rpd, _DAY)):
                 if limit and limit > 0:
                     allowed = max(1, int(limit * headroom))
-                    rows = conn.execute(
-                        "SELECT ts FROM provider_requests WHERE provider = ? AND ts > ? ORDER BY ts",
-                        (provider, ts - window)).fetchall()
-                    if len(rows) >= allowed:
-                        return {"ok": False, "reason": "rate_headroom",
-                                "until": rows[len(rows) - allowed]["ts"] + window}
+                    # The allowed-th newest request in the window, if there is
+                    # one: the window is full until it leaves.
+                    row = conn.execute(
+                        "SELECT ts FROM provider_requests WHERE provider = ? AND ts > ? "
+                        "ORDER BY ts DESC LIMIT 1 OFFSET ?", (provider, ts - window, allowed - 1)).fetchone()
+                    if row is not None:
+                        return {"ok": False, "reason": "rate_headroom", "until": row["ts"] + window}
             slot = max(ts, st["next_slot_at"])
             conn.execute(
                 "UPDATE provider_state SET next_slot_at = ?, probe_until = ?, updated_at = ? WHERE provider = ?",
@@ -63,31 +77,36 @@ class UsageMixin:
     def _provider_outcome(self, conn, provider: str, outcome: dict, ts: float) -> None:
         """Apply a request's outcome to the provider's shared state.
         outcome: {"kind": None (success) | failure kind, "breaker": counts towards
-        the breaker, "breaker_failures", "breaker_open_s", "cooldown_s", "error"}."""
-        st = conn.execute("SELECT * FROM provider_state WHERE provider = ?", (provider,)).fetchone()
-        if st is None:
-            conn.execute("INSERT INTO provider_state (provider, updated_at) VALUES (?, ?)", (provider, ts))
-            st = conn.execute("SELECT * FROM provider_state WHERE provider = ?", (provider,)).fetchone()
+        the breaker, "breaker_failures", "breaker_open_s", "cooldown_s", "error"}.
+
+        Each outcome is one UPDATE computed from the row as it is (counters
+        incremented in SQL, the breaker's trip decided by CASE), so outcomes
+        recorded at once by many writers are all counted."""
+        conn.execute("INSERT INTO provider_state (provider, updated_at) VALUES (?, ?) "
+                     "ON CONFLICT (provider) DO NOTHING", (provider, ts))
         kind = outcome.get("kind")
         if outcome.get("breaker"):
-            failures = st["consecutive_failures"] + 1
-            if st["half_open"] or failures >= int(outcome.get("breaker_failures", 3)):
-                conn.execute(
-                    """UPDATE provider_state SET consecutive_failures = ?, opened_until = ?, half_open = 1,
-                           probe_until = 0, last_error = ?, updated_at = ? WHERE provider = ?""",
-                    (failures, ts + float(outcome.get("breaker_open_s", 30.0)), outcome.get("error"), ts, provider))
-            else:
-                conn.execute(
-                    "UPDATE provider_state SET consecutive_failures = ?, last_error = ?, updated_at = ? "
-                    "WHERE provider = ?", (failures, outcome.get("error"), ts, provider))
+            # Trips when half-open (the probe failed) or on the Nth failure in
+            # a row; every right-hand side reads the row before this update.
+            trips = "(half_open <> 0 OR consecutive_failures + 1 >= ?)"
+            conn.execute(
+                f"""UPDATE provider_state SET consecutive_failures = consecutive_failures + 1,
+                       opened_until = CASE WHEN {trips} THEN ? ELSE opened_until END,
+                       probe_until = CASE WHEN {trips} THEN 0 ELSE probe_until END,
+                       half_open = CASE WHEN {trips} THEN 1 ELSE half_open END,
+                       last_error = ?, updated_at = ? WHERE provider = ?""",
+                (int(outcome.get("breaker_failures", 3)), ts + float(outcome.get("breaker_open_s", 30.0)),
+                 int(outcome.get("breaker_failures", 3)), int(outcome.get("breaker_failures", 3)),
+                 outcome.get("error"), ts, provider))
         elif kind == "interrupted":  # we stopped waiting: nothing learnt about the provider
             conn.execute("UPDATE provider_state SET probe_until = 0, updated_at = ? WHERE provider = ?",
                          (ts, provider))
         elif kind == "rate_limit":
+            until = ts + float(outcome.get("cooldown_s", 30.0))
             conn.execute(
-                "UPDATE provider_state SET cooldown_until = MAX(cooldown_until, ?), probe_until = 0, "
-                "last_error = ?, updated_at = ? WHERE provider = ?",
-                (ts + float(outcome.get("cooldown_s", 30.0)), outcome.get("error"), ts, provider))
+                "UPDATE provider_state SET cooldown_until = CASE WHEN cooldown_until > ? THEN cooldown_until "
+                "ELSE ? END, probe_until = 0, last_error = ?, updated_at = ? WHERE provider = ?",
+                (until, until, outcome.get("error"), ts, provider))
         else:  # success, or the server answered (bad request, missing model): it is up
             conn.execute(
                 "UPDATE provider_state SET consecutive_failures = 0, opened_until = 0, half_open = 0, "
@@ -123,14 +142,14 @@ class UsageMixin:
             values[c] = float(values[c] or 0.0)
         values["success"] = 1 if values["success"] else 0
         with self._write() as conn:
-            cur = conn.execute(
-                f"INSERT INTO model_usage ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))})",
-                tuple(values[c] for c in USAGE_COLUMNS))
+            row_id = conn.execute(
+                f"INSERT INTO model_usage ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))}) "
+                "RETURNING id", tuple(values[c] for c in USAGE_COLUMNS)).fetchone()[0]
             if outcome is not None:
                 self._provider_outcome(conn, values["provider"], outcome, ts)
             if release_reservation is not None:
                 conn.execute("DELETE FROM budget_reservations WHERE id = ?", (release_reservation,))
-            return cur.lastrowid
+            return row_id
 
     def usage_rows(self, *, task_id: int | None = None, call_id: str | None = None, skill: str | None = None,
                    since: float | None = None, limit: int = 1000) -> list[dict]:
@@ -185,10 +204,24 @@ class UsageMixin:
         'block' would be exceeded, reserve `usd` and one call — atomically.
         A check: {"name", "skill" (None: fleet-wide), "since", "limit_usd",
         "max_calls", "enforcement"}. Returns {"id" (None when nothing was
-        reserved), "blocked": check-with-figures | None, "warnings": [...]}."""
+        reserved), "blocked": check-with-figures | None, "warnings": [...]}.
+
+        Atomicity: a sum over many rows cannot be checked and added to in one
+        statement under READ COMMITTED (two such inserts each read a snapshot
+        without the other's row and both pass), so the transaction's first
+        statement upserts the budget's row in `guards`, whose lock it holds
+        to commit: reservations are decided one at a time, each reading what
+        the previous one committed. Each check reads spend and reservations in
+        one statement (one snapshot), so a usage row written at once with the
+        release of its reservation (record_model_call) is never missed or
+        counted twice."""
         ts = now()
         warnings_: list[dict] = []
+        if not checks:
+            return {"id": None, "blocked": None, "warnings": []}
         with self._write() as conn:
+            conn.execute("INSERT INTO guards (name, taken_at) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET taken_at = excluded.taken_at", (_BUDGET_GUARD, ts))
             for check in checks:
                 scope = check.get("skill")
                 where, params = ("ts >= ?", [check["since"]])
@@ -198,12 +231,13 @@ class UsageMixin:
                     params.append(scope)
                     rwhere += " AND skill = ?"
                     rparams.append(scope)
-                spent, calls = conn.execute(
-                    f"SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(success), 0) FROM model_usage WHERE {where}",
-                    params).fetchone()
-                r_usd, r_calls = conn.execute(
-                    f"SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(calls), 0) FROM budget_reservations "
-                    f"WHERE {rwhere}", rparams).fetchone()
+                spent, calls, r_usd, r_calls = conn.execute(
+                    f"""SELECT COALESCE(u.spent, 0), COALESCE(u.calls, 0), COALESCE(r.usd, 0), COALESCE(r.calls, 0)
+                        FROM (SELECT SUM(cost_usd) AS spent, SUM(success) AS calls FROM model_usage
+                              WHERE {where}) AS u,
+                             (SELECT SUM(usd) AS usd, SUM(calls) AS calls FROM budget_reservations
+                              WHERE {rwhere}) AS r""",
+                    (*params, *rparams)).fetchone()
                 figures = dict(check, spent_usd=float(spent), calls=int(calls), reserved_usd=float(r_usd),
                                reserved_calls=int(r_calls))
                 over_usd = check.get("limit_usd", 0) > 0 and spent + r_usd + usd > check["limit_usd"] + 1e-12
@@ -213,13 +247,11 @@ class UsageMixin:
                     if check.get("enforcement") == "block":
                         return {"id": None, "blocked": figures, "warnings": warnings_}
                     warnings_.append(figures)
-            if not checks:
-                return {"id": None, "blocked": None, "warnings": []}
             conn.execute("DELETE FROM budget_reservations WHERE expires_at <= ?", (ts,))
-            cur = conn.execute(
-                "INSERT INTO budget_reservations (skill, usd, calls, created_at, expires_at) VALUES (?,?,?,?,?)",
-                (skill, float(usd), 1, ts, ts + ttl_s))
-            return {"id": cur.lastrowid, "blocked": None, "warnings": warnings_}
+            rid = conn.execute(
+                "INSERT INTO budget_reservations (skill, usd, calls, created_at, expires_at) VALUES (?,?,?,?,?) "
+                "RETURNING id", (skill, float(usd), 1, ts, ts + ttl_s)).fetchone()[0]
+            return {"id": rid, "blocked": None, "warnings": warnings_}
 
     def release_budget(self, reservation_id: int) -> None:
         with self._write() as conn:
