@@ -198,6 +198,7 @@ def bench_fleet_noop(workers: int, tasks: int) -> dict:
     out["claim_to_start"] = [t.result["t_start"] - t.started_at for t in rows]
     out["end_to_finished"] = [t.finished_at - t.result["t_end"] for t in rows]
     out["attempts"] = sum(t.attempts for t in rows)
+    out["sync"] = fleet.cfg["queue"]["synchronous"].upper()
     return out
 
 
@@ -227,6 +228,8 @@ def bench_huey_consumer(workers: int, tasks: int) -> dict:
         if proc.poll() is not None:
             raise SystemExit(f"bench: huey_consumer exited with {proc.returncode}; see {tmp / 'huey.log'}")
         results = [h.get(preserve=True) for h in handles]
+        sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(
+            app.huey.storage.sql("pragma synchronous", results=True)[0][0], "?")
     finally:
         if proc is not None:
             stop_group(proc)
@@ -237,6 +240,7 @@ def bench_huey_consumer(workers: int, tasks: int) -> dict:
         raise SystemExit("bench: some huey results are missing")
     out = from_inside(results)
     out["wall_rate"] = tasks / wall
+    out["sync"] = sync
     return out
 
 
@@ -417,8 +421,9 @@ def main(argv=None) -> int:
         ["idle worker RSS", f"{rss:.1f} MB", "", "", "<= 40 MB", verdict(rss <= 40)],
         ["idle worker RSS after its first task", f"{rss_after:.1f} MB", "", "", "<= 40 MB", verdict(rss_after <= 40)],
     ]
-    print(f"\nFleet whole-fleet benchmark ({mode}, {rounds} round(s)): the real supervisor and workers beside "
-          f"huey_consumer -k process -w {workers} (SqliteHuey, its default sync), same no-op task, same run")
+    print(f"\nFleet whole-fleet benchmark ({mode}, {rounds} round(s)): the real supervisor and workers (sync "
+          f"{fl['sync']}) beside huey_consumer -k process -w {workers} (SqliteHuey, its default sync: {hu['sync']}), "
+          "same no-op task, same run")
     print(f"machine: {os.cpu_count()} cores, load avg {load0[0]:.2f} -> {os.getloadavg()[0]:.2f}, "
           f"Python {sys.version.split()[0]}, run took {time.time() - started:.0f} s; processes seen running "
           f"tasks: fleet {fl['processes']}, huey {hu['processes']}; fleet attempts {fl['attempts']} for {tasks * rounds} tasks")
