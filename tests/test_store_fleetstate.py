@@ -15,17 +15,23 @@ def test_agents_register_heartbeat_status_and_current_task(store):
     a = store.register_agent("coder_1", "coder", pid=4242)
     assert a["status"] == "starting" and a["pid"] == 4242 and a["progress"] == 0
     t = store.enqueue("s", {})
+    before = store.get_agent("coder_1")["last_heartbeat"]
     claimed = store.claim("coder_1", ["s"])
-    assert store.get_agent("coder_1")["current_task"] == t.id  # set by the claim
+    agent = store.get_agent("coder_1")  # the claim's own transaction writes the agent row
+    assert agent["current_task"] == t.id and agent["status"] == "busy" and agent["last_heartbeat"] >= before
     store.heartbeat("coder_1", progress=3, status="busy", detail={"step": "compile"})
     agent = store.get_agent("coder_1")
     assert agent["progress"] == 3 and agent["status"] == "busy" and agent["detail"] == {"step": "compile"}
     store.complete(t.id, claimed.lease_token)
-    assert store.get_agent("coder_1")["current_task"] is None  # cleared by the completion
+    agent = store.get_agent("coder_1")  # and so does the completion's
+    assert agent["current_task"] is None and agent["status"] == "idle" and agent["detail"] is None
+    store.heartbeat("coder_1", status="paused")
+    store.heartbeat("coder_1", status="idle")
     store.set_agent_status("coder_1", "parked", actor="supervisor")
     assert store.get_agent("coder_1")["status"] == "parked"
+    # busy/idle flips around every task are routine, not events; other changes are traced
     changes = [e["detail"] for e in store.events(agent="coder_1", action="agent_status")]
-    assert {"from": "starting", "to": "busy"} in changes and {"from": "busy", "to": "parked"} in changes
+    assert changes == [{"from": "idle", "to": "paused"}, {"from": "idle", "to": "parked"}]
     assert [x["name"] for x in store.list_agents()] == ["coder_1"]
     store.remove_agent("coder_1")
     assert store.get_agent("coder_1") is None
@@ -105,10 +111,16 @@ def test_events_are_an_append_only_audit_of_task_changes(store):
     t = store.enqueue("s", {}, created_by="cli")
     c = store.claim("w", ["s"])
     store.complete(t.id, c.lease_token)
+    assert store.events(task_id=t.id) == []  # the queue's hot path writes no event ...
+    store.cancel(store.retry(t.id, by="op").id, by="op")
+    assert [(e["actor"], e["action"]) for e in store.events(task_id=t.id)] == [("op", "retry"), ("op", "cancelled")]
+    # ... its history is derived from the task row and its attempts, merged with the events
+    hist = store.task_history(t.id)
+    assert [(e["actor"], e["action"]) for e in hist] == [
+        ("cli", "enqueue"), ("w", "claim"), ("w", "complete"), ("op", "retry"), ("op", "cancelled")]
+    assert all(e["ts"] > 0 for e in hist) and hist[1]["detail"] == {"attempt": 1}
+    assert store.task_history(t.id + 1000) == []
     store.record_event("op", "note", detail={"why": "test"})
-    evs = store.events(task_id=t.id)
-    assert [(e["actor"], e["action"]) for e in evs] == [("cli", "enqueue"), ("w", "claim"), ("w", "complete")]
-    assert all(e["ts"] > 0 for e in evs)
     last = store.last_event_id()
     assert store.recent_events(1)[0]["id"] == last and store.recent_events(1)[0]["detail"] == {"why": "test"}
     assert store.events(after_id=last) == []

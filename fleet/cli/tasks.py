@@ -180,10 +180,17 @@ def cmd_result(ctx: Ctx) -> int:
     store = ctx.store
     t = store.require(ctx.args.id)
     attempts = store.attempts(t.id)
+    history = store.task_history(t.id)
     if ctx.json:
-        print_json({"task": t.to_dict(), "attempts": attempts, "depends_on": store.dependencies(t.id)})
+        print_json({"task": t.to_dict(), "attempts": attempts, "depends_on": store.dependencies(t.id),
+                    "history": history})
     else:
         _print_task(t, attempts)
+        print("history:")
+        print_table(["time", "action", "by", "detail"],
+                    [[fmt_ts(e["ts"]), e["action"], e["actor"],
+                      short(json.dumps(e["detail"], ensure_ascii=False) if e["detail"] else "", 60)]
+                     for e in history])
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ from .errors import (
 )
 from .fleetstate import CHANNELS, FleetStateMixin
 from .hardware import HardwareMixin
+from .history import HistoryMixin
 from .monitoring import MonitoringMixin
 from .reports import ReportsMixin
 from .schema import ALERT_SEVERITIES, SCHEMA_VERSION, TASK_STATUSES, TERMINAL_STATUSES
@@ -29,7 +30,7 @@ from .usage import UsageMixin
 from .values import now
 
 
-class Store(TaskQueueMixin, FleetStateMixin, ReportsMixin, MonitoringMixin, HardwareMixin, UsageMixin, SQLiteBase):
+class Store(TaskQueueMixin, HistoryMixin, FleetStateMixin, ReportsMixin, MonitoringMixin, HardwareMixin, UsageMixin, SQLiteBase):
     """The fleet's store on SQLite (WAL). Safe to share across threads; each
     thread and each process gets its own reused connection."""
 

@@ -462,20 +462,24 @@ class StoreContract(Protocol):
         """
         ...
 
-    def task_changes(self, after_attempt_id: int, claimed_after: float) -> tuple[list[dict], int, float]:
-        """Claims and successful completions since a cursor, for live views
-        (SSE): (entries oldest first, new attempt cursor, new claim cursor).
-        Start from `task_change_cursor()`; pass back what this returns.
+    def task_changes(self, after_attempt_id: int, claimed_after: float,
+                     after_task_id: int) -> tuple[list[dict], int, float, int]:
+        """Task creations (a bulk run as one `enqueue_many` entry), claims and
+        successful completions since a cursor, for live views (SSE): (entries
+        oldest first, then the attempt, claim and task cursors to pass next
+        time). Start from `task_change_cursor()`. These entries carry no
+        event id: they are live only, not replayed on resume.
 
         Errors: StoreUnavailable.
 
-        Atomicity: one consistent snapshot; at most 1,000 of each kind per
-        call (call again to catch up).
+        Atomicity: one consistent snapshot; at most 5,000 creations and
+        1,000 attempts of each kind per call (call again to catch up).
         """
         ...
 
-    def task_change_cursor(self) -> tuple[int, float]:
-        """Where `task_changes` starts for a view opened now.
+    def task_change_cursor(self) -> tuple[int, float, int]:
+        """Where `task_changes` starts for a view opened now: (last attempt
+        id, newest running claim time, last task id).
 
         Errors: StoreUnavailable.
 

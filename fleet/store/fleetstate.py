@@ -12,6 +12,9 @@ from .task_model import check_name
 from .values import dumps, loads, now
 
 CHANNELS = ("fleet", "sup", "agent", "pool")
+# A worker flips between these around every task: the agent row shows the
+# state, and an event per flip would bury the activity feed.
+_ROUTINE_STATES = ("busy", "idle")
 _UNSET: Any = object()
 
 
@@ -142,23 +145,34 @@ class FleetStateMixin:
             sets.append("detail = ?")
             params.append(None if detail is None else dumps(detail, "agent detail"))
         with self._write() as conn:
-            old = None
-            if status is not None:
-                old = conn.execute("SELECT status FROM agents WHERE name = ?", (name,)).fetchone()
-            conn.execute(f"UPDATE agents SET {', '.join(sets)} WHERE name = ?", (*params, name))
-            if old is not None and old["status"] != status:
-                self._event(conn, name, "agent_status", agent=name,
-                            detail={"from": old["status"], "to": status})
+            if status is None or status in _ROUTINE_STATES:
+                conn.execute(f"UPDATE agents SET {', '.join(sets)} WHERE name = ?", (*params, name))
+                return
+            # A change into a state a person must be able to trace (paused,
+            # stopped, ...) is an event.
+            old = self._swap_agent(conn, name, sets, params)
+            if old is not None and old != status:
+                self._event(conn, name, "agent_status", agent=name, detail={"from": old, "to": status})
+
+    @staticmethod
+    def _swap_agent(conn, name: str, sets: list[str], params: list) -> str | None:
+        """Write an agent's fields and return the status it had (None: no such
+        agent), compare-and-set: the write applies only while the status is
+        the one read, so two writers at once never both report one change."""
+        while True:
+            row = conn.execute("SELECT status FROM agents WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            if conn.execute(f"UPDATE agents SET {', '.join(sets)} WHERE name = ? AND status = ? RETURNING 1",
+                            (*params, name, row[0])).fetchone() is not None:
+                return row[0]
 
     def set_agent_status(self, name: str, status: str, *, actor: str = "supervisor", detail=None) -> None:
         with self._write() as conn:
-            old = conn.execute("SELECT status FROM agents WHERE name = ?", (name,)).fetchone()
-            if old is None:
-                return
-            conn.execute("UPDATE agents SET status = ? WHERE name = ?", (status, name))
-            if old["status"] != status or detail:
+            old = self._swap_agent(conn, name, ["status = ?"], [status])
+            if old is not None and (old != status or detail):
                 self._event(conn, actor, "agent_status", agent=name,
-                            detail={"from": old["status"], "to": status, **(detail or {})})
+                            detail={"from": old, "to": status, **(detail or {})})
 
     def get_agent(self, name: str) -> dict | None:
         r = self._conn().execute("SELECT * FROM agents WHERE name = ?", (name,)).fetchone()

@@ -37,15 +37,27 @@ from .values import dumps, loads, now
 _INSERT_TASK = """INSERT INTO tasks (skill, payload, priority, status, assigned_to, idempotency_key,
     max_attempts, deps_pending, available_at, created_at, updated_at, finished_at, error,
     error_reason, created_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"""
+_INSERT_TASKS_HEAD = _INSERT_TASK.split("VALUES")[0] + "VALUES "
+_ROW_MARKS = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_BATCH_ROWS = 500  # 15 values a row: well under every backend's bound-parameter limit
+# The unique key decides, not an earlier look: with many writers the insert
+# that loses the race returns no row instead of failing.
+_NEW_KEY_ONLY = """ ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id"""
 _INSERT_EVENT = "INSERT INTO events (ts, actor, action, task_id, agent, detail) VALUES (?,?,?,?,?,?)"
 # New rows count themselves (task_counts has no insert trigger; see schema).
 _COUNT_NEW = """INSERT INTO task_counts (status, skill, n) VALUES (?, ?, ?)
     ON CONFLICT (status, skill) DO UPDATE SET n = n + excluded.n"""
 _CLAIM = """UPDATE tasks SET status = 'RUNNING', attempts = attempts + 1, worker = ?,
     lease_token = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
-    WHERE id = (%s) RETURNING *""" % CLAIM_CANDIDATE_SQL
+    WHERE id = (%s) AND status = 'PENDING' RETURNING *""" % CLAIM_CANDIDATE_SQL
 # (skills, any_skill) -> (claim SQL, its skill parameters, candidate SQL)
 _CLAIM_SQL: dict[tuple, tuple[str, list, str]] = {}
+# A worker's agent row follows its claims in the claim's own transaction.
+_AGENT_BUSY = """UPDATE agents SET current_task = ?, status = 'busy', detail = NULL, last_heartbeat = ?
+    WHERE name = ?"""
+_AGENT_IDLE = """UPDATE agents SET current_task = NULL, status = 'idle', detail = NULL, last_heartbeat = ?
+    WHERE name = ? AND current_task = ?"""
 # An attempt is written once, when it ends (append-only); while it runs, the
 # tasks row (worker, lease_token, started_at, attempts) is the record of it.
 _INSERT_ATTEMPT = """INSERT INTO task_attempts (task_id, attempt_no, worker, token, started_at,
@@ -119,6 +131,12 @@ class TaskQueueMixin(TaskReadsMixin):
                 (worker, task_id),
             )
 
+    def _agent_idle(self, conn, worker: str | None, task_id: int, ts: float) -> None:
+        """The worker finished `task_id` and holds nothing: its agent row says
+        so (idle, heartbeat now) in the same transaction."""
+        if worker:
+            conn.execute(_AGENT_IDLE, (ts, worker, task_id))
+
     def _owned(self, conn, task_id: int, token: str):
         check_token(token)
         row = conn.execute(
@@ -181,11 +199,7 @@ class TaskQueueMixin(TaskReadsMixin):
             else:
                 out = []
                 for p in prepared:
-                    existing = None
-                    if p["idempotency_key"] is not None:
-                        existing = conn.execute(
-                            "SELECT * FROM tasks WHERE idempotency_key = ?", (p["idempotency_key"],)
-                        ).fetchone()
+                    existing = self._by_key(conn, p["idempotency_key"])
                     out.append(Task.from_row(existing) if existing is not None
                                else self._insert_task(conn, p, ts))
         self.notify()
@@ -196,6 +210,11 @@ class TaskQueueMixin(TaskReadsMixin):
         return Task._fast({**_created(ts), **_from_spec(task_id, p, loads(p["payload"])),
                            "status": status, "deps_pending": pending, "error": error, "error_reason": reason,
                            "finished_at": ts if status == "FAILED" else None})
+
+    def _by_key(self, conn, key: str | None):
+        if key is None:
+            return None
+        return conn.execute("SELECT * FROM tasks WHERE idempotency_key = ?", (key,)).fetchone()
 
     def _insert_task(self, conn, p: dict, ts: float) -> Task:
         status, error, reason, pending = "PENDING", None, None, 0
@@ -208,11 +227,13 @@ class TaskQueueMixin(TaskReadsMixin):
                 error = f"dependency {parent_id} is {parent['status']}"
             elif parent["status"] != "DONE":
                 pending += 1
-        cur = conn.execute(_INSERT_TASK, (
+        row = conn.execute(_INSERT_TASK + _NEW_KEY_ONLY, (
             p["skill"], p["payload"], p["priority"], status, p["assigned_to"],
             p["idempotency_key"], p["max_attempts"], pending, p["available_at"], ts, ts,
-            ts if status == "FAILED" else None, error, reason, p["created_by"]))
-        task_id = cur.lastrowid
+            ts if status == "FAILED" else None, error, reason, p["created_by"])).fetchone()
+        if row is None:  # another writer took the idempotency key since we looked: that task is the answer
+            return Task.from_row(self._by_key(conn, p["idempotency_key"]))
+        task_id = row[0]
         conn.execute(_COUNT_NEW, (status, p["skill"], 1))
         if p["depends_on"]:
             conn.executemany(
@@ -223,38 +244,37 @@ class TaskQueueMixin(TaskReadsMixin):
                 "UPDATE tasks SET has_dependents = 1 WHERE id = ? AND has_dependents = 0",
                 [(d,) for d in p["depends_on"]],
             )
-        conn.execute(_INSERT_EVENT, (ts, p["created_by"] or "client", "enqueue", task_id, None,
-                                     '{"skill":"%s","priority":%d}' % (p["skill"], p["priority"])))
+        # No "enqueue" event: the task row (created_at, created_by) is that record.
         if status == "FAILED":
             conn.execute(_INSERT_EVENT, (ts, "store", "fail", task_id, None,
                                          dumps({"reason": reason, "error": error}, "event detail")))
         return self._task_from_values(task_id, p, ts, status, pending, error, reason)
 
     def _insert_plain_batch(self, conn, prepared: list[dict], ts: float) -> list[Task]:
-        """Bulk path for specs with no idempotency key and no dependencies.
+        """Bulk path for specs with no idempotency key and no dependencies:
+        multi-row INSERTs that read their ids back (ids are handed out in row
+        order, but need not be consecutive when other writers insert too).
 
-        The batch is one audit event (`enqueue_many`: count, id range, tasks
-        per skill), not one per task: ten thousand identical lines would
-        bury the activity feed, and every task row keeps its own created_at
-        and created_by.
+        No audit event: every task row keeps its own created_at and
+        created_by, and the activity feed shows a batch as one entry.
         """
-        conn.executemany(_INSERT_TASK, [
-            (p["skill"], p["payload"], p["priority"], "PENDING", p["assigned_to"], None,
-             p["max_attempts"], 0, p["available_at"], ts, ts, None, None, None, p["created_by"])
-            for p in prepared])
-        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        first = last - len(prepared) + 1  # max + 1 each, under the write lock: consecutive ids
+        ids: list[int] = []
+        for lo in range(0, len(prepared), _BATCH_ROWS):
+            chunk = prepared[lo:lo + _BATCH_ROWS]
+            values: list = []
+            for p in chunk:
+                values += (p["skill"], p["payload"], p["priority"], "PENDING", p["assigned_to"], None,
+                           p["max_attempts"], 0, p["available_at"], ts, ts, None, None, None, p["created_by"])
+            rows = conn.execute(_INSERT_TASKS_HEAD + ",".join([_ROW_MARKS] * len(chunk)) + " RETURNING id",
+                                values).fetchall()
+            ids += sorted(r[0] for r in rows)
         per_skill = collections.Counter(p["skill"] for p in prepared)
         conn.executemany(_COUNT_NEW, [("PENDING", skill, n) for skill, n in per_skill.items()])
-        actors = {p["created_by"] for p in prepared}
-        actor = (actors.pop() if len(actors) == 1 else None) or "client"
-        detail = {"count": len(prepared), "first_id": first, "last_id": last, "skills": dict(per_skill)}
-        conn.execute(_INSERT_EVENT, (ts, actor, "enqueue_many", None, None, dumps(detail, "event detail")))
         # The records handed back: one JSON decode for every payload.
         payloads = loads("[" + ",".join(p["payload"] for p in prepared) + "]")
         common = _created(ts)
-        return [Task._fast({**common, **_from_spec(first + i, p, payload)})
-                for i, (p, payload) in enumerate(zip(prepared, payloads, strict=True))]
+        return [Task._fast({**common, **_from_spec(task_id, p, payload)})
+                for task_id, p, payload in zip(ids, prepared, payloads, strict=True)]
 
     # -- claim and lease -------------------------------------------------
     def claim(self, worker: str, skills: Iterable[str] | None = None, *,
@@ -298,9 +318,10 @@ class TaskQueueMixin(TaskReadsMixin):
         row = conn.execute(sql, (worker, token, ts + lease_s, ts, ts, ts, worker, *params)).fetchone()
         if row is None:
             return None
-        task_id, attempt = row["id"], row["attempts"]
-        conn.execute("UPDATE agents SET current_task = ? WHERE name = ?", (task_id, worker))
-        conn.execute(_INSERT_EVENT, (ts, worker, "claim", task_id, worker, '{"attempt":%d}' % attempt))
+        # The agent's state rides in the claim's transaction: no separate
+        # heartbeat commit per task. (The claim itself is the attempt's
+        # record while it runs; no audit event is written for it.)
+        conn.execute(_AGENT_BUSY, (row["id"], ts, worker))
         return Task.from_row(row)
 
     def renew(self, task_id: int, token: str, lease_s: float = 60.0) -> bool:
@@ -334,12 +355,10 @@ class TaskQueueMixin(TaskReadsMixin):
         done = conn.execute(_COMPLETE, (result_text, ts, ts, task_id, token)).fetchone()
         if done is None:
             raise _lease_lost(task_id)
-        worker = done["worker"]
         self._end_attempt(conn, done, token, "done", None, ts)
         promoted = done["has_dependents"] and self._refresh_children(conn, task_id, ts)
         if clear_agent:
-            self._clear_agent_task(conn, worker, task_id)
-        conn.execute(_INSERT_EVENT, (ts, worker or "unknown", "complete", task_id, worker, None))
+            self._agent_idle(conn, done["worker"], task_id, ts)
         return done, promoted
 
     def complete_and_claim(self, task_id: int, token: str, result: Any = None, *, worker: str,
@@ -360,7 +379,7 @@ class TaskQueueMixin(TaskReadsMixin):
             done, _ = self._complete_in(conn, task_id, token, result_text, ts, False)
             nxt = self._claim_in(conn, *args[:4], ts)
             if nxt is None:  # a claimed next task already replaced current_task
-                self._clear_agent_task(conn, done["worker"], task_id)
+                self._agent_idle(conn, done["worker"], task_id, ts)
         self.notify()
         return Task.from_row(done), nxt
 

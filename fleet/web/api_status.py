@@ -5,7 +5,6 @@ event log), /api/skills (catalogue plus execution stats), /api/timeline
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 from flask import Blueprint, jsonify
@@ -88,7 +87,8 @@ def status():
 
 
 @bp.get("/api/activity")
-@doc("Recent task and fleet activity from the event log, newest first", tag="status", query={
+@doc("Recent task and fleet activity, newest first: audit events merged with task creations, claims "
+     "and completions (those carry id null); with after_id, the audit events after it, oldest first", tag="status", query={
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     "after_id": {"type": "integer", "minimum": 0, "description": "only events after this id (oldest first)"},
     "task_id": {"type": "integer"}, "agent": {"type": "string"}, "action": {"type": "string"},
@@ -98,10 +98,10 @@ def activity():
     limit = int_arg("limit", 100, lo=1, hi=1000)
     after = int_arg("after_id", None, lo=0)
     filters = {"task_id": int_arg("task_id"), "agent": str_arg("agent"), "action": str_arg("action")}
-    if after is not None:
+    if after is not None:  # the resumable audit log: operator actions and anomalies
         events = c.store.events(after_id=after, limit=limit, **filters)
-    else:
-        events = c.store.recent_events(limit, **filters)
+    else:  # merged with task creations, claims and completions (which write no event)
+        events = c.store.activity(limit, **filters)
     return jsonify({"events": events, "last_event_id": c.store.last_event_id()})
 
 
@@ -152,7 +152,7 @@ def health_payload(c) -> dict:
     try:
         counts = c.store.counts()
         components["store"] = {"status": "healthy", "backend": c.store.backend}
-    except (StoreError, sqlite3.Error, OSError) as exc:  # report a broken store, do not crash
+    except (StoreError, OSError) as exc:  # report a broken store, do not crash
         components["store"] = {"status": "down", "error": str(exc)}
         return {"status": "down", "components": components, "checked_at": time.time()}
     expected = len(worker_names(c.cfg))

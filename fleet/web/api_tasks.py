@@ -109,7 +109,7 @@ def get_task(task_id: int):
         "attempts": c.store.attempts(task_id),
         "depends_on": c.store.dependencies(task_id),
         "dependents": c.store.dependents(task_id),
-        "events": c.store.events(task_id=task_id, limit=200),
+        "events": c.store.task_history(task_id)[-200:],
     })
 
 

@@ -55,6 +55,7 @@ class EventHub:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._hw_mtime: float | None = None
+        self._task_cursor: tuple[int, float, int] = (0, 0.0, 0)  # claims and completions: not events (see store.history)
         self._lock = threading.Lock()
 
     # -- the pump --------------------------------------------------------
@@ -63,6 +64,7 @@ class EventHub:
             if self._thread is None or not self._thread.is_alive():
                 with self.cond:
                     self.last_id = self.c.store.last_event_id()
+                    self._task_cursor = self.c.store.task_change_cursor()
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="sse-pump", daemon=True)
                 self._thread.start()
@@ -102,6 +104,11 @@ class EventHub:
                 cursor = ev["id"]
             if len(batch) < 500:
                 break
+        # Creations, claims and completions are live-only (no id, not replayed on resume):
+        # a client that reconnects re-reads the current state anyway.
+        changes, *cursor_after = self.c.store.task_changes(*self._task_cursor)
+        self._task_cursor = tuple(cursor_after)
+        new += [(None, "task", entry) for entry in changes]
         hw = self._hw_change()
         if hw is not None:
             new.append((None, "hw", hw))
