@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import queue
 import signal
 import sqlite3
 import sys
@@ -86,7 +87,6 @@ class Worker:
         self.last_beat = 0.0
         # skill execution state (main thread writes, handlers read)
         self._in_skill = False
-        self._busy_written = False
         self._waiting = False
         self._interrupt: type[BaseException] | None = None
         self._parked = threading.Event()
@@ -173,6 +173,7 @@ class Worker:
             raise StoreError(f"cannot open the database {self.cfg['paths']['db']}: {exc}; "
                              "check [paths] db in fleet.toml and that its folder is writable") from exc
         self.store.register_agent(self.name, self.role, pid=os.getpid(), status="starting")
+        self.start_watchdog()
         log.info("worker %s (role %s, pid %d) started; skills: %s", self.name, self.role, os.getpid(),
                  ", ".join(role_skills(self.cfg, self.role)) or "(none: assigned tasks only)")
         self.beat("idle")
@@ -187,6 +188,15 @@ class Worker:
         self.store.heartbeat(self.name, status="stopped", current_task=None, detail=None)
         self.store.close()
         return EX_RECYCLE if self.recycle_requested else EX_OK
+
+    def next_claim(self) -> list[str] | None:
+        """Between two tasks: read messages, the pause flag and the training
+        lock, and say which skills the next claim may take (None: claim
+        nothing now, the main loop handles a stop or a pause)."""
+        self.handle_messages()
+        if self.stop_requested or self.paused_by_message or self.store.get_flag("paused", False):
+            return None
+        return self.claim_skills()[0]
 
     def loop_once(self) -> None:
         self.handle_messages()
@@ -203,7 +213,9 @@ class Worker:
         if task is None and any_skill:
             task = self.store.claim(self.name, [], lease_s=self.lease_s, any_skill=True)
         if task is not None:
-            self.run_task(task)
+            self.last_beat = time.monotonic()  # the claim wrote the agent row (busy, heartbeat)
+            while task is not None:  # each successful task claims the next in its own commit
+                task = self.run_task(task)
             return
         if self.state != "idle" or time.monotonic() - self.last_beat >= self.hb_interval:
             self.beat("idle", current_task=None, detail=None)
@@ -220,7 +232,9 @@ class Worker:
             self._waiting = False
 
     # -- one task --------------------------------------------------------
-    def run_task(self, task) -> None:
+    def run_task(self, task):
+        """Run one claimed task and store its outcome; returns the next task
+        when the successful completion claimed one in the same commit."""
         from .skill_registry import (
             InvalidPayload,
             UnknownSkill,
@@ -257,7 +271,7 @@ class Worker:
                 return self._fail(task, f"skill {task.skill} could not be loaded: {type(exc).__name__}: {exc}",
                                   retryable=False, reason="skill_load_error")
             timeout = skill_timeout(self.cfg, task.skill, info.timeout_s)
-            self._execute(task, module, timeout)
+            return self._execute(task, module, timeout)
         finally:
             set_current_task(None)
             self.state = "idle"
@@ -293,19 +307,16 @@ class Worker:
         from .skills._hitl import NeedsHuman
 
         self.state = "busy"
-        self._busy_written = False  # short tasks never flip the agent row: the watchdog marks it busy
         log.info("running %s (attempt %d/%d, timeout %.0f s)", task.skill, task.attempts, task.max_attempts,
                  timeout, extra={"task_id": task.id})
         self._parked.clear()
         self._skill_done.clear()
         self._interrupt = None
-        watchdog = threading.Thread(target=self._watch, args=(task, time.monotonic() + timeout, timeout,
-                                                              time.time() + timeout),
-                                    name="watchdog", daemon=True)
         skill_log = logging.getLogger(f"fleet.skill.{task.skill}")
         outcome = None
         self._in_skill = True
-        watchdog.start()
+        self._watch_idle.clear()
+        self._watch_jobs.put((task, time.monotonic() + timeout, timeout, time.time() + timeout))
         started = time.monotonic()
         try:
             try:
@@ -326,19 +337,28 @@ class Worker:
             reason = getattr(exc, "fail_reason", None)
             text = str(exc) if reason else f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
             outcome = ("error", (text, bool(getattr(exc, "retryable", True)), reason or "error"))
-        watchdog.join()
+        self._watch_idle.wait()
         elapsed = time.monotonic() - started
-        self._store_outcome(task, outcome, elapsed)
+        return self._store_outcome(task, outcome, elapsed)
 
-    def _store_outcome(self, task, outcome, elapsed: float) -> None:
+    def _store_outcome(self, task, outcome, elapsed: float):
+        """Record how the attempt ended. A success also claims this worker's
+        next task in the same transaction (one commit per task), which is
+        returned; every store call here writes the agent row too."""
         kind, value = outcome
+        nxt = None
         try:
             if kind == "ok":
                 if not isinstance(value, dict):
                     self._fail(task, f"skill {task.skill} returned {type(value).__name__}; run() must return a dict",
                                retryable=False, reason="bad_result")
                 else:
-                    self.store.complete(task.id, task.lease_token, value)
+                    skills = self.next_claim()
+                    if skills is None:
+                        self.store.complete(task.id, task.lease_token, value)
+                    else:
+                        _, nxt = self.store.complete_and_claim(task.id, task.lease_token, value, worker=self.name,
+                                                               skills=skills, lease_s=self.lease_s)
                     log.info("done in %.2f s", elapsed, extra={"task_id": task.id})
             elif kind == "human":
                 self.store.ask_human(task.id, task.lease_token, value.question, value.options)
@@ -353,6 +373,7 @@ class Worker:
                 self._fail(task, text, retryable=retryable, reason=reason)
         except LeaseLost as exc:
             log.warning("%s", exc, extra={"task_id": task.id})
+            kind = "lost"  # nothing was stored
         except InvalidInput as exc:
             # What the skill handed back cannot be stored (a result JSON cannot
             # encode, an odd question): retrying would do the same, so say why.
@@ -361,19 +382,37 @@ class Worker:
                        retryable=False, reason="bad_result")
         except StoreError as exc:
             log.error("could not store the outcome: %s", exc, extra={"task_id": task.id})
-        if self._busy_written or time.monotonic() - self.last_beat >= self.hb_interval:
-            self.beat("idle", current_task=None, detail=None)
-        else:
+            if time.monotonic() - self.last_beat >= self.hb_interval:
+                self._guard(lambda: self.beat("idle", current_task=None, detail=None), task)
+            return None
+        if kind == "lost":  # nothing was stored, so the agent row still names the task
+            self._guard(lambda: self.beat("idle", current_task=None, detail=None), task)
+        else:  # the outcome's transaction wrote the agent row (idle, or busy on the next task)
             self.progress += 1
-            self.state = "idle"
+            self.last_beat = time.monotonic()
+        return nxt
 
-    # -- watchdog (runs in its own thread while the skill runs) ----------
-    def _watch(self, task, deadline: float, timeout: float, wall_deadline: float) -> None:
+    # -- watchdog (one thread for the worker's life; it watches each skill run) --
+    def start_watchdog(self) -> None:
+        """Start the watchdog thread with its own store (its own connection),
+        once: starting a thread and opening a store for every task cost more
+        than a short task itself."""
+        self._watch_jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._watch_idle = threading.Event()
+        self._watch_idle.set()
+        threading.Thread(target=self._watch_loop, args=(open_store(self.cfg),), name="watchdog", daemon=True).start()
+
+    def _watch_loop(self, store) -> None:
+        while True:
+            job = self._watch_jobs.get()
+            try:
+                self._watch(store, *job)
+            finally:
+                self._watch_idle.set()
+
+    def _watch(self, store, task, deadline: float, timeout: float, wall_deadline: float) -> None:
         """Renew the lease and heartbeat while the skill runs; interrupt it on
         cancel or lost lease; end the process at the hard timeout."""
-        from .db import open_store as _open
-
-        store = _open(self.cfg)  # its own connection
         interrupt_sent_at = None
         last_renewed = time.monotonic()
         try:
@@ -383,7 +422,6 @@ class Worker:
                     detail={"task": task.id, "skill": task.skill, "deadline": wall_deadline,
                             "attempt": task.attempts}), task)
                 self.progress += 1
-                self._busy_written = True
             while not self._skill_done.wait(min(self.tick, max(0.01, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline:
                     self._on_timeout(store, task, timeout)
@@ -412,8 +450,8 @@ class Worker:
                     continue
                 self.progress += 1
                 self._guard(lambda: store.heartbeat(self.name, progress=self.progress), task)
-        finally:
-            store.close()
+        except Exception as exc:  # noqa: BLE001 - the watchdog thread must outlive any one task
+            log.error("watchdog: %s", exc, extra={"task_id": task.id})
 
     @staticmethod
     def _guard(fn, task) -> None:

@@ -394,7 +394,7 @@ class TaskQueueMixin(TaskReadsMixin):
             row = self._owned(conn, task_id, token)
             self._end_attempt(conn, row, token, reason or "failed", error, ts)
             task = self._after_failed_attempt(conn, row, error, reason or "error", retryable, ts)
-            self._clear_agent_task(conn, row["worker"], task_id)
+            self._agent_idle(conn, row["worker"], task_id, ts)
         self.notify()
         return task
 
@@ -454,12 +454,12 @@ class TaskQueueMixin(TaskReadsMixin):
             self._end_attempt(conn, row, token, "released", None, ts)
             if row["cancel_requested"]:
                 conn.execute("UPDATE tasks SET attempts = attempts - 1 WHERE id = ?", (task_id,))
-                self._clear_agent_task(conn, row["worker"], task_id)
+                self._agent_idle(conn, row["worker"], task_id, ts)
                 return self._finish_cancelled(conn, row, ts, actor=row["worker"] or "store")
             dead = self._dead_parent(conn, task_id)
             if dead is not None:
                 conn.execute("UPDATE tasks SET attempts = attempts - 1 WHERE id = ?", (task_id,))
-                self._clear_agent_task(conn, row["worker"], task_id)
+                self._agent_idle(conn, row["worker"], task_id, ts)
                 return self._after_failed_attempt(conn, self._row(conn, task_id), dead, "dependency_failed",
                                                   False, ts)
             new = conn.execute(
@@ -469,7 +469,7 @@ class TaskQueueMixin(TaskReadsMixin):
                    WHERE id = ? RETURNING *""",
                 (ts, ts, task_id),
             ).fetchone()
-            self._clear_agent_task(conn, row["worker"], task_id)
+            self._agent_idle(conn, row["worker"], task_id, ts)
             self._event(conn, row["worker"], "release", task_id=task_id, agent=row["worker"], ts=ts)
         self.notify()
         return Task.from_row(new)
@@ -491,12 +491,12 @@ class TaskQueueMixin(TaskReadsMixin):
             row = self._owned(conn, task_id, token)
             if row["cancel_requested"]:  # cancelled while running: do not park it
                 self._end_attempt(conn, row, token, "cancelled", None, ts)
-                self._clear_agent_task(conn, row["worker"], task_id)
+                self._agent_idle(conn, row["worker"], task_id, ts)
                 return self._finish_cancelled(conn, row, ts, actor=row["worker"] or "store")
             dead = self._dead_parent(conn, task_id)
             if dead is not None:  # nobody should be asked about a task that can never run
                 self._end_attempt(conn, row, token, "dependency_failed", dead, ts)
-                self._clear_agent_task(conn, row["worker"], task_id)
+                self._agent_idle(conn, row["worker"], task_id, ts)
                 return self._after_failed_attempt(conn, row, dead, "dependency_failed", False, ts)
             self._end_attempt(conn, row, token, "waiting_human", None, ts)
             new = conn.execute(
@@ -505,7 +505,7 @@ class TaskQueueMixin(TaskReadsMixin):
                    WHERE id = ? RETURNING *""",
                 (q, ts, task_id),
             ).fetchone()
-            self._clear_agent_task(conn, row["worker"], task_id)
+            self._agent_idle(conn, row["worker"], task_id, ts)
             self._event(conn, row["worker"], "ask_human", task_id=task_id, agent=row["worker"],
                         detail={"question": question[:500]}, ts=ts)
         return Task.from_row(new)
@@ -570,7 +570,7 @@ class TaskQueueMixin(TaskReadsMixin):
         with self._write() as conn:
             row = self._owned(conn, task_id, token)
             self._end_attempt(conn, row, token, "cancelled", None, ts)
-            self._clear_agent_task(conn, row["worker"], task_id)
+            self._agent_idle(conn, row["worker"], task_id, ts)
             return self._finish_cancelled(conn, row, ts, actor=row["worker"])
 
     def retry(self, task_id: int, *, by: str = "operator") -> Task:
