@@ -140,13 +140,29 @@ def get_info(name: str, cfg: dict | None = None, catalogue: dict | None = None) 
     return catalogue[name]
 
 
+_VALIDATORS: dict[tuple[str, str], tuple[dict, Any]] = {}
+
+
+def _validator(info: SkillInfo):
+    """The skill's compiled schema validator, built once per schema (a worker
+    validates every task's payload; building it each time cost more than a
+    short task's commit)."""
+    key = (info.name, info.path)
+    cached = _VALIDATORS.get(key)
+    if cached is None or cached[0] is not info.payload_schema:
+        cached = _VALIDATORS[key] = (info.payload_schema, jsonschema.Draft202012Validator(info.payload_schema))
+    return cached[1]
+
+
 def validate_payload(info: SkillInfo, payload: Any) -> None:
     """Raise InvalidPayload naming the bad field when `payload` fails the schema."""
     if not isinstance(payload, dict):
         raise InvalidPayload(f"payload for {info.name} must be a JSON object")
     if not info.payload_schema:
         return
-    validator = jsonschema.Draft202012Validator(info.payload_schema)
+    validator = _validator(info)
+    if validator.is_valid(payload):
+        return
     error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
     if error is None:
         return

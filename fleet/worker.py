@@ -307,7 +307,9 @@ class Worker:
         from .skills._hitl import NeedsHuman
 
         self.state = "busy"
-        log.info("running %s (attempt %d/%d, timeout %.0f s)", task.skill, task.attempts, task.max_attempts,
+        # One INFO line per task (at its end): two lines per task cost a short
+        # task as much as its commit (rotating-file checks, formatting).
+        log.debug("running %s (attempt %d/%d, timeout %.0f s)", task.skill, task.attempts, task.max_attempts,
                  timeout, extra={"task_id": task.id})
         self._parked.clear()
         self._skill_done.clear()
@@ -359,7 +361,8 @@ class Worker:
                     else:
                         _, nxt = self.store.complete_and_claim(task.id, task.lease_token, value, worker=self.name,
                                                                skills=skills, lease_s=self.lease_s)
-                    log.info("done in %.2f s", elapsed, extra={"task_id": task.id})
+                    log.info("%s done in %.3f s (attempt %d/%d)", task.skill, elapsed, task.attempts,
+                             task.max_attempts, extra={"task_id": task.id})
             elif kind == "human":
                 self.store.ask_human(task.id, task.lease_token, value.question, value.options)
                 log.info("waiting for a person: %s", value.question, extra={"task_id": task.id})
