@@ -53,6 +53,7 @@ _CLAIM = """UPDATE tasks SET status = 'RUNNING', attempts = attempts + 1, worker
     WHERE id = (%s) AND status = 'PENDING' RETURNING *""" % CLAIM_CANDIDATE_SQL
 # (skills, any_skill) -> (claim SQL, its skill parameters, candidate SQL)
 _CLAIM_SQL: dict[tuple, tuple[str, list, str]] = {}
+_LOCK_TASKS = "UPDATE tasks SET updated_at = updated_at"  # + WHERE ... RETURNING *: see _owned
 # A worker's agent row follows its claims in the claim's own transaction.
 _AGENT_BUSY = """UPDATE agents SET current_task = ?, status = 'busy', detail = NULL, last_heartbeat = ?
     WHERE name = ?"""
@@ -137,10 +138,16 @@ class TaskQueueMixin(TaskReadsMixin):
         if worker:
             conn.execute(_AGENT_IDLE, (ts, worker, task_id))
 
+    # Reads that a write transaction acts on are row-locking writes (a no-op
+    # UPDATE ... RETURNING): with many writers (PostgreSQL) the row stays
+    # locked until the transaction ends, and a writer that waited re-checks
+    # the condition on the row's newest version, so the check and every
+    # statement after it see the same task. (On SQLite the write lock of
+    # BEGIN IMMEDIATE already gives that; the no-op write costs one row.)
     def _owned(self, conn, task_id: int, token: str):
         check_token(token)
         row = conn.execute(
-            "SELECT * FROM tasks WHERE id = ? AND status = 'RUNNING' AND lease_token = ?",
+            f"{_LOCK_TASKS} WHERE id = ? AND status = 'RUNNING' AND lease_token = ? RETURNING *",
             (task_id, token),
         ).fetchone()
         if row is None:
@@ -149,7 +156,7 @@ class TaskQueueMixin(TaskReadsMixin):
 
     def _row(self, conn, task_id: int):
         check_task_id(task_id)
-        row = (conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        row = (conn.execute(f"{_LOCK_TASKS} WHERE id = ? RETURNING *", (task_id,)).fetchone()
                if -MAX_ID <= task_id <= MAX_ID else None)
         if row is None:
             raise NotFound(f"task {task_id} does not exist; list tasks to find the right id")
@@ -219,7 +226,8 @@ class TaskQueueMixin(TaskReadsMixin):
     def _insert_task(self, conn, p: dict, ts: float) -> Task:
         status, error, reason, pending = "PENDING", None, None, 0
         for parent_id in p["depends_on"]:
-            parent = conn.execute("SELECT status FROM tasks WHERE id = ?", (parent_id,)).fetchone()
+            # locked (see _owned): a parent cannot finish between this look and the child's insert
+            parent = conn.execute(f"{_LOCK_TASKS} WHERE id = ? RETURNING status", (parent_id,)).fetchone()
             if parent is None:
                 raise InvalidInput(f"depends_on names task {parent_id}, which does not exist")
             if parent["status"] in ("FAILED", "CANCELLED"):
@@ -629,7 +637,7 @@ class TaskQueueMixin(TaskReadsMixin):
         ts = now()
         with self._write() as conn:
             rows = conn.execute(
-                "SELECT * FROM tasks WHERE status = 'RUNNING' AND lease_expires_at < ?", (ts,)
+                f"{_LOCK_TASKS} WHERE status = 'RUNNING' AND lease_expires_at < ? RETURNING *", (ts,)
             ).fetchall()
             for row in rows:
                 self._abandon(conn, row, "expired", "lease expired (worker stopped renewing)", ts)
@@ -642,7 +650,7 @@ class TaskQueueMixin(TaskReadsMixin):
         ts = now()
         with self._write() as conn:
             rows = conn.execute(
-                "SELECT * FROM tasks WHERE status = 'RUNNING' AND worker = ?", (worker,)
+                f"{_LOCK_TASKS} WHERE status = 'RUNNING' AND worker = ? RETURNING *", (worker,)
             ).fetchall()
             for row in rows:
                 self._abandon(conn, row, "crashed", reason, ts)
