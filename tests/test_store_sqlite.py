@@ -8,7 +8,9 @@ write lock. Everything else about the store is in the backend-neutral suite
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -145,13 +147,41 @@ def test_the_database_is_the_file_at_its_path_and_reopens(tmp_path):
 
 
 # -- the claim's index plan ----------------------------------------------
+def _load_finished_history(path: str, count: int, *, skill: str) -> None:
+    """`count` DONE rows in one statement, straight into the file (no attempts
+    or events): a long history to test the claim against."""
+    from fleet.store.values import now
+
+    ts = now()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            """WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?)
+               INSERT INTO tasks (skill, payload, priority, status, attempts, max_attempts, available_at,
+                   created_at, updated_at, started_at, finished_at, worker, result)
+               SELECT ?, '{}', 1 + (x % 10), 'DONE', 1, 3, ?, ?, ?, ?, ?, 'synthetic', 'null' FROM n""",
+            (count, skill, ts, ts, ts, ts, ts))
+        db.execute("""INSERT INTO task_counts (status, skill, n) VALUES ('DONE', ?, ?)
+                      ON CONFLICT (status, skill) DO UPDATE SET n = n + excluded.n""", (skill, count))
+
+
+def _claim_query_plan(path: str, skills: list[str], any_skill: bool) -> list[str]:
+    """SQLite's plan for the store's claim candidate scan."""
+    from fleet.store.task_reads import CLAIM_CANDIDATE_SQL, skill_clause
+
+    clause, params = skill_clause(skills, any_skill)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("EXPLAIN QUERY PLAN " + CLAIM_CANDIDATE_SQL.format(skills=clause),
+                          (time.time(), "worker", *params)).fetchall()
+    return [r[3] for r in rows]
+
+
 def test_claim_is_an_index_seek_on_the_claimable_set_with_a_long_history(tmp_path):
     store = Store(tmp_path / "big.db")
-    store.load_synthetic_history(200_000, skill="s")
+    _load_finished_history(store.path, 200_000, skill="s")
     store.enqueue_many([{"skill": "s", "payload": {"i": i}} for i in range(500)])
     store.maintain()  # gathers planner statistics too: the plan must not change
     for skills, any_skill in ((["s"], False), (["s", "t"], False), ([], True), ([], False)):
-        plan = " | ".join(store.claim_query_plan(skills, any_skill=any_skill))
+        plan = " | ".join(_claim_query_plan(store.path, skills, any_skill))
         assert "USING INDEX ix_tasks_claim" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
     t0 = time.perf_counter()

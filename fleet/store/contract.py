@@ -15,14 +15,10 @@ from .task_model import Page, Task
 # distinct from None (which clears the field).
 UNSET: Any = object()
 
-# Store methods that are NOT part of the contract: test- and benchmark-only
-# helpers. They move to tests/ or scripts/ (or become private to a backend);
-# no code outside fleet/store/ may call them, and a second backend need not
-# have them.
+# Public Store methods that are NOT part of the contract: no code outside
+# fleet/store/ may call them, and a second backend need not have them. (The
+# test- and benchmark-only helpers that were here live in tests/ and scripts/.)
 NOT_IN_CONTRACT = frozenset({
-    "load_synthetic_history",  # bulk-inserts finished rows for scale benchmarks (scripts/bench_queue.py)
-    "task_table_digest",       # content digest of the tasks table, for backup tests
-    "claim_query_plan",        # SQLite's EXPLAIN QUERY PLAN of the claim, for tests
     "next_available_at",       # wait_for_work's own helper; only tests call it from outside
 })
 

@@ -92,14 +92,3 @@ class ReportsMixin:
             "SELECT created_at FROM tasks WHERE status = 'PENDING' ORDER BY id LIMIT 1"
         ).fetchone()
         return None if row is None else row[0]
-
-    def task_table_digest(self) -> dict:
-        """Row count and a content digest of the tasks table (backup checks)."""
-        import hashlib
-
-        h = hashlib.sha256()
-        n = 0
-        for row in self._conn().execute("SELECT * FROM tasks ORDER BY id"):
-            h.update(repr(tuple(row)).encode())
-            n += 1
-        return {"rows": n, "sha256": h.hexdigest()}

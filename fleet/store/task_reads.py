@@ -205,15 +205,6 @@ class TaskReadsMixin:
         ).fetchone()
         return row[0]
 
-    def claim_query_plan(self, skills: Iterable[str] | None = None, *, any_skill: bool = False) -> list[str]:
-        """SQLite's plan for the claim's candidate scan (for tests and `doctor`)."""
-        clause, params = skill_clause(list(skills or ()), any_skill)
-        rows = self._conn().execute(
-            "EXPLAIN QUERY PLAN " + CLAIM_CANDIDATE_SQL.format(skills=clause),
-            (now(), "worker", *params),
-        ).fetchall()
-        return [r[3] for r in rows]
-
     def wait_for_work(self, timeout: float) -> bool:
         """Block until a task may be claimable (or a message may have arrived),
         at most `timeout` seconds. Sleeps on the wake channel: an idle waiter

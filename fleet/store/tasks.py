@@ -678,27 +678,3 @@ class TaskQueueMixin(TaskReadsMixin):
                         detail={"reason": outcome, "attempt": row["attempts"]}, ts=ts)
         else:
             self._after_failed_attempt(conn, row, error, outcome, False, ts)
-
-    # -- synthetic history (benchmarks and scale tests only) -------------
-    def load_synthetic_history(self, count: int, *, skill: str = "history", status: str = "DONE",
-                               finished_at: float | None = None) -> int:
-        """Insert `count` finished tasks in one statement, to measure how the
-        queue behaves with a long history. Not for production data: no
-        attempts or events are written for these rows. Returns rows added."""
-        if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= 50_000_000:
-            raise InvalidInput(f"count must be an integer from 1 to 50,000,000, got {count!r}")
-        if status not in TERMINAL_STATUSES:
-            raise InvalidInput(f"synthetic history must be finished ({', '.join(TERMINAL_STATUSES)}), got {status!r}")
-        check_skill(skill)
-        ts = now() if finished_at is None else float(finished_at)
-        with self._write() as conn:
-            conn.execute(
-                """WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?)
-                   INSERT INTO tasks (skill, payload, priority, status, attempts, max_attempts,
-                       available_at, created_at, updated_at, started_at, finished_at, worker, result)
-                   SELECT ?, '{}', 1 + (x % 10), ?, 1, 3, ?, ?, ?, ?, ?, 'synthetic', 'null' FROM n""",
-                (count, skill, status, ts, ts, ts, ts, ts),
-            )
-            conn.execute(_COUNT_NEW, (status, skill, count))
-            self._event(conn, "store", "synthetic_history", detail={"count": count, "skill": skill}, ts=ts)
-        return count
