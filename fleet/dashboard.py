@@ -15,7 +15,6 @@ import errno
 import logging
 import os
 import socket
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -71,11 +70,6 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(InvalidTransition)
     def invalid_transition(exc):
         return error_response(409, str(exc))
-
-    @app.errorhandler(sqlite3.Error)
-    def sqlite_error(exc):
-        log.error("database error on %s %s: %s", request.method, request.path, exc)
-        return error_response(503, f"the fleet database is unavailable ({exc}); retry shortly")
 
     @app.errorhandler(StoreError)
     def store_error(exc):

@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -118,7 +117,7 @@ class HwSupervisor:
             return None
         try:
             return fn(*args, **kw)
-        except (StoreError, sqlite3.Error, OSError) as exc:  # a busy/broken database must not stop hw_state.json
+        except (StoreError, OSError) as exc:  # a busy/broken database must not stop hw_state.json
             log.warning("could not %s in the store: %s", what, exc)
             return None
 
@@ -347,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_store:
         try:
             store = open_store(cfg)
-        except (StoreError, sqlite3.Error, OSError) as exc:  # keep writing hw_state.json without a database
+        except (StoreError, OSError) as exc:  # keep writing hw_state.json without a database
             log.error("could not open the store (%s); running without events, alerts and history", exc)
     try:
         sup = HwSupervisor(cfg, store=store, interval_s=args.interval)

@@ -2,6 +2,8 @@
 its own database file (knowledge/rag.db by default, never the fleet database).
 Incremental by file hash: unchanged files are skipped, changed ones re-chunked,
 vanished ones dropped. Used by the rag_index and rag_query skills.
+This is a skill-owned index, not the fleet store: it is the one place above
+fleet/store/ that opens SQLite itself, and nothing here holds fleet state.
 """
 
 from __future__ import annotations

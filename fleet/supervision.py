@@ -12,7 +12,6 @@ import logging
 import os
 import select
 import signal
-import sqlite3
 import sys
 import time
 
@@ -108,7 +107,7 @@ class Supervisor:
             if child.proc is not None and child.proc.poll() is not None:
                 try:
                     self.on_exit(child, child.proc.returncode)
-                except (StoreError, sqlite3.Error):
+                except StoreError:
                     child.proc = None
                     if child.state == "running" and not self.stopping:
                         child.state, child.next_start = "backoff", time.monotonic() + self.policy.initial
@@ -478,7 +477,7 @@ class Supervisor:
                 if self._iteration():
                     break
                 errors = 0
-            except (StoreError, sqlite3.Error) as exc:
+            except StoreError as exc:
                 errors += 1
                 log.error("store error in the supervisor loop (%d in a row): %s", errors, exc)
                 if errors >= 30:

@@ -5,7 +5,8 @@ Per (process, thread) two reused connections, opened lazily: one for reads
 jittered wait for the write lock); inside a write transaction reads use the
 writing connection. WAL journal, a configured durability mode and foreign keys
 on every connection; the schema is created and migrated by `PRAGMA user_version`;
-`maintain()` keeps the WAL bounded.
+`maintain()` keeps the WAL bounded. SQLite's own errors never leave the store:
+reads and writes alike raise StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class SQLiteBase:
         conn = getattr(local, "conn", None)
         if conn is None or getattr(local, "pid", None) != os.getpid():
             conn = self._open()
+            conn.unavailable_path = self.path  # its reads raise StoreUnavailable, never sqlite3 errors
             local.conn, local.pid = conn, os.getpid()
             with self._conns_lock:
                 self._all_conns.append(conn)
@@ -195,8 +197,12 @@ class SQLiteBase:
         conn.execute("BEGIN")
         try:
             yield conn
-        finally:
-            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # an error may have ended it already
+                with contextlib.suppress(StoreError, sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         conn = self._conn()
@@ -213,7 +219,9 @@ class SQLiteBase:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {step + 1}")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # an error may have ended it already
+                with contextlib.suppress(StoreError, sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
@@ -238,7 +246,7 @@ class SQLiteBase:
             conn.execute(f"PRAGMA busy_timeout = {int((2.0 if wait_s is None else wait_s) * 1000)}")
         try:
             busy, log, done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # inside a write transaction: the writing connection's own error
             raise _unavailable(self.path, exc) from exc
         finally:
             if mode != "PASSIVE":
@@ -261,7 +269,7 @@ class SQLiteBase:
             result = self.checkpoint("TRUNCATE", wait_s=1.0)
         try:
             self._conn().execute("PRAGMA optimize")
-        except sqlite3.Error:
+        except (StoreUnavailable, sqlite3.Error):
             pass  # statistics are an optimisation; a busy database skips them
         result["wal_bytes_before"] = size
         result["wal_bytes"] = os.path.getsize(wal) if os.path.exists(wal) else 0
@@ -273,11 +281,14 @@ class SQLiteBase:
 
     def backup_to(self, dest: str | os.PathLike) -> None:
         """An online-consistent copy of the database (SQLite backup API)."""
-        target = sqlite3.connect(os.fspath(dest))
         try:
-            self._conn().backup(target)
-        finally:
-            target.close()
+            target = sqlite3.connect(os.fspath(dest))
+            try:
+                self._conn().backup(target)
+            finally:
+                target.close()
+        except sqlite3.Error as exc:
+            raise _unavailable(self.path, exc, "backup") from exc
 
     def stats(self) -> dict:
         conn = self._conn()
@@ -359,19 +370,99 @@ class _Connection(sqlite3.Connection):
     (a lone surrogate, an integer past 64 bits, a type SQLite has no storage
     for) with InvalidInput, whichever API call it came in through, instead of
     UnicodeEncodeError, OverflowError or sqlite3's binding error. Nothing is
-    written: the statement never ran."""
+    written: the statement never ran.
+
+    A reading connection (the one `_conn()` hands out, `unavailable_path` set)
+    also turns SQLite's own errors, from running a statement or from fetching
+    its rows (a cursor steps the statement as it fetches), into
+    StoreUnavailable. The writing connection leaves them as they are: `_write`
+    rolls back and translates them when the transaction ends, so code inside
+    a write transaction sees exactly the errors it saw before."""
+
+    unavailable_path: str | None = None  # set on reading connections: the store's path, for messages
 
     def execute(self, sql, parameters=(), /):
         try:
-            return super().execute(sql, parameters)
+            if self.unavailable_path is None:
+                return super().execute(sql, parameters)
+            return _cursor(self, _ReadCursor).execute(sql, parameters)
         except (UnicodeEncodeError, OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError) as exc:
             raise _refused_value(exc) from None
+        except sqlite3.DatabaseError as exc:
+            if self.unavailable_path is None:
+                raise
+            raise _unavailable(self.unavailable_path, exc, "read") from exc
 
     def executemany(self, sql, seq_of_parameters, /):
         try:
-            return super().executemany(sql, seq_of_parameters)
+            if self.unavailable_path is None:
+                return super().executemany(sql, seq_of_parameters)
+            return _cursor(self, _ReadCursor).executemany(sql, seq_of_parameters)
         except (UnicodeEncodeError, OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError) as exc:
             raise _refused_value(exc) from None
+        except sqlite3.DatabaseError as exc:
+            if self.unavailable_path is None:
+                raise
+            raise _unavailable(self.unavailable_path, exc, "read") from exc
+
+
+_ITER_BATCH = 64
+# The base class's methods, called directly: cheaper than super() on the read
+# path every claim takes.
+_cursor, _fetchone, _fetchmany, _fetchall, _next = (
+    sqlite3.Connection.cursor, sqlite3.Cursor.fetchone, sqlite3.Cursor.fetchmany, sqlite3.Cursor.fetchall,
+    sqlite3.Cursor.__next__)
+
+
+class _ReadCursor(sqlite3.Cursor):
+    """The cursor of a reading connection: fetching (which steps the
+    statement, so it meets a damaged page or an I/O error as running it does)
+    raises StoreUnavailable instead of sqlite3's DatabaseError. Misuse
+    (ProgrammingError) is a bug here and is raised as it is."""
+
+    __slots__ = ()
+
+    def _translated(self, exc: sqlite3.DatabaseError) -> Exception:
+        if isinstance(exc, sqlite3.ProgrammingError):
+            return exc
+        return _unavailable(self.connection.unavailable_path or "?", exc, "read")
+
+    def fetchone(self):
+        try:
+            return _fetchone(self)
+        except sqlite3.DatabaseError as exc:
+            raise self._translated(exc) from exc
+
+    def fetchmany(self, size=None):
+        try:
+            return _fetchmany(self, self.arraysize if size is None else size)
+        except sqlite3.DatabaseError as exc:
+            raise self._translated(exc) from exc
+
+    def fetchall(self):
+        try:
+            return _fetchall(self)
+        except sqlite3.DatabaseError as exc:
+            raise self._translated(exc) from exc
+
+    def __next__(self):
+        try:
+            return _next(self)
+        except sqlite3.DatabaseError as exc:
+            raise self._translated(exc) from exc
+
+    def __iter__(self):
+        # A `for` loop takes rows a batch at a time: one guarded call per
+        # batch instead of one per row keeps a long scan as cheap as
+        # sqlite3's own iteration.
+        while True:
+            try:
+                rows = _fetchmany(self, _ITER_BATCH)
+            except sqlite3.DatabaseError as exc:
+                raise self._translated(exc) from exc
+            if not rows:
+                return
+            yield from rows
 
 
 def _refused_value(exc: Exception) -> Exception:
@@ -400,16 +491,19 @@ def _unopenable(path: str, exc: sqlite3.Error) -> str:
             "(the database itself is untouched)")
 
 
-def _unavailable(path: str, exc: sqlite3.Error) -> StoreUnavailable:
+def _unavailable(path: str, exc: sqlite3.Error, doing: str = "write") -> StoreUnavailable:
     text = str(exc)
     if "locked" in text or "busy" in text:
         hint = "another process held the database for longer than the busy timeout; retry, or look for a stuck process"
     elif "full" in text:
         hint = "the disk is full; free space and retry"
+    elif "malformed" in text or "not a database" in text:
+        hint = ("the database file is damaged; `lead_client.py backup --list`, then `lead_client.py restore ID` "
+                "brings back a backup")
     else:
         hint = ("check the disk; `lead_client.py preflight` checks the store and `lead_client.py restore ID` "
                 "brings back a backup")
-    return StoreUnavailable(f"the store at {path} could not complete the write ({text}): {hint}")
+    return StoreUnavailable(f"the store at {path} could not complete the {doing} ({text}): {hint}")
 
 
 def _split_sql(script: str) -> list[str]:
