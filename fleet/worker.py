@@ -19,7 +19,6 @@ import logging
 import os
 import queue
 import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -169,7 +168,7 @@ class Worker:
     def run(self) -> int:
         try:
             self.store = open_store(self.cfg)
-        except (OSError, sqlite3.Error, StoreError) as exc:
+        except (OSError, StoreError) as exc:
             raise StoreError(f"cannot open the database {self.cfg['paths']['db']}: {exc}; "
                              "check [paths] db in fleet.toml and that its folder is writable") from exc
         self.store.register_agent(self.name, self.role, pid=os.getpid(), status="starting")
