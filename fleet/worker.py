@@ -25,7 +25,7 @@ import time
 import traceback
 
 from .config import load_or_exit, role_skills, skill_timeout
-from .db import InvalidInput, LeaseLost, StoreError, open_store
+from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import set_current_task, setup_process_logging
 from .skills._hitl import APPROVE_WORDS, answer_text, without_human_fields
 
@@ -38,6 +38,8 @@ APPROVAL_PREFIX = "Approve running"  # the question asked for a REQUIRES_APPROVA
 EX_RECYCLE = 79  # asked to recycle (memory_optimizer): exit between tasks, the supervisor replaces us
 PARK_WAIT_S = 2.0
 CANCEL_GRACE_S = 5.0
+PERSIST_FIRST_RETRY_S = 0.05  # storing an outcome that the store could not take: first retry, then doubling
+PERSIST_MAX_RETRY_S = 2.0
 
 log = logging.getLogger("fleet.worker")
 
@@ -298,9 +300,35 @@ class Worker:
     def _fail(self, task, error: str, *, retryable: bool, reason: str) -> None:
         log.warning("task %d (%s) failed: %s", task.id, task.skill, error, extra={"task_id": task.id})
         try:
-            self.store.fail(task.id, task.lease_token, error, retryable=retryable, reason=reason)
+            self._persist(task, lambda: self.store.fail(task.id, task.lease_token, error, retryable=retryable,
+                                                        reason=reason))
         except LeaseLost as exc:
             log.warning("%s", exc)
+
+    def _persist(self, task, write):
+        """Run a store write that records `task`'s outcome until it commits.
+
+        A finished result is never thrown away because the store could not
+        take it for a while (the write lock held past the busy timeout, a
+        full disk): the outcome is kept, the write retried with backoff, and
+        the lease renewed between tries so the task is not handed to another
+        worker meanwhile. Only a lost lease (LeaseLost: fencing) ends it.
+        """
+        delay, last_logged = PERSIST_FIRST_RETRY_S, None
+        while True:
+            try:
+                return write()
+            except StoreUnavailable as exc:
+                if last_logged is None or time.monotonic() - last_logged >= 60:
+                    last_logged = time.monotonic()
+                    log.warning("could not store the outcome (%s); keeping it and retrying", exc,
+                                extra={"task_id": task.id})
+            time.sleep(delay)
+            delay = min(delay * 2, PERSIST_MAX_RETRY_S)
+            try:
+                self.store.renew(task.id, task.lease_token, self.lease_s)  # LeaseLost ends the wait
+            except StoreUnavailable:
+                pass  # the next try tells
 
     def _execute(self, task, module, timeout: float) -> None:
         from .skills._hitl import NeedsHuman
@@ -354,19 +382,24 @@ class Worker:
                     self._fail(task, f"skill {task.skill} returned {type(value).__name__}; run() must return a dict",
                                retryable=False, reason="bad_result")
                 else:
-                    skills = self.next_claim()
+                    try:
+                        skills = self.next_claim()
+                    except StoreError:  # the next claim can wait; this result must not
+                        skills = None
                     if skills is None:
-                        self.store.complete(task.id, task.lease_token, value)
+                        self._persist(task, lambda: self.store.complete(task.id, task.lease_token, value))
                     else:
-                        _, nxt = self.store.complete_and_claim(task.id, task.lease_token, value, worker=self.name,
-                                                               skills=skills, lease_s=self.lease_s)
+                        _, nxt = self._persist(task, lambda: self.store.complete_and_claim(
+                            task.id, task.lease_token, value, worker=self.name, skills=skills,
+                            lease_s=self.lease_s))
                     log.info("%s done in %.3f s (attempt %d/%d)", task.skill, elapsed, task.attempts,
                              task.max_attempts, extra={"task_id": task.id})
             elif kind == "human":
-                self.store.ask_human(task.id, task.lease_token, value.question, value.options)
+                self._persist(task, lambda: self.store.ask_human(task.id, task.lease_token, value.question,
+                                                                 value.options))
                 log.info("waiting for a person: %s", value.question, extra={"task_id": task.id})
             elif kind == "cancelled":
-                self.store.acknowledge_cancel(task.id, task.lease_token)
+                self._persist(task, lambda: self.store.acknowledge_cancel(task.id, task.lease_token))
                 log.info("cancelled", extra={"task_id": task.id})
             elif kind == "lost":
                 log.warning("stopped: this worker no longer holds the task's lease", extra={"task_id": task.id})

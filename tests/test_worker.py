@@ -231,3 +231,34 @@ def test_worker_exits_non_zero_when_the_store_cannot_be_opened(isolated_home):
     proc = start_worker(isolated_home, "coder", "coder_1")
     assert proc.wait(30) not in (0, None)
     assert "fatal" in proc.stderr.read()
+
+
+def test_a_result_outlives_a_write_lock_held_past_the_busy_timeout(isolated_home, tmp_path):
+    """The skill ends while another process holds the write lock for longer than
+    [queue] busy_timeout_s: the worker keeps the result and retries (renewing its
+    lease) until the store takes it; the skill is not run a second time."""
+    import sqlite3
+
+    cfg = write_config(isolated_home, affinity=AFFINITY, queue={"busy_timeout_s": 0.3, "lease_s": 2.0})
+    store = open_store(cfg)
+    pids = tmp_path / "runs"
+    proc = start_worker(isolated_home, "coder", "coder_1")
+    try:
+        wait_until(lambda: (a := store.get_agent("coder_1")) and a["status"] == "idle", 20, what="worker idle")
+        task = store.enqueue("sleepy", {"seconds": 0.5, "pid_file": str(pids)})
+        wait_until(lambda: store.get(task.id).status == "RUNNING", 20, what="the task to start")
+        blocker = sqlite3.connect(cfg["paths"]["db"], isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # held for 3 s: 10x the busy timeout, past the 2 s lease
+        try:
+            wait_until(lambda: pids.exists(), 10, what="the skill to run")
+            time.sleep(3.0)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        wait_until(lambda: store.get(task.id).status == "DONE", 20, what="the kept result to be stored")
+        assert len(pids.read_text().split()) == 1  # the skill ran once
+        assert [a["outcome"] for a in store.attempts(task.id)] == ["done"]
+        assert store.get(task.id).result["slept"] == 0.5
+    finally:
+        stop(proc)
+        store.close()
