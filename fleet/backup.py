@@ -1,6 +1,8 @@
-"""Backups of a fleet home: an online-consistent copy of the database (SQLite
-backup API) plus `knowledge/` and the config, in `<backups>/<UTC timestamp>/`,
-verified with integrity_check and pruned to the last N; listing and restore.
+"""Backups of a fleet home: the store's own online-consistent copy plus
+`knowledge/` and the config, in `<backups>/<UTC timestamp>/`, checked by the
+store and pruned to the last N; listing and restore. This module orchestrates
+(folders, locks, knowledge, pruning, the supervisor check); the database files
+are the store's alone (`backup_to`, `check_backup`, `restore_from`).
 """
 
 from __future__ import annotations
@@ -84,7 +86,6 @@ def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
     "db_bytes", "knowledge_files", "config", "pruned"}. Raises BackupError when
     the copy fails verification (the partial folder is removed)."""
     from fleet.db import open_store
-    from fleet.store.reports import check_database_file
 
     keep = _keep(cfg, keep)
     root = _root(cfg)
@@ -97,9 +98,9 @@ def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
             store = open_store(cfg)
             try:
                 store.backup_to(partial / DB_NAME)
+                check = store.check_backup(partial / DB_NAME)
             finally:
                 store.close()
-            check = check_database_file(partial / DB_NAME)
             if check["integrity"] != "ok":
                 raise BackupError(
                     f"the backup copy failed integrity_check ({check['integrity']}); nothing was kept. "
@@ -118,7 +119,7 @@ def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
                 "integrity": check["integrity"],
                 "schema_version": check["schema_version"],
                 "tasks": check["tasks"],
-                "db_bytes": (partial / DB_NAME).stat().st_size,
+                "db_bytes": check["db_bytes"],
                 "knowledge_files": knowledge_files,
                 "knowledge_skipped": skipped,
                 "config": has_config,
@@ -194,12 +195,14 @@ def restore_backup(cfg: dict, backup_id: str) -> dict:
     """Replace the database and knowledge/ with those of backup `backup_id`.
 
     Refuses while the supervisor runs, and a damaged backup or one from a
-    newer Fleet before touching anything. Everything is first copied beside
-    its place in the fleet home, then swapped in by renames, so a failure
-    (a full disk) leaves the home as it was. The replaced files are kept in
-    `<backups>/.replaced-<UTC timestamp>/` so a restore can itself be undone.
-    The config is restored only when the fleet home has none."""
-    from fleet.store.reports import check_database_file
+    newer Fleet before touching anything. knowledge/ is first copied beside
+    its place and swapped in by renames; then the store replaces its own
+    database (`restore_from`, all or nothing); when that fails the knowledge
+    swap is undone, so a failure (a full disk) leaves the home as it was.
+    The replaced files are kept in `<backups>/.replaced-<UTC timestamp>/` so a
+    restore can itself be undone. The config is restored only when the fleet
+    home has none."""
+    from fleet.db import open_store
 
     known = _complete_ids(_root(cfg))
     if backup_id not in known:
@@ -213,73 +216,15 @@ def restore_backup(cfg: dict, backup_id: str) -> dict:
             f"{cfg.get('service', {}).get('name', 'fleet')}` when it runs as a service), then run restore again"
         )
     src = _root(cfg) / backup_id
-    check = check_database_file(src / DB_NAME)
-    if check["integrity"] != "ok":
-        raise BackupError(f"backup {backup_id} is damaged ({check['integrity']}); choose another one")
-    from fleet.store.schema import SCHEMA_VERSION
-
-    if (check.get("schema_version") or 0) > SCHEMA_VERSION:
-        raise BackupError(f"backup {backup_id} has schema version {check['schema_version']}, newer than this "
-                          f"Fleet ({SCHEMA_VERSION}); restore it with the Fleet that made it, or upgrade first. "
-                          "Nothing was changed")
-
-    with _lock(cfg):
-        db = Path(cfg["paths"]["db"])
-        knowledge = Path(cfg["paths"]["knowledge"])
-        staged_db = db.with_name(f".{db.name}.restoring")
-        staged_knowledge = knowledge.with_name(f".{knowledge.name}.restoring")
-        try:  # 1. copy everything beside its final place; the live home is untouched
-            db.parent.mkdir(parents=True, exist_ok=True)
-            knowledge.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(staged_knowledge, ignore_errors=True)
-            shutil.copy2(src / DB_NAME, staged_db)
-            if (src / "knowledge").is_dir():
-                shutil.copytree(src / "knowledge", staged_knowledge, symlinks=True)
-            else:  # the backup was taken before knowledge/ existed: restore that state
-                staged_knowledge.mkdir()
-        except (OSError, shutil.Error) as exc:
-            staged_db.unlink(missing_ok=True)
-            shutil.rmtree(staged_knowledge, ignore_errors=True)
-            reason = exc.args[0][0][2] if isinstance(exc, shutil.Error) and exc.args[0] else exc
-            raise BackupError(f"could not copy backup {backup_id} into the fleet home ({reason}); nothing was "
-                              "changed. Free space (or fix permissions) there and run restore again") from None
-        stamp = time.strftime(_ID_FORMAT, time.gmtime())
-        saved, n = _root(cfg) / f".replaced-{stamp}", 1
-        while saved.exists():
-            n += 1
-            saved = _root(cfg) / f".replaced-{stamp}-{n}"
-        saved.mkdir(parents=True)
-        # 2. swap by renames only (no copying, so no space needed): the live
-        # database moves with its WAL and shared-memory files as one set.
-        moves = [(Path(str(db) + suffix), saved / (DB_NAME + suffix)) for suffix in ("", "-wal", "-shm")]
-        moves.append((knowledge, saved / "knowledge"))
-        done: list[tuple[Path, Path]] = []
-        try:
-            for live, keep_at in moves:
-                if live.exists():
-                    _move(live, keep_at)
-                    done.append((live, keep_at))
-            os.replace(staged_db, db)
-            done.append((staged_db, db))
-            os.replace(staged_knowledge, knowledge)
-            done.append((staged_knowledge, knowledge))
-        except OSError as exc:
-            for a, b in reversed(done):  # put the live home back as it was
-                _move(b, a)
-            staged_db.unlink(missing_ok=True)
-            shutil.rmtree(staged_knowledge, ignore_errors=True)
-            raise BackupError(f"could not swap backup {backup_id} into place ({exc}); the fleet home was put "
-                              "back as it was") from None
-        config_file = Path(cfg.get("config_file") or Path(cfg["home"]) / "fleet.toml")
-        config_restored = False
-        if (src / "fleet.toml").is_file() and not config_file.exists():
-            shutil.copy2(src / "fleet.toml", config_file)
-            config_restored = True
-
-    from fleet.db import open_store
-
-    store = open_store(cfg)
+    store = open_store(cfg, migrate=False)  # the live database may be the damaged thing being replaced
     try:
+        check = store.check_backup(src / DB_NAME)
+        if check["integrity"] != "ok":
+            raise BackupError(f"backup {backup_id} is damaged ({check['integrity']}); choose another one")
+        if check["problem"] is not None:
+            raise BackupError(f"backup {backup_id} {check['problem']}. Nothing was changed")
+        with _lock(cfg):
+            saved, config_restored = _swap_in(cfg, store, backup_id, src)
         integrity = store.integrity_check()
         counts = store.counts()
     finally:
@@ -287,7 +232,7 @@ def restore_backup(cfg: dict, backup_id: str) -> dict:
     return {
         "id": backup_id,
         "restored_from": str(src),
-        "db": str(db),
+        "db": cfg["paths"]["db"],
         "integrity": integrity,
         "tasks": counts,
         "knowledge_restored": True,  # always now: a backup without knowledge/ restores an empty one
@@ -295,3 +240,61 @@ def restore_backup(cfg: dict, backup_id: str) -> dict:
         "config_in_backup": str(src / "fleet.toml") if (src / "fleet.toml").is_file() else None,
         "replaced_saved_in": str(saved),
     }
+
+
+def _swap_in(cfg: dict, store, backup_id: str, src: Path) -> tuple[Path, bool]:
+    """The restore itself, under the backup lock: knowledge/ by copy then
+    renames, the database by the store's `restore_from`, the config when the
+    home has none. Returns (the folder keeping the replaced files, whether
+    the config was restored)."""
+    from fleet.db import StoreError
+
+    knowledge = Path(cfg["paths"]["knowledge"])
+    staged = knowledge.with_name(f".{knowledge.name}.restoring")
+    try:  # 1. copy knowledge/ beside its final place; the live home is untouched
+        knowledge.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staged, ignore_errors=True)
+        if (src / "knowledge").is_dir():
+            shutil.copytree(src / "knowledge", staged, symlinks=True)
+        else:  # the backup was taken before knowledge/ existed: restore that state
+            staged.mkdir()
+    except (OSError, shutil.Error) as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        reason = exc.args[0][0][2] if isinstance(exc, shutil.Error) and exc.args[0] else exc
+        raise BackupError(f"could not copy backup {backup_id} into the fleet home ({reason}); nothing was "
+                          "changed. Free space (or fix permissions) there and run restore again") from None
+    stamp = time.strftime(_ID_FORMAT, time.gmtime())
+    saved, n = _root(cfg) / f".replaced-{stamp}", 1
+    while saved.exists():
+        n += 1
+        saved = _root(cfg) / f".replaced-{stamp}-{n}"
+    saved.mkdir(parents=True)
+    # 2. swap knowledge/ by renames only (no copying, so no space needed)
+    replaced = saved / "knowledge"
+    moved = False
+    try:
+        if knowledge.exists():
+            _move(knowledge, replaced)
+            moved = True
+        os.replace(staged, knowledge)
+    except OSError as exc:
+        if moved:
+            _move(replaced, knowledge)
+        shutil.rmtree(staged, ignore_errors=True)
+        raise BackupError(f"could not swap backup {backup_id} into place ({exc}); the fleet home was put "
+                          "back as it was") from None
+    # 3. the store replaces its own database (all or nothing); undo step 2 when it cannot
+    try:
+        store.restore_from(src / DB_NAME, keep_replaced_in=saved)
+    except StoreError as exc:
+        shutil.rmtree(knowledge, ignore_errors=True)
+        if moved:
+            _move(replaced, knowledge)
+        raise BackupError(f"could not restore backup {backup_id}: {exc}. The fleet home was put back as it "
+                          "was; run restore again once that is fixed") from None
+    config_file = Path(cfg.get("config_file") or Path(cfg["home"]) / "fleet.toml")
+    config_restored = False
+    if (src / "fleet.toml").is_file() and not config_file.exists():
+        shutil.copy2(src / "fleet.toml", config_file)
+        config_restored = True
+    return saved, config_restored

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -110,9 +111,9 @@ def test_backup_while_writers_run_is_consistent(cfg):
         stop.set()
         th.join()
     assert all(i["integrity"] == "ok" for i in infos)
-    from fleet.store.reports import check_database_file
-
-    assert check_database_file(Path(infos[-1]["path"]) / "fleet.db")["integrity"] == "ok"
+    s = _store(cfg)
+    assert s.check_backup(Path(infos[-1]["path"]) / "fleet.db")["integrity"] == "ok"
+    s.close()
 
 
 def test_keep_prunes_oldest(cfg):
@@ -191,6 +192,71 @@ def test_a_backup_from_a_newer_fleet_is_refused_before_anything_changes(cfg):
     with pytest.raises(backup.BackupError, match="newer than this Fleet"):
         backup.restore_backup(cfg, info["id"])
     assert _home_state(cfg) == before
+
+
+def _leave_wal_frames(cfg, n=3) -> None:
+    """A process that enqueues and dies without closing: its commits are
+    only in fleet.db-wal (with -shm), as after any crash."""
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from fleet.db import Store; s = Store(sys.argv[2]); "
+            f"[s.enqueue('noop', {{'wal': i}}) for i in range({n})]; os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(REPO), cfg["paths"]["db"]], check=True, timeout=60)
+    assert os.path.getsize(cfg["paths"]["db"] + "-wal") > 0
+
+
+def _wal_tasks(store) -> int:
+    return sum(1 for i in store.matching_ids() if "wal" in store.get(i).payload)
+
+
+def test_restore_replaces_a_damaged_database(cfg):
+    _, digest = _populate(cfg, 5)
+    info = backup.create_backup(cfg)
+    with open(cfg["paths"]["db"], "r+b") as fh:
+        fh.write(b"garbage" * 200)
+    result = backup.restore_backup(cfg, info["id"])
+    assert result["integrity"] == "ok"
+    s = _store(cfg)
+    assert _digest(s) == digest
+    s.close()
+
+
+def test_restore_moves_the_live_database_aside_with_its_wal(cfg):
+    _populate(cfg, 5)
+    info = backup.create_backup(cfg)
+    _leave_wal_frames(cfg)
+    result = backup.restore_backup(cfg, info["id"])
+    s = _store(cfg)
+    assert _wal_tasks(s) == 0
+    s.close()
+    saved = Path(result["replaced_saved_in"])
+    assert (saved / "fleet.db-wal").is_file()
+    s = _store(str(saved / "fleet.db"))  # the replaced set opens as it was: the WAL's commits included
+    assert _wal_tasks(s) == 3
+    s.close()
+
+
+def test_a_restore_whose_database_swap_fails_puts_the_home_back(cfg, monkeypatch):
+    import sqlite3
+
+    from fleet.store import sqlite_base
+
+    _populate(cfg, 5)
+    info = backup.create_backup(cfg)
+    (Path(cfg["paths"]["knowledge"]) / "reviews" / "a.md").write_text("after the backup")
+    _leave_wal_frames(cfg)
+
+    def failing_migrate(self):  # the backup is in place when its schema upgrade fails
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_base.SQLiteBase, "_migrate", failing_migrate)
+    with pytest.raises(backup.BackupError, match="put back as it was"):
+        backup.restore_backup(cfg, info["id"])
+    monkeypatch.undo()
+    s = _store(cfg)
+    assert _wal_tasks(s) == 3 and s.integrity_check() == "ok"
+    s.close()
+    assert (Path(cfg["paths"]["knowledge"]) / "reviews" / "a.md").read_text() == "after the backup"
+    home = Path(cfg["paths"]["db"]).parent
+    assert not [p for p in home.iterdir() if p.name.endswith((".restoring", ".replaced"))]
 
 
 def test_the_backup_just_written_is_never_pruned(cfg):

@@ -50,13 +50,16 @@ def shared_store(config: dict[str, Any]) -> Store:
     return store
 
 
-def open_store(config: dict[str, Any] | str | os.PathLike) -> Store:
-    """Open the store named by a loaded config (or a database path)."""
+def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = True) -> Store:
+    """Open the store named by a loaded config (or a database path).
+    `migrate=False` reads nothing yet: for `restore_from` over a store that
+    may be damaged (it brings the schema up to date itself)."""
     if isinstance(config, (str, os.PathLike)):
-        return Store(config)
+        return Store(config, migrate=migrate)
     queue = config.get("queue", {})
     return Store(
         config["paths"]["db"],
+        migrate=migrate,
         synchronous=queue.get("synchronous", "normal"),
         busy_timeout_s=queue.get("busy_timeout_s", 30.0),
         max_payload_bytes=queue.get("max_payload_bytes", 1 << 20),

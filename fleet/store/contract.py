@@ -1220,6 +1220,43 @@ class StoreContract(Protocol):
         """
         ...
 
+    def check_backup(self, path: str | os.PathLike) -> dict:
+        """Check a copy `backup_to` wrote, without creating or changing
+        anything: {"integrity" ("ok" or what is wrong; "missing: ..." or
+        "unreadable: ..." for a file that is not there or not a database),
+        "schema_version", "tasks" (counts by status), "db_bytes", "problem"}.
+        `problem` is None when `restore_from` would take the copy, else the
+        reason as a phrase ("is damaged (...)", "has schema version N, newer
+        than this Fleet (M); ...").
+
+        Errors: none for a bad copy (it is reported); StoreUnavailable only
+        when the check itself cannot run.
+
+        Atomicity: read-only; the live store is not touched.
+        """
+        ...
+
+    def restore_from(self, backup_file: str | os.PathLike, *,
+                     keep_replaced_in: str | os.PathLike | None = None) -> dict:
+        """Replace the whole store with the copy `backup_file` (one that
+        `backup_to` wrote), then bring its schema up to date. The copy is
+        checked first (`check_backup`): a damaged one, or one from a newer
+        Fleet, is refused. The replaced data is kept in the folder
+        `keep_replaced_in` when given (so the restore can be undone), else
+        discarded. Works on a store whose database is damaged (open it with
+        `open_store(cfg, migrate=False)`); nothing else may be using the store
+        meanwhile (the caller stops the fleet first).
+
+        Returns: {"restored_from", "db", "integrity", "schema_version",
+        "replaced_saved_in"}.
+
+        Errors: InvalidInput (no such file, damaged, newer schema);
+        StoreUnavailable (a copy or swap failed). Either way nothing changed.
+
+        Atomicity: all or nothing: on any failure the store is as it was.
+        """
+        ...
+
     def checkpoint(self, mode: str = "PASSIVE", *, wait_s: float | None = None) -> dict:
         """Flush the write-ahead log (PASSIVE never waits; FULL, RESTART and
         TRUNCATE wait at most `wait_s`, default 2 s, and report busy instead

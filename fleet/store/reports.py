@@ -1,36 +1,11 @@
-"""Read-only queries for reports and backups: per-day task outcomes, worker
-restarts, busy time, and checking a database file that no Store has open
-(a backup copy). Nothing here writes.
+"""Read-only queries for reports: per-day task outcomes, worker restarts,
+busy time. Nothing here writes. (Checking a backup copy is the backend's
+`check_backup`.)
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
-from pathlib import Path
-
 DAY_S = 86400.0
-
-
-def check_database_file(path: str | os.PathLike) -> dict:
-    """Open a database copy read-only and report its integrity, schema
-    version and task counts. Never creates or changes the file."""
-    p = Path(path).resolve()
-    if not p.is_file():
-        return {"integrity": f"missing: {p} does not exist", "schema_version": None, "tasks": None}
-    # immutable=1: nobody writes this copy; read it without -wal/-shm files.
-    conn = sqlite3.connect(p.as_uri() + "?mode=ro&immutable=1", uri=True)
-    try:
-        try:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
-            integrity = "; ".join(str(r[0]) for r in rows)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            counts = {s: n for s, n in conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status")}
-        except sqlite3.DatabaseError as exc:
-            return {"integrity": f"unreadable: {exc}", "schema_version": None, "tasks": None}
-    finally:
-        conn.close()
-    return {"integrity": integrity, "schema_version": version, "tasks": counts}
 
 
 class ReportsMixin:

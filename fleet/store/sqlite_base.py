@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from . import schema
 from .errors import InvalidInput, StoreError, StoreUnavailable
@@ -52,7 +54,12 @@ class SQLiteBase:
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 300.0,
         wal_autocheckpoint_pages: int = 2000,
+        migrate: bool = True,
     ):
+        """Open (lazily) the database at `path`, creating it and bringing its
+        schema up to date now. `migrate=False` reads nothing yet: for
+        `restore_from` over a database that may be damaged, which brings the
+        schema up to date itself once the backup is in place."""
         if synchronous not in DURABILITY_MODES:
             raise InvalidInput(
                 f"durability mode {synchronous!r} is not one of {sorted(DURABILITY_MODES)} "
@@ -74,10 +81,11 @@ class SQLiteBase:
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
-        try:
-            self._migrate()
-        except sqlite3.Error as exc:
-            raise _unavailable(self.path, exc) from None
+        if migrate:
+            try:
+                self._migrate()
+            except sqlite3.Error as exc:
+                raise _unavailable(self.path, exc) from None
 
     # -- connections -----------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -279,6 +287,113 @@ class SQLiteBase:
         rows = self._conn().execute("PRAGMA integrity_check").fetchall()
         return "; ".join(r[0] for r in rows)
 
+    # -- backups ---------------------------------------------------------
+    def check_backup(self, path: str | os.PathLike) -> dict:
+        """Check a backup copy (a database file no Store has open) without
+        creating or changing anything: {"integrity", "schema_version",
+        "tasks" (counts by status), "db_bytes", "problem"}. `problem` is None
+        when this store can restore it, else why not (missing, damaged, or a
+        schema newer than this Fleet's)."""
+        p = Path(path).resolve()
+        if not p.is_file():
+            integrity = f"missing: {p} does not exist"
+            return {"integrity": integrity, "schema_version": None, "tasks": None, "db_bytes": None,
+                    "problem": integrity}
+        size = p.stat().st_size
+        try:
+            # immutable=1: nobody writes this copy; read it without -wal/-shm files.
+            conn = sqlite3.connect(p.as_uri() + "?mode=ro&immutable=1", uri=True)
+            try:
+                rows = conn.execute("PRAGMA integrity_check").fetchall()
+                integrity = "; ".join(str(r[0]) for r in rows)
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                counts = {s: n for s, n in conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status")}
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            integrity = f"unreadable: {exc}"
+            return {"integrity": integrity, "schema_version": None, "tasks": None, "db_bytes": size,
+                    "problem": f"is damaged ({integrity})"}
+        problem = None
+        if integrity != "ok":
+            problem = f"is damaged ({integrity})"
+        elif version > schema.SCHEMA_VERSION:
+            problem = (f"has schema version {version}, newer than this Fleet ({schema.SCHEMA_VERSION}); "
+                       "restore it with the Fleet that made it, or upgrade first")
+        return {"integrity": integrity, "schema_version": version, "tasks": counts, "db_bytes": size,
+                "problem": problem}
+
+    def restore_from(self, backup_file: str | os.PathLike, *, keep_replaced_in: str | os.PathLike | None = None) -> dict:
+        """Replace this store's database with the backup copy `backup_file`
+        (a file `backup_to` wrote), then bring its schema up to date.
+
+        The backup is first copied beside the database and checked there
+        (damaged, or from a newer Fleet: refused); only then is the live
+        database, with its -wal and -shm files, moved aside (into
+        `keep_replaced_in` when given, so the restore can be undone; else
+        deleted) and the copy renamed into place. Any failure puts the live
+        files back: the database is as it was. This store's connections are
+        closed and reopen on next use; other processes must not have the
+        database open (the caller stops them).
+
+        Returns {"restored_from", "db", "integrity", "schema_version",
+        "replaced_saved_in"}. Raises InvalidInput (missing, damaged or newer
+        backup) or StoreUnavailable (a copy or rename failed), having changed
+        nothing."""
+        src = Path(backup_file).resolve()
+        live = Path(self.path)
+        if not src.is_file():
+            raise InvalidInput(f"there is no backup file {src}; nothing was changed")
+        staged = live.with_name(f".{live.name}.restoring")
+        try:
+            shutil.copyfile(src, staged)
+        except OSError as exc:
+            staged.unlink(missing_ok=True)
+            raise StoreUnavailable(f"could not copy {src} beside {live} ({exc}); nothing was changed. "
+                                   "Free space (or fix permissions) there and retry") from None
+        check = self.check_backup(staged)
+        if check["problem"] is not None:
+            staged.unlink(missing_ok=True)
+            raise InvalidInput(f"the backup {src} {check['problem']}; nothing was changed")
+
+        keep = Path(keep_replaced_in) if keep_replaced_in is not None else None
+        aside = keep if keep is not None else live.with_name(f".{live.name}.replaced")
+        sidecars = [Path(str(live) + suffix) for suffix in ("-wal", "-shm")]
+        moved: list[tuple[Path, Path]] = []
+        placed = False
+        self._close_connections()
+        try:
+            aside.mkdir(parents=True, exist_ok=True)
+            for here in (live, *sidecars):  # the live database moves with its WAL and shared memory, as one set
+                if here.exists():
+                    there = aside / here.name
+                    _move(here, there)
+                    moved.append((here, there))
+            os.replace(staged, live)
+            placed = True
+            self._migrate()  # a backup from an older Fleet gets this Fleet's schema
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            self._close_connections()
+            try:
+                if placed:  # the backup's copy and any -wal/-shm it grew; the live set is aside
+                    for here in (live, *sidecars):
+                        here.unlink(missing_ok=True)
+                for here, there in reversed(moved):
+                    _move(there, here)
+            except OSError as undo:
+                raise StoreUnavailable(
+                    f"could not put the backup {src} in place of {live} ({exc}), nor move the database back "
+                    f"({undo}): its files are in {aside}; move them back beside {live} by hand") from None
+            staged.unlink(missing_ok=True)
+            if keep is None:
+                shutil.rmtree(aside, ignore_errors=True)
+            raise StoreUnavailable(f"could not put the backup {src} in place of {live} ({exc}); the database "
+                                   "was put back as it was") from None
+        if keep is None:
+            shutil.rmtree(aside, ignore_errors=True)
+        return {"restored_from": str(src), "db": str(live), "integrity": check["integrity"],
+                "schema_version": check["schema_version"], "replaced_saved_in": None if keep is None else str(keep)}
+
     def backup_to(self, dest: str | os.PathLike) -> None:
         """An online-consistent copy of the database (SQLite backup API)."""
         try:
@@ -314,7 +429,7 @@ class SQLiteBase:
             "sqlite_version": sqlite3.sqlite_version,
         }
 
-    def close(self) -> None:
+    def _close_connections(self) -> None:
         with self._conns_lock:
             conns, self._all_conns = self._all_conns, []
         for conn in conns:
@@ -323,6 +438,9 @@ class SQLiteBase:
             except sqlite3.ProgrammingError:
                 pass  # opened by another thread; it dies with that thread
         self._local = threading.local()
+
+    def close(self) -> None:
+        self._close_connections()
         self._wake.close()
 
     def __enter__(self):
@@ -330,6 +448,15 @@ class SQLiteBase:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _move(src: Path, dst: Path) -> None:
+    """A rename (same filesystem), else a copy-and-delete (the folder the
+    replaced files go to may live on another disk)."""
+    try:
+        os.replace(src, dst)
+    except OSError:
+        shutil.move(str(src), str(dst))
 
 
 def begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
