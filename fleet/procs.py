@@ -2,7 +2,9 @@
 parent, snapshot a process tree, and signal only PIDs we started (never by name).
 
 Linux: each child gets PR_SET_PDEATHSIG=SIGHUP; the worker turns SIGHUP into a
-SIGKILL of its own process group, so its grandchildren die with it.
+SIGKILL of its descendants and its own process group, so its grandchildren die
+with it. The supervisor and each worker are child subreapers, so a descendant
+that leaves its session (a double-forked daemon) is still found and killed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 PARENT_DEATH_SIGNAL = signal.SIGHUP
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
@@ -37,6 +40,41 @@ def _load_libc() -> None:
             _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         except OSError:
             _libc = None
+
+
+def become_subreaper() -> bool:
+    """Linux: make this process the reaper of its orphaned descendants, so a
+    process that double-forks out of its session (a `setsid` daemon) is
+    re-parented here instead of to init, and stays one of our descendants
+    that we can find and kill. False where the platform has no such thing."""
+    _load_libc()
+    if _libc is None:
+        return False
+    return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def kill_orphans(known: set[int]) -> list[int]:
+    """Kill and reap this process's children that are not in `known` (the
+    processes it started itself): descendants of a dead child that were
+    re-parented here (see `become_subreaper`), with their own descendants.
+    Returns their pids."""
+    import psutil
+
+    try:
+        strays = [p for p in psutil.Process().children() if p.pid not in known]
+    except psutil.Error:
+        return []
+    for p in strays:
+        try:
+            kill_snapshot([*p.children(recursive=True), p])
+        except psutil.Error:
+            pass
+    for p in strays:
+        try:
+            os.waitpid(p.pid, 0)  # each was sent SIGKILL: the wait is short
+        except ChildProcessError:
+            pass
+    return [p.pid for p in strays]
 
 
 def spawn(args: list[str], *, env: dict, cwd: str, output_path: str | None = None) -> subprocess.Popen:

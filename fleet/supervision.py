@@ -120,6 +120,10 @@ class Supervisor:
         # Grandchildren of the dead process: its group, plus what we snapshotted.
         procs.signal_group(child.pid, signal.SIGKILL)
         procs.kill_snapshot(child.snapshot)
+        # ... and what left its session: re-parented to us as its subreaper
+        strays = procs.kill_orphans({c.proc.pid for c in self.children.values() if c.proc is not None})
+        if strays:
+            log.warning("killed %d process(es) left behind by %s: %s", len(strays), child.name, strays)
         intent = child.intent
         self.store.record_event(NAME, "child_exit", agent=child.name, detail={
             "role": child.role, "pid": child.pid, "uptime_s": round(uptime, 3), "intent": intent, **desc})
@@ -432,6 +436,7 @@ class Supervisor:
             print(f"fleet-supervisor: cannot open the database {self.cfg['paths']['db']}: {exc}; "
                   "check [paths] db in fleet.toml and that its folder is writable", file=sys.stderr)
             return 1
+        procs.become_subreaper()  # orphans of a killed worker come back to us, to be killed
         self._pending_signal = None
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)

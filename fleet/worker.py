@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 
+from . import procs
 from .config import load_or_exit, role_skills, skill_timeout
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import set_current_task, setup_process_logging
@@ -107,7 +108,9 @@ class Worker:
             raise _StopNow()
 
     def _on_parent_death(self, signum, frame):
-        # The supervisor died (PR_SET_PDEATHSIG): take our whole group down now.
+        # The supervisor died (PR_SET_PDEATHSIG): take everything we started down
+        # now (descendants, daemons re-parented to us included), then our group.
+        _kill_descendants()
         if os.getpgid(0) == os.getpid():
             os.killpg(os.getpid(), signal.SIGKILL)
         os._exit(EX_FATAL)
@@ -173,6 +176,7 @@ class Worker:
         except (OSError, StoreError) as exc:
             raise StoreError(f"cannot open the database {self.cfg['paths']['db']}: {exc}; "
                              "check [paths] db in fleet.toml and that its folder is writable") from exc
+        procs.become_subreaper()  # a skill's double-forked daemon stays ours to kill
         self.store.register_agent(self.name, self.role, pid=os.getpid(), status="starting")
         self.start_watchdog()
         log.info("worker %s (role %s, pid %d) started; skills: %s", self.name, self.role, os.getpid(),
@@ -186,6 +190,7 @@ class Worker:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         log.info("worker %s stopping", self.name)
+        _kill_descendants()  # whatever a skill left behind dies with the worker
         self.store.heartbeat(self.name, status="stopped", current_task=None, detail=None)
         self.store.close()
         return EX_RECYCLE if self.recycle_requested else EX_OK
@@ -225,6 +230,7 @@ class Worker:
     def _idle_wait(self) -> None:
         """Sleep until work, a message or a flag change may be there (or the
         heartbeat is due); SIGTERM interrupts it at once."""
+        _reap_exited_children()
         self._waiting = True
         try:
             if not self.stop_requested:
@@ -537,6 +543,20 @@ def _log_without_locks(message: str | None) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
+
+
+def _reap_exited_children() -> None:
+    """Collect the exit status of finished children nobody waits for (daemons
+    re-parented to this subreaper), so none stays a zombie. Called only while
+    no skill runs, so it never takes a status a skill's own subprocess call
+    is waiting for."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _kill_descendants() -> None:
