@@ -30,7 +30,7 @@ def _root(cfg: dict) -> Path:
 
 def _keep(cfg: dict, keep: int | None) -> int:
     if keep is None:
-        keep = cfg.get("backup", {}).get("keep", 10)
+        keep = cfg["backup"]["keep"]
     if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
         raise BackupError(f"keep must be a whole number >= 1, got {keep!r} ([backup] keep)")
     return keep
@@ -107,7 +107,7 @@ def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
                     "Check the source with `lead_client.py preflight` and the disk for errors"
                 )
             knowledge_files, skipped = _copy_tree_count(Path(cfg["paths"]["knowledge"]), partial / "knowledge")
-            config_file = Path(cfg.get("config_file") or Path(cfg["home"]) / "fleet.toml")
+            config_file = Path(cfg["config_file"])
             has_config = config_file.is_file()
             if has_config:
                 shutil.copy2(config_file, partial / "fleet.toml")
@@ -213,7 +213,7 @@ def restore_backup(cfg: dict, backup_id: str) -> dict:
         raise BackupError(
             f"the supervisor is running (pid {pid}); restoring under running workers would lose their writes. "
             f"Stop it first (`lead_client.py stop` drains and stops it; `systemctl --user stop "
-            f"{cfg.get('service', {}).get('name', 'fleet')}` when it runs as a service), then run restore again"
+            f"{cfg['service']['name']}` when it runs as a service), then run restore again"
         )
     src = _root(cfg) / backup_id
     store = open_store(cfg, migrate=False)  # the live database may be the damaged thing being replaced
@@ -292,7 +292,7 @@ def _swap_in(cfg: dict, store, backup_id: str, src: Path) -> tuple[Path, bool]:
             _move(replaced, knowledge)
         raise BackupError(f"could not restore backup {backup_id}: {exc}. The fleet home was put back as it "
                           "was; run restore again once that is fixed") from None
-    config_file = Path(cfg.get("config_file") or Path(cfg["home"]) / "fleet.toml")
+    config_file = Path(cfg["config_file"])
     config_restored = False
     if (src / "fleet.toml").is_file() and not config_file.exists():
         shutil.copy2(src / "fleet.toml", config_file)

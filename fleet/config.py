@@ -412,7 +412,12 @@ def defaults() -> dict:
         for part in name.split("."):
             target = target.setdefault(part, {})
         target.update({k: _copy(v.default) for k, v in sec.keys.items()})
-        target.update({k: _copy(v) for k, v in sec.defaults.items()})
+        for k, v in sec.defaults.items():
+            if sec.tables is not None and isinstance(v, dict):
+                # a shipped table has every table key, as one written in fleet.toml does
+                target[k] = {tk: _copy(spec.default) for tk, spec in sec.tables.items()} | _copy(v)
+            else:
+                target[k] = _copy(v)
     return out
 
 
@@ -551,7 +556,7 @@ def unclaimable_reason(cfg: dict, skill: str, assigned_to: str | None = None) ->
         known = ", ".join(name for name, _ in names) or "(none)"
         return (f"no configured worker is named {assigned_to!r} (workers: {known}); "
                 "the task waits until a worker with that name runs")
-    if cfg["workers"].get("idle_takes_any_skill") and names:
+    if cfg["workers"]["idle_takes_any_skill"] and names:
         return None
     if any(skill in role_skills(cfg, role) for _, role in names):
         return None
@@ -566,7 +571,7 @@ def role_skills(cfg: dict, role: str) -> list[str]:
 
 def skill_timeout(cfg: dict, skill: str, declared: float | None) -> float:
     """Config override, else the skill's TIMEOUT_S, else the default."""
-    override = cfg["skills"].get("timeouts", {}).get(skill)
+    override = cfg["skills"]["timeouts"].get(skill)
     if override is not None:
         return float(override)
     return float(declared) if declared else float(cfg["skills"]["default_timeout_s"])

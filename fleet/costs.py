@@ -35,7 +35,7 @@ class BudgetExceeded(RuntimeError):
 def price_for(cfg: dict, model: str, *, local: bool) -> dict:
     """USD per Mtok {input, output, cache_read, cache_write} for `model`:
     the longest configured prefix; local providers cost 0 unless listed by exact name."""
-    prices = cfg.get("prices") or {}
+    prices = cfg["prices"]
     best = ""
     if local:
         best = model if model in prices else ""
@@ -45,7 +45,7 @@ def price_for(cfg: dict, model: str, *, local: bool) -> dict:
                 best = name
     if best:
         p = prices[best]
-        return {k: float(p.get(k, 0.0)) for k in ("input", "output", "cache_read", "cache_write")}
+        return {k: float(p[k]) for k in ("input", "output", "cache_read", "cache_write")}
     return {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0}
 
 
@@ -83,20 +83,20 @@ def period_start(period: str, *, now: float | None = None) -> float:
 
 def budget_checks(cfg: dict, skill: str | None, *, now: float | None = None) -> list[dict]:
     """The budgets that apply to a call by `skill`: its own and the global one."""
-    b = cfg.get("budgets") or {}
+    b = cfg["budgets"]
     checks = []
-    default_period, default_enf = b.get("period", "month"), b.get("enforcement", "warn")
-    per_skill = (b.get("skills") or {}).get(skill) if skill else None
-    if per_skill and (per_skill.get("limit_usd", 0) > 0 or per_skill.get("max_calls", 0) > 0):
-        period = per_skill.get("period") or default_period
+    default_period, default_enf = b["period"], b["enforcement"]
+    per_skill = b["skills"].get(skill) if skill else None
+    if per_skill and (per_skill["limit_usd"] > 0 or per_skill["max_calls"] > 0):
+        period = per_skill["period"] or default_period
         checks.append({"name": f"skill {skill}", "scope": "skill", "skill": skill, "period": period,
-                       "since": period_start(period, now=now), "limit_usd": float(per_skill.get("limit_usd", 0)),
-                       "max_calls": int(per_skill.get("max_calls", 0)),
-                       "enforcement": per_skill.get("enforcement") or default_enf})
-    if b.get("global_usd", 0) > 0 or b.get("global_calls", 0) > 0:
+                       "since": period_start(period, now=now), "limit_usd": float(per_skill["limit_usd"]),
+                       "max_calls": int(per_skill["max_calls"]),
+                       "enforcement": per_skill["enforcement"] or default_enf})
+    if b["global_usd"] > 0 or b["global_calls"] > 0:
         checks.append({"name": "fleet", "scope": "global", "skill": None, "period": default_period,
-                       "since": period_start(default_period, now=now), "limit_usd": float(b.get("global_usd", 0)),
-                       "max_calls": int(b.get("global_calls", 0)), "enforcement": default_enf})
+                       "since": period_start(default_period, now=now), "limit_usd": float(b["global_usd"]),
+                       "max_calls": int(b["global_calls"]), "enforcement": default_enf})
     return checks
 
 
@@ -110,8 +110,7 @@ def exceeded_error(figures: dict, skill: str | None) -> BudgetExceeded:
 def budget_status(cfg: dict, store, *, now: float | None = None) -> list[dict]:
     """Every configured budget with spend, calls, percent used and state
     (ok | warning (>= 80 %) | exceeded), for the periods containing `now`."""
-    b = cfg.get("budgets") or {}
-    names = sorted((b.get("skills") or {}).keys())
+    names = sorted(cfg["budgets"]["skills"])
     out = []
     for skill in names + [None]:
         for check in budget_checks(cfg, skill, now=now):

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     from fleet.logs import setup_process_logging
 
     setup_process_logging("dashboard", cfg, to_stderr=sys.stderr.isatty())
-    if cfg["fleet"].get("air_gap_mode"):
+    if cfg["fleet"]["air_gap_mode"]:
         print("dashboard: air_gap_mode is on; the dashboard stays off", file=sys.stderr)
         return 0
     host = args.host or cfg["dashboard"]["host"]

@@ -98,9 +98,7 @@ def hw_state_path(cfg: dict) -> str:
 
 def cpu_tier(cfg: dict) -> dict:
     """The CPU tier from `[models.tiers.cpu]` (the fallback everyone assumes)."""
-    tiers = (cfg.get("models") or {}).get("tiers") or {}
-    spec = tiers.get("cpu") or {}
-    return {"name": "cpu", "model": spec.get("model", "qwen3:4b"), "num_gpu": 0}
+    return {"name": "cpu", "model": cfg["models"]["tiers"]["cpu"]["model"], "num_gpu": 0}
 
 
 def write_hw_state(path: str | os.PathLike, state: dict) -> str:
@@ -139,9 +137,9 @@ def _assumed(cfg: dict, why: str, interval: float) -> dict:
         "source": "cpu", "cpu": None, "memory": None, "disk": None, "gpus": [],
         "tier": dict(tier, reason=why, changed_at=None),
         "thermal": {"state": "ok", "gpu_temp_c": None, "limit_c": None,
-                    "gpu_max_sustained_c": (cfg.get("thermal") or {}).get("gpu_max_sustained_c", 75.0)},
+                    "gpu_max_sustained_c": cfg["thermal"]["gpu_max_sustained_c"]},
         "models": {"server_reachable": False, "loaded": [], "conductor_loaded": None},
-        "training": {"holder": None}, "eco_mode": bool((cfg.get("fleet") or {}).get("eco_mode", False)),
+        "training": {"holder": None}, "eco_mode": bool(cfg["fleet"]["eco_mode"]),
         "stale": True, "stale_reason": why,
     }
 
@@ -150,7 +148,7 @@ def read_hw_state(cfg: dict, *, now: float | None = None) -> dict:
     """The current hardware state. Always a dict with `stale` and `tier`.
     Missing, unreadable, foreign-version or older-than-3-intervals data is
     reported `stale: true` with the CPU tier assumed (the rest kept when readable)."""
-    interval = float((cfg.get("hardware") or {}).get("interval_s", 5.0))
+    interval = float(cfg["hardware"]["interval_s"])
     path = hw_state_path(cfg)
     try:
         with open(path, encoding="utf-8") as fh:

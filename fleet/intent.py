@@ -218,10 +218,10 @@ def parse_intent(instruction: str, cfg: dict, *, catalogue: dict | None = None, 
 def _with_conductor(text: str, cfg: dict, catalogue: dict) -> dict:
     from fleet.skills._models import ModelOutputInvalid, call_model
 
-    models = cfg.get("models") or {}
+    models = cfg["models"]
     try:
-        result = call_model(text, cfg, provider=models.get("conductor_provider") or None,
-                            model=models.get("conductor_model") or None,
+        result = call_model(text, cfg, provider=models["conductor_provider"] or None,
+                            model=models["conductor_model"] or None,
                             system=SYSTEM_PROMPT + _catalogue_prompt(catalogue), json_schema=INTENT_SCHEMA,
                             temperature=0.0, max_tokens=512, skill=None)
     except ModelOutputInvalid as exc:
@@ -232,7 +232,7 @@ def _with_conductor(text: str, cfg: dict, catalogue: dict) -> dict:
 
 
 def _with_matcher(text: str, cfg: dict, catalogue: dict) -> dict:
-    threshold = float((cfg.get("models") or {}).get("intent_min_confidence", 0.35))
+    threshold = float(cfg["models"]["intent_min_confidence"])
     ranked = rank_skills(text, catalogue)
     candidates = [(name, conf, catalogue[name].description) for name, conf in ranked[:3]]
     if not ranked or ranked[0][1] < threshold:

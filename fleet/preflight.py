@@ -58,7 +58,7 @@ def check_disk(cfg: dict) -> dict:
     where = os.path.dirname(cfg["paths"]["db"]) or "."
     os.makedirs(where, exist_ok=True)
     free_mb = shutil.disk_usage(where).free // (1024 * 1024)
-    need = int(cfg.get("preflight", {}).get("min_free_disk_mb", 1024))
+    need = cfg["preflight"]["min_free_disk_mb"]
     return _check("disk", free_mb >= need, f"{free_mb} MB free at {where} (need {need} MB"
                   + ("" if free_mb >= need else "; free space or move [paths] db") + ")")
 
@@ -86,14 +86,14 @@ def _http_get(url: str, timeout: float) -> tuple[int | None, str]:
 
 
 def check_dashboard(cfg: dict) -> dict | None:
-    dash = cfg.get("dashboard") or {}
-    if not dash.get("enabled", False) or cfg.get("fleet", {}).get("air_gap_mode"):
+    dash = cfg["dashboard"]
+    if not dash["enabled"] or cfg["fleet"]["air_gap_mode"]:
         return None
-    host = dash.get("host", "127.0.0.1")
+    host = dash["host"]
     wildcard = ("0.0.0.0", "")  # nosec B104 - a wildcard bind is probed on loopback
     host = "127.0.0.1" if host in wildcard else ("[::1]" if host == "::" else host)
-    url = f"http://{host}:{dash.get('port', 5555)}/"
-    status, err = _http_get(url, float(cfg.get("preflight", {}).get("timeout_s", 3.0)))
+    url = f"http://{host}:{dash['port']}/"
+    status, err = _http_get(url, cfg["preflight"]["timeout_s"])
     if status is None:
         return _check("dashboard", False, f"{url} is not reachable ({err}); is the supervisor running with the "
                       "dashboard service? ([dashboard] enabled = false turns this check off)")
@@ -101,17 +101,17 @@ def check_dashboard(cfg: dict) -> dict | None:
 
 
 def _providers_in_use(cfg: dict) -> list[str]:
-    models = cfg.get("models") or {}
-    names = list(models.get("chain") or [])
-    for chain in (models.get("skill_chains") or {}).values():
+    models = cfg["models"]
+    names = list(models["chain"])
+    for chain in models["skill_chains"].values():
         names += [n for n in chain if n not in names]
     return [n for n in dict.fromkeys(names)]
 
 
 def check_providers(cfg: dict, *, level: str = "fail") -> list[dict]:
-    providers = cfg.get("providers") or {}
-    offline = bool(cfg.get("fleet", {}).get("offline_mode"))
-    timeout = float(cfg.get("preflight", {}).get("timeout_s", 3.0))
+    providers = cfg["providers"]
+    offline = cfg["fleet"]["offline_mode"]
+    timeout = cfg["preflight"]["timeout_s"]
     out = []
     for name in _providers_in_use(cfg):
         p = providers.get(name)
@@ -119,12 +119,12 @@ def check_providers(cfg: dict, *, level: str = "fail") -> list[dict]:
             out.append(_check(f"provider:{name}", False, f"[models] names provider {name!r} but there is no "
                               f"[providers.{name}] table", level))
             continue
-        base = (p.get("base_url") or "").rstrip("/")
+        base = p["base_url"].rstrip("/")
         cloud = _is_cloud(p)
         if cloud and offline:
             out.append(_check(f"provider:{name}", True, "skipped: cloud provider and offline mode is on"))
             continue
-        if p.get("api_key_env"):
+        if p["api_key_env"]:
             from fleet.secret_file import get_secret
 
             try:
@@ -138,10 +138,10 @@ def check_providers(cfg: dict, *, level: str = "fail") -> list[dict]:
         if not base:
             out.append(_check(f"provider:{name}", True, "no base_url to probe (the type's default is used)"))
             continue
-        url = base + ("/api/tags" if p.get("type") == "ollama" else "/")
+        url = base + ("/api/tags" if p["type"] == "ollama" else "/")
         status, err = _http_get(url, timeout)
         if status is None:
-            hint = " (start it with `ollama serve`)" if p.get("type") == "ollama" else ""
+            hint = " (start it with `ollama serve`)" if p["type"] == "ollama" else ""
             out.append(_check(f"provider:{name}", False, f"{base} is not reachable ({err}){hint}", level))
         else:
             out.append(_check(f"provider:{name}", True, f"{base} answers (HTTP {status})"))
@@ -149,16 +149,16 @@ def check_providers(cfg: dict, *, level: str = "fail") -> list[dict]:
 
 
 def _is_cloud(p: dict) -> bool:
-    locality = p.get("locality", "auto")
+    locality = p["locality"]
     if locality != "auto":
         return locality == "cloud"
-    if p.get("type") == "ollama":
+    if p["type"] == "ollama":
         return False
-    if p.get("type") == "claude":
+    if p["type"] == "claude":
         return True
     from fleet.providers.base import is_loopback_or_private
 
-    return not is_loopback_or_private(p.get("base_url") or "")
+    return not is_loopback_or_private(p["base_url"])
 
 
 def check_secrets_mode(cfg: dict) -> dict | None:

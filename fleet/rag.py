@@ -217,7 +217,6 @@ class RagIndex:
 
 def index_path(config: dict) -> Path:
     """Where the index lives: [skills.rag] db, relative to knowledge/."""
-    opts = ((config.get("skills") or {}).get("rag") or {})
-    name = opts.get("db", "rag.db")
+    name = config["skills"]["rag"]["db"]
     p = Path(os.path.expanduser(name))
     return p if p.is_absolute() else Path(config["paths"]["knowledge"]) / p

@@ -82,7 +82,7 @@ def _pct(value: float | None) -> float | None:
 def build_report(cfg: dict, store, *, now: float | None = None, days: int = 30) -> dict:
     """The report as a JSON-ready dict (shape in docs/cli.md)."""
     now = time.time() if now is None else now
-    interval = float(cfg.get("supervisor", {}).get("status_interval_s", 10.0))
+    interval = float(cfg["supervisor"]["status_interval_s"])
     max_gap = 2.5 * interval
     month_start = now - days * DAY_S
     today = _midnight(now)
@@ -132,7 +132,7 @@ def build_report(cfg: dict, store, *, now: float | None = None, days: int = 30) 
     ]
     totals = {k: sum(d[k] for d in day_rows) for k in ("done", "failed", "retried", "cancelled", "worker_restarts")}
     return {
-        "fleet": cfg.get("fleet", {}).get("name", "fleet"),
+        "fleet": cfg["fleet"]["name"],
         "generated_at": now,
         "window_days": days,
         "first_sample_at": samples[0]["ts"] if samples else None,

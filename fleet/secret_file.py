@@ -21,7 +21,6 @@ from .atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DEFAULT_PATH = "~/.secrets"
 
 
 class SecretsError(Exception):
@@ -32,9 +31,8 @@ class LooseSecretsPermissions(UserWarning):
     """The secrets file can be read by other users."""
 
 
-def secrets_path(cfg: dict | None) -> Path:
-    raw = ((cfg or {}).get("paths") or {}).get("secrets") or _DEFAULT_PATH
-    return Path(os.path.expanduser(raw))
+def secrets_path(cfg: dict) -> Path:
+    return Path(os.path.expanduser(cfg["paths"]["secrets"]))
 
 
 def check_key(key: str) -> str:
@@ -151,9 +149,9 @@ def _read_text(path: Path) -> str:
         raise SecretsError(f"cannot read secrets file {path}: {exc.strerror}; check its owner and mode") from None
 
 
-def read_secrets(cfg: dict | None) -> dict[str, str]:
+def read_secrets(cfg: dict) -> dict[str, str]:
     """Everything in the secrets file ({} when it is absent or in air-gap mode)."""
-    if ((cfg or {}).get("fleet") or {}).get("air_gap_mode"):
+    if cfg["fleet"]["air_gap_mode"]:
         return {}
     path = secrets_path(cfg)
     try:
@@ -164,7 +162,7 @@ def read_secrets(cfg: dict | None) -> dict[str, str]:
     return parse_secrets(text)
 
 
-def _locked_update(cfg: dict | None, key: str, value: str | None) -> bool:
+def _locked_update(cfg: dict, key: str, value: str | None) -> bool:
     """Set (or with None remove) one key under a file lock; True if the file changed."""
     from filelock import FileLock
 
@@ -182,7 +180,7 @@ def _locked_update(cfg: dict | None, key: str, value: str | None) -> bool:
     return True
 
 
-def get_secret(cfg: dict | None, key: str) -> str | None:
+def get_secret(cfg: dict, key: str) -> str | None:
     """The secret's value: the environment first, then the secrets file; None if unset."""
     check_key(key)
     env = os.environ.get(key)
@@ -191,7 +189,7 @@ def get_secret(cfg: dict | None, key: str) -> str | None:
     return read_secrets(cfg).get(key) or None
 
 
-def set_secret(cfg: dict | None, key: str, value: str) -> None:
+def set_secret(cfg: dict, key: str, value: str) -> None:
     """Store `value` under `key` (atomic write, mode 0600). Any characters are
     kept; the file's other lines are left exactly as they were."""
     check_key(key)
@@ -202,12 +200,12 @@ def set_secret(cfg: dict | None, key: str, value: str) -> None:
     _locked_update(cfg, key, value)
 
 
-def delete_secret(cfg: dict | None, key: str) -> bool:
+def delete_secret(cfg: dict, key: str) -> bool:
     """Remove `key` from the file; False when it was not there (nothing changes)."""
     check_key(key)
     return _locked_update(cfg, key, None)
 
 
-def list_secret_keys(cfg: dict | None) -> list[str]:
+def list_secret_keys(cfg: dict) -> list[str]:
     """Names (never values) of the secrets in the file."""
     return sorted(read_secrets(cfg))

@@ -84,19 +84,18 @@ UNIT_MARKER = "# Written by `lead_client.py install-service`; regenerate rather 
 
 
 def render_systemd(cfg: dict, *, python: str | None = None, version: int | None = None) -> str:
-    svc = cfg.get("service", {})
-    sup = cfg.get("supervisor", {})
+    svc = cfg["service"]
     python = python or venv_python()
     home = cfg["home"]
-    stop_timeout = int(float(sup.get("stop_timeout_s", 30.0)) + 30)
+    stop_timeout = int(cfg["supervisor"]["stop_timeout_s"] + 30)
     lines = [
         UNIT_MARKER,
         "[Unit]",
         f"Description=Fleet supervisor ({home.replace('%', '%%')})",
         # a file: URI percent-encodes; each '%' then doubles, as systemd reads specifiers
         "Documentation=" + (REPO_ROOT / "README.md").as_uri().replace("%", "%%"),
-        f"StartLimitIntervalSec={int(svc.get('start_limit_interval_s', 300))}",
-        f"StartLimitBurst={int(svc.get('start_limit_burst', 5))}",
+        f"StartLimitIntervalSec={int(svc['start_limit_interval_s'])}",
+        f"StartLimitBurst={svc['start_limit_burst']}",
         "",
         "[Service]",
         "Type=simple",
@@ -106,7 +105,7 @@ def render_systemd(cfg: dict, *, python: str | None = None, version: int | None 
         "Environment=PYTHONUNBUFFERED=1",
         f"ExecStart={_sd_escape(python)} {_sd_escape(supervisor_script())}",
         "Restart=on-failure",
-        f"RestartSec={float(svc.get('restart_sec', 5.0)):g}",
+        f"RestartSec={svc['restart_sec']:g}",
         "RestartForceExitStatus=SIGHUP SIGPIPE",
         # Exit 78 (configuration error) will not fix itself by restarting.
         "RestartPreventExitStatus=78",
@@ -127,7 +126,7 @@ def _user_unit_dir() -> Path:
 
 # -- launchd ----------------------------------------------------------------
 def launchd_label(cfg: dict) -> str:
-    return f"local.{cfg.get('service', {}).get('name', 'fleet')}"
+    return f"local.{cfg['service']['name']}"
 
 
 def render_plist(cfg: dict, *, python: str | None = None) -> bytes:
@@ -144,8 +143,8 @@ def render_plist(cfg: dict, *, python: str | None = None) -> bytes:
         "RunAtLoad": True,
         # Restart when it exits with an error; a clean stop (exit 0) stays stopped.
         "KeepAlive": {"SuccessfulExit": False},
-        "ThrottleInterval": int(max(1, float(cfg.get("service", {}).get("restart_sec", 5.0)))),
-        "ExitTimeOut": int(float(cfg.get("supervisor", {}).get("stop_timeout_s", 30.0)) + 30),
+        "ThrottleInterval": int(max(1, cfg["service"]["restart_sec"])),
+        "ExitTimeOut": int(cfg["supervisor"]["stop_timeout_s"] + 30),
         "ProcessType": "Background",
         "StandardOutPath": str(logs / "service.out.log"),
         "StandardErrorPath": str(logs / "service.err.log"),
@@ -156,9 +155,8 @@ def render_plist(cfg: dict, *, python: str | None = None) -> bytes:
 # -- Windows Task Scheduler --------------------------------------------------
 def render_task_xml(cfg: dict, *, python: str | None = None) -> str:
     python = python or venv_python()
-    svc = cfg.get("service", {})
     user = getpass.getuser()
-    interval = max(60, int(float(svc.get("restart_sec", 5.0))))
+    interval = max(60, int(cfg["service"]["restart_sec"]))
     args = f'-u "{supervisor_script()}"'
     return f"""<?xml version="1.0" encoding="UTF-16"?>
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
@@ -185,7 +183,7 @@ def render_task_xml(cfg: dict, *, python: str | None = None) -> str:
     <ExecutionTimeLimit>PT0S</ExecutionTimeLimit>
     <RestartOnFailure>
       <Interval>PT{interval // 60}M</Interval>
-      <Count>{int(svc.get('start_limit_burst', 5))}</Count>
+      <Count>{cfg['service']['start_limit_burst']}</Count>
     </RestartOnFailure>
     <Enabled>true</Enabled>
   </Settings>
@@ -203,7 +201,7 @@ def render_task_xml(cfg: dict, *, python: str | None = None) -> str:
 # -- plans --------------------------------------------------------------------
 def plan(cfg: dict, platform: str | None = None) -> Plan:
     platform = platform or current_platform()
-    name = cfg.get("service", {}).get("name", "fleet")
+    name = cfg["service"]["name"]
     if not re.match(r"^[A-Za-z0-9_.-]+$", name):
         raise ServiceError(f"[service] name {name!r} may only hold letters, digits, '.', '_' and '-'")
     if platform == "linux":

@@ -65,10 +65,12 @@ class SkillInfo:
 
 
 def skill_dirs(cfg: dict | None) -> list[Path]:
+    """The built-in skills folder, then `[skills] extra_paths` of a loaded
+    config (relative ones under the fleet home); None: built-ins only."""
     dirs = [BUILTIN_DIR]
-    for extra in (cfg or {}).get("skills", {}).get("extra_paths", []):
+    for extra in [] if cfg is None else cfg["skills"]["extra_paths"]:
         p = Path(os.path.expanduser(extra))
-        if not p.is_absolute() and cfg and cfg.get("home"):
+        if not p.is_absolute():
             p = Path(cfg["home"]) / p
         dirs.append(p)
     return dirs

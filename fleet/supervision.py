@@ -54,7 +54,7 @@ class Supervisor:
         py = sys.executable
         for name, role in worker_names(self.cfg):
             self.children[name] = Child(name, role, "worker", self._worker_args(role, name))
-        dashboard_on = not self.cfg["fleet"]["air_gap_mode"] and self.cfg.get("dashboard", {}).get("enabled", True)
+        dashboard_on = not self.cfg["fleet"]["air_gap_mode"] and self.cfg["dashboard"]["enabled"]
         for svc in self.sup["services"]:
             module = svc if "." in svc else f"fleet.{svc}"
             if svc == "dashboard" and not dashboard_on:
@@ -471,8 +471,8 @@ class Supervisor:
         self._say(f"fleet: workers: {', '.join(workers) or '(none)'}; services: {', '.join(services) or '(none)'}")
         self._say(f"fleet: logs in {self.cfg['paths']['logs']}/, status in {self.cfg['paths']['status_file']}")
         if "dashboard" in services:
-            d = self.cfg.get("dashboard", {})
-            self._say(f"fleet: dashboard at http://{d.get('host', '127.0.0.1')}:{d.get('port', 5555)}/")
+            d = self.cfg["dashboard"]
+            self._say(f"fleet: dashboard at http://{d['host']}:{d['port']}/")
         self._say("fleet: press Ctrl-C to stop (running tasks finish or are released)")
 
     def _loop(self, rfd: int) -> int:

@@ -34,14 +34,18 @@ class Clock:
 
 
 def test_url_and_conductor_come_from_the_routing_config():
-    cfg = {"providers": {"ollama": {"type": "ollama", "base_url": "http://gpu-box:11434/"},
-                         "claude": {"type": "claude", "base_url": "https://api.anthropic.com"}},
-           "models": {"conductor_model": "qwen3:4b", "conductor_provider": "ollama"},
-           "model_server": {"url": "http://127.0.0.1:1"}}
+    from fleet.config import validate
+
+    # validate(): the loader's checks and defaults, without a file
+    cfg = validate({"providers": {"ollama": {"type": "ollama", "base_url": "http://gpu-box:11434/"},
+                                  "claude": {"type": "claude", "base_url": "https://api.anthropic.com"}},
+                    "models": {"conductor_model": "qwen3:4b", "conductor_provider": "ollama"},
+                    "model_server": {"url": "http://127.0.0.1:1"}})
     assert server_url(cfg) == "http://gpu-box:11434" and conductor_model(cfg) == "qwen3:4b"
     cfg["models"]["conductor_provider"] = "claude"
     assert conductor_model(cfg) is None
-    assert server_url({"model_server": {"url": "http://127.0.0.1:9"}}) == "http://127.0.0.1:9"
+    no_url = validate({"providers": {"ollama": {"base_url": ""}}, "model_server": {"url": "http://127.0.0.1:9"}})
+    assert server_url(no_url) == "http://127.0.0.1:9"
 
 
 def test_lists_loaded_models_and_keeps_the_tier_model_warm():

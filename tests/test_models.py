@@ -335,12 +335,16 @@ def test_usage_row_names_the_agent_and_task_from_the_process_context(isolated_ho
 def test_a_remote_ollama_is_cloud_for_offline_and_local_only():
     """Anchor lesson 14: "local only" means local. An Ollama provider pointed at
     a hosted or remote server is judged by its host, like any other server."""
+    from fleet.config import defaults
     from fleet.providers.ollama import OllamaProvider
 
-    assert OllamaProvider("ollama", {"base_url": "https://ollama.example.com"}, {}).is_cloud
-    assert not OllamaProvider("ollama", {"base_url": "http://localhost:11434"}, {}).is_cloud
-    assert not OllamaProvider("ollama", {"base_url": "http://192.168.1.20:11434"}, {}).is_cloud
-    assert not OllamaProvider("ollama", {"base_url": "https://gpu.example.com", "locality": "local"}, {}).is_cloud
+    def ollama(**table):  # a [providers.ollama] table as the loader fills it
+        return OllamaProvider("ollama", defaults()["providers"]["ollama"] | table, defaults())
+
+    assert ollama(base_url="https://ollama.example.com").is_cloud
+    assert not ollama(base_url="http://localhost:11434").is_cloud
+    assert not ollama(base_url="http://192.168.1.20:11434").is_cloud
+    assert not ollama(base_url="https://gpu.example.com", locality="local").is_cloud
 
 
 # -- replies and interruptions that must not escape the chain (found in review) --

@@ -9,11 +9,12 @@ import time
 import pytest
 
 from fleet import report
+from fleet.config import validate
 from tests.fakes.cli_runner import cli
 
 DAY = 86400.0
 STEP = 60.0
-CFG = {"fleet": {"name": "test"}, "supervisor": {"status_interval_s": STEP}}
+CFG = validate({"fleet": {"name": "test"}, "supervisor": {"status_interval_s": STEP}})  # the loader's defaults
 
 
 def _samples(store, start, end, expected, alive, busy):

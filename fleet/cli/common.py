@@ -79,7 +79,7 @@ class Ctx:
             raise CliError(
                 f"{what} needs the supervisor, and none is running for {self.cfg['home']}; "
                 "start it with `python fleet/supervisor.py` (or `systemctl --user start "
-                f"{self.cfg.get('service', {}).get('name', 'fleet')}` when installed as a service)",
+                f"{self.cfg['service']['name']}` when installed as a service)",
                 EXIT_NO_SUPERVISOR,
             )
         return pid

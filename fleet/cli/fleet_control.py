@@ -132,8 +132,7 @@ def cmd_status(ctx: Ctx) -> int:
 def _known_roles(cfg: dict) -> list[str]:
     roles = {r for r in cfg["affinity"]} | {r for r, v in cfg["workers"].items()
                                             if isinstance(v, int) and not isinstance(v, bool) and r != "coder_count"}
-    if cfg["workers"].get("coder_count") is not None:
-        roles.add("coder")
+    roles.add("coder")  # coders are named coder_1..N by [workers] coder_count
     return sorted(roles)
 
 

@@ -25,31 +25,21 @@ _MB = 1024 * 1024
 
 
 def server_url(cfg: dict) -> str:
-    """The Ollama base URL: the model-routing provider config when it names one,
-    else `[models] ollama_host`, else `[model_server] url`."""
-    for name, p in ((cfg.get("providers") or {}).items()):
-        if not isinstance(p, dict):
-            continue
-        kind = str(p.get("kind") or p.get("type") or p.get("api") or "").lower()
-        if kind == "ollama" or (not kind and name in ("ollama", "local")):
-            url = p.get("base_url") or p.get("url") or p.get("host")
-            if url:
-                return str(url).rstrip("/")
-    host = (cfg.get("models") or {}).get("ollama_host")
-    if host:
-        return str(host).rstrip("/")
-    return str((cfg.get("model_server") or {}).get("url", "http://127.0.0.1:11434")).rstrip("/")
+    """The Ollama base URL: the base_url of the first `[providers.NAME]` of
+    type ollama that names one, else `[model_server] url`."""
+    for p in cfg["providers"].values():
+        if p["type"] == "ollama" and p["base_url"]:
+            return p["base_url"].rstrip("/")
+    return cfg["model_server"]["url"].rstrip("/")
 
 
 def conductor_model(cfg: dict) -> str | None:
     """The conductor model when it is served by the local model server, else None."""
-    models = cfg.get("models") or {}
-    name = models.get("conductor_model") or models.get("conductor")
-    provider = models.get("conductor_provider")
-    spec = (cfg.get("providers") or {}).get(provider) if provider else None
-    if isinstance(spec, dict) and str(spec.get("type") or "").lower() not in ("", "ollama"):
+    models = cfg["models"]
+    spec = cfg["providers"].get(models["conductor_provider"])
+    if spec is not None and spec["type"] != "ollama":
         return None  # a cloud conductor: nothing to keep warm here
-    return str(name) if isinstance(name, str) and name else None
+    return models["conductor_model"] or None
 
 
 def normalise(name: str) -> str:

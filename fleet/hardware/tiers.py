@@ -52,17 +52,15 @@ class Tier:
 
 def tiers_from_config(cfg: dict) -> list[Tier]:
     """Enabled tiers, largest VRAM first, the CPU tier last."""
-    spec = ((cfg.get("models") or {}).get("tiers")) or {}
     gpu_tiers, cpu = [], None
-    for name, t in spec.items():
-        if not isinstance(t, dict) or not t.get("enabled", True):
+    for name, t in cfg["models"]["tiers"].items():
+        if not t["enabled"]:
             continue
-        model = str(t.get("model") or "").strip()
+        model = t["model"].strip()
         if not model:
             raise TierConfigError(f"[models.tiers.{name}] has no model; set model = \"name:tag\"")
-        num_gpu = t.get("num_gpu", -1)
-        num_gpu = None if num_gpu is None or num_gpu < 0 else int(num_gpu)
-        vram = float(t.get("vram_gb", 0.0))
+        num_gpu = None if t["num_gpu"] < 0 else t["num_gpu"]
+        vram = float(t["vram_gb"])
         if name == "cpu":
             cpu = Tier("cpu", model, 0.0, 0)
         elif vram <= 0:

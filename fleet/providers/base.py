@@ -129,13 +129,13 @@ class Provider:
         self.name = name
         self.settings = settings
         self.cfg = cfg
-        self.base_url = (settings.get("base_url") or self.default_base_url).rstrip("/")
-        self.timeout_s = float(settings.get("timeout_s") or 120.0)
+        self.base_url = (settings["base_url"] or self.default_base_url).rstrip("/")  # empty: the type's default
+        self.timeout_s = float(settings["timeout_s"])
 
     # -- what the router asks --------------------------------------------
     @property
     def is_cloud(self) -> bool:
-        locality = self.settings.get("locality", "auto")
+        locality = self.settings["locality"]
         if locality in ("local", "cloud"):
             return locality == "cloud"
         if self.cloud_by_default is not None:
@@ -144,7 +144,7 @@ class Provider:
 
     def resolve_model(self, requested: str | None) -> str:
         """The model this call will use on this provider."""
-        return requested or self.settings.get("model") or ""
+        return requested or self.settings["model"]
 
     def missing_configuration(self) -> str | None:
         """Why no request can be sent at all (e.g. no API key), or None. Checked

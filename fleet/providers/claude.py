@@ -30,7 +30,7 @@ class ClaudeProvider(Provider):
 
     @property
     def key_name(self) -> str:
-        return self.settings.get("api_key_env") or "ANTHROPIC_API_KEY"
+        return self.settings["api_key_env"] or "ANTHROPIC_API_KEY"  # a [providers.X] of type claude names none
 
     def how_to_fix(self) -> str:
         return f"set {self.key_name} (lead_client.py secret set {self.key_name} -)"
@@ -73,7 +73,7 @@ class ClaudeProvider(Provider):
                         "messages": request.messages}
         if system_text:
             block: dict = {"type": "text", "text": system_text}
-            if self.settings.get("cache_system", True):
+            if self.settings["cache_system"]:
                 block["cache_control"] = {"type": "ephemeral"}
             kwargs["system"] = [block]
         if request.temperature is not None:

@@ -41,22 +41,22 @@ class OllamaProvider(Provider):
     def resolve_model(self, requested: str | None) -> str:
         if requested:
             return requested
-        if self.settings.get("model"):
+        if self.settings["model"]:
             return self.settings["model"]
         tier = _tier(self.cfg)
         if tier and tier.get("model"):
             return str(tier["model"])
-        return self.cfg.get("models", {}).get("local_model") or "qwen3:8b"
+        return self.cfg["models"]["local_model"]
 
     def how_to_fix(self) -> str:
         return f"start Ollama at {self.base_url} (`ollama serve`)"
 
     def _options(self, request: ChatRequest) -> dict:
         options: dict = {}
-        if self.settings.get("num_ctx"):
+        if self.settings["num_ctx"]:
             options["num_ctx"] = int(self.settings["num_ctx"])
-        num_gpu = self.settings.get("num_gpu", -1)
-        if num_gpu is None or num_gpu < 0:
+        num_gpu = self.settings["num_gpu"]
+        if num_gpu < 0:
             # The tier's GPU layers apply only to the tier's own model: if the
             # tier changed since the model was resolved, send no num_gpu at all.
             tier = _tier(self.cfg)
@@ -75,10 +75,10 @@ class OllamaProvider(Provider):
         messages = list(request.messages)
         if request.system:
             messages = [{"role": "system", "content": request.system}] + messages
-        stream = bool(self.settings.get("stream"))
+        stream = bool(self.settings["stream"])
         body: dict = {"model": request.model, "messages": messages, "stream": stream,
                       "options": self._options(request)}
-        if self.settings.get("keep_alive") not in (None, ""):
+        if self.settings["keep_alive"]:
             body["keep_alive"] = self.settings["keep_alive"]
         if request.json_schema is not None:
             body["format"] = request.json_schema

@@ -25,7 +25,7 @@ class OpenAICompatibleProvider(Provider):
     cloud_by_default = None  # by host: loopback/private is local
 
     def how_to_fix(self) -> str:
-        key = self.settings.get("api_key_env")
+        key = self.settings["api_key_env"]
         extra = f", and set {key} (lead_client.py secret set {key} -)" if key else ""
         return f"start the OpenAI-compatible server at {self.base_url}{extra}"
 
@@ -41,7 +41,7 @@ class OpenAICompatibleProvider(Provider):
         return f"{base}/chat/completions" if base.endswith("/v1") else f"{base}/v1/chat/completions"
 
     def _headers(self) -> dict:
-        key_name = self.settings.get("api_key_env")
+        key_name = self.settings["api_key_env"]
         if not key_name:
             return {}
         from fleet.secret_file import get_secret
@@ -59,7 +59,7 @@ class OpenAICompatibleProvider(Provider):
         messages = list(request.messages)
         if request.system:
             messages = [{"role": "system", "content": request.system}] + messages
-        stream = bool(self.settings.get("stream"))
+        stream = bool(self.settings["stream"])
         body: dict = {"model": request.model, "messages": messages, "max_tokens": int(request.max_tokens),
                       "stream": stream}
         if stream:

@@ -96,7 +96,7 @@ def knowledge_path(config: dict, *parts: str) -> Path:
 def is_sensitive(config: dict, path: Path) -> bool:
     """The secrets file, SSH/GPG key folders and .env files: never read into a prompt or an index."""
     p = Path(path).resolve()
-    secrets = ((config or {}).get("paths") or {}).get("secrets")
+    secrets = config["paths"]["secrets"]
     if secrets and p == Path(os.path.expanduser(secrets)).resolve():
         return True
     home = Path(os.path.expanduser("~")).resolve()
@@ -112,7 +112,7 @@ def resolve_input(config: dict, value: str, *, must_exist: bool = True, kind: st
         raise SkillError(f"{kind} must be a non-empty path")
     p = Path(os.path.expanduser(value))
     if not p.is_absolute():
-        p = Path(config.get("home") or os.getcwd()) / p
+        p = Path(config["home"]) / p
     try:
         p = p.resolve()
     except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError on Python 3.11)
@@ -129,7 +129,7 @@ def resolve_input(config: dict, value: str, *, must_exist: bool = True, kind: st
 
 def display_path(config: dict, path: Path) -> str:
     """A short name for a path: relative to the fleet home or cwd when inside them."""
-    for base in (config.get("home"), os.getcwd()):
+    for base in (config["home"], os.getcwd()):
         if base:
             try:
                 return str(path.resolve().relative_to(Path(base).resolve()))
@@ -241,13 +241,13 @@ def clip(text: str, limit: int) -> str:
 
 # -- modes ------------------------------------------------------------------
 def is_offline(config: dict) -> bool:
-    fleet = (config or {}).get("fleet", {})
-    return bool(fleet.get("offline_mode") or fleet.get("air_gap_mode"))
+    fleet = config["fleet"]
+    return bool(fleet["offline_mode"] or fleet["air_gap_mode"])
 
 
 def require_network(config: dict, skill: str, what: str = "") -> None:
     if is_offline(config):
-        mode = "air-gap" if (config.get("fleet") or {}).get("air_gap_mode") else "offline"
+        mode = "air-gap" if config["fleet"]["air_gap_mode"] else "offline"
         raise SkillError(
             f"{mode} mode: {skill} refused{(' (' + what + ')') if what else ''}: it needs the network; "
             "set [fleet] offline_mode = false (and air_gap_mode = false) in fleet.toml to allow it"
@@ -255,8 +255,9 @@ def require_network(config: dict, skill: str, what: str = "") -> None:
 
 
 def skill_options(config: dict, skill: str) -> dict:
-    """The `[skills.<skill>]` table (defaults filled by fleet.config)."""
-    return dict(((config or {}).get("skills") or {}).get(skill) or {})
+    """The `[skills.<skill>]` table (defaults filled by fleet.config; {} for a
+    skill without one)."""
+    return dict(config["skills"].get(skill) or {})
 
 
 # -- state across a human answer ---------------------------------------------

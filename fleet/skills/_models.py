@@ -114,15 +114,15 @@ def _store(cfg: dict):
 
 def get_provider(cfg: dict, name: str) -> Provider:
     """The Provider for `[providers.NAME]` (cached per process and settings)."""
-    settings = (cfg.get("providers") or {}).get(name)
-    if not isinstance(settings, dict):
-        configured = ", ".join(sorted(cfg.get("providers") or {})) or "(none)"
+    settings = cfg["providers"].get(name)
+    if settings is None:
+        configured = ", ".join(sorted(cfg["providers"])) or "(none)"
         raise ProviderError("unconfigured", f"no provider named {name!r} in [providers] of fleet.toml "
                                             f"(configured: {configured})")
-    key = (name, json.dumps(settings, sort_keys=True, default=str), cfg.get("home"), cfg["paths"].get("hw_state"))
+    key = (name, json.dumps(settings, sort_keys=True, default=str), cfg["home"], cfg["paths"]["hw_state"])
     provider = _providers.get(key)
     if provider is None:
-        provider = provider_class(settings.get("type", ""))(name, settings, cfg)
+        provider = provider_class(settings["type"])(name, settings, cfg)
         with _lock:
             _providers[key] = provider
     return provider
@@ -153,8 +153,8 @@ def _config(config: dict | None) -> dict:
 def resolve_chain(cfg: dict, *, provider: str | list[str] | None = None, skill: str | None = None) -> list[str]:
     """Provider names to try, in order. `provider` may name a provider, a
     provider type, 'local' (every local provider) or be a list of names."""
-    providers = cfg.get("providers") or {}
-    default = list((cfg["models"].get("skill_chains") or {}).get(skill) or cfg["models"].get("chain") or [])
+    providers = cfg["providers"]
+    default = list(cfg["models"]["skill_chains"].get(skill) or cfg["models"]["chain"])
     ordered = default + [n for n in providers if n not in default]
     if provider is None:
         return default
@@ -165,7 +165,7 @@ def resolve_chain(cfg: dict, *, provider: str | list[str] | None = None, skill: 
     if provider == "local":
         names = [n for n in ordered if n in providers and not _is_cloud_safe(cfg, n)]
     else:
-        names = [n for n in ordered if isinstance(providers.get(n), dict) and providers[n].get("type") == provider]
+        names = [n for n in ordered if n in providers and providers[n]["type"] == provider]
     return names or [provider]
 
 
@@ -277,7 +277,7 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
     cfg = _config(config)
     messages, system = _messages(prompt_or_messages, system)
     chain = resolve_chain(cfg, provider=provider, skill=skill)
-    offline = bool(cfg["fleet"].get("offline_mode") or cfg["fleet"].get("air_gap_mode"))
+    offline = bool(cfg["fleet"]["offline_mode"] or cfg["fleet"]["air_gap_mode"])
     local_only = _skill_local_only(cfg, skill)
     store = _store(cfg)
     task_id, agent = _context(task_id)
@@ -329,8 +329,8 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                     warnings_.append(_budget_warning(store, w, skill))
             s = p.settings
             admit = store.admit_provider_request(
-                name, rpm=int(s.get("rpm") or 0), rpd=int(s.get("rpd") or 0), headroom=float(s.get("headroom", 0.8)),
-                spacing_s=float(s.get("min_spacing_ms") or 0) / 1000.0, probe_lease_s=p.timeout_s + 5.0)
+                name, rpm=int(s["rpm"]), rpd=int(s["rpd"]), headroom=float(s["headroom"]),
+                spacing_s=float(s["min_spacing_ms"]) / 1000.0, probe_lease_s=p.timeout_s + 5.0)
             if not admit["ok"]:
                 if reservation is not None:
                     store.release_budget(reservation)

@@ -15,12 +15,11 @@ import httpx
 
 from fleet.skills._common import SkillError, require_network
 
-DEFAULT_UA = "fleet-agent/0.1 (+https://github.com/; local research assistant)"
 MAX_BYTES = 5_000_000
 
 
 def search_settings(config: dict) -> dict:
-    return dict((config or {}).get("search") or {})
+    return dict(config["search"])
 
 
 class WebResponse:
@@ -42,8 +41,8 @@ def http_request(config: dict, skill: str, method: str, url: str, *, params: dic
     if not re.match(r"^https?://", url or "", re.IGNORECASE):
         raise SkillError(f"{skill}: {url!r} is not an http(s) URL")
     settings = search_settings(config)
-    timeout = float(timeout_s or settings.get("timeout_s") or 20.0)
-    hdrs = {"User-Agent": settings.get("user_agent") or DEFAULT_UA}
+    timeout = float(timeout_s or settings["timeout_s"])
+    hdrs = {"User-Agent": settings["user_agent"]}
     hdrs.update(headers or {})
     try:
         with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), follow_redirects=True,

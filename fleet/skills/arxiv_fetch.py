@@ -82,8 +82,8 @@ def parse_feed(xml_text: str) -> dict:
 
 def run(payload: dict, config: dict, log) -> dict:
     opts = skill_options(config, "arxiv")
-    api = opts.get("api_url") or "https://export.arxiv.org/api/query"
-    n = int(payload.get("max_results") or opts.get("max_results", 10))
+    api = opts["api_url"]
+    n = int(payload.get("max_results") or opts["max_results"])
     params: dict = {"start": 0, "max_results": n}
     if payload.get("query"):
         params["search_query"] = payload["query"]
@@ -91,7 +91,7 @@ def run(payload: dict, config: dict, log) -> dict:
         params["sortOrder"] = "descending"
     if payload.get("ids"):
         params["id_list"] = ",".join(payload["ids"])
-    resp = http_request(config, "arxiv_fetch", "GET", api, params=params, timeout_s=opts.get("timeout_s"))
+    resp = http_request(config, "arxiv_fetch", "GET", api, params=params, timeout_s=opts["timeout_s"])
     feed = parse_feed(resp.text)
     log.info("arxiv_fetch: %d papers (of %d matching)", len(feed["papers"]), feed["total"])
     label = payload.get("query") or "ids_" + "_".join(payload["ids"][:3])

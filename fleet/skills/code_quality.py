@@ -134,8 +134,8 @@ def run_ruff(files: list[Path], log) -> dict:
 
 def run(payload: dict, config: dict, log) -> dict:
     opts = skill_options(config, "code_quality")
-    max_cx = int(payload.get("max_complexity") or opts.get("max_complexity", 10))
-    max_len = int(payload.get("max_function_lines") or opts.get("max_function_lines", 60))
+    max_cx = int(payload.get("max_complexity") or opts["max_complexity"])
+    max_len = int(payload.get("max_function_lines") or opts["max_function_lines"])
     top = int(payload.get("top") or 50)
     target = resolve_input(config, payload["path"])
     files = iter_files(target, {".py"}, max_bytes=MAX_SOURCE_BYTES)

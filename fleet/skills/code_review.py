@@ -151,7 +151,7 @@ def file_review(config: dict, payload: dict, result: dict) -> dict:
 
 def run(payload: dict, config: dict, log) -> dict:
     opts = skill_options(config, "code_review")
-    confirm = payload.get("confirm_critical", opts.get("ask_before_filing_critical", True))
+    confirm = payload.get("confirm_critical", opts["ask_before_filing_critical"])
     answer = answer_text(payload)
     if answer is not None:
         pending = load_stash(config, "code_review", payload)
@@ -163,7 +163,7 @@ def run(payload: dict, config: dict, log) -> dict:
             log.info("code_review: a person declined filing (%r); nothing written", answer)
             return dict(pending, filed=False, report=None, declined_by_human=payload["human_answer"])
         log.warning("code_review: answer given but the pending review is gone; reviewing again")
-    target = load_target(payload, config, int(opts.get("max_input_chars", 60000)))
+    target = load_target(payload, config, int(opts["max_input_chars"]))
     checklist = payload.get("checklist") or list(CHECKLIST)
     result = review(target, config, checklist, payload.get("focus"))
     log.info("code_review of %s: %s (%s)", target["label"], result["outcome"], result["counts"])

@@ -48,7 +48,7 @@ REPLY_SCHEMA = {
 
 def run(payload: dict, config: dict, log) -> dict:
     opts = skill_options(config, "summarize")
-    docs = read_documents(config, payload["path"], max_chars=min(60000, int(opts.get("max_input_chars", 200000))))
+    docs = read_documents(config, payload["path"], max_chars=min(60000, int(opts["max_input_chars"])))
     text = "\n\n".join(d["text"] for d in docs)
     count = int(payload.get("count") or 10)
     focus = f"Concentrate on: {payload['focus']}\n" if payload.get("focus") else ""

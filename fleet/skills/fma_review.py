@@ -58,7 +58,7 @@ REPLY_SCHEMA = {
 
 def run(payload: dict, config: dict, log) -> dict:
     opts = skill_options(config, "code_review")
-    target = load_target(payload, config, int(opts.get("max_input_chars", 60000)))
+    target = load_target(payload, config, int(opts["max_input_chars"]))
     context = f"\nHow it is used: {payload['context']}\n" if payload.get("context") else ""
     prompt = (f"Do a failure mode and effects analysis (FMEA) of this {target['kind']}: {target['label']}.{context}\n"
               "For each way it can fail in production (bad input, resource exhaustion, concurrency, dependency "

@@ -78,13 +78,12 @@ def worker_memory(store) -> list[dict]:
 
 # -- models ----------------------------------------------------------------
 def _ollama_servers(config: dict) -> list[tuple[str, dict]]:
-    return [(name, p) for name, p in ((config.get("providers") or {}).items())
-            if isinstance(p, dict) and p.get("type") == "ollama"]
+    return [(name, p) for name, p in config["providers"].items() if p["type"] == "ollama"]
 
 
 def _keep_models(config: dict) -> set[str]:
-    keep = set(skill_options(config, "memory_optimizer").get("keep_models") or [])
-    conductor = (config.get("models") or {}).get("conductor_model")
+    keep = set(skill_options(config, "memory_optimizer")["keep_models"])
+    conductor = config["models"]["conductor_model"]
     if conductor:
         keep.add(conductor)
     try:
@@ -103,10 +102,12 @@ def loaded_models(config: dict) -> list[dict]:
     estimated from expires_at and the provider's keep_alive."""
     import httpx
 
-    min_idle = float(skill_options(config, "memory_optimizer").get("model_idle_s", 300.0))
+    from fleet.providers.ollama import OllamaProvider
+
+    min_idle = float(skill_options(config, "memory_optimizer")["model_idle_s"])
     keep, out = _keep_models(config), []
     for name, settings in _ollama_servers(config):
-        base = (settings.get("base_url") or "http://localhost:11434").rstrip("/")
+        base = (settings["base_url"] or OllamaProvider.default_base_url).rstrip("/")
         entry = {"provider": name, "server": base, "reachable": False, "models": []}
         try:
             resp = httpx.get(f"{base}/api/ps", timeout=5.0)
@@ -117,7 +118,7 @@ def loaded_models(config: dict) -> list[dict]:
             out.append(entry)
             continue
         entry["reachable"] = True
-        keep_alive = _duration_s(settings.get("keep_alive"))
+        keep_alive = _duration_s(settings["keep_alive"])
         for m in data.get("models") or []:
             idle_for = None
             expires = m.get("expires_at")
@@ -166,14 +167,14 @@ def storage(config: dict, store) -> dict:
 
 def prune_knowledge(config: dict, dry_run: bool) -> dict:
     """Delete files older than [knowledge] retention_days in the [knowledge] prune_dirs folders."""
-    k = config.get("knowledge") or {}
-    days = float(k.get("retention_days", 90))
+    k = config["knowledge"]
+    days = float(k["retention_days"])
     if days <= 0:
         return {"retention_days": days, "removed": [], "note": "retention_days = 0 keeps everything"}
     cutoff = time.time() - days * 86400
     root = knowledge_root(config)
     removed, freed = [], 0
-    for rel in k.get("prune_dirs") or []:
+    for rel in k["prune_dirs"]:
         folder = (root / rel).resolve()
         if root not in folder.parents or not folder.is_dir():
             continue
@@ -192,7 +193,7 @@ def run(payload: dict, config: dict, log) -> dict:
 
     action, dry = payload["action"], bool(payload.get("dry_run", False))
     opts = skill_options(config, "memory_optimizer")
-    limit_mb = float(payload.get("rss_limit_mb") or opts.get("rss_limit_mb", 1024))
+    limit_mb = float(payload.get("rss_limit_mb") or opts["rss_limit_mb"])
     store = shared_store(config)
     if action == "audit":
         workers = worker_memory(store)

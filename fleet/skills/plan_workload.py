@@ -71,7 +71,7 @@ REPLY_SCHEMA = {
 def _catalogue(config: dict) -> dict:
     from fleet.skill_registry import discover
 
-    allowed = set(skill_options(config, "plan_workload").get("allowed_skills") or [])
+    allowed = set(skill_options(config, "plan_workload")["allowed_skills"])
     return {n: i for n, i in discover(config).items() if n != "plan_workload" and (not allowed or n in allowed)}
 
 
@@ -166,7 +166,7 @@ def describe(plan: dict) -> str:
 
 
 def run(payload: dict, config: dict, log) -> dict:
-    max_tasks = int(payload.get("max_tasks") or skill_options(config, "plan_workload").get("max_tasks", 8))
+    max_tasks = int(payload.get("max_tasks") or skill_options(config, "plan_workload")["max_tasks"])
     priority = int(payload.get("priority") or 5)
     agent = agent_name(payload, config)
     answer = answer_text(payload)

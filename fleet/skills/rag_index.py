@@ -39,10 +39,10 @@ PAYLOAD_SCHEMA = {
 
 def run(payload: dict, config: dict, log) -> dict:
     opts = skill_options(config, "rag")
-    chunk_chars = int(payload.get("chunk_chars") or opts.get("chunk_chars", 1500))
-    overlap = int(opts.get("overlap_lines", 3))
-    max_bytes = int(opts.get("max_file_bytes", 2_000_000))
-    exts = set(payload.get("extensions") or opts.get("extensions") or TEXT_EXTENSIONS)
+    chunk_chars = int(payload.get("chunk_chars") or opts["chunk_chars"])
+    overlap = int(opts["overlap_lines"])
+    max_bytes = int(opts["max_file_bytes"])
+    exts = set(payload.get("extensions") or opts["extensions"] or TEXT_EXTENSIONS)
     roots = []
     if payload.get("include_knowledge", True):
         roots.append(knowledge_root(config))

@@ -90,7 +90,7 @@ def _chunks(text: str, size: int) -> list[str]:
 
 
 def model_summary(text: str, config: dict, *, focus: str | None, max_words: int, opts: dict, log) -> dict:
-    chunk_chars, max_chunks = int(opts.get("chunk_chars", 12000)), int(opts.get("max_chunks", 16))
+    chunk_chars, max_chunks = int(opts["chunk_chars"]), int(opts["max_chunks"])
     focus_line = f"Concentrate on: {focus}\n" if focus else ""
     pieces = _chunks(text, chunk_chars)
     left_out = max(0, len(pieces) - max_chunks)
@@ -122,7 +122,7 @@ def model_summary(text: str, config: dict, *, focus: str | None, max_words: int,
 
 def run(payload: dict, config: dict, log) -> dict:
     opts = skill_options(config, "summarize")
-    max_chars = int(opts.get("max_input_chars", 200000))
+    max_chars = int(opts["max_input_chars"])
     max_words = int(payload.get("max_words") or 200)
     if payload.get("url"):
         from fleet.skills._web import fetch_text
@@ -149,7 +149,7 @@ def run(payload: dict, config: dict, log) -> dict:
             log.warning("summarize: no model reachable, using extractive summarising: %s", exc)
             result["model_error"] = str(exc)
     if "method" not in result:
-        sentences = extractive_summary(text, int(opts.get("extractive_sentences", 7)), payload.get("focus"))
+        sentences = extractive_summary(text, int(opts["extractive_sentences"]), payload.get("focus"))
         if not sentences:
             raise SkillError(f"summarize: {label!r} has no prose sentences to extract (and no model was used)")
         result.update(method="extractive", summary=" ".join(sentences), sentences=len(sentences))

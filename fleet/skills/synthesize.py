@@ -45,7 +45,7 @@ PAYLOAD_SCHEMA = {
 
 def run(payload: dict, config: dict, log) -> dict:
     opts = skill_options(config, "summarize")
-    budget = int(opts.get("max_input_chars", 200000))
+    budget = int(opts["max_input_chars"])
     docs: list[dict] = []
     for p in payload["paths"]:
         docs += read_documents(config, p, max_chars=max(2000, budget // max(1, len(payload["paths"]))))

@@ -58,7 +58,7 @@ def _clean(text) -> str:
 
 
 def search_searxng(config: dict, s: dict, query: str, n: int) -> list[dict]:
-    base = (s.get("searxng_url") or "").rstrip("/")
+    base = s["searxng_url"].rstrip("/")
     if not base:
         raise SkillError("web_search: [search] searxng_url is empty; set it to your SearxNG instance "
                          "(e.g. http://localhost:8888) with the JSON format enabled")
@@ -74,7 +74,7 @@ def search_searxng(config: dict, s: dict, query: str, n: int) -> list[dict]:
 
 
 def search_brave(config: dict, s: dict, query: str, n: int) -> list[dict]:
-    resp = http_request(config, "web_search", "GET", s.get("brave_url"), params={"q": query, "count": min(n, 20)},
+    resp = http_request(config, "web_search", "GET", s["brave_url"], params={"q": query, "count": min(n, 20)},
                         headers={"Accept": "application/json", "X-Subscription-Token": _api_key(config, "brave")})
     try:
         data = resp.json()
@@ -86,7 +86,7 @@ def search_brave(config: dict, s: dict, query: str, n: int) -> list[dict]:
 
 def search_tavily(config: dict, s: dict, query: str, n: int) -> list[dict]:
     key = _api_key(config, "tavily")
-    resp = http_request(config, "web_search", "POST", s.get("tavily_url"),
+    resp = http_request(config, "web_search", "POST", s["tavily_url"],
                         json_body={"query": query, "max_results": min(n, 20), "search_depth": "basic"},
                         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     try:
@@ -144,7 +144,7 @@ def _unwrap_duck(href: str) -> str:
 
 
 def search_duckduckgo(config: dict, s: dict, query: str, n: int) -> list[dict]:
-    resp = http_request(config, "web_search", "POST", s.get("duckduckgo_url"), data={"q": query},
+    resp = http_request(config, "web_search", "POST", s["duckduckgo_url"], data={"q": query},
                         headers={"Accept": "text/html"})
     parser = _DuckParser()
     parser.feed(resp.text)
@@ -162,10 +162,10 @@ SEARCHERS = {"searxng": search_searxng, "brave": search_brave, "tavily": search_
 
 def run(payload: dict, config: dict, log) -> dict:
     s = search_settings(config)
-    provider = payload.get("provider") or s.get("provider") or "duckduckgo"
+    provider = payload.get("provider") or s["provider"]
     if provider not in SEARCHERS:
         raise SkillError(f"web_search: unknown [search] provider {provider!r}; use one of {', '.join(PROVIDERS)}")
-    n = int(payload.get("max_results") or s.get("max_results") or 10)
+    n = int(payload.get("max_results") or s["max_results"])
     query = payload["query"].strip()
     raw = SEARCHERS[provider](config, s, query, n)
     results, seen = [], set()

@@ -51,21 +51,23 @@ def shared_store(config: dict[str, Any]) -> Store:
 
 
 def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = True) -> Store:
-    """Open the store named by a loaded config (or a database path).
+    """Open the store named by a loaded config (or a database path, with the
+    store's own defaults: for tests and tools). The config's `[queue]` is the
+    validated one `fleet.config` fills in, so each setting is read as it is.
     `migrate=False` reads nothing yet: for `restore_from` over a store that
     may be damaged (it brings the schema up to date itself)."""
     if isinstance(config, (str, os.PathLike)):
         return Store(config, migrate=migrate)
-    queue = config.get("queue", {})
+    queue = config["queue"]
     return Store(
         config["paths"]["db"],
         migrate=migrate,
-        synchronous=queue.get("synchronous", "normal"),
-        busy_timeout_s=queue.get("busy_timeout_s", 30.0),
-        max_payload_bytes=queue.get("max_payload_bytes", 1 << 20),
-        default_max_attempts=queue.get("max_attempts", 3),
-        backoff_base_s=queue.get("backoff_base_s", 2.0),
-        backoff_max_s=queue.get("backoff_max_s", 300.0),
+        synchronous=queue["synchronous"],
+        busy_timeout_s=queue["busy_timeout_s"],
+        max_payload_bytes=queue["max_payload_bytes"],
+        default_max_attempts=queue["max_attempts"],
+        backoff_base_s=queue["backoff_base_s"],
+        backoff_max_s=queue["backoff_max_s"],
     )
 
 

@@ -152,7 +152,7 @@ def _role_from_body(c) -> str | None:
 def _targets(c) -> set[str]:
     names = {n for n, _ in worker_names(c.cfg)} | _roles(c.cfg)
     names |= {a["name"] for a in c.store.list_agents()}
-    names |= set(c.cfg["supervisor"].get("services", []))
+    names |= set(c.cfg["supervisor"]["services"])
     names.discard("supervisor")
     return names
 

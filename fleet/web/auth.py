@@ -103,13 +103,11 @@ class Redactor:
         for name, value in os.environ.items():
             if _SECRET_NAME.search(name) and value:
                 values.add(value)
-        for prov in (self.cfg.get("providers") or {}).values():
-            if not isinstance(prov, dict):
-                continue
-            env_name = prov.get("api_key_env")
+        for prov in self.cfg["providers"].values():
+            env_name = prov["api_key_env"]
             if env_name and os.environ.get(env_name):  # a provider's key under any variable name
                 values.add(os.environ[env_name])
-            password = urllib.parse.urlsplit(str(prov.get("base_url") or "")).password
+            password = urllib.parse.urlsplit(prov["base_url"]).password
             if password:  # credentials written into a server URL
                 values.add(password)
         from fleet import secret_file as mod

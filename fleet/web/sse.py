@@ -123,7 +123,7 @@ class EventHub:
         return len(new)
 
     def _hw_change(self) -> dict | None:
-        path = self.c.cfg["paths"].get("hw_state")
+        path = self.c.cfg["paths"]["hw_state"]
         try:
             mtime = os.stat(path).st_mtime if path else None
         except OSError:
