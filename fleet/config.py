@@ -105,6 +105,12 @@ SCHEMA: dict[str, Section] = {
         "busy_timeout_s": Key(30.0, "How long a writer waits for the database lock.", type=float, min=0.1),
         "checkpoint_interval_s": Key(60.0, "How often the supervisor checkpoints the WAL.", type=float, min=1),
         "reap_interval_s": Key(2.0, "How often the supervisor reaps expired leases.", type=float, min=0.1),
+        "max_crashes": Key(3, "A task that took down this many workers, each soon after its claim while other "
+                              "tasks completed and no other worker died, is a poison pill: it stays FAILED "
+                              "(poison_pill). Other crashes (a killed worker) do not use up the task's attempts.",
+                           min=1, max=100),
+        "poison_window_s": Key(30.0, "How soon after its claim a worker's death implicates the task "
+                                     "(for an expired lease: after its last renewal).", type=float, min=0),
     }),
     "supervisor": Section("Process supervision.", {
         "backoff_initial_s": Key(1.0, "First respawn delay after a worker dies.", type=float, min=0),

@@ -18,7 +18,7 @@ import time
 from . import procs
 from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy
 from .config import role_skills, worker_names
-from .db import StoreError, open_store
+from .db import LeaseLost, StoreError, open_store
 from .logs import log_path, setup_process_logging
 from .status_report import render_status, write_status
 
@@ -289,6 +289,17 @@ class Supervisor:
             procs.signal_group(child.pid, signal.SIGKILL)
             procs.kill_snapshot(child.snapshot)
             child.kill_at = None
+            # Its skill wedged it: unlike a crash, that is the task's failure and uses an attempt
+            # (the killed process runs no more code, so its lease token is ours to use).
+            task = self.store.get(task_id)
+            if task is not None and task.status == "RUNNING" and task.worker == worker:
+                try:
+                    self.store.fail(task_id, task.lease_token,
+                                    f"worker {child.name} was wedged: it let the task's lease expire without "
+                                    "renewing it (a skill stuck in a call that holds the GIL?) and was killed",
+                                    retryable=True, reason="wedged")
+                except LeaseLost:
+                    pass  # the reaper or the worker got there first
 
     # -- control messages ------------------------------------------------
     def process_control(self) -> None:

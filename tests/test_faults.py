@@ -1,11 +1,13 @@
 """Faults the fleet must contain and recover from, on real processes: a skill's
-escaped daemon dies with its worker or its supervisor (child subreapers)."""
+escaped daemon dies with its worker or its supervisor (child subreapers); a
+killed worker does not dead-letter a healthy task, a poison pill is found."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import time
 
 import psutil
 import pytest
@@ -19,7 +21,8 @@ from tests.fakes.fleetproc import (
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="child subreapers (PR_SET_CHILD_SUBREAPER) are Linux-only")
 
-AFFINITY = {"coder": ["noop", "sleepy", "daemonize"]}
+AFFINITY = {"coder": ["noop", "sleepy", "daemonize", "poison"]}
+FAST_RESPAWN = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "crash_loop_count": 100}
 
 
 def _gone(pid: int) -> bool:
@@ -58,3 +61,49 @@ def test_a_skills_setsid_daemon_dies_when_the_supervisor_is_killed(fleet, tmp_pa
     sup.kill()
     sup.wait(10)
     wait_until(lambda: _gone(worker) and _gone(daemon), 15, what="worker and daemon to die with the supervisor")
+
+
+def test_killing_the_worker_again_and_again_does_not_dead_letter_a_healthy_task(fleet):  # noqa: F811
+    """Five outside kills of the worker running a task with 2 attempts: each
+    comes after the poison window, so none implicates the task, and it ends DONE."""
+    sup = fleet.start(workers={"coder_count": 2}, affinity=AFFINITY, supervisor=FAST_RESPAWN,
+                      queue={"poison_window_s": 0.5})
+    store = fleet.store
+    wait_until(lambda: all((a := store.get_agent(n)) and a["status"] == "idle" for n in ("coder_1", "coder_2")),
+               30, what="workers up")
+    task = store.enqueue("sleepy", {"seconds": 3}, max_attempts=2, priority=9)
+
+    def outcomes():
+        return [a["outcome"] for a in store.attempts(task.id)]
+
+    for kill in range(5):
+        wait_until(lambda k=kill: outcomes() == ["crashed"] * k + ["running"], 30, what=f"attempt {kill + 1}")
+        store.enqueue("noop", {"n": kill})  # other work completes meanwhile
+        time.sleep(0.8)  # past the poison window
+        os.kill(store.get_agent(store.get(task.id).worker)["pid"], signal.SIGKILL)
+        wait_until(lambda k=kill: outcomes()[:k + 1] == ["crashed"] * (k + 1), 30, what="the crash recorded")
+    wait_until(lambda: store.get(task.id).status == "DONE", 30, what="the task done after 5 kills")
+    outcomes = [(a["outcome"], a["suspect"]) for a in store.attempts(task.id)]
+    assert outcomes == [("crashed", 0)] * 5 + [("done", 0)]
+    assert stop(sup) == 0
+
+
+def test_a_task_that_kills_its_workers_is_dead_lettered_as_a_poison_pill(fleet):  # noqa: F811
+    sup = fleet.start(workers={"coder_count": 2}, affinity=AFFINITY, supervisor=FAST_RESPAWN,
+                      queue={"max_crashes": 3, "backoff_base_s": 0.3, "backoff_max_s": 0.5})
+    store = fleet.store
+    wait_until(lambda: all((a := store.get_agent(n)) and a["status"] == "idle" for n in ("coder_1", "coder_2")),
+               30, what="workers up")
+    poison = store.enqueue("poison", {}, max_attempts=10)
+    healthy = []
+    deadline = time.monotonic() + 60
+    while store.get(poison.id).status != "FAILED":  # healthy work keeps flowing meanwhile
+        assert time.monotonic() < deadline, [(a["outcome"], a["suspect"]) for a in store.attempts(poison.id)]
+        healthy.append(store.enqueue("noop", {"n": len(healthy)}).id)
+        time.sleep(0.1)
+    row = store.get(poison.id)
+    assert row.error_reason == "poison_pill" and "took down 3 workers" in row.error
+    attempts = store.attempts(poison.id)  # (a first crash before any other task finished is not suspect)
+    assert {a["outcome"] for a in attempts} == {"crashed"} and sum(a["suspect"] for a in attempts) == 3
+    wait_until(lambda: all(store.get(t).status == "DONE" for t in healthy), 30, what="the healthy tasks done")
+    assert stop(sup) == 0

@@ -110,18 +110,74 @@ def test_release_gives_back_without_counting_an_attempt(store):
     assert [a["outcome"] for a in store.attempts(t.id)] == ["released", "running"]
 
 
-def test_reap_requeues_then_dead_letters_when_attempts_are_used_up(store):
+def test_an_expired_lease_is_requeued_without_using_an_attempt(store):
     t = store.enqueue("s", {}, max_attempts=2)
-    store.claim("w", ["s"], lease_s=0.01)
-    assert wait_until(lambda: store.reap_expired_leases()) == [t.id]
+    for n in range(1, 4):  # more crashes than attempts: a crash is not the task's failure
+        store.claim("w", ["s"], lease_s=0.01)
+        assert wait_until(lambda: store.reap_expired_leases()) == [t.id]
+        row = store.get(t.id)
+        assert row.status == "PENDING" and row.error_reason == "expired" and row.attempts == 0
+        attempts = store.attempts(t.id)
+        assert [a["outcome"] for a in attempts] == ["expired"] * n
+        assert not any(a["suspect"] for a in attempts)  # nothing else completed meanwhile: no one to blame
+    assert store.claim("w", ["s"]).id == t.id
+
+
+def _crash_while_others_finish(store, task_id, worker):
+    """Claim `task_id` as `worker`, let another task complete, then the worker dies."""
+    wait_until(lambda: store.get(task_id).available_at <= time.time(), what="the task's backoff to pass")
+    got = store.claim(worker, ["poison"])
+    assert got is not None and got.id == task_id
+    other = store.enqueue("fine", {})
+    done = store.claim("healthy", ["fine"])
+    store.complete(done.id, done.lease_token)
+    assert other.id == done.id
+    return store.recover_worker_tasks(worker, f"worker {worker} died (SIGKILL)")
+
+
+def test_a_task_that_kills_every_worker_that_takes_it_is_a_poison_pill(store_factory):
+    store = store_factory(backoff_base_s=0.01, backoff_max_s=0.05, max_crashes=3, poison_window_s=30)
+    t = store.enqueue("poison", {}, max_attempts=5)
+    for n, worker in enumerate(("w1", "w2", "w3"), start=1):
+        assert _crash_while_others_finish(store, t.id, worker) == [t.id]
+        row = store.get(t.id)
+        if n < 3:
+            assert row.status == "PENDING" and row.attempts == 0
     row = store.get(t.id)
-    assert row.status == "PENDING" and row.error_reason == "expired" and row.attempts == 1
-    store.claim("w", ["s"], lease_s=0.01)
-    assert wait_until(lambda: store.reap_expired_leases()) == [t.id]
-    row = store.get(t.id)
-    assert row.status == "FAILED" and row.dead_letter and row.attempts == 2
-    assert [a["outcome"] for a in store.attempts(t.id)] == ["expired", "expired"]
-    assert store.claim("w", ["s"]) is None
+    assert row.status == "FAILED" and row.error_reason == "poison_pill" and "took down 3 workers" in row.error
+    assert [(a["outcome"], a["suspect"]) for a in store.attempts(t.id)] == [("crashed", 1)] * 3
+    assert [e["action"] for e in store.task_history(t.id)].count("requeue") == 2
+
+
+def test_a_storm_of_kills_blames_no_task(store_factory):
+    """Workers dying together (the OOM killer, an operator) implicate none of their tasks."""
+    store = store_factory(backoff_base_s=0.01, backoff_max_s=0.05, max_crashes=2, poison_window_s=30)
+    a, b = store.enqueue("poison", {}), store.enqueue("poison", {})
+    for _ in range(4):
+        wait_until(lambda: all(store.get(x.id).available_at <= time.time() for x in (a, b)), what="backoffs")
+        store.claim("w1", ["poison"])
+        store.claim("w2", ["poison"])
+        fine = store.enqueue("fine", {})
+        done = store.claim("healthy", ["fine"])
+        store.complete(done.id, done.lease_token)
+        assert fine.id == done.id
+        store.recover_worker_tasks("w1", "killed")
+        store.recover_worker_tasks("w2", "killed")
+    for x in (a, b):
+        assert store.get(x.id).status == "PENDING"
+        assert sum(at["suspect"] for at in store.attempts(x.id)) <= 1  # only a first crash ever looks alone
+
+
+def test_a_worker_dying_long_after_its_claim_does_not_implicate_the_task(store_factory):
+    store = store_factory(backoff_base_s=0.01, backoff_max_s=0.05, max_crashes=1, poison_window_s=0.05)
+    t = store.enqueue("poison", {})
+    store.claim("w1", ["poison"])
+    time.sleep(0.1)  # past the window
+    store.enqueue("fine", {})
+    done = store.claim("healthy", ["fine"])
+    store.complete(done.id, done.lease_token)
+    assert store.recover_worker_tasks("w1", "killed") == [t.id]  # (max_crashes = 1)
+    assert store.get(t.id).status == "PENDING" and store.attempts(t.id)[0]["suspect"] == 0
 
 
 def test_recover_worker_tasks_requeues_at_once(store):

@@ -68,6 +68,9 @@ def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = Tr
         default_max_attempts=queue["max_attempts"],
         backoff_base_s=queue["backoff_base_s"],
         backoff_max_s=queue["backoff_max_s"],
+        lease_s=queue["lease_s"],
+        max_crashes=queue["max_crashes"],
+        poison_window_s=queue["poison_window_s"],
     )
 
 

@@ -55,7 +55,8 @@ CREATE INDEX ix_tasks_claim ON tasks (priority DESC, id)
 CREATE INDEX ix_tasks_delayed_v2 ON tasks (available_at)
     WHERE status = 'PENDING' AND deps_pending = 0 AND available_at > updated_at;
 -- Also finds RUNNING rows for the reaper (a handful): a separate index on
--- them would be written twice per task for nothing.
+-- them would be written twice per task for nothing. (Version 7 replaces this
+-- index and ix_tasks_finished with ones that hold no DONE row.)
 CREATE INDEX ix_tasks_status ON tasks (status, id);
 CREATE INDEX ix_tasks_skill ON tasks (skill, id);
 CREATE INDEX ix_tasks_worker_v2 ON tasks (worker, id) WHERE worker IS NOT NULL;
@@ -299,12 +300,44 @@ CREATE TABLE guards (
 );
 """
 
+# Version 6: a crash-ended attempt (the worker died or its lease ran out)
+# says whether it implicates its task (see tasks.py, `_crash_suspect`): the
+# poison-pill rule counts these, not every crash.
+_CRASH_SUSPECTS = """
+ALTER TABLE task_attempts ADD COLUMN suspect INTEGER NOT NULL DEFAULT 0;
+"""
+
+# Version 7: no index entry is written for a task becoming DONE, the bulk of
+# the queue's history (measured by scripts/bench_queue_costs.py).
+# * ix_tasks_not_done replaces ix_tasks_status: every status but DONE. A DONE
+#   filter scans the table newest-first by id, which finds DONE rows at once
+#   where they are the bulk. Its statuses sort descending, so RUNNING rows sit
+#   right before the PENDING rows a claim takes next: claim and complete
+#   change one leaf page of it, not three. SQLite uses a partial index only
+#   for a query with its very term, so filters name statuses as literals,
+#   one `status = 'X'` per query (task_reads.py, `_filter_sql`).
+# * ix_tasks_ended replaces ix_tasks_finished for FAILED and CANCELLED tasks
+#   (covering: a count per status never reads the table); DONE tasks in a
+#   time window are their 'done' attempts, whose ids follow time
+#   (monitoring.finished_series, reports.task_outcomes_by_day).
+_NO_DONE_INDEX_ENTRIES = """
+DROP INDEX IF EXISTS ix_tasks_status;
+DROP INDEX IF EXISTS ix_tasks_finished;
+CREATE INDEX IF NOT EXISTS ix_tasks_not_done ON tasks (status DESC, id)
+    WHERE status = 'WAITING_HUMAN' OR status = 'RUNNING' OR status = 'PENDING'
+       OR status = 'FAILED' OR status = 'CANCELLED';
+CREATE INDEX IF NOT EXISTS ix_tasks_ended ON tasks (finished_at, status)
+    WHERE status = 'FAILED' OR status = 'CANCELLED';
+"""
+
 MIGRATIONS: list[str] = [
     _TASKS + _FLEET_STATE,
     _HW_SAMPLES,
     _MODEL_USAGE,
     _LEANER_QUEUE_WRITES,
     _GUARDS,
+    _CRASH_SUSPECTS,
+    _NO_DONE_INDEX_ENTRIES,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

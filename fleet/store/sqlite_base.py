@@ -53,6 +53,9 @@ class SQLiteBase:
         default_max_attempts: int = 3,
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 300.0,
+        lease_s: float = 60.0,
+        max_crashes: int = 3,
+        poison_window_s: float = 30.0,
         wal_autocheckpoint_pages: int = 2000,
         migrate: bool = True,
     ):
@@ -73,6 +76,9 @@ class SQLiteBase:
         self.default_max_attempts = default_max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.lease_s = lease_s
+        self.max_crashes = max_crashes
+        self.poison_window_s = poison_window_s
         self.wal_autocheckpoint_pages = wal_autocheckpoint_pages
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []

@@ -62,7 +62,7 @@ _AGENT_IDLE = """UPDATE agents SET current_task = NULL, status = 'idle', detail 
 # An attempt is written once, when it ends (append-only); while it runs, the
 # tasks row (worker, lease_token, started_at, attempts) is the record of it.
 _INSERT_ATTEMPT = """INSERT INTO task_attempts (task_id, attempt_no, worker, token, started_at,
-    ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+    ended_at, outcome, error, suspect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _COMPLETE = """UPDATE tasks SET status = 'DONE', result = ?, error = NULL, error_reason = NULL,
     finished_at = ?, updated_at = ?, lease_token = NULL, lease_expires_at = NULL
     WHERE id = ? AND status = 'RUNNING' AND lease_token = ? RETURNING *"""
@@ -120,10 +120,11 @@ class TaskQueueMixin(TaskReadsMixin):
         return prepare_spec(spec, ts, default_max_attempts=self.default_max_attempts,
                             max_payload_bytes=self.max_payload_bytes)
 
-    def _end_attempt(self, conn, row, token: str, outcome: str, error: str | None, ts: float):
+    def _end_attempt(self, conn, row, token: str, outcome: str, error: str | None, ts: float,
+                     suspect: bool = False):
         """Append the finished attempt, from the task row as it was while running."""
         conn.execute(_INSERT_ATTEMPT, (row["id"], row["attempts"], row["worker"] or "unknown", token,
-                                       row["started_at"] or ts, ts, outcome, error))
+                                       row["started_at"] or ts, ts, outcome, error, int(suspect)))
 
     def _clear_agent_task(self, conn, worker: str | None, task_id: int) -> None:
         if worker:
@@ -630,8 +631,9 @@ class TaskQueueMixin(TaskReadsMixin):
         return [(r[0], r[1], r[2]) for r in rows]
 
     def reap_expired_leases(self) -> list[int]:
-        """Return tasks whose lease expired to PENDING (or FAILED when their
-        attempts are used up), recording the attempt. Returns their ids."""
+        """Return tasks whose lease expired to PENDING, recording the attempt
+        (it does not use one of the task's attempts; see `_abandon`: the
+        poison-pill rule). Returns their ids."""
         if not self.expired_leases():
             return []  # the common case: no write transaction at all
         ts = now()
@@ -646,7 +648,8 @@ class TaskQueueMixin(TaskReadsMixin):
         return [r["id"] for r in rows]
 
     def recover_worker_tasks(self, worker: str, reason: str = "worker died") -> list[int]:
-        """Requeue at once what a dead worker held (the attempt is counted)."""
+        """Requeue what a dead worker held; the crash is recorded but does not
+        use one of the task's attempts (see `_abandon`: the poison-pill rule)."""
         ts = now()
         with self._write() as conn:
             rows = conn.execute(
@@ -659,7 +662,17 @@ class TaskQueueMixin(TaskReadsMixin):
         return [r["id"] for r in rows]
 
     def _abandon(self, conn, row, outcome: str, error: str, ts: float) -> None:
-        self._end_attempt(conn, row, row["lease_token"], outcome, error, ts)
+        """The worker holding `row` is gone (`crashed`) or stopped renewing
+        (`expired`) without saying how the attempt ended.
+
+        A crash does not use up one of the task's attempts: the worker died,
+        not necessarily because of this task (the OOM killer, an operator, a
+        host going down). It is recorded, and when it implicates the task
+        (`_crash_suspect`) the task is retried with backoff; `max_crashes`
+        such crashes make it a poison pill, dead-lettered as `poison_pill`.
+        """
+        suspect = self._crash_suspect(conn, row, outcome, ts)
+        self._end_attempt(conn, row, row["lease_token"], outcome, error, ts, suspect)
         self._clear_agent_task(conn, row["worker"], row["id"])
         if row["cancel_requested"]:
             self._finish_cancelled(conn, row, ts, actor="reaper")
@@ -667,14 +680,41 @@ class TaskQueueMixin(TaskReadsMixin):
         dead = self._dead_parent(conn, row["id"])
         if dead is not None:
             self._after_failed_attempt(conn, row, dead, "dependency_failed", False, ts)
-        elif row["attempts"] < row["max_attempts"]:
-            conn.execute(
-                f"""UPDATE tasks SET status = 'PENDING', available_at = ?, error = ?, error_reason = ?,
-                       updated_at = ?, lease_token = NULL, lease_expires_at = NULL,
-                       deps_pending = {_DEPS_LEFT} WHERE id = ?""",
-                (ts, error, outcome, ts, row["id"]),
-            )
-            self._event(conn, "reaper", "requeue", task_id=row["id"], agent=row["worker"],
-                        detail={"reason": outcome, "attempt": row["attempts"]}, ts=ts)
-        else:
-            self._after_failed_attempt(conn, row, error, outcome, False, ts)
+            return
+        suspects = conn.execute("SELECT COUNT(*) FROM task_attempts WHERE task_id = ? AND suspect = 1",
+                                (row["id"],)).fetchone()[0] if suspect else 0
+        if suspects >= self.max_crashes:
+            self._after_failed_attempt(
+                conn, row, f"poison pill: this task took down {suspects} workers, each within "
+                f"{self.poison_window_s:g} s of claiming it while other tasks completed and no other worker "
+                f"died ([queue] max_crashes, poison_window_s); the attempts show each crash. Fix the skill or "
+                f"its payload, then retry the task. Last: {error}", "poison_pill", False, ts)
+            return
+        delay = self._backoff_delay(suspects) if suspect else 0.0
+        conn.execute(
+            f"""UPDATE tasks SET status = 'PENDING', attempts = attempts - 1, available_at = ?, error = ?,
+                   error_reason = ?, updated_at = ?, lease_token = NULL, lease_expires_at = NULL,
+                   deps_pending = {_DEPS_LEFT} WHERE id = ?""",
+            (ts + delay, error, outcome, ts, row["id"]),
+        )
+        self._event(conn, "reaper", "requeue", task_id=row["id"], agent=row["worker"],
+                    detail={"reason": outcome, "attempt": row["attempts"], "suspect": suspect,
+                            "suspect_crashes": suspects}, ts=ts)
+
+    def _crash_suspect(self, conn, row, outcome: str, ts: float) -> bool:
+        """Whether a crash-ended attempt implicates its task: the worker died
+        soon after the claim (within [queue] poison_window_s; for an expired
+        lease, counted from its last renewal), another task completed in the
+        same stretch (the fleet can run work), and no other attempt ended in
+        a crash then (a storm of kills hits whatever runs: no task is to
+        blame)."""
+        started = row["started_at"] or ts
+        last_alive = ts if outcome != "expired" else (row["lease_expires_at"] or ts) - self.lease_s
+        if last_alive - started > self.poison_window_s:
+            return False
+        since = started - self.poison_window_s
+        lo = self._id_range("task_attempts", since, None)[0]  # attempts are appended as they end
+        seen = {r[0] for r in conn.execute(
+            "SELECT DISTINCT outcome FROM task_attempts WHERE id >= ? AND ended_at >= ? AND task_id != ? "
+            "AND outcome IN ('done', 'crashed', 'expired')", (lo, since, row["id"]))}
+        return "done" in seen and not seen & {"crashed", "expired"}
