@@ -147,7 +147,7 @@ class Worker:
         if self.store.lock_holder("training") is not None:
             excluded = [s for s in skills if (info := self.skill_info(s)) is not None and info.uses_gpu]
             return [s for s in skills if s not in excluded], False
-        return skills, bool(self.cfg["workers"].get("idle_takes_any_skill"))
+        return skills, self.cfg["workers"]["idle_takes_any_skill"]
 
     def handle_messages(self) -> None:
         if not self.store.inbox(self.name, limit=1):

@@ -133,7 +133,7 @@ class StoreContract(Protocol):
         ...
 
     def claim(self, worker: str, skills: Iterable[str] | None = None, *,
-              lease_s: float = 60.0, any_skill: bool = False) -> Task | None:
+              lease_s: float | None = None, any_skill: bool = False) -> Task | None:
         """Claim the best claimable task for `worker` and lease it.
 
         Claimable: PENDING, no unfinished dependency, `available_at` reached,
@@ -142,7 +142,8 @@ class StoreContract(Protocol):
         assigned to `worker`).
 
         Returns: the claimed Task (RUNNING, `attempts` + 1, a fresh
-        `lease_token`, `lease_expires_at` = now + `lease_s`), or None when
+        `lease_token`, `lease_expires_at` = now + `lease_s`; None: the
+        store's configured [queue] lease_s), or None when
         nothing is claimable.
 
         Errors: InvalidInput (bad worker name, skill name, or `lease_s` not in
@@ -163,8 +164,9 @@ class StoreContract(Protocol):
         """
         ...
 
-    def renew(self, task_id: int, token: str, lease_s: float = 60.0) -> bool:
-        """Extend the lease of a running attempt to now + `lease_s`.
+    def renew(self, task_id: int, token: str, lease_s: float | None = None) -> bool:
+        """Extend the lease of a running attempt to now + `lease_s` (None:
+        the store's configured [queue] lease_s).
 
         Returns: True when an operator asked to cancel the task (the worker
         should stop and call `acknowledge_cancel`), else False.
@@ -201,7 +203,7 @@ class StoreContract(Protocol):
         ...
 
     def complete_and_claim(self, task_id: int, token: str, result: Any = None, *, worker: str,
-                           skills: Iterable[str] | None = None, lease_s: float = 60.0,
+                           skills: Iterable[str] | None = None, lease_s: float | None = None,
                            any_skill: bool = False) -> tuple[Task, Task | None]:
         """`complete()` then `claim()` in one transaction: the worker's one
         commit per task.

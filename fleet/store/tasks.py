@@ -287,7 +287,7 @@ class TaskQueueMixin(TaskReadsMixin):
 
     # -- claim and lease -------------------------------------------------
     def claim(self, worker: str, skills: Iterable[str] | None = None, *,
-              lease_s: float = 60.0, any_skill: bool = False) -> Task | None:
+              lease_s: float | None = None, any_skill: bool = False) -> Task | None:
         """Atomically claim the best claimable task for `worker`.
 
         Claimable: PENDING, no unfinished dependencies, `available_at` reached,
@@ -307,7 +307,7 @@ class TaskQueueMixin(TaskReadsMixin):
 
     def _claim_args(self, worker, skills, lease_s, any_skill) -> tuple:
         check_name(worker, "worker")
-        lease_s = check_lease(lease_s)
+        lease_s = check_lease(self.lease_s if lease_s is None else lease_s)
         skills = (skills,) if isinstance(skills, str) else tuple(skills or ())
         key = (skills, bool(any_skill))
         # A worker asks with the same skills every time; anything but names is
@@ -333,10 +333,10 @@ class TaskQueueMixin(TaskReadsMixin):
         conn.execute(_AGENT_BUSY, (row["id"], ts, worker))
         return Task.from_row(row)
 
-    def renew(self, task_id: int, token: str, lease_s: float = 60.0) -> bool:
+    def renew(self, task_id: int, token: str, lease_s: float | None = None) -> bool:
         """Extend the lease. Returns True when cancellation was requested.
         Raises LeaseLost (changing nothing) when the token is stale."""
-        lease_s = check_lease(lease_s)
+        lease_s = check_lease(self.lease_s if lease_s is None else lease_s)
         check_token(token)
         ts = now()
         with self._write() as conn:
@@ -371,7 +371,7 @@ class TaskQueueMixin(TaskReadsMixin):
         return done, promoted
 
     def complete_and_claim(self, task_id: int, token: str, result: Any = None, *, worker: str,
-                           skills: Iterable[str] | None = None, lease_s: float = 60.0,
+                           skills: Iterable[str] | None = None, lease_s: float | None = None,
                            any_skill: bool = False) -> tuple[Task, Task | None]:
         """`complete()` then `claim()` in ONE transaction: a busy worker pays
         one commit (one fsync at full durability) per task instead of two.
