@@ -33,9 +33,10 @@ having run; stuck = PENDING or RUNNING when the deadline passed (or when no
 task had finished for `--stall-s`); completed twice = more than one 'done'
 attempt (`store.attempts`); a healthy task dead-lettered = FAILED although
 every failed attempt was a crash or an expired lease (the soak skill never
-fails, so no soak task is a real poison pill). Exit 1 on any lost, stuck or completed-twice
-task or an integrity check that is not "ok"; with --strict also on any healthy
-task dead-lettered, orphaned process, or worker that outlived its supervisor.
+fails, so no soak task is a real poison pill). Exit 1 on any lost, stuck or
+completed-twice task or an integrity check that is not "ok"; with --strict also
+on any healthy task dead-lettered, orphaned process, or process of a killed
+supervisor still alive 5 s after it.
 """
 
 from __future__ import annotations
@@ -500,7 +501,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, help="random seed for the payloads and kill schedule (default: random)")
     ap.add_argument("--dir", help="where to make the temporary fleet home (default: the system temp dir)")
     ap.add_argument("--strict", action="store_true",
-                    help="also fail on a healthy task dead-lettered, an orphan, or a worker outliving its supervisor")
+                    help="also fail on a healthy task dead-lettered, an orphan, or a process "
+                    "outliving its killed supervisor")
     ap.add_argument("--keep", action="store_true", help="keep the fleet home (it is also kept when the soak fails)")
     a = ap.parse_args(argv)
     if a.tasks < 1 or a.workers < 1 or a.supervisor_kills < 0 or not 0 <= a.daemon_rate <= 1:
@@ -563,7 +565,7 @@ def main(argv=None) -> int:
         ["worker kills delivered (SIGKILL); of them to a busy worker",
          f"{soak.worker_kills:,}; {soak.worker_kills_busy:,}", "", ""],
         ["supervisor kills (SIGKILL)", f"{soak.sup_kills}", "", ""],
-        ["  workers outliving a killed supervisor by 5 s (PDEATHSIG)", f"{soak.pdeath_survivors}", "0",
+        ["  its processes still alive 5 s after (PDEATHSIG)", f"{soak.pdeath_survivors}", "0",
          gate(soak.pdeath_survivors, strict)],
         ["supervisor exits on its own", ", ".join(map(str, soak.sup_exits)) or "0", "0",
          gate(len(soak.sup_exits), False)],
