@@ -7,8 +7,10 @@ are the store's alone (`backup_to`, `check_backup`, `restore_from`).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -67,15 +69,43 @@ def _new_id(root: Path, ts: float) -> str:
 
 def _copy_tree_count(src: Path, dst: Path) -> tuple[int, list[str]]:
     """Copy knowledge/ (skills may be writing to it: a file that vanishes
-    mid-copy is skipped and named, not fatal). Returns (files, skipped)."""
+    mid-copy is skipped and named, not fatal; one that is still there but
+    could not be copied, on a full disk say, fails the backup). Returns
+    (files, skipped)."""
     if not src.is_dir():
         return 0, []
     skipped: list[str] = []
     try:
         shutil.copytree(src, dst, symlinks=True)
     except shutil.Error as exc:
+        failed = [e for e in exc.args[0] if os.path.lexists(e[0])]
+        if failed:
+            src_file, _, why = failed[0]
+            reason = re.match(r"\[Errno (\d+)\] ([^:]+)", str(why))
+            code, text = (int(reason[1]), reason[2]) if reason else (None, str(why))
+            raise _write_failed(f"copying {src_file}: {text}", dst.parent.parent, OSError(code, text)) from None
         skipped = [str(e[0]) for e in exc.args[0]]
     return sum(len(files) for _, _, files in os.walk(dst)), skipped
+
+
+def _write_failed(what: str, where: Path, exc: OSError | str) -> BackupError:
+    """A backup that could not be written, as one line with its cause: a
+    full disk names the folder and its free bytes."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    text = str(exc)
+    full = code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or "quota" in text.lower()
+    if full:
+        folder = where
+        while not folder.is_dir() and folder != folder.parent:  # a partial folder is gone by now
+            folder = folder.parent
+        try:
+            free = f"{shutil.disk_usage(folder).free} bytes free"
+        except OSError:
+            free = "free space unknown"
+        return BackupError(f"the backup was not written: disk full at {folder} ({free}) ({what}); nothing was "
+                           "kept. Free space there, or point [paths] backups at another disk, and retry")
+    return BackupError(f"the backup was not written ({what}); nothing was kept. Check that folder's "
+                       "permissions and free space, and retry")
 
 
 def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
@@ -84,11 +114,20 @@ def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
 
     Returns {"id", "path", "created_at", "integrity", "schema_version", "tasks",
     "db_bytes", "knowledge_files", "config", "pruned"}. Raises BackupError when
-    the copy fails verification (the partial folder is removed)."""
-    from fleet.db import open_store
-
+    the copy fails verification or cannot be written (the partial folder
+    is removed)."""
     keep = _keep(cfg, keep)
     root = _root(cfg)
+    try:
+        return _create_backup(cfg, keep, root)
+    except OSError as exc:  # a full disk, a permission: one line that says which, not a traceback
+        name = getattr(exc, "filename2", None) or getattr(exc, "filename", None) or root
+        raise _write_failed(f"writing {name}: {exc.strerror or exc}", Path(name), exc) from None
+
+
+def _create_backup(cfg: dict, keep: int, root: Path) -> dict:
+    from fleet.db import open_store
+
     with _lock(cfg):
         ts = time.time()
         backup_id = _new_id(root, ts)
@@ -127,7 +166,10 @@ def create_backup(cfg: dict, *, keep: int | None = None) -> dict:
             (partial / MANIFEST).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
             final = root / backup_id
             os.replace(partial, final)
-            (root / ".last-id").write_text(backup_id + "\n")
+            try:  # only keeps ids rising past pruned backups; the backup is complete without it
+                (root / ".last-id").write_text(backup_id + "\n")
+            except OSError:
+                pass
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise

@@ -71,9 +71,10 @@ def collect_status(ctx: Ctx) -> dict:
         roles.append({"role": role, "expected": want, "running": running, "statuses": statuses, "state": state})
     degraded = [r["role"] for r in roles if r["state"] != "running"]
     counts = store.counts()
+    writes = store_writes(store, pid, agents, hb_limit, ts)
     if pid is None:
         state, code = "no_supervisor", EXIT_NO_SUPERVISOR
-    elif degraded:
+    elif degraded or writes["status"] != "healthy":
         state, code = "degraded", EXIT_DEGRADED
     else:
         state, code = "ok", EXIT_OK
@@ -84,6 +85,7 @@ def collect_status(ctx: Ctx) -> dict:
         "state": state,
         "exit_code": code,
         "supervisor": {"running": pid is not None, "pid": pid},
+        "store": writes,
         "paused": bool(store.get_flag("paused", False)),
         "roles": roles,
         "degraded_roles": degraded,
@@ -92,6 +94,25 @@ def collect_status(ctx: Ctx) -> dict:
         "oldest_pending_age_s": _age(store.oldest_pending_created_at(), ts),
         "active_alerts": len(store.list_alerts(active_only=True, limit=1000)),
     }
+
+
+def store_writes(store, pid: int | None, agents: list[dict], hb_limit: float, ts: float) -> dict:
+    """Whether the store takes writes, found without writing (a read-only
+    command must not take the write lock): the store's own look at its disk
+    and files (full, read-only, permissions), then the running supervisor's
+    heartbeat: a supervisor alive whose heartbeat row has not been written
+    for longer than the heartbeat timeout is not getting its writes through,
+    whatever the cause (a lock held for minutes, an I/O error)."""
+    health = store.write_health()
+    sup = next((a for a in agents if a["name"] == "supervisor"), None)
+    if health["status"] == "healthy" and pid is not None and sup is not None and sup["pid"] == pid:
+        age = sup["heartbeat_age_s"]
+        if age is not None and age > hb_limit:
+            health = {**health, "status": "degraded",
+                      "writes": f"the supervisor (pid {pid}) is running but has written no heartbeat for "
+                                f"{age:.0f} s (limit {hb_limit:g} s): its writes are not getting through; "
+                                "see logs/supervisor.log"}
+    return health
 
 
 def _age(created_at: float | None, ts: float) -> float | None:
@@ -107,6 +128,8 @@ def cmd_status(ctx: Ctx) -> int:
     print(f"fleet {doc['fleet']} ({doc['home']}): {doc['state'].upper().replace('_', ' ')}"
           + ("  [PAUSED]" if doc["paused"] else ""))
     print(f"supervisor: {'running, pid ' + str(sup['pid']) if sup['running'] else 'NOT RUNNING'}")
+    if doc["store"]["status"] != "healthy":
+        print(f"store: DEGRADED, writes fail: {doc['store']['writes']}")
     if doc["agents"]:
         print_table(
             ["agent", "role", "status", "heartbeat", "task", "pid"],

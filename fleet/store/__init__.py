@@ -15,6 +15,7 @@ from .errors import (
     InvalidTransition,
     LeaseLost,
     NotFound,
+    StoreDamaged,
     StoreError,
     StoreUnavailable,
 )
@@ -76,7 +77,7 @@ def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = Tr
 
 __all__ = [
     "Store", "open_store", "shared_store", "Task", "Page", "now",
-    "StoreError", "StoreUnavailable", "InvalidInput", "InvalidTransition", "LeaseLost", "NotFound",
+    "StoreError", "StoreUnavailable", "StoreDamaged", "InvalidInput", "InvalidTransition", "LeaseLost", "NotFound",
     "TASK_STATUSES", "TERMINAL_STATUSES", "ALERT_SEVERITIES", "CHANNELS",
     "DURABILITY_MODES", "SCHEMA_VERSION",
 ]

@@ -1297,6 +1297,21 @@ class StoreContract(Protocol):
         """
         ...
 
+    def write_health(self) -> dict:
+        """Whether writes can succeed now, judged without writing (a health
+        check must not take the write lock): {"status": "healthy" |
+        "degraded", "writes": why writes fail, as a sentence (None when
+        healthy), "path", "free_bytes", "total_bytes"} (free and total of
+        the disk holding the data, None where the backend cannot see it).
+        SQLite: a full disk (under 1 MiB free), a read-only mount, or files
+        this user may not write.
+
+        Errors: none (what cannot be looked at is reported as unknown).
+
+        Atomicity: read-only; touches no data.
+        """
+        ...
+
     def close(self) -> None:
         """Close this process's connections and wake-up channel. Idempotent;
         the store must not be used afterwards.

@@ -32,3 +32,10 @@ class InvalidTransition(StoreError):
 class StoreUnavailable(StoreError):
     """The database could not complete the operation (busy past the timeout,
     disk full, I/O error). Nothing was written; the caller may retry."""
+
+
+class StoreDamaged(StoreUnavailable):
+    """The database is proven unusable as it stands: an integrity check
+    failed, the file is truncated, or it was emptied in a home that has
+    history. Retrying will not help; the message names the backups to
+    restore. The file was left as it was."""

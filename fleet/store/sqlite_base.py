@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import schema
-from .errors import InvalidInput, StoreError, StoreUnavailable
+from . import sqlite_diagnosis as diagnosis
+from .errors import InvalidInput, StoreDamaged, StoreError, StoreUnavailable
 from .wake import WakeChannel
 
 DURABILITY_MODES = {"normal": "NORMAL", "full": "FULL"}
@@ -110,13 +111,10 @@ class SQLiteBase:
                     continue
                 if _is_busy(exc):
                     raise _unavailable(self.path, exc) from None
-                if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
-                    raise StoreUnavailable(_unopenable(self.path, exc)) from None
-                raise StoreUnavailable(
-                    f"{self.path} is not a usable Fleet database ({exc}); restore a backup "
-                    "(`lead_client.py backup --list`, then `lead_client.py restore ID`) or move the file "
-                    "away to start with an empty store"
-                ) from None
+                # Only now, on the error path: what the disk, the permissions
+                # and SQLite's quick_check say the cause is.
+                kind, message = diagnosis.explain(self.path, exc, "open")
+                raise (StoreDamaged if kind == "damaged" else StoreUnavailable)(message) from None
 
     def _open_once(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -238,6 +236,25 @@ class SQLiteBase:
                     conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    # -- write health ----------------------------------------------------
+    def write_health(self) -> dict:
+        """Whether writes can succeed, from what the filesystem says, writing
+        nothing: {"status": "healthy" | "degraded", "writes": why they fail
+        (None when healthy), "path", "free_bytes", "total_bytes"}.
+
+        Why not a probe transaction: `BEGIN IMMEDIATE; ROLLBACK` takes the
+        lock but writes nothing to disk, so it succeeds on a full disk; even
+        a committed probe row lands in WAL space a checkpoint left free and
+        succeeds while the next real commit, which must grow the WAL, fails;
+        and a probe would make a read-only health check take the write lock.
+        What decides whether a commit can be written is whether the WAL and
+        the database can grow and be written: free space on their
+        filesystem (under 1 MiB is degraded), a read-only mount, and this
+        user's permission on the files and their folder."""
+        problem, free, total = diagnosis.write_problem(self.path)
+        return {"status": "degraded" if problem else "healthy", "writes": problem, "path": self.path,
+                "free_bytes": free, "total_bytes": total}
 
     # -- wake-ups --------------------------------------------------------
     def notify(self) -> None:
@@ -409,7 +426,7 @@ class SQLiteBase:
             finally:
                 target.close()
         except sqlite3.Error as exc:
-            raise _unavailable(self.path, exc, "backup") from exc
+            raise _unavailable(self.path, exc, "backup", target=os.path.abspath(os.fspath(dest))) from exc
 
     def stats(self) -> dict:
         conn = self._conn()
@@ -609,34 +626,14 @@ def _refused_value(exc: Exception) -> Exception:
     return exc  # any other misuse is a bug here, raised as it is
 
 
-def _unopenable(path: str, exc: sqlite3.Error) -> str:
-    """Why SQLite could not open the file: almost always permissions on the
-    folder (WAL mode writes -wal and -shm files beside the database), not a
-    damaged database, so the advice must not be to throw the file away."""
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        return f"cannot open {path}: the folder {folder} does not exist; fix [paths] db in fleet.toml"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return (f"cannot open {path}: the folder {folder} is not writable by this user, and SQLite needs to "
-                "create the -wal and -shm files beside the database there; fix the folder's permissions "
-                "(the database itself is untouched)")
-    return (f"cannot open {path} ({exc}): check that this user may read and write it and its folder "
-            "(the database itself is untouched)")
-
-
-def _unavailable(path: str, exc: sqlite3.Error, doing: str = "write") -> StoreUnavailable:
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        hint = "another process held the database for longer than the busy timeout; retry, or look for a stuck process"
-    elif "full" in text:
-        hint = "the disk is full; free space and retry"
-    elif "malformed" in text or "not a database" in text:
-        hint = ("the database file is damaged; `lead_client.py backup --list`, then `lead_client.py restore ID` "
-                "brings back a backup")
-    else:
-        hint = ("check the disk; `lead_client.py preflight` checks the store and `lead_client.py restore ID` "
-                "brings back a backup")
-    return StoreUnavailable(f"the store at {path} could not complete the {doing} ({text}): {hint}")
+def _unavailable(path: str, exc: sqlite3.Error, doing: str = "write", *,
+                 target: str | None = None) -> StoreUnavailable:
+    """SQLite's error as the store's, with its real cause (worked out here,
+    on the error path only): locked by which process, disk full where (free
+    bytes), permission denied on which path for which user, or damaged, said
+    only when quick_check finds damage (then StoreDamaged)."""
+    kind, message = diagnosis.explain(path, exc, doing, target=target)
+    return (StoreDamaged if kind == "damaged" else StoreUnavailable)(message)
 
 
 def _split_sql(script: str) -> list[str]:

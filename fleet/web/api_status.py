@@ -151,12 +151,17 @@ def health_payload(c) -> dict:
     components: dict[str, dict] = {}
     try:
         counts = c.store.counts()
-        components["store"] = {"status": "healthy", "backend": c.store.backend}
+        # Whether writes can succeed, found without writing (see write_health):
+        # reads may work on a full disk while every commit fails.
+        writes = c.store.write_health()
+        components["store"] = {"status": writes["status"], "backend": c.store.backend, "writes": writes["writes"],
+                               "free_bytes": writes["free_bytes"]}
     except (StoreError, OSError) as exc:  # report a broken store, do not crash
         components["store"] = {"status": "down", "error": str(exc)}
         return {"status": "down", "components": components, "checked_at": time.time()}
     expected = len(worker_names(c.cfg))
-    alive = sum(1 for a in agent_rows(c) if a["alive"] and a["name"] != "supervisor")
+    agents = agent_rows(c)
+    alive = sum(1 for a in agents if a["alive"] and a["name"] != "supervisor")
     if expected and alive == 0:
         wstate = "down"
     elif alive < expected:
@@ -166,6 +171,14 @@ def health_payload(c) -> dict:
     components["workers"] = {"status": wstate, "alive": alive, "expected": expected}
     pid = c.supervisor_pid()
     components["supervisor"] = {"status": "healthy" if pid else "down", "pid": pid}
+    sup = next((a for a in agents if a["name"] == "supervisor" and a["pid"] == pid), None)
+    limit = c.cfg["supervisor"]["heartbeat_timeout_s"]
+    if pid and sup is not None and sup["heartbeat_age_s"] > limit and components["store"]["status"] == "healthy":
+        # A live supervisor that cannot write its heartbeat: its writes are
+        # not getting through (a lock held for minutes, an I/O error).
+        components["store"] = {**components["store"], "status": "degraded",
+                               "writes": f"the supervisor (pid {pid}) is running but has written no heartbeat "
+                                         f"for {sup['heartbeat_age_s']:.0f} s (limit {limit:g} s)"}
     hw = c.read_hw()
     components["hardware"] = {
         "status": "degraded" if hw.get("stale") else "healthy",

@@ -1,0 +1,247 @@
+"""Store faults met by real processes, and what the operator is told: a real
+full filesystem (a small tmpfs) names the disk and its free bytes and never
+advises moving the database away, while `status` and /api/health report the
+store degraded; a permission names the path and the user; a write lock held
+by another process names its pid and does not stop read-only commands; an
+emptied or truncated database in a home with history is refused, naming the
+backups, and left as it was, while a new home still creates its database."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fleet.db import open_store
+from tests.conftest import require_system_part
+from tests.fakes.dashboard_env import DashboardProcess
+from tests.fakes.fleetproc import REPO, env_for, wait_until, write_config
+
+LINUX = sys.platform.startswith("linux")
+BAD_ADVICE = "move the file away"
+
+
+def cli(home: Path, *args: str, env: dict | None = None, preexec=None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "fleet" / "lead_client.py"), *args], cwd=str(REPO),
+                          env=env or env_for(home), capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=preexec, check=False)
+
+
+def one_line_failure(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    text = r.stderr.strip()
+    assert "Traceback" not in text and text.count("\n") == 0, text
+    return text
+
+
+def populated_home(home: Path, n: int = 20, **cfg) -> dict:
+    cfg = write_config(home, **cfg)
+    store = open_store(cfg)
+    store.enqueue_many([{"skill": "noop", "payload": {"i": i}} for i in range(n)])
+    store.close()
+    return cfg
+
+
+# -- item 2: a real full disk ------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs mounted at tmp_path/disk (root only), unmounted after."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    ok = LINUX and os.geteuid() == 0 and shutil.which("mount") is not None
+    if ok:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)],
+                           capture_output=True, text=True, check=False)
+        ok = r.returncode == 0
+    require_system_part(ok, "root with mount(8) (to mount a small tmpfs and fill it)",
+                        "run the suite as root on Linux, as .ci/run does")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write zeros until the filesystem refuses a single byte more."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for chunk in (1 << 16, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def free_bytes_named(text: str, home: Path) -> int:
+    found = re.search(rf"disk full at {re.escape(str(home))}\S* \((\d+) bytes free", text)
+    assert found, text
+    return int(found[1])
+
+
+def test_a_full_disk_is_named_with_its_free_bytes_and_the_store_reported_degraded(small_disk):
+    home = small_disk / "home"
+    home.mkdir()
+    cfg = populated_home(home, 20, queue={"busy_timeout_s": 2.0})
+    assert cli(home, "backup").returncode == 0
+    # The dashboard keeps the database open, as a running fleet does.
+    with DashboardProcess(home) as dash:
+        assert httpx.get(dash.base + "/api/health", timeout=10).json()["components"]["store"]["status"] == "healthy"
+        filler = fill(small_disk)
+        health = httpx.get(dash.base + "/api/health", timeout=10)
+        assert health.status_code == 503
+        store = health.json()["components"]["store"]
+        assert store["status"] == "degraded" and store["free_bytes"] < 1 << 20, store
+        assert free_bytes_named(store["writes"], home) == store["free_bytes"]
+
+        status = cli(home, "status", "--json")
+        assert status.returncode == 69, status.stderr  # no supervisor
+        doc = json.loads(status.stdout)
+        assert doc["store"]["status"] == "degraded" and "disk full at" in doc["store"]["writes"], doc["store"]
+        plain = cli(home, "status")
+        assert "store: DEGRADED, writes fail: disk full at" in plain.stdout, plain.stdout
+        tasks = cli(home, "tasks")
+        assert tasks.returncode == 0 and "20 of 20 task(s)" in tasks.stdout, tasks.stderr  # reads still work
+
+        for command in (["dispatch", "noop", "{}"], ["backup"]):
+            text = one_line_failure(cli(home, *command))
+            free_bytes_named(text, home)
+            assert BAD_ADVICE not in text and "damaged" not in text, text
+    # With nothing holding the database open (its -wal and -shm removed by a
+    # clean close), SQLite cannot even create its -shm: every command fails,
+    # naming the disk.
+    filler.unlink()
+    open_store(cfg).close()
+    assert not Path(cfg["paths"]["db"] + "-shm").exists()
+    filler = fill(small_disk)
+    for command in (["status"], ["tasks"], ["dispatch", "noop", "{}"], ["backup"]):
+        text = one_line_failure(cli(home, *command))
+        free_bytes_named(text, home)
+        assert BAD_ADVICE not in text and "not a usable" not in text, text
+    filler.unlink()
+    assert cli(home, "dispatch", "noop", "{}").returncode == 0
+    store = open_store(cfg)
+    try:
+        assert store.counts()["PENDING"] == 21 and store.integrity_check() == "ok"
+        assert store.write_health()["status"] == "healthy"
+    finally:
+        store.close()
+
+
+# -- item 2: permissions, as a user the permissions apply to -----------------------------------
+def _as_nobody():
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+
+    def become():
+        os.setgid(nobody.pw_gid)
+        os.setgroups([])
+        os.setuid(nobody.pw_uid)
+    return become, "nobody"
+
+
+def _without_dac_override():
+    """Root without CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER (dropped
+    from the bounding set, so exec does not give them back) obeys the mode
+    bits as any user does."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop():
+        for cap in (1, 2, 3):
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    return drop, "root"
+
+
+def unprivileged(probe_dir: Path):
+    """(preexec_fn, user name) for a child the mode bits apply to, or skip saying why."""
+    if not LINUX or os.geteuid() != 0:
+        if not LINUX:
+            pytest.skip("permission checks by user are tested on Linux")
+        return None, __import__("pwd").getpwuid(os.geteuid()).pw_name
+    check = ("import os, sys; d = sys.argv[1]; "
+             "sys.exit(0 if os.access(d, os.R_OK) and not os.access(d, os.W_OK) else 1)")
+    probe_dir.chmod(0o555)
+    reasons = []
+    try:
+        for make in (_as_nobody, _without_dac_override):
+            try:
+                preexec, user = make()
+                r = subprocess.run([sys.executable, "-c", check, str(probe_dir)], preexec_fn=preexec,
+                                   capture_output=True, check=False, timeout=30)
+            except (OSError, KeyError, subprocess.SubprocessError) as exc:
+                reasons.append(f"{make.__name__}: {exc}")
+                continue
+            if r.returncode == 0:
+                return preexec, user
+            reasons.append(f"{make.__name__}: exit {r.returncode} {r.stderr.decode(errors='replace')[-200:]}")
+    finally:
+        probe_dir.chmod(0o755)
+    pytest.skip("no way to run a child the permissions apply to (root bypasses them; nobody cannot run "
+                f"{sys.executable}; dropping CAP_DAC_OVERRIDE failed): {'; '.join(reasons)}")
+
+
+@pytest.fixture
+def open_home(tmp_path):
+    """A fleet home any user may reach (pytest's own tmp folders are 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="fleet-perm-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        for p in [base, *base.rglob("*")]:
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_permission_denied_names_the_path_and_the_user(open_home):
+    home = open_home / "home"
+    home.mkdir()
+    cfg = populated_home(home, 3)
+    db = Path(cfg["paths"]["db"])
+    probe = open_home / "probe"
+    probe.mkdir()
+    preexec, user = unprivileged(probe)
+    env = {**env_for(home), "HOME": str(open_home)}
+
+    home.chmod(0o555)  # SQLite cannot create the -wal and -shm files beside the database
+    try:
+        text = one_line_failure(cli(home, "tasks", env=env, preexec=preexec))
+        assert "permission denied" in text and f"the folder {home} " in text and f"user {user}" in text, text
+        assert BAD_ADVICE not in text and "damaged" not in text, text
+    finally:
+        home.chmod(0o755)
+
+    db.chmod(0o444)  # the folder is writable now, the database file is not
+    try:
+        (home / "logs").mkdir(exist_ok=True)
+        home.chmod(0o777)
+        text = one_line_failure(cli(home, "dispatch", "noop", "{}", env=env, preexec=preexec))
+        assert "permission denied" in text and str(db) in text and f"user {user}" in text, text
+        assert BAD_ADVICE not in text and "damaged" not in text, text
+    finally:
+        home.chmod(0o755)
+        db.chmod(0o644)
+        for leftover in home.iterdir():  # -wal / -shm the child may have made
+            if leftover.name.startswith("fleet.db-"):
+                leftover.unlink()
+    store = open_store(cfg)
+    try:
+        assert store.counts()["PENDING"] == 3
+    finally:
+        store.close()
