@@ -51,6 +51,40 @@ def populated_home(home: Path, n: int = 20, **cfg) -> dict:
     return cfg
 
 
+# -- item 4: read-only commands never take the write lock -------------------------------------
+HOLD_WRITE_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO events (ts, actor, action) VALUES (0, 'test', 'holding the write lock')")
+print("holding", flush=True)
+sys.stdin.readline()  # until the test says so
+conn.execute("ROLLBACK")
+"""
+
+
+def test_read_only_commands_work_while_another_process_holds_the_write_lock(isolated_home):
+    cfg = populated_home(isolated_home, 7, queue={"busy_timeout_s": 0.3})
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, cfg["paths"]["db"]], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        tasks = cli(isolated_home, "tasks")
+        assert tasks.returncode == 0, tasks.stderr
+        assert "7 of 7 task(s)" in tasks.stdout
+        status = cli(isolated_home, "status", "--json")
+        assert status.returncode == 69, status.stderr  # no supervisor: the only thing wrong
+        assert json.loads(status.stdout)["tasks"]["PENDING"] == 7
+        # A write waits its busy timeout, then names the process holding the lock.
+        dispatch = one_line_failure(cli(isolated_home, "dispatch", "noop", "{}"))
+        assert f"locked by pid {holder.pid} " in dispatch and "busy timeout" in dispatch, dispatch
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(10)
+    assert cli(isolated_home, "dispatch", "noop", "{}").returncode == 0
+
+
 # -- item 2: a real full disk ------------------------------------------------------------------
 @pytest.fixture
 def small_disk(tmp_path):

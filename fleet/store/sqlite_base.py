@@ -217,15 +217,21 @@ class SQLiteBase:
         conn.execute("COMMIT")
 
     def _migrate(self) -> None:
+        """Bring the schema up to date. A database already at this Fleet's
+        version is only read (`PRAGMA user_version`, outside any transaction):
+        opening takes no write lock, so read-only commands work while another
+        process holds a long write transaction. Only a database that is
+        behind takes the write lock, and checks its version again inside it
+        (another process may have migrated it meanwhile)."""
         conn = self._conn()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == schema.SCHEMA_VERSION:
+            return
+        self._refuse_newer(version)
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > schema.SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this Fleet "
-                    f"({schema.SCHEMA_VERSION}); upgrade Fleet or restore an older backup"
-                )
+            self._refuse_newer(version)
             for step in range(version, schema.SCHEMA_VERSION):
                 for statement in _split_sql(schema.MIGRATIONS[step]):
                     conn.execute(statement)
@@ -236,6 +242,13 @@ class SQLiteBase:
                     conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this Fleet "
+                f"({schema.SCHEMA_VERSION}); upgrade Fleet or restore an older backup"
+            )
 
     # -- write health ----------------------------------------------------
     def write_health(self) -> dict:
