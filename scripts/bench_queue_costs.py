@@ -6,6 +6,7 @@ from this run; rounds alternate the rows, and the median of each is printed.
 
     .venv/bin/python scripts/bench_queue_costs.py           # 20,000 tasks, 3 rounds
     .venv/bin/python scripts/bench_queue_costs.py --quick   # smoke run
+    .venv/bin/python scripts/bench_queue_costs.py --quick --history 100000  # over a finished history
 
 The replica runs exactly the statements the store runs for a registered
 worker (the store's own SQL constants, on the store's own schema): complete
@@ -14,7 +15,11 @@ agent row (busy, heartbeat) in the same transaction. No audit event: the
 store writes none on this path. So "Fleet's Python" is the API's cost above
 its SQL: validation, the records handed back, the wake-up. Each "without"
 row drops that part from the schema (DROP INDEX / DROP TRIGGER on a scratch
-copy) or leaves its statements out.
+copy) or leaves its statements out; then each index of the tasks and
+task_attempts tables is dropped alone (read from the schema), so each
+index's own cost shows. `--history N` puts N finished tasks under the queue
+first: an index that holds finished rows costs more when they are many and
+of several statuses than on a store with nothing but the queue.
 WAL pages per task are counted with automatic checkpoints off: each is a
 page the commit writes (and, at full durability, syncs).
 """
@@ -38,6 +43,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from fleet.db import Store
+from fleet.store import schema
 from fleet.store import tasks as queue_sql
 from fleet.store.task_reads import skill_clause
 
@@ -45,13 +51,33 @@ _spec = importlib.util.spec_from_file_location("bench_queue", REPO / "scripts" /
 bench_queue = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_queue)
 
-_FILTER_INDEXES = ("ix_tasks_status", "ix_tasks_skill", "ix_tasks_worker_v2", "ix_tasks_finished")
+def _schema_indexes() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the tasks table's filter indexes, every index measured on its own):
+    read from the store's schema, so the rows follow it. The claim's own
+    indexes (ix_tasks_claim, the delayed-work index) and the idempotency key
+    are the queue's contract and stay; task_attempts' indexes go with the
+    attempt rows."""
+    db = sqlite3.connect(":memory:")
+    for migration in schema.MIGRATIONS:
+        db.executescript(migration)
+    rows = db.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' "
+                      "AND tbl_name IN ('tasks', 'task_attempts') AND sql IS NOT NULL ORDER BY tbl_name DESC, name"
+                      ).fetchall()
+    db.close()
+    kept = {"ix_tasks_claim", "ix_tasks_delayed_v2", "ux_tasks_idempotency"}
+    filters = tuple(name for name, table in rows if table == "tasks" and name not in kept)
+    return filters, filters + tuple(name for name, table in rows if table == "task_attempts")
+
+
+_FILTER_INDEXES, _EACH_INDEX = _schema_indexes()
 _ALL = {"agent": False, "attempts": False, "drop": ("DROP TRIGGER tr_tasks_count_update",)
         + tuple(f"DROP INDEX {ix}" for ix in _FILTER_INDEXES)}
 WORKER = "w"
 API, REPLICA, FLOOR = ("Store.complete_and_claim (the API)", "replica: the same SQL, no Fleet Python",
                       "floor (bench_queue.py): its own one-table schema")
 ALL_FOUR = "  without all four (claim index only)"
+FILTERS = "  without the tasks table's filter indexes"
+ONE_INDEX = "    without "  # + the index name: one row per index
 # label -> how the replica runs (None: the Store API itself; "floor": bench_queue's floor)
 ROWS: dict[str, dict | str | None] = {
     API: None,
@@ -59,16 +85,23 @@ ROWS: dict[str, dict | str | None] = {
     "  without the agent-row update (busy, heartbeat)": {"agent": False},
     "  without the attempt rows": {"attempts": False},
     "  without the per-status count trigger": {"drop": ("DROP TRIGGER tr_tasks_count_update",)},
-    "  without the status/skill/worker/finished indexes": {"drop": tuple(f"DROP INDEX {ix}" for ix in _FILTER_INDEXES)},
+    FILTERS: {"drop": tuple(f"DROP INDEX {ix}" for ix in _FILTER_INDEXES)},
+    **{ONE_INDEX + ix: {"drop": (f"DROP INDEX {ix}",)} for ix in _EACH_INDEX},
     ALL_FOUR: _ALL,
     FLOOR: "floor",
 }
+
+
+HISTORY = {"n": 0}  # finished rows under the queue (--history)
 
 
 def _filled_store(root: Path, n: int, autocheckpoint: bool) -> str:
     path = os.path.join(tempfile.mkdtemp(dir=root), "fleet.db")
     store = Store(path, **({} if autocheckpoint else {"wal_autocheckpoint_pages": 0}))
     store.register_agent(WORKER, "bench", pid=os.getpid(), status="idle")  # as a worker does at start
+    if HISTORY["n"]:  # older than the queue: 19 DONE to 1 FAILED, as a fleet that has run a while
+        bench_queue.load_finished_history(path, HISTORY["n"] - HISTORY["n"] // 20)
+        bench_queue.load_finished_history(path, HISTORY["n"] // 20, status="FAILED")
     store.enqueue_many([{"skill": "noop", "payload": {"i": i}} for i in range(n)])
     store.checkpoint("TRUNCATE")
     store.close()
@@ -115,7 +148,7 @@ def run_replica(root: Path, n: int, autocheckpoint: bool, *, agent: bool = True,
         done = db.execute(queue_sql._COMPLETE, ("null", ts, ts, row["id"], token)).fetchone()
         if attempts:
             db.execute(queue_sql._INSERT_ATTEMPT, (done["id"], done["attempts"], worker, token,
-                                                   done["started_at"], ts, "done", None))
+                                                   done["started_at"], ts, "done", None, 0))  # 0: no crash suspect
         token = secrets.token_hex(12)
         row = db.execute(claim, (worker, token, ts + 60, ts, ts, ts, worker, *params)).fetchone()
         if agent:
@@ -178,22 +211,29 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="3,000 tasks, 1 round")
     ap.add_argument("--tasks", type=int, help="tasks drained per row and round (default 20,000)")
     ap.add_argument("--rounds", type=int, help="rounds, alternating the rows (default 3)")
+    ap.add_argument("--history", type=int, default=0,
+                    help="finished tasks (95 %% DONE, 5 %% FAILED) in the store before the queue (default 0)")
     args = ap.parse_args(argv)
+    HISTORY["n"] = args.history
     n = args.tasks or (3000 if args.quick else 20_000)
     rounds = args.rounds or (1 if args.quick else 3)
     load0, started = os.getloadavg(), time.time()
     rates, pages = run(n, rounds)
     print(f"\nWhere a drained task's time goes: complete_and_claim, 1 process, NORMAL, "
-          f"{n:,} tasks, median of {rounds} round(s)")
+          f"{n:,} tasks" + (f" over {args.history:,} finished" if args.history else "")
+          + f", median of {rounds} round(s)")
     print(f"machine: {os.cpu_count()} cores, load avg {load0[0]:.2f} -> {os.getloadavg()[0]:.2f}, "
           f"SQLite {sqlite3.sqlite_version}, run took {time.time() - started:.0f} s")
     api = statistics.median(rates[API])
     floor = statistics.median(rates[FLOOR])
-    print(f"{'':52s} {'tasks/s':>9s} {'us/task':>8s} {'x API':>6s} {'of floor':>8s} {'WAL pages':>9s}")
+    print(f"{'':52s} {'tasks/s':>9s} {'us/task':>8s} {'x API':>6s} {'of floor':>8s} {'WAL pages':>9s}"
+          f" {'saves':>6s}")
     for label in ROWS:
         rate = statistics.median(rates[label])
+        saved = pages[REPLICA] - pages[label] if label.startswith("  ") else None
         print(f"{label:52s} {rate:9,.0f} {1e6 / rate:8.1f} {rate / api:6.2f} {rate / floor:8.2f} "
-              f"{pages[label]:9.1f}")
+              f"{pages[label]:9.2f}" + ("" if saved is None else f" {saved:6.2f}"))
+    print("(saves: WAL pages per task below the replica's; an index row drops that index alone)")
     return 0
 
 

@@ -33,6 +33,14 @@ def test_replica_writes_what_the_store_writes():
         if label.startswith("  without"):
             assert pages[label] < pages[costs.REPLICA] - 0.5, (label, pages)
     assert pages[costs.ALL_FOUR] < pages[costs.API] / 3, pages
+    # one row per index of tasks and task_attempts, read from the schema; an
+    # index the hot path never writes may save nothing, none adds pages
+    each = [label for label in costs.ROWS if label.startswith(costs.ONE_INDEX)]
+    assert {label[len(costs.ONE_INDEX):] for label in each} >= {"ix_tasks_skill", "ix_attempts_task"}
+    assert "ix_tasks_claim" not in costs._EACH_INDEX
+    for label in each:
+        assert pages[label] <= pages[costs.REPLICA] + 0.3, (label, pages)
+    assert pages[costs.ONE_INDEX + "ix_attempts_task"] < pages[costs.REPLICA] - 0.5, pages
 
 
 def test_script_prints_its_table():

@@ -193,6 +193,149 @@ def test_claim_is_an_index_seek_on_the_claimable_set_with_a_long_history(tmp_pat
     store.close()
 
 
+# -- the status and finish-time indexes (schema v7) -----------------------
+def _plans(store, call) -> list[tuple[str, str]]:
+    """(statement, its plan) for each statement `call(store)` runs on the
+    store's reading connection, planned again on a fresh connection."""
+    seen: list[str] = []
+    conn = store._conn()
+    conn.set_trace_callback(seen.append)
+    try:
+        call(store)
+    finally:
+        conn.set_trace_callback(None)
+    out = []
+    with contextlib.closing(sqlite3.connect(store.path)) as db:
+        for sql in seen:
+            if sql.lstrip().upper().startswith(("SELECT", "WITH")):
+                plan = " | ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql))
+                out.append((sql, plan))
+    return out
+
+
+@pytest.fixture
+def history_store(tmp_path):
+    """20,000 DONE rows (no index entry), then tasks in every other status
+    and planner statistics gathered, as `maintain()` does in a live fleet."""
+    store = Store(tmp_path / "hist.db", backoff_base_s=0.01, backoff_max_s=0.05)
+    _load_finished_history(store.path, 20_000, skill="s")
+    store.enqueue_many([{"skill": "s", "payload": {"i": i}} for i in range(300)])
+    for outcome in ("done", "failed", "waiting", "running"):
+        t = store.claim("w", ["s"])
+        if outcome == "done":
+            store.complete(t.id, t.lease_token)
+        elif outcome == "failed":
+            store.fail(t.id, t.lease_token, "boom", retryable=False)
+        elif outcome == "waiting":
+            store.ask_human(t.id, t.lease_token, "which?")
+    store.cancel(store.matching_ids(status="PENDING")[-1])
+    store.maintain()
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("status", ["PENDING", "RUNNING", "WAITING_HUMAN", "FAILED", "CANCELLED"])
+def test_a_status_filter_seeks_the_not_done_index(history_store, status):
+    for call in (lambda s: s.list_tasks(status=status), lambda s: s.list_tasks(status=status, skill="s"),
+                 lambda s: s.list_tasks(status=status, agent="w"), lambda s: s.matching_ids(status=status)):
+        plans = _plans(history_store, call)
+        tasks = [(sql, plan) for sql, plan in plans if "task_counts" not in sql]
+        assert tasks, plans
+        for sql, plan in tasks:
+            assert "ix_tasks_not_done" in plan and "SCAN tasks" not in plan, (sql, plan)
+
+
+def test_several_statuses_are_one_seek_each_merged_by_id(history_store):
+    plans = _plans(history_store, lambda s: s.list_tasks(status=["PENDING", "RUNNING", "WAITING_HUMAN"],
+                                                          agent="w"))
+    page = [plan for sql, plan in plans if "LIMIT" in sql]
+    assert len(page) == 1 and page[0].count("ix_tasks_not_done") == 3, plans
+    assert "TEMP B-TREE" not in page[0], page  # merged in id order, not sorted
+    # DONE tasks come newest first from the attempts' task index (the tasks
+    # that ran), never from a scan of the table or a sort of every DONE task
+    for status in ("DONE", ["DONE", "FAILED"], ["PENDING", "DONE"]):
+        plans = _plans(history_store, lambda s, status=status: s.list_tasks(status=status))
+        page = [plan for sql, plan in plans if "LIMIT" in sql]
+        assert len(page) == 1 and "SCAN a USING COVERING INDEX ix_attempts_task" in page[0], plans
+        assert "SCAN tasks" not in page[0] and "TEMP B-TREE" not in page[0] and "BLOOM" not in page[0], plans
+
+
+def test_done_tasks_are_listed_from_the_attempt_that_completed_them(history_store):
+    """The synthetic history has no attempt rows (a store never writes a DONE
+    task without one): the DONE filter lists the tasks that really ran, and
+    each once, whatever the history under them."""
+    store = history_store
+    t = store.claim("w", ["s"])
+    store.complete(t.id, t.lease_token)
+    store.retry(t.id)  # DONE twice: two 'done' attempts, listed once
+    again = store.claim("w", ["s"])
+    assert again.id == t.id
+    store.complete(again.id, again.lease_token)
+    ids = [x.id for x in store.list_tasks(status="DONE", limit=1000).items]
+    assert ids[0] == t.id and len(ids) == len(set(ids)) == 2
+    assert [x.id for x in store.list_tasks(status=["DONE", "RUNNING"], limit=1).items] == [t.id]
+
+
+def test_the_reaper_and_dead_worker_recovery_find_running_rows_by_index(history_store):
+    """The statements tasks.py runs (expired_leases, reap_expired_leases,
+    recover_worker_tasks, attempt history): each finds RUNNING rows through
+    ix_tasks_not_done, never by scanning the history."""
+    with contextlib.closing(sqlite3.connect(history_store.path)) as db:
+        for sql, params in (
+            ("SELECT id, worker, started_at FROM tasks WHERE status = 'RUNNING' AND lease_expires_at < ?", (1e18,)),
+            ("UPDATE tasks SET updated_at = updated_at WHERE status = 'RUNNING' AND lease_expires_at < ? "
+             "RETURNING *", (1e18,)),
+            ("UPDATE tasks SET updated_at = updated_at WHERE status = 'RUNNING' AND worker = ? RETURNING *", ("w",)),
+            ("SELECT created_at FROM tasks WHERE status = 'PENDING' ORDER BY id LIMIT 1", ()),
+        ):
+            plan = " | ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert "ix_tasks_not_done" in plan and "SCAN" not in plan, (sql, plan)
+    assert history_store.expired_leases() == []
+
+
+def test_finished_counts_read_attempts_by_id_and_the_ended_index(history_store):
+    now = time.time()
+    plans = _plans(history_store, lambda s: s.finished_series(now - 3600, 300.0, 13))
+    plan = " | ".join(p for sql, p in plans if "FROM task_attempts a" in sql)
+    assert "SEARCH a USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan, plans
+    assert "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)" in plan and "BLOOM" not in plan, plans
+    assert "COVERING INDEX ix_tasks_ended (finished_at>? AND finished_at<?)" in plan and "SCAN" not in plan, plans
+    series = history_store.finished_series(now - 3600, 300.0, 13)
+    # the synthetic history has no attempt rows: only the one real DONE task counts
+    assert (sum(series["DONE"]), sum(series["FAILED"]), sum(series["CANCELLED"])) == (1, 1, 1)
+
+
+def test_a_version_6_database_gets_the_new_status_indexes(tmp_path):
+    from fleet.store import schema
+    from fleet.store.sqlite_base import _split_sql
+
+    path = tmp_path / "v6.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode = WAL")
+    for step, script in enumerate(schema.MIGRATIONS[:6]):
+        for statement in _split_sql(script):
+            old.execute(statement)
+        old.execute(f"PRAGMA user_version = {step + 1}")
+    old.close()
+    seeded = Store(path, migrate=False)
+    del seeded  # nothing read: the file is still at version 6
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 6
+        db.execute("""INSERT INTO tasks (skill, status, max_attempts, available_at, created_at, updated_at,
+                      finished_at) VALUES ('old', 'FAILED', 3, 0, 0, 0, 5), ('old', 'DONE', 3, 0, 0, 0, 5)""")
+        db.execute("INSERT INTO task_counts (status, skill, n) VALUES ('FAILED', 'old', 1), ('DONE', 'old', 1)")
+        db.commit()
+    store = Store(path)
+    names = {r[0] for r in store._conn().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"ix_tasks_not_done", "ix_tasks_ended"} <= names
+    assert not {"ix_tasks_status", "ix_tasks_finished"} & names
+    assert [t.status for t in store.list_tasks(status="FAILED").items] == ["FAILED"]
+    assert store.list_tasks(status=["DONE", "FAILED"]).total == 2
+    assert store.integrity_check() == "ok"
+    store.close()
+    Store(path).close()  # opening again changes nothing (IF [NOT] EXISTS)
+
+
 # -- durability (PRAGMA synchronous), WAL, checkpoints -------------------
 def test_unknown_durability_mode_is_refused(tmp_path):
     with pytest.raises(InvalidInput, match="durability mode"):

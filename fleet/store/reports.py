@@ -21,13 +21,7 @@ class ReportsMixin:
             return out.setdefault(day, {"day_start": since + day * DAY_S, "done": 0, "failed": 0,
                                         "cancelled": 0, "retried": 0})
 
-        rows = conn.execute(
-            """SELECT CAST((finished_at - ?) / ? AS INTEGER) AS d, status, COUNT(*)
-               FROM tasks WHERE finished_at >= ? AND finished_at < ?
-               AND status IN ('DONE','FAILED','CANCELLED') GROUP BY d, status""",
-            (since, DAY_S, since, until),
-        ).fetchall()
-        for day, status, n in rows:
+        for day, status, n in self._finished_per_bucket(since, DAY_S, until):  # (monitoring.py)
             bucket(day)[status.lower()] += n
         # A retry: an attempt that failed (error, timeout, crash, expired lease)
         # and was followed by another attempt of the same task.

@@ -30,6 +30,22 @@ CLAIM_CANDIDATE_SQL = (
 )
 
 
+# DONE tasks, newest first, without an index on status that holds them (a
+# page written per drained task): a task is DONE only through the attempt that
+# completed it, which is its newest task_attempts row (no attempt ends once it
+# is DONE), so the attempts' task_id index lists the tasks that ever ran,
+# newest first, and a PENDING backlog newer than every finished task is never
+# read. INDEXED BY keeps that order (no sort of every DONE task); the task's
+# status is a scalar subquery, not a join, which SQLite could answer with a
+# Bloom filter built by reading every task. Output column `id`, so that
+# UNION ALL ... ORDER BY id merges it with the other statuses' parts.
+_DONE_IDS_NEWEST_FIRST = (
+    "SELECT a.task_id AS id FROM task_attempts a INDEXED BY ix_attempts_task "
+    "WHERE (SELECT t.status FROM tasks t WHERE t.id = a.task_id) = 'DONE' "
+    "AND a.id = (SELECT MAX(b.id) FROM task_attempts b WHERE b.task_id = a.task_id)"
+)
+
+
 def skill_clause(skills: list[str], any_skill: bool) -> tuple[str, list[str]]:
     if any_skill:
         return "1", []
@@ -86,17 +102,29 @@ class TaskReadsMixin:
         return [r[0] for r in rows]
 
     def _filter_sql(self, status=None, skill=None, agent=None, text=None, since=None, until=None):
-        clauses, params = [], []
+        """(statuses, clauses, params) of a task filter.
+
+        `statuses` is the status filter checked against TASK_STATUSES, in that
+        order without repeats (None: no status test, also when it names every
+        status); `clauses` and `params` are the other tests. Statuses go into
+        the SQL as literals (`_where`), never as bound parameters: SQLite uses
+        a partial index only for a query whose WHERE has that index's very
+        term (`status = 'PENDING'`), which a `status = ?` never is. They come
+        from TASK_STATUSES only, never from the caller's text.
+        """
+        statuses = None
         if status is not None:
-            statuses = [status] if isinstance(status, str) else list(status)
-            bad = [s for s in statuses if s not in TASK_STATUSES]
-            if bad or not statuses:
+            named = [status] if isinstance(status, str) else list(status)
+            bad = [s for s in named if s not in TASK_STATUSES]
+            if bad or not named:
                 raise InvalidInput(
                     f"unknown status {', '.join(map(repr, bad)) or '(empty)'}; "
                     f"use one of {', '.join(TASK_STATUSES)}"
                 )
-            clauses.append("status IN (%s)" % ",".join("?" * len(statuses)))
-            params += statuses
+            statuses = [s for s in TASK_STATUSES if s in named]
+            if len(statuses) == len(TASK_STATUSES):
+                statuses = None
+        clauses, params = [], []
         for value, name in ((skill, "skill"), (agent, "agent"), (text, "text")):
             check_optional_text(value, f"the {name} filter")
             if value and "\x00" in value:  # SQLite would end the pattern there and match everything
@@ -120,7 +148,26 @@ class TaskReadsMixin:
                     raise InvalidInput(f"{name} must be UTC epoch seconds, got {value!r}")
                 clauses.append(f"created_at {op} ?")
                 params.append(value)
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        return statuses, clauses, params
+
+    @staticmethod
+    def _where(statuses: list[str] | None, clauses: list[str]) -> str:
+        """The WHERE text of a filter. Statuses are literals from TASK_STATUSES
+        (checked by `_filter_sql`): `status = 'X'` for one, IN for several."""
+        if statuses is not None and any(s not in TASK_STATUSES for s in statuses):
+            raise InvalidInput(f"unknown status in {statuses!r}")  # never reached from _filter_sql
+        tests = list(clauses)
+        if statuses:
+            tests.insert(0, f"status = '{statuses[0]}'" if len(statuses) == 1
+                         else "status IN (%s)" % ",".join(f"'{s}'" for s in statuses))
+        return (" WHERE " + " AND ".join(tests)) if tests else ""  # nosec B608: literals checked above
+
+    def _per_status(self, statuses, clauses, select: str) -> list[str]:
+        """The query once per filtered status, each with its own `status = 'X'`
+        term, so that each uses that status's index (a multi-status IN matches
+        no partial index); one query when no status is filtered."""
+        return [f"{select}{self._where(None if s is None else [s], clauses)}"  # nosec B608
+                for s in (statuses or [None])]
 
     def list_tasks(self, *, status=None, skill=None, agent=None, text=None, since=None,
                    until=None, limit: int = 50, offset: int = 0) -> Page:
@@ -129,29 +176,52 @@ class TaskReadsMixin:
             raise InvalidInput(f"limit must be an integer from 1 to 1000, got {limit!r}")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidInput(f"offset must be an integer >= 0, got {offset!r}")
-        where, params = self._filter_sql(status, skill, agent, text, since, until)
+        statuses, clauses, params = self._filter_sql(status, skill, agent, text, since, until)
+        done_by_attempts = statuses is not None and "DONE" in statuses and not clauses
+        if statuses is None or (len(statuses) == 1 and not done_by_attempts):
+            # one status with other tests, or none: one SELECT, whose index the planner picks
+            sql = f"SELECT * FROM tasks{self._where(statuses, clauses)} ORDER BY id DESC LIMIT ? OFFSET ?"  # nosec B608
+            bound = [*params, limit, offset]
+        else:
+            # Several statuses, or DONE alone: the page's ids, one SELECT per status
+            # in id order from its own index (DONE: from the attempts), merged
+            # (UNION ALL with ORDER BY merges ordered parts row by row and stops
+            # at the page's end); then those rows.
+            parts, bound = [], []
+            for s in statuses:
+                if s == "DONE" and done_by_attempts:
+                    parts.append(_DONE_IDS_NEWEST_FIRST)
+                else:
+                    parts.append(f"SELECT id FROM tasks{self._where([s], clauses)}")  # nosec B608
+                    bound += params
+            sql = ("SELECT * FROM tasks WHERE id IN (" + " UNION ALL ".join(parts)  # nosec B608
+                   + " ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY id DESC")
+            bound += [limit, offset]
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT * FROM tasks{where} ORDER BY id DESC LIMIT ? OFFSET ?",  # nosec B608
-                (*params, limit, offset),
-            ).fetchall()
-            total = self._filter_total(conn, where, params, status, skill, agent, text, since, until)
+            total = self._filter_total(conn, statuses, clauses, params)
+            # nothing on this page (often: a status no task of the skill has): no
+            # scan for rows that are not there
+            rows = [] if total <= offset else conn.execute(sql, bound).fetchall()
         return Page([Task.from_row(r) for r in rows], total, limit, offset)
 
-    def _filter_total(self, conn, where, params, status, skill, agent, text, since, until) -> int:
-        """How many tasks match; a filter on status and/or skill alone is
-        answered from the trigger-kept task_counts, anything else is counted."""
-        if agent or text or since is not None or until is not None:
-            return conn.execute(f"SELECT COUNT(*) FROM tasks{where}", params).fetchone()[0]  # nosec B608
-        # `where` only holds the status IN (...) and skill = ? tests, in that order
-        row = conn.execute(f"SELECT IFNULL(SUM(n), 0) FROM task_counts{where}", params).fetchone()  # nosec B608
-        return row[0]
+    def _filter_total(self, conn, statuses, clauses, params) -> int:
+        """How many tasks match. A filter on status and/or skill alone is
+        answered from the trigger-kept task_counts; anything else is counted,
+        status by status (each on its own index)."""
+        if all(c == "skill = ?" for c in clauses):
+            where = self._where(statuses, clauses)
+            return conn.execute(f"SELECT IFNULL(SUM(n), 0) FROM task_counts{where}", params).fetchone()[0]  # nosec B608
+        parts = self._per_status(statuses, clauses, "SELECT COUNT(*) FROM tasks")
+        sql = " + ".join(f"({p})" for p in parts)
+        return conn.execute(f"SELECT {sql}", params * len(parts)).fetchone()[0]  # nosec B608
 
     def matching_ids(self, *, status=None, skill=None, agent=None, text=None, since=None,
                      until=None) -> list[int]:
-        """Every task id matching a filter (for bulk actions)."""
-        where, params = self._filter_sql(status, skill, agent, text, since, until)
-        rows = self._conn().execute(f"SELECT id FROM tasks{where} ORDER BY id", params).fetchall()  # nosec B608
+        """Every task id matching a filter (for bulk actions), ascending."""
+        statuses, clauses, params = self._filter_sql(status, skill, agent, text, since, until)
+        parts = self._per_status(statuses, clauses, "SELECT id FROM tasks")
+        sql = " UNION ALL ".join(parts) + " ORDER BY id"
+        rows = self._conn().execute(sql, params * len(parts)).fetchall()
         return [r[0] for r in rows]
 
     def counts(self) -> dict[str, int]:
