@@ -279,3 +279,52 @@ def test_permission_denied_names_the_path_and_the_user(open_home):
         assert store.counts()["PENDING"] == 3
     finally:
         store.close()
+
+
+# -- item 5: an emptied database is not silently replaced --------------------------------------
+def _home_with_a_backup(home: Path) -> tuple[dict, str]:
+    cfg = populated_home(home, 9)
+    r = cli(home, "backup", "--json")
+    assert r.returncode == 0, r.stderr
+    return cfg, json.loads(r.stdout)["id"]
+
+
+@pytest.mark.parametrize("damage", ["emptied", "truncated"])
+def test_an_emptied_or_truncated_database_in_a_home_with_history_is_refused(isolated_home, damage):
+    cfg, backup_id = _home_with_a_backup(isolated_home)
+    db = Path(cfg["paths"]["db"])
+    store = open_store(cfg)
+    store.checkpoint("TRUNCATE")  # every page in the file itself, as after a clean stop
+    store.close()
+    data = db.read_bytes()
+    with open(db, "r+b") as fh:
+        fh.truncate(0 if damage == "emptied" else len(data) // 2)
+    before = db.read_bytes()
+    for command in (["status"], ["tasks"], ["dispatch", "noop", "{}"], ["backup"]):
+        text = one_line_failure(cli(isolated_home, *command))
+        assert f"restore {backup_id}" in text and "backup --list" in text, text
+        assert ("is empty (0 bytes)" if damage == "emptied" else "is truncated") in text, text
+        assert db.read_bytes() == before  # not one byte written
+    backups = cli(isolated_home, "backup", "--list", "--json")
+    assert [b["id"] for b in json.loads(backups.stdout)["backups"]] == [backup_id]  # none made of nothing
+    restored = cli(isolated_home, "restore", backup_id)
+    assert restored.returncode == 0, restored.stderr
+    tasks = cli(isolated_home, "tasks")
+    assert tasks.returncode == 0 and "9 of 9 task(s)" in tasks.stdout, tasks.stderr
+
+
+def test_a_new_home_still_creates_its_database(isolated_home):
+    cfg = write_config(isolated_home)
+    db = Path(cfg["paths"]["db"])
+    assert not db.exists()
+    r = cli(isolated_home, "dispatch", "noop", "{}")
+    assert r.returncode == 0, r.stderr
+    assert db.stat().st_size > 0
+    # An empty file in a home with no history (made by hand, say) becomes the database too.
+    other = isolated_home / "second"
+    other.mkdir()
+    cfg2 = write_config(other)
+    Path(cfg2["paths"]["db"]).write_bytes(b"")
+    r = cli(other, "dispatch", "noop", "{}")
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: Path(cfg2["paths"]["db"]).stat().st_size > 0, 5, what="the database written")

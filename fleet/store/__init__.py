@@ -63,6 +63,7 @@ def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = Tr
     return Store(
         config["paths"]["db"],
         migrate=migrate,
+        home_history=lambda: home_history(config),
         synchronous=queue["synchronous"],
         busy_timeout_s=queue["busy_timeout_s"],
         max_payload_bytes=queue["max_payload_bytes"],
@@ -73,6 +74,28 @@ def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = Tr
         max_crashes=queue["max_crashes"],
         poison_window_s=queue["poison_window_s"],
     )
+
+
+def home_history(config: dict[str, Any]) -> dict | None:
+    """What the fleet home of a loaded config already holds beside its
+    database: {"backups": [ids, newest first], "logs": folder or None,
+    "knowledge": folder or None}, or None for a new home. The store asks only
+    when its database file exists but holds no Fleet schema (was it emptied,
+    or is it new?), never on an ordinary open."""
+    # What a complete backup is, is fleet.backup's to say.
+    from fleet.backup import list_backups
+
+    def used(folder: str) -> str | None:
+        try:
+            with os.scandir(folder) as entries:
+                return folder if any(True for _ in entries) else None
+        except OSError:
+            return None
+
+    paths = config["paths"]
+    history = {"backups": [b["id"] for b in list_backups(config)], "logs": used(paths["logs"]),
+               "knowledge": used(paths["knowledge"])}
+    return history if any(history.values()) else None
 
 
 __all__ = [

@@ -16,9 +16,10 @@ import os
 import random
 import shutil
 import sqlite3
+import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from . import schema
@@ -27,6 +28,12 @@ from .errors import InvalidInput, StoreDamaged, StoreError, StoreUnavailable
 from .wake import WakeChannel
 
 DURABILITY_MODES = {"normal": "NORMAL", "full": "FULL"}
+
+_WAL_HEADER_BYTES = 32  # a -wal file no longer than its header holds no pages
+# A database file that looks emptied but was modified less than this long ago
+# may be one another process is creating this instant: it gets this long to
+# become a Fleet database before it is refused.
+_CREATION_GRACE_S = 1.0
 
 # Automatic checkpoints every 2,000 pages (2 MiB of WAL at 1 KiB pages): small
 # enough to keep the WAL bounded, large enough that a checkpoint (which runs
@@ -59,11 +66,22 @@ class SQLiteBase:
         poison_window_s: float = 30.0,
         wal_autocheckpoint_pages: int = 2000,
         migrate: bool = True,
+        home_history: Callable[[], dict | None] | None = None,
     ):
         """Open (lazily) the database at `path`, creating it and bringing its
         schema up to date now. `migrate=False` reads nothing yet: for
         `restore_from` over a database that may be damaged, which brings the
-        schema up to date itself once the backup is in place."""
+        schema up to date itself once the backup is in place.
+
+        `home_history` (given by `open_store(cfg)`, not for a bare path) says
+        what the fleet home already holds: {"backups": [ids, newest first],
+        "logs": folder or None, "knowledge": folder or None}, or None for a
+        new home. It is called only when the database file exists but holds
+        no Fleet schema (0 bytes, or a SQLite file at schema version 0): in a
+        home with history that file was emptied, not new, and is refused
+        (StoreDamaged, naming the backups) instead of being re-created empty.
+        A missing file is always created: moving a database away is how an
+        operator starts over on purpose."""
         if synchronous not in DURABILITY_MODES:
             raise InvalidInput(
                 f"durability mode {synchronous!r} is not one of {sorted(DURABILITY_MODES)} "
@@ -85,14 +103,19 @@ class SQLiteBase:
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._wake = WakeChannel(self.path)
+        self._home_history = home_history
+        self._schema_in_wal_only = False
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
         if migrate:
+            self._check_file()
             try:
                 self._migrate()
             except sqlite3.Error as exc:
                 raise _unavailable(self.path, exc) from None
+            finally:
+                self._schema_in_wal_only = False
 
     # -- connections -----------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -113,7 +136,7 @@ class SQLiteBase:
                     raise _unavailable(self.path, exc) from None
                 # Only now, on the error path: what the disk, the permissions
                 # and SQLite's quick_check say the cause is.
-                kind, message = diagnosis.explain(self.path, exc, "open")
+                kind, message = diagnosis.explain(self.path, exc, "open", restore=self._restore_advice())
                 raise (StoreDamaged if kind == "damaged" else StoreUnavailable)(message) from None
 
     def _open_once(self) -> sqlite3.Connection:
@@ -232,6 +255,8 @@ class SQLiteBase:
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             self._refuse_newer(version)
+            if version == 0 and self._schema_in_wal_only:
+                self._refuse_emptied("holds no Fleet tables (schema version 0)")
             for step in range(version, schema.SCHEMA_VERSION):
                 for statement in _split_sql(schema.MIGRATIONS[step]):
                     conn.execute(statement)
@@ -249,6 +274,110 @@ class SQLiteBase:
                 f"{self.path} has schema version {version}, newer than this Fleet "
                 f"({schema.SCHEMA_VERSION}); upgrade Fleet or restore an older backup"
             )
+
+    # -- a database file that lost its contents ------------------------------
+    def _check_file(self) -> None:
+        """Before SQLite touches the file (putting even an empty file in WAL
+        mode writes its first page): a file shorter than its own header says
+        is truncated, and refused; one that exists but holds no Fleet schema
+        (0 bytes, or a SQLite header at schema version 0) is refused in a
+        home with history (see `home_history`). One stat and one 100-byte
+        read per store opened; nothing per statement."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return  # missing: a new database (or SQLite says why it cannot open it)
+        try:
+            wal_bytes = os.path.getsize(self.path + "-wal")
+        except OSError:
+            wal_bytes = 0
+        if wal_bytes > _WAL_HEADER_BYTES:
+            # The WAL may hold pages the file does not have yet (the schema of
+            # a new database, or pages past the end of a partly checkpointed
+            # file): SQLite reads them; only version 0 is judged, once open.
+            self._schema_in_wal_only = self._home_history is not None
+            return
+        deadline = time.monotonic() + _CREATION_GRACE_S
+        while True:
+            problem = self._file_problem(st.st_size)
+            if problem is None:
+                return
+            kind, what = problem
+            if kind == "truncated":
+                raise StoreDamaged(f"{self.path} {what}: part of the file was lost. {_cap(self._restore_advice())}. "
+                                   "The file was left as it is")
+            if self._history() is None:
+                return  # a new home: the empty file becomes its database
+            # A database another process is creating this instant looks the
+            # same for a few milliseconds: a file modified just now gets a
+            # moment to become one before it is refused.
+            if time.time() - st.st_mtime > _CREATION_GRACE_S or time.monotonic() > deadline:
+                self._refuse_emptied(what)
+            time.sleep(0.05)
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                return
+
+    def _file_problem(self, size: int) -> tuple[str, str] | None:
+        """("empty" | "truncated" | "no_schema", what) for the file as it is,
+        or None (a Fleet database, or not SQLite at all: SQLite says so)."""
+        if size == 0:
+            return "empty", "is empty (0 bytes)"
+        try:
+            with open(self.path, "rb") as fh:
+                header = fh.read(100)
+        except OSError:
+            return None
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+            return None
+        page_size = struct.unpack(">H", header[16:18])[0]
+        page_size = 65536 if page_size == 1 else page_size
+        change, pages, valid_for, user_version = (struct.unpack(">I", header[i:i + 4])[0] for i in (24, 28, 92, 60))
+        hot_journal = os.path.exists(self.path + "-journal")  # a rollback journal may still put pages back
+        if pages and change == valid_for and size < pages * page_size and not hot_journal:
+            return "truncated", (f"is truncated: it has {size} bytes where its own header records {pages} pages of "
+                                 f"{page_size} bytes ({pages * page_size} bytes)")
+        if user_version == 0:
+            return "no_schema", "holds no Fleet tables (a SQLite file at schema version 0)"
+        return None
+
+    def _history(self) -> dict | None:
+        if self._home_history is None:
+            return None
+        try:
+            return self._home_history()
+        except Exception:  # noqa: BLE001 - an unreadable home reads as no history, never as a crash
+            return None
+
+    def _refuse_emptied(self, what: str) -> None:
+        history = self._history()
+        if history is None:
+            return
+        held = []
+        if history.get("backups"):
+            n = len(history["backups"])
+            held.append(f"{n} backup{'s' if n != 1 else ''}, the newest {history['backups'][0]}")
+        held += [f"{k} in {history[k]}" for k in ("logs", "knowledge") if history.get(k)]
+        raise StoreDamaged(
+            f"{self.path} {what}, but this fleet home has history ({'; '.join(held)}): the database was emptied "
+            f"or truncated, not new, so Fleet will not start over with an empty one. "
+            f"{_cap(self._restore_advice(history))}. The file was left as it is; only to start with an empty "
+            "store on purpose, remove it")
+
+    def _restore_advice(self, history: dict | None = None) -> str:
+        """How to get the data back, naming the newest backup when this store
+        was opened for a fleet home (called on error paths only)."""
+        history = history if history is not None else self._history()
+        backups = (history or {}).get("backups") or []
+        if backups:
+            listed = f"lists all {len(backups)}" if len(backups) > 1 else "lists it"
+            return (f"restore the newest backup with `lead_client.py restore {backups[0]}` "
+                    f"(`lead_client.py backup --list` {listed})")
+        if history is not None:
+            return ("there are no backups to restore (`lead_client.py backup --list`); if the file was replaced "
+                    "or emptied by mistake, put the original back")
+        return "restore a backup (`lead_client.py backup --list`, then `lead_client.py restore ID`)"
 
     # -- write health ----------------------------------------------------
     def write_health(self) -> dict:
@@ -647,6 +776,10 @@ def _unavailable(path: str, exc: sqlite3.Error, doing: str = "write", *,
     only when quick_check finds damage (then StoreDamaged)."""
     kind, message = diagnosis.explain(path, exc, doing, target=target)
     return (StoreDamaged if kind == "damaged" else StoreUnavailable)(message)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _split_sql(script: str) -> list[str]:
