@@ -336,7 +336,7 @@ class Worker:
             except StoreUnavailable:
                 pass  # the next try tells
 
-    def _execute(self, task, module, timeout: float) -> None:
+    def _execute(self, task, module, timeout: float):
         from .skills._hitl import NeedsHuman
 
         self.state = "busy"
