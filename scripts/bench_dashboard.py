@@ -31,16 +31,18 @@ sys.path.insert(0, str(REPO))
 import httpx
 
 TARGETS_MS = {"status": 20.0, "tasks": 50.0, "filtered": 50.0, "loaded": 200.0, "event": 1000.0,
-              "filter": 20.0, "scan": 1000.0}
+              "filter": 20.0, "scan": 20.0, "none": float("nan")}
 SKILLS = [f"skill_{i}" for i in range(10)]
 STATUSES = ["PENDING", "RUNNING", "WAITING_HUMAN", "DONE", "FAILED", "CANCELLED"]
 
 
 def filter_urls(since: float) -> dict[str, tuple[str, str]]:
     """label -> (URL, target key): the first page of every filter the tasks
-    page (and the knowledge view) asks for. Status, skill and agent filters
-    are index work (target: filter); text and date filters count every
-    matching row for the page's total, a scan of the table (target: scan)."""
+    page (and the knowledge view) asks for, each with the issue's target
+    (p99 <= 20 ms at 1,000,000 tasks). Status, skill and agent filters are
+    index work; text and date filters count every matching row for the
+    page's total, a scan of the table (fewer requests). The timeline has no
+    target: it is there to see what finished-task counting costs."""
     out: dict[str, tuple[str, str]] = {}
     for status in STATUSES:
         out[f"status={status}"] = (f"/api/tasks?status={status}&limit=50", "filter")
@@ -57,7 +59,7 @@ def filter_urls(since: float) -> dict[str, tuple[str, str]]:
     out["page 3 of status=DONE"] = ("/api/tasks?status=DONE&limit=50&offset=100", "filter")
     out["text"] = ("/api/tasks?text=item%2012345&limit=50", "scan")
     out["since (a date range)"] = (f"/api/tasks?since={since:.0f}&limit=50", "scan")
-    out["/api/timeline (last hour)"] = ("/api/timeline", "scan")
+    out["/api/timeline (last hour)"] = ("/api/timeline", "none")
     return out
 
 
@@ -199,8 +201,9 @@ def main(argv=None) -> int:
                 rows.append((f"{url} (idle)", pct(ms, 50), pct(ms, 99), TARGETS_MS[name]))
             if not args.no_filters:
                 for label, (url, target) in filter_urls(filled_from + (time.time() - filled_from) / 2).items():
-                    timed(client, url, 1 if target == "scan" else 3)  # warm-up
-                    ms = timed(client, url, max(5, n_req // 30) if target == "scan" else max(20, n_req // 3))
+                    slow = target != "filter"
+                    timed(client, url, 1 if slow else 3)  # warm-up
+                    ms = timed(client, url, max(5, n_req // 30) if slow else max(20, n_req // 3))
                     rows.append((f"  filter {label}", pct(ms, 50), pct(ms, 99), TARGETS_MS[target]))
             ms = []
             for i in range(n_req // 3):  # a task change before each call: no cached aggregate applies
@@ -250,13 +253,14 @@ def main(argv=None) -> int:
     print()
     print(f"{'measurement':<64} {'p50 ms':>8} {'p99 ms':>8} {'target':>8}  ok")
     for name, p50, p99, target in rows:
-        ok = "yes" if p99 <= target else "NO"
-        print(f"{name:<64} {p50:8.1f} {p99:8.1f} {target:8.0f}  {ok}")
+        ok = "-" if target != target else "yes" if p99 <= target else "NO"  # NaN: no target
+        shown = "-" if target != target else f"{target:.0f}"
+        print(f"{name:<64} {p50:8.1f} {p99:8.1f} {shown:>8}  {ok}")
     print("(filter rows: the first page of /api/tasks with that filter, and its total; text and date "
-          "filters count every matching row, a scan: target 1 s)")
+          "filters count every matching row, a scan of the table; the timeline row has no target)")
     print("(event row: p50 and max; each target applies to p99/max)")
     print(f"command: .venv/bin/python scripts/bench_dashboard.py {' '.join(argv or sys.argv[1:])}".rstrip())
-    return 0 if all(p99 <= target for _, _, p99, target in rows) else 1
+    return 0 if all(p99 <= target for _, _, p99, target in rows if target == target) else 1
 
 
 if __name__ == "__main__":
