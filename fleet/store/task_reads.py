@@ -159,7 +159,7 @@ class TaskReadsMixin:
         tests = list(clauses)
         if statuses:
             tests.insert(0, f"status = '{statuses[0]}'" if len(statuses) == 1
-                         else "status IN (%s)" % ",".join(f"'{s}'" for s in statuses))
+                         else "status IN ({})".format(",".join(f"'{s}'" for s in statuses)))
         return (" WHERE " + " AND ".join(tests)) if tests else ""  # nosec B608: literals checked above
 
     def _per_status(self, statuses, clauses, select: str) -> list[str]:
