@@ -457,7 +457,27 @@ def validate(raw: dict) -> dict:
     walk(raw, "")
     if cfg["fleet"]["air_gap_mode"]:
         cfg["fleet"]["offline_mode"] = True
+    _check_roles(cfg)
     return cfg
+
+
+def _check_roles(cfg: dict) -> None:
+    """Every role that runs workers needs an [affinity] entry (an empty list is
+    a role that takes only tasks assigned to its workers by name), and no two
+    workers may share a name; otherwise its workers would exit 78 at start."""
+    seen: dict[str, str] = {}
+    for name, role in worker_names(cfg):
+        if role not in cfg["affinity"]:
+            key = "coder_count" if role == "coder" else role
+            raise ConfigError(
+                f"[workers] {key} = {cfg['workers'][key]} runs role {role!r}, which has no [affinity] entry; "
+                f"add `{role} = [\"skill\", ...]` under [affinity] (or `{role} = []` for a role that takes "
+                f"only tasks assigned to it by name), or set [workers] {key} = 0 "
+                f"(roles with an [affinity] entry: {', '.join(sorted(cfg['affinity']))})")
+        if name in seen:
+            raise ConfigError(f"[workers]: roles {seen[name]!r} and {role!r} both run a worker named {name!r}; "
+                              "rename one of the roles")
+        seen[name] = role
 
 
 def _apply_section(name: str, sec: Section, table: dict, cfg: dict) -> None:
@@ -511,7 +531,15 @@ def load_config(home: str | os.PathLike | None = None) -> dict:
                           f"a folder; fix the path, or create it first (mkdir -p {root}) for a new fleet")
     path = root / CONFIG_NAME
     raw: dict = {}
+    if path.is_symlink() and not path.exists():
+        # a dangling link must not quietly run the defaults in place of the operator's file
+        raise ConfigError(f"{path} is a link to {os.readlink(path)}, which does not exist; point the link "
+                          f"at the real fleet.toml, or remove it to run with the defaults")
     if path.exists():
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder, not a file; move it away (mv {path} {path}.dir) and put "
+                              f"the configuration file there (python -m fleet.config > {path} writes "
+                              "the defaults), or remove it to run with the defaults")
         try:
             with open(path, "rb") as fh:
                 raw = tomllib.load(fh)
@@ -520,6 +548,9 @@ def load_config(home: str | os.PathLike | None = None) -> dict:
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path} is not valid UTF-8 (byte {exc.start}): TOML files are UTF-8 "
                               "text; save it again as UTF-8") from None
+        except OSError as exc:  # unreadable (permissions, I/O error): say so, never run the defaults
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}; check that it is a readable "
+                              "file (ls -l, chmod u+r)") from None
     try:
         cfg = validate(raw)
     except ConfigError as exc:

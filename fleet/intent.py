@@ -1,8 +1,9 @@
 """Intent parsing for `task "..."`: an instruction becomes {skill, payload,
-priority}. A JSON instruction is taken as is; otherwise the conductor model
-picks from the installed skills' catalogue; with no model reachable (or a
-malformed reply) a deterministic matcher over the descriptions decides, and
-low confidence is an error listing the best candidates, never a silent guess.
+priority}. A JSON instruction is a task spec (`task_spec_from_json`); otherwise
+the conductor model picks from the installed skills' catalogue; with no model
+reachable (or a malformed reply) a deterministic matcher over the descriptions
+decides, and low confidence is an error listing the best candidates, never a
+silent guess.
 """
 
 from __future__ import annotations
@@ -150,6 +151,60 @@ def _payload_from_text(info, instruction: str) -> dict:
     return payload
 
 
+# Task fields a JSON instruction may give beside "skill" and "payload": the
+# store's enqueue options, less created_by (the caller sets who asked).
+TASK_FIELDS = ("priority", "assigned_to", "max_attempts", "delay_s", "available_at", "idempotency_key",
+               "depends_on")
+
+
+def task_spec_from_json(spec: Any, catalogue: dict | None = None) -> dict:
+    """A JSON instruction as {skill, payload, <task fields given>}.
+
+    Two forms, one rule: the task fields (TASK_FIELDS) at the top level are
+    always the task's, never the payload's.
+    * payload form `{"skill": S, "payload": {...}, "priority": 8, ...}`: every
+      other top-level key is refused (it would be lost, or was meant for the
+      payload), naming it and the keys that may stand there;
+    * flat form `{"skill": S, field: value, ...}` (no "payload" key): the keys
+      that are not task fields are the payload. A task field that is also a
+      field of the skill's PAYLOAD_SCHEMA (plan_workload's "priority") is
+      ambiguous and refused: the payload form says which is meant.
+    Values are checked by the store when the task is enqueued (priority here).
+    Raises IntentError; nothing has been written.
+    """
+    form = '{"skill": "...", "payload": {...}, "priority": 5}'
+    if not isinstance(spec, dict) or not isinstance(spec.get("skill"), str) or not spec["skill"]:
+        raise IntentError(f'a JSON task needs a "skill" name: {form}, or {{"skill": "...", field: value, ...}}')
+    skill = spec["skill"]
+    rest = {k: v for k, v in spec.items() if k != "skill"}
+    options = {k: rest.pop(k) for k in TASK_FIELDS if k in rest}
+    if "payload" in rest:
+        payload = rest.pop("payload")
+        if not isinstance(payload, dict):
+            raise IntentError(f'"payload" must be a JSON object, not {json.dumps(payload)}: {form}')
+        if rest:
+            raise IntentError(
+                f"unknown top-level key(s) {', '.join(sorted(rest))} beside \"payload\": payload fields go "
+                f"inside \"payload\"; beside it stand only skill, payload and the task fields "
+                f"{', '.join(TASK_FIELDS)}")
+    else:
+        payload = rest
+        info = (catalogue or {}).get(skill)
+        props = ((getattr(info, "payload_schema", None) or {}).get("properties") or {}) if info else {}
+        clash = sorted(k for k in options if k in props)
+        if clash:
+            example = json.dumps({"skill": skill, "payload": {**payload, **{k: options[k] for k in clash}}})
+            raise IntentError(
+                f"{', '.join(clash)} is both a task field and a field of {skill}'s payload, so the flat form "
+                f"cannot say which is meant; use the payload form: {example} gives it to the payload, "
+                f"and a key beside \"payload\" gives it to the task")
+    if "priority" in options:
+        prio = options["priority"]
+        if isinstance(prio, bool) or not isinstance(prio, int) or not 1 <= prio <= 10:
+            raise IntentError(f"priority must be an integer from 1 to 10, not {json.dumps(prio)}")
+    return {"skill": skill, "payload": payload, **options}
+
+
 def _validated(catalogue: dict, skill: str, payload: Any, priority: Any) -> dict:
     from fleet.skill_registry import InvalidPayload, validate_payload
 
@@ -197,10 +252,9 @@ def parse_intent(instruction: str, cfg: dict, *, catalogue: dict | None = None, 
         except ValueError as exc:
             raise IntentError(f"the instruction looks like JSON but is not valid JSON ({exc}); "
                               'use {"skill": "...", "payload": {...}, "priority": 5}') from None
-        if not isinstance(spec, dict) or not isinstance(spec.get("skill"), str):
-            raise IntentError('a JSON instruction needs a "skill" name: {"skill": "...", "payload": {...}}')
-        out = _validated(catalogue, spec["skill"], spec.get("payload", {}), spec.get("priority", 5))
-        return dict(out, method="json", confidence=1.0, note="")
+        task = task_spec_from_json(spec, catalogue)
+        out = _validated(catalogue, task["skill"], task["payload"], task.get("priority", 5))
+        return dict(task, **out, method="json", confidence=1.0, note="")
     if not catalogue:
         raise IntentError("no skills are installed (fleet/skills/ is empty); nothing can run this instruction")
     note = ""

@@ -169,6 +169,32 @@ def test_task_raw_json_bypasses_parser(home):
     assert count_tasks(home) == 2
 
 
+def test_task_raw_json_keeps_task_fields_in_their_places(home):
+    """Before, every key beside "skill" went into the payload and the priority
+    was silently 5."""
+    r = cli(home, "task", '{"skill": "noop", "payload": {"n": 1}, "priority": 8, "assigned_to": "coder_1", '
+            '"max_attempts": 2}', "--json")
+    assert r.rc == 0, r
+    task = r.json()["task"]
+    assert (task["payload"], task["priority"], task["assigned_to"], task["max_attempts"]) == ({"n": 1}, 8, "coder_1", 2)
+    task = cli(home, "task", '{"skill": "noop", "n": 2, "priority": 9}', "--json").json()["task"]
+    assert task["payload"] == {"n": 2} and task["priority"] == 9  # the flat form: task fields stay the task's
+    task = cli(home, "task", '{"skill": "noop", "priority": 9}', "--priority", "9", "--json").json()["task"]
+    assert task["priority"] == 9
+    before = count_tasks(home)
+    for text, needle in [
+        ('{"skill": "noop", "payload": {"n": 1}, "n": 2}', "unknown top-level key(s) n"),
+        ('{"skill": "noop", "payload": [1]}', '"payload" must be a JSON object'),
+        ('{"skill": "noop", "priority": 11}', "priority must be an integer from 1 to 10"),
+        ('{"skill": "plan_workload", "goal": "ship the release", "priority": 3}', "use the payload form"),
+    ]:
+        r = cli(home, "task", text)
+        assert r.rc == 2 and needle in r.err, (text, r)
+    r = cli(home, "task", '{"skill": "noop", "priority": 8}', "--priority", "3")
+    assert r.rc == 2 and "two priorities" in r.err
+    assert count_tasks(home) == before  # a refused task writes nothing
+
+
 def test_cancel_and_retry(home):
     tid = cli(home, "dispatch", "noop", "{}", "--json").json()["task"]["id"]
     r = cli(home, "cancel", str(tid), "--json")

@@ -113,3 +113,38 @@ def test_fatal_start_errors_exit_non_zero_with_a_message(isolated_home):
     proc = subprocess.run([sys.executable, str(REPO / "fleet" / "supervisor.py"), "--quiet"], cwd=str(REPO),
                           env=env_for(isolated_home), capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 73 and "cannot write logs" in proc.stderr
+
+
+def _run(home, *args):
+    return subprocess.run([sys.executable, *args], cwd=str(REPO), env=env_for(home), capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_fleet_toml_that_is_a_folder_or_a_dangling_link_exits_78(isolated_home):
+    """Not a traceback (a folder), and not a quiet run on the defaults (a link
+    to nothing, an unreadable file): each is a configuration error."""
+    path = isolated_home / "fleet.toml"
+    path.mkdir()
+    for args in ([str(REPO / "fleet" / "supervisor.py"), "--check-config"],
+                 [str(REPO / "fleet" / "lead_client.py"), "status"]):
+        proc = _run(isolated_home, *args)
+        assert proc.returncode == 78, proc.stderr
+        assert "is a folder, not a file" in proc.stderr and "Traceback" not in proc.stderr
+    path.rmdir()
+    path.symlink_to(isolated_home / "gone.toml")
+    proc = _run(isolated_home, str(REPO / "fleet" / "supervisor.py"), "--check-config")
+    assert proc.returncode == 78 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (isolated_home / "fleet.db").exists()
+
+
+def test_a_role_without_affinity_fails_check_config(isolated_home):
+    """Before, --check-config passed and the role's workers were parked at exit 78."""
+    (isolated_home / "fleet.toml").write_text("[workers]\nresearcher = 0\nbogus = 1\n")
+    proc = _run(isolated_home, str(REPO / "fleet" / "supervisor.py"), "--check-config")
+    assert proc.returncode == 78, proc.stderr
+    assert "[workers] bogus = 1" in proc.stderr and "[affinity]" in proc.stderr and "bogus = []" in proc.stderr
+    (isolated_home / "fleet.toml").write_text("[workers]\nbogus = 1\n[affinity]\nbogus = []\n")
+    assert _run(isolated_home, str(REPO / "fleet" / "supervisor.py"), "--check-config").returncode == 0
+    (isolated_home / "fleet.toml").write_text("[workers]\ncoder_count = 1\ncoder_1 = 1\n[affinity]\ncoder_1 = []\n")
+    proc = _run(isolated_home, str(REPO / "fleet" / "supervisor.py"), "--check-config")
+    assert proc.returncode == 78 and "both run a worker named 'coder_1'" in proc.stderr

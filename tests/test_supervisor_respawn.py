@@ -42,16 +42,19 @@ def test_crash_loop_backs_off_with_growing_gaps_and_is_flapping(fleet):  # noqa:
 
 
 def test_exit_78_parks_the_role_until_started_again(fleet):  # noqa: F811
-    sup = fleet.start(workers={"bogus": 1})  # a role with no [affinity] entry: its worker exits 78
+    # (a worker role with no [affinity] entry is refused by the config check before
+    # anything starts, so a service stands for a child that exits 78)
+    sup = fleet.start(supervisor={"services": ["tests.fakes.config_error_service"]})
     store = fleet.store
-    wait_until(lambda: (a := store.get_agent("bogus")) and a["status"] == "parked", 30, what="parked")
+    name = "config_error_service"
+    wait_until(lambda: (a := store.get_agent(name)) and a["status"] == "parked", 30, what="parked")
     time.sleep(1.5)
-    assert len(_exits(store, "bogus")) == 1  # not respawned while parked
-    assert _exits(store, "bogus")[0]["detail"]["exit_code"] == 78
-    assert any(a["dedup_key"] == "parked:bogus" for a in store.list_alerts())
-    store.send_message("test", "supervisor", {"type": "start", "role": "bogus"}, channel="sup")
-    wait_until(lambda: len(_exits(store, "bogus")) == 2, 20, what="started again on request")
-    wait_until(lambda: store.get_agent("bogus")["status"] == "parked", 10, what="parked again")
+    assert len(_exits(store, name)) == 1  # not respawned while parked
+    assert _exits(store, name)[0]["detail"]["exit_code"] == 78
+    assert any(a["dedup_key"] == f"parked:{name}" for a in store.list_alerts())
+    store.send_message("test", "supervisor", {"type": "start", "role": name}, channel="sup")
+    wait_until(lambda: len(_exits(store, name)) == 2, 20, what="started again on request")
+    wait_until(lambda: store.get_agent(name)["status"] == "parked", 10, what="parked again")
     assert stop(sup) == 0
 
 

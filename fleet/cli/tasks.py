@@ -5,6 +5,7 @@ registry before anything is written.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -58,15 +59,17 @@ def _fleet_can_work(ctx: Ctx) -> bool:
 
 
 def _submit(ctx: Ctx, skill: str, payload: dict, prio: int, assigned_to: str | None,
-            extra: dict | None = None) -> int:
-    """Validate, enqueue and (with --wait) wait. `extra` joins the JSON output."""
+            extra: dict | None = None, options: dict | None = None) -> int:
+    """Validate, enqueue and (with --wait) wait. `extra` joins the JSON output;
+    `options` are further enqueue options (max_attempts, delay_s, ...)."""
     _validate(ctx, skill, payload)
     extra = extra or {}
     args = ctx.args
     if args.wait and not _fleet_can_work(ctx):
         raise CliError("--wait needs a running fleet, and no supervisor or worker is running; nothing was queued. "
                        "Start it with `python fleet/supervisor.py`, or queue without --wait", EXIT_NO_SUPERVISOR)
-    task = ctx.store.enqueue(skill, payload, priority=prio, assigned_to=assigned_to, created_by=SENDER)
+    task = ctx.store.enqueue(skill, payload, priority=prio, assigned_to=assigned_to, created_by=SENDER,
+                             **(options or {}))
     warning = unclaimable_reason(ctx.cfg, skill, assigned_to)
     if warning:
         extra = {**extra, "warning": warning}
@@ -111,20 +114,26 @@ def cmd_task(ctx: Ctx) -> int:
     text = ctx.args.instruction.strip()
     prio = ctx.args.priority
     extra: dict = {}
-    if text.startswith("{"):  # raw JSON bypasses the intent parser
+    assigned_to = None
+    options: dict = {}
+    if text.startswith("{"):  # raw JSON bypasses the intent parser: a task spec (rule in intent.py)
+        from fleet import intent
+        from fleet.skill_registry import discover
+
         obj = parse_json_object(text, "task JSON")
-        skill = obj.pop("skill", None)
-        if not isinstance(skill, str) or not skill:
-            raise UsageError('raw JSON tasks need a "skill" key, e.g. \'{"skill": "code_index", "path": "."}\'')
-        if isinstance(obj.get("payload"), dict) and set(obj) <= {"payload", "priority"}:
-            # {"skill": ..., "payload": {...}, "priority": N}
-            if prio is None and "priority" in obj:
-                prio = obj["priority"]
-                if isinstance(prio, bool) or not isinstance(prio, int) or not 1 <= prio <= 10:
-                    raise UsageError(f"priority must be a whole number from 1 to 10, got {prio!r}")
-            payload = obj["payload"]
-        else:  # the manual's flat form: {"skill": ..., field: value, ...}
-            payload = obj
+        try:
+            spec = intent.task_spec_from_json(obj, discover(ctx.cfg))
+        except intent.IntentError as exc:
+            raise UsageError(str(exc)) from None
+        skill, payload = spec.pop("skill"), spec.pop("payload")
+        if "priority" in spec:
+            given = spec.pop("priority")
+            if prio is not None and prio != given:
+                raise UsageError(f"two priorities: --priority {prio} and \"priority\": {given} in the JSON; "
+                                 "give one")
+            prio = given
+        assigned_to = spec.pop("assigned_to", None)
+        options = spec  # max_attempts, delay_s, idempotency_key, ...: the store checks them
     else:
         if not text:
             raise UsageError("the instruction is empty")
@@ -132,7 +141,7 @@ def cmd_task(ctx: Ctx) -> int:
         skill, payload = parsed["skill"], dict(parsed.get("payload") or {})
         prio = prio if prio is not None else parsed.get("priority")
         extra = {"intent": {k: parsed.get(k) for k in ("method", "confidence", "note")}}
-    return _submit(ctx, skill, payload, prio if prio is not None else 5, None, extra)
+    return _submit(ctx, skill, payload, prio if prio is not None else 5, assigned_to, extra, options)
 
 
 def _parse_intent(ctx: Ctx, text: str) -> dict:
@@ -165,8 +174,6 @@ def _print_task(t, attempts: list[dict]) -> None:
         rows.append(("error", f"{t.error} ({t.error_reason})" if t.error_reason else t.error))
     print_kv([(k, v) for k, v in rows if v not in (None, "")])
     if t.result is not None:
-        import json
-
         print("result:")
         print(t.result if isinstance(t.result, str) else json.dumps(t.result, indent=2, ensure_ascii=False))
     if attempts:
@@ -262,7 +269,8 @@ def register(sub, json_parent) -> None:
                        help="with --wait: give up after S seconds (exit 99); default: wait until it ends")
 
     p = sub.add_parser("task", parents=[json_parent],
-                       help='submit "instruction" (intent parser) or raw JSON {"skill": ..., ...}')
+                       help='submit "instruction" (intent parser) or raw JSON {"skill": ..., "payload": {...}, '
+                            '"priority": N, "assigned_to": ...} (or payload fields beside "skill")')
     p.add_argument("instruction")
     p.add_argument("--priority", type=priority, help="1-10, higher first (default 5, or what the instruction says)")
     add_wait(p)
