@@ -26,6 +26,11 @@ log = logging.getLogger("fleet.supervisor")
 NAME = "supervisor"
 GRACEFUL = ("stop", "restart", "drain", "scale_down")
 STARTUP_GRACE_S = 30.0  # a worker that has not registered yet gets at least this long
+# Signals a process's own code brings on itself: its death by one is a crash of
+# the child, never an outside kill.
+SELF_INFLICTED_SIGNALS = frozenset(int(getattr(signal, n)) for n in (
+    "SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGSYS", "SIGTRAP", "SIGXCPU", "SIGXFSZ")
+    if hasattr(signal, n))
 
 
 class Supervisor:
@@ -150,8 +155,30 @@ class Supervisor:
             self._set_state(child, "stopped")  # the worker was asked to stop (message)
         elif rc in (EX_TIMEOUT, EX_RECYCLE) and child.kind == "worker":
             child.next_start, child.state = time.monotonic(), "backoff"  # not a crash: replace now
+        elif self._killed_while_healthy(child, rc):
+            # Killed from outside (OOM killer, an operator) after it had come up
+            # and heartbeated: nothing about the child itself is wrong, so no
+            # backoff and no crash-loop count. Backing off here would leave a
+            # role understaffed under sustained kills (each replacement dies
+            # before backoff_reset_s, so the delay never resets).
+            log.info("%s was killed from outside while healthy (%s): replacing it now", child.name,
+                     desc.get("signal"))
+            child.consecutive = 0
+            child.next_start = time.monotonic()
+            self._set_state(child, "backoff")
         else:
             self._crashed(child)
+
+    def _killed_while_healthy(self, child: Child, rc: int) -> bool:
+        """True when `child` died of a signal sent from outside (not one its own
+        code raises: a segfault, an abort) after it had come up under this pid
+        (registered, then heartbeated past "starting"). A child that dies before its first
+        heartbeat is a start crash: backoff and the flapping guard apply."""
+        if rc >= 0 or -rc in SELF_INFLICTED_SIGNALS:
+            return False
+        agent = self.store.get_agent(child.name)
+        return bool(agent and agent["pid"] == child.pid and agent["status"] != "starting"
+                    and (agent["last_heartbeat"] or 0) >= child.started_wall)
 
     def _crashed(self, child: Child) -> None:
         delay = self.policy.next_delay(child)

@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.fleetproc import (
     fleet,  # noqa: F401 (fixture)
+    live_worker,
     stop,
     wait_until,
 )
@@ -106,4 +107,38 @@ def test_a_task_that_kills_its_workers_is_dead_lettered_as_a_poison_pill(fleet):
     attempts = store.attempts(poison.id)  # (a first crash before any other task finished is not suspect)
     assert {a["outcome"] for a in attempts} == {"crashed"} and sum(a["suspect"] for a in attempts) == 3
     wait_until(lambda: all(store.get(t).status == "DONE" for t in healthy), 30, what="the healthy tasks done")
+    assert stop(sup) == 0
+
+
+def test_a_healthy_worker_killed_from_outside_is_replaced_at_once_every_time(fleet):  # noqa: F811
+    """Six SIGKILLs in a row of a worker that had come up: each is replaced at
+    once. With a 30 s backoff that never resets (each replacement dies before
+    backoff_reset_s), the second kill would leave the role empty for 30 s."""
+    sup = fleet.start(workers={"coder_count": 1}, affinity=AFFINITY, supervisor={
+        "backoff_initial_s": 30.0, "backoff_max_s": 60.0, "backoff_reset_s": 600.0,
+        "crash_loop_count": 3, "crash_loop_window_s": 600.0})
+    store = fleet.store
+    pid = wait_until(lambda: live_worker(store, "coder_1"), 30, what="worker up")["pid"]
+    for kill in range(6):
+        os.kill(pid, signal.SIGKILL)
+        pid = wait_until(lambda p=pid: live_worker(store, "coder_1", not_pid=p), 15,
+                         what=f"a replacement after kill {kill + 1} (not backed off)")["pid"]
+    assert store.get_agent("coder_1")["status"] != "flapping"
+    assert not [a for a in store.list_alerts() if a["dedup_key"] == "flapping:coder"]
+    task = store.enqueue("noop", {})
+    wait_until(lambda: store.get(task.id).status == "DONE", 30, what="the replacement to work")
+    assert stop(sup) == 0
+
+
+def test_a_child_killed_before_it_came_up_is_still_backed_off_and_flapping(fleet):  # noqa: F811
+    """The flapping guard still holds for children that never come up: one
+    SIGKILLed before its first heartbeat is a start crash, backed off and counted."""
+    sup = fleet.start(supervisor={"services": ["tests.fakes.killed_at_start_service"], "backoff_initial_s": 0.2,
+                                  "backoff_max_s": 1.0, "crash_loop_count": 3, "crash_loop_window_s": 600.0})
+    store = fleet.store
+    name = "killed_at_start_service"
+    wait_until(lambda: (a := store.get_agent(name)) and a["status"] == "flapping", 30, what="flapping")
+    exits = [e for e in store.recent_events(200, action="child_exit") if e["agent"] == name]
+    assert exits and all(e["detail"]["signal"] == "SIGKILL" for e in exits)
+    assert [a for a in store.list_alerts() if a["dedup_key"] == f"flapping:{name}"]
     assert stop(sup) == 0
