@@ -35,6 +35,8 @@ class Child:
     snapshot: list = dataclasses.field(default_factory=list)
     timed_out: bool = False
     idle_since: float | None = None
+    proc_rc: int | None = None     # the last exit status seen
+    unsettled: int | None = None   # exit status of a worker whose tasks the store could not settle yet
 
     @property
     def running(self) -> bool:

@@ -10,6 +10,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import time
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(processname)s%(taskpart)s %(message)s"
 
@@ -30,6 +31,28 @@ class _ContextFilter(logging.Filter):
 _context: _ContextFilter | None = None
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """A rotating log file that, when the file cannot be written (a full
+    disk, a lost permission), drops the line and says so on stderr once a
+    minute, instead of printing a traceback for every line."""
+
+    _said_at = float("-inf")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+            return
+        if time.monotonic() - self._said_at >= 60:
+            self._said_at = time.monotonic()
+            try:
+                sys.stderr.write(f"fleet: cannot write the log {self.baseFilename}: {exc}; "
+                                 "log lines are dropped until it can\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+
 def log_path(cfg: dict, name: str) -> str:
     return os.path.join(cfg["paths"]["logs"], f"{name}.log")
 
@@ -43,9 +66,7 @@ def setup_process_logging(name: str, cfg: dict, *, to_stderr: bool = False,
     for h in list(root.handlers):
         root.removeHandler(h)
     _context = _ContextFilter(name)
-    handler = logging.handlers.RotatingFileHandler(
-        log_path(cfg, name), maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-    )
+    handler = _LogFile(log_path(cfg, name), maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     handlers: list[logging.Handler] = [handler]
     if to_stderr:
         handlers.append(logging.StreamHandler(sys.stderr))

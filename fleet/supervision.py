@@ -20,6 +20,7 @@ from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy
 from .config import role_skills, worker_names
 from .db import LeaseLost, StoreError, open_store
 from .logs import log_path, setup_process_logging
+from .outage import StoreOutage
 from .status_report import render_status, write_status
 
 log = logging.getLogger("fleet.supervisor")
@@ -49,6 +50,8 @@ class Supervisor:
         self.high_since: dict[str, float] = {}
         self.timers: dict[str, float] = {}
         self.loops = 0
+        self.outage = StoreOutage(NAME, echo=echo)
+        self.resumed_at = 0.0  # wall time the store last came back: heartbeats missed before are no stall
 
     # -- set-up ----------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -110,10 +113,16 @@ class Supervisor:
     def reap(self) -> None:
         for child in list(self.children.values()):
             if child.proc is not None and child.proc.poll() is not None:
+                child.proc_rc = child.proc.returncode
                 try:
                     self.on_exit(child, child.proc.returncode)
                 except StoreError:
+                    # The store could not record the exit: what the worker held is
+                    # settled once it can (resume_after_outage); it is not respawned
+                    # before then (start_due holds workers during an outage).
                     child.proc = None
+                    if child.kind == "worker" and child.intent not in GRACEFUL:
+                        child.unsettled = child.proc_rc if child.proc_rc is not None else 1
                     if child.state == "running" and not self.stopping:
                         child.state, child.next_start = "backoff", time.monotonic() + self.policy.initial
                     raise
@@ -155,6 +164,13 @@ class Supervisor:
             self._set_state(child, "stopped")  # the worker was asked to stop (message)
         elif rc in (EX_TIMEOUT, EX_RECYCLE) and child.kind == "worker":
             child.next_start, child.state = time.monotonic(), "backoff"  # not a crash: replace now
+        elif child.kind == "worker" and self._store_degraded():
+            # It most likely died of the store's trouble: hold it (start_due
+            # starts no worker during an outage) rather than respawn it into
+            # the same error or count it toward the crash loop.
+            log.warning("%s exited while the store cannot take writes: parked until it can", child.name)
+            child.next_start = time.monotonic()
+            self._set_state(child, "backoff", agent_status="parked")
         elif self._killed_while_healthy(child, rc):
             # Killed from outside (OOM killer, an operator) after it had come up
             # and heartbeated: nothing about the child itself is wrong, so no
@@ -168,6 +184,29 @@ class Supervisor:
             self._set_state(child, "backoff")
         else:
             self._crashed(child)
+
+    def _store_degraded(self) -> bool:
+        """True during an outage, or when the filesystem says writes will fail
+        (which then begins one)."""
+        if not self.outage.active:
+            health = self.store.write_health()
+            if health["status"] == "healthy":
+                return False
+            self.outage.failed(self.store, health["writes"] or "writes fail")
+        return True
+
+    def resume_after_outage(self) -> None:
+        """Writes work again: settle what workers that died meanwhile held, and
+        let parked workers start now."""
+        self.resumed_at = time.time()
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.unsettled is not None:
+                rc, child.unsettled = child.unsettled, None
+                self._settle_tasks(child, rc, procs.describe_exit(rc), None)
+            if child.kind == "worker" and child.proc is None and child.next_start is not None:
+                child.next_start = now
+                self._set_state(child, "backoff")
 
     def _killed_while_healthy(self, child: Child, rc: int) -> bool:
         """True when `child` died of a signal sent from outside (not one its own
@@ -236,6 +275,8 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children.values():
             if child.proc is None and child.next_start is not None and now >= child.next_start:
+                if child.kind == "worker" and self.outage.active:
+                    continue  # parked until the store takes writes again
                 self.spawn(child)
 
     # -- stopping children -----------------------------------------------
@@ -276,7 +317,7 @@ class Supervisor:
                 continue
             agent = agents.get(child.name)
             if agent and agent["pid"] == child.pid and agent["last_heartbeat"]:
-                last = max(child.started_wall, agent["last_heartbeat"])
+                last = max(child.started_wall, agent["last_heartbeat"], self.resumed_at)
             else:  # not registered yet: a slow start (loaded machine) is not a stall
                 last = child.started_wall + max(0.0, STARTUP_GRACE_S - limit)
             if now - last <= limit:
@@ -448,9 +489,12 @@ class Supervisor:
         self.drain_deadline = time.monotonic() + float(self.sup["stop_timeout_s"])
         log.info("draining (%s): workers finish their task for up to %.0f s", why, self.sup["stop_timeout_s"])
         self._say(f"fleet: stopping ({why}); running tasks get up to {self.sup['stop_timeout_s']:.0f} s")
+        for child in self.children.values():  # signals first: a failing store must not stop the drain
+            try:
+                self.terminate(child, "drain")
+            except StoreError as exc:
+                log.error("could not record that %s is stopping: %s", child.name, exc)
         self.store.heartbeat(NAME, status="stopping")
-        for child in self.children.values():
-            self.terminate(child, "drain")
 
     def _on_signal(self, signum, frame) -> None:
         if self.stopping:
@@ -514,22 +558,19 @@ class Supervisor:
         self._say("fleet: press Ctrl-C to stop (running tasks finish or are released)")
 
     def _loop(self, rfd: int) -> int:
-        errors = 0
         while True:
             try:
                 if self._iteration():
                     break
-                errors = 0
-            except StoreError as exc:
-                errors += 1
-                log.error("store error in the supervisor loop (%d in a row): %s", errors, exc)
-                if errors >= 30:
-                    raise
-                time.sleep(min(1.0, 0.1 * errors))
+            except StoreError as exc:  # never fatal: back off, park workers, resume by itself
+                self.outage.failed(self.store, str(exc))
             self._sleep(rfd)
-        self.store.heartbeat(NAME, status="stopped", current_task=None)
-        self.write_status()
-        self.store.checkpoint("PASSIVE")
+        try:
+            self.store.heartbeat(NAME, status="stopped", current_task=None)
+            self.write_status()
+            self.store.checkpoint("PASSIVE")
+        except StoreError as exc:
+            log.error("could not record the stop in the store: %s", exc)
         self.store.close()
         log.info("supervisor stopped cleanly")
         self._say("fleet: stopped cleanly")
@@ -542,6 +583,8 @@ class Supervisor:
             name = signal.Signals(self._pending_signal).name
             self._pending_signal = None
             self.begin_drain(name)
+        if self.outage.active and not self.stopping:
+            return self._outage_iteration()
         self.reap()
         if self.stopping:
             self.kill_due()
@@ -563,6 +606,17 @@ class Supervisor:
         self.chores()
         return False
 
+    def _outage_iteration(self) -> bool:
+        """One pass while the store cannot take writes: children exit and are
+        killed as usual, services restart, workers stay parked, and the store
+        is retried on the outage's backoff."""
+        self.reap()
+        self.kill_due()
+        if self.outage.try_resume(self.store, lambda: self.store.heartbeat(NAME, status="running")):
+            self.resume_after_outage()
+        self.start_due()
+        return False
+
     def _sleep(self, rfd: int) -> None:
         timeout = 0.5
         if any(c.proc is None and c.next_start is not None for c in self.children.values()):
@@ -571,6 +625,8 @@ class Supervisor:
             timeout = max(0.0, min(timeout, soonest - time.monotonic()))
         if self.stopping:
             timeout = min(timeout, 0.1)
+        elif self.outage.active:
+            timeout = min(1.0, max(timeout, self.outage.backoff_s()))
         try:
             select.select([rfd], [], [], timeout)
             os.read(rfd, 512)

@@ -41,6 +41,7 @@ PARK_WAIT_S = 2.0
 CANCEL_GRACE_S = 5.0
 PERSIST_FIRST_RETRY_S = 0.05  # storing an outcome that the store could not take: first retry, then doubling
 PERSIST_MAX_RETRY_S = 2.0
+STORE_RETRY_MAX_S = 5.0  # an idle worker re-tries a store that cannot take writes at least this often
 
 log = logging.getLogger("fleet.worker")
 
@@ -90,6 +91,8 @@ class Worker:
         # skill execution state (main thread writes, handlers read)
         self._in_skill = False
         self._waiting = False
+        self._store_down_since: float | None = None  # monotonic time the store stopped taking writes
+        self._store_logged: float | None = None
         self._interrupt: type[BaseException] | None = None
         self._parked = threading.Event()
         self._skill_done = threading.Event()
@@ -184,7 +187,14 @@ class Worker:
         self.beat("idle")
         try:
             while not self.stop_requested:
-                self.loop_once()
+                try:
+                    self.loop_once()
+                except StoreUnavailable as exc:
+                    self._wait_for_store(exc)
+                    continue
+                if self._store_down_since is not None:
+                    log.info("the store takes writes again after %.0f s", time.monotonic() - self._store_down_since)
+                    self._store_down_since = self._store_logged = None
         except _StopNow:
             pass
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -226,6 +236,27 @@ class Worker:
         if self.state != "idle" or time.monotonic() - self.last_beat >= self.hb_interval:
             self.beat("idle", current_task=None, detail=None)
         self._idle_wait()
+
+    def _wait_for_store(self, exc: StoreUnavailable) -> None:
+        """The store cannot take a claim or a heartbeat now (a full disk, the
+        write lock held past the busy timeout): wait and try again rather
+        than exit, so a worker rides out a degraded store instead of being
+        respawned into the same error. Nothing is held: a failed claim
+        committed nothing. One log line a minute; SIGTERM ends the wait."""
+        now = time.monotonic()
+        if self._store_down_since is None:
+            self._store_down_since = now
+        if self._store_logged is None or now - self._store_logged >= 60:
+            self._store_logged = now
+            log.warning("the store cannot take writes (%s); waiting for it (down %.0f s)",
+                        exc, now - self._store_down_since)
+        delay = min(STORE_RETRY_MAX_S, 0.25 * 2 ** min(8, int((now - self._store_down_since) // 2)))
+        self._waiting = True
+        try:
+            if not self.stop_requested:
+                time.sleep(delay)
+        finally:
+            self._waiting = False
 
     def _idle_wait(self) -> None:
         """Sleep until work, a message or a flag change may be there (or the

@@ -84,8 +84,8 @@ def test_killing_the_worker_again_and_again_does_not_dead_letter_a_healthy_task(
         os.kill(store.get_agent(store.get(task.id).worker)["pid"], signal.SIGKILL)
         wait_until(lambda k=kill: outcomes()[:k + 1] == ["crashed"] * (k + 1), 30, what="the crash recorded")
     wait_until(lambda: store.get(task.id).status == "DONE", 30, what="the task done after 5 kills")
-    outcomes = [(a["outcome"], a["suspect"]) for a in store.attempts(task.id)]
-    assert outcomes == [("crashed", 0)] * 5 + [("done", 0)]
+    final = [(a["outcome"], a["suspect"]) for a in store.attempts(task.id)]
+    assert final == [("crashed", 0)] * 5 + [("done", 0)]
     assert stop(sup) == 0
 
 

@@ -13,18 +13,22 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
-from fleet.db import open_store
+from fleet.db import StoreUnavailable, open_store
 from tests.conftest import require_system_part
 from tests.fakes.dashboard_env import DashboardProcess
-from tests.fakes.fleetproc import REPO, env_for, wait_until, write_config
+from tests.fakes.fleetproc import REPO, env_for, live_worker, start_supervisor, stop, wait_until, write_config
 
 LINUX = sys.platform.startswith("linux")
 BAD_ADVICE = "move the file away"
@@ -173,6 +177,67 @@ def test_a_full_disk_is_named_with_its_free_bytes_and_the_store_reported_degrade
         assert store.write_health()["status"] == "healthy"
     finally:
         store.close()
+
+
+# -- item 1: a full disk degrades the fleet, never ends it ------------------------------------
+def _lines_of(stream, into: list) -> threading.Thread:
+    """Collect a child's output lines on a thread (a pipe read never blocks the test)."""
+    def read():
+        for line in stream:
+            into.append(line.rstrip("\n"))
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_full_disk_parks_the_fleet_and_it_resumes_by_itself_with_the_same_pid(small_disk):
+    home = small_disk / "home"
+    home.mkdir()
+    cfg = write_config(home, workers={"coder_count": 2}, affinity={"coder": ["noop"]},
+                       supervisor={"heartbeat_interval_s": 0.2, "backoff_initial_s": 0.05, "backoff_max_s": 0.2,
+                                   "crash_loop_count": 3, "crash_loop_window_s": 600.0},
+                       queue={"busy_timeout_s": 1.0})
+    sup = start_supervisor(home)
+    stderr: list[str] = []
+    _lines_of(sup.stderr, stderr)
+    store = open_store(cfg)
+    try:
+        wait_until(lambda: all(live_worker(store, n) for n in ("coder_1", "coder_2")), 30, what="workers up")
+        first = [t.id for t in store.enqueue_many([{"skill": "noop", "payload": {"i": i}} for i in range(10)])]
+        wait_until(lambda: all(store.get(t).status == "DONE" for t in first), 30, what="the first tasks done")
+
+        filler = fill(small_disk)
+        kept = []  # grow the WAL until the store refuses a write: the fleet's next writes fail too
+        with pytest.raises(StoreUnavailable, match="disk full"):
+            for i in range(100_000):
+                kept.append(store.enqueue("noop", {"i": i, "pad": "x" * 800}, delay_s=3600).id)
+        alerts = wait_until(lambda: [line for line in stderr if "ALERT" in line], 30,
+                            what="the supervisor's alert on stderr (the store cannot take the row)")
+        assert "cannot take writes" in alerts[0] and "disk full at" in alerts[0], alerts
+        # A worker that dies meanwhile is parked, not respawned into the same error.
+        victim = live_worker(store, "coder_1")["pid"]
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(3.0)
+        assert sup.poll() is None, stderr  # never gives up
+        children = [" ".join(c.cmdline()) for c in psutil.Process(sup.pid).children()]
+        assert not any("--name coder_1" in c for c in children), children
+
+        filler.unlink()  # space again: the fleet resumes by itself, same supervisor
+        wait_until(lambda: live_worker(store, "coder_1", not_pid=victim), 30, what="coder_1 back after the outage")
+        more = [t.id for t in store.enqueue_many([{"skill": "noop", "payload": {"after": i}} for i in range(10)])]
+        wait_until(lambda: all(store.get(t).status == "DONE" for t in more), 30, what="work done after the outage")
+        assert sup.poll() is None and store.get_agent("supervisor")["pid"] == sup.pid
+        assert all(store.get(t).status == "DONE" for t in first)
+        assert all(store.get(t).status == "PENDING" for t in kept)  # committed tasks untouched
+        assert [line for line in stderr if "ALERT" in line] == alerts[:1]  # one alert
+        stored = [a for a in store.list_alerts() if a["dedup_key"] == "store_writes_failing"]
+        assert len(stored) == 1 and stored[0]["occurrences"] == 1 and "disk full at" in stored[0]["message"]
+        assert store.recent_events(50, action="store_recovered")
+        assert store.integrity_check() == "ok"
+    finally:
+        store.close()
+        if sup.poll() is None:
+            assert stop(sup) == 0, stderr
 
 
 # -- item 2: permissions, as a user the permissions apply to -----------------------------------
