@@ -112,6 +112,12 @@ SCHEMA: dict[str, Section] = {
         "poison_window_s": Key(30.0, "How soon after its claim a worker's death implicates the task "
                                      "(for an expired lease: after its last renewal).", type=float, min=0),
     }),
+    "store": Section("The store itself (the queue's settings are under [queue]).", {
+        "integrity_check_interval_s": Key(
+            3600.0, "How often the supervisor runs a quick integrity check of the store (it also runs one at "
+                    "start). On damage it stops claiming: workers are parked and a critical alert names the "
+                    "backup to restore. 0 checks only at start.", type=float, min=0),
+    }),
     "supervisor": Section("Process supervision.", {
         "backoff_initial_s": Key(1.0, "First respawn delay after a worker dies.", type=float, min=0),
         "backoff_max_s": Key(60.0, "Longest respawn delay.", type=float, min=0),

@@ -1,7 +1,9 @@
-"""The supervisor's view of a store that cannot take writes (a full disk, a
-lost permission, the write lock held past the busy timeout): when an outage
-began and why, how long to back off before the next try, the one alert it
-raises, and when writes work again.
+"""The supervisor's view of a store in trouble. `StoreOutage`: a store that
+cannot take writes (a full disk, a lost permission, the write lock held past
+the busy timeout): when an outage began and why, how long to back off before
+the next try, the one alert it raises, and when writes work again.
+`damage_message`: what to tell the operator when the integrity check finds
+the store damaged (the supervisor then parks workers and claims nothing).
 
 The rule: the supervisor never gives up on store errors. While writes fail it
 parks workers (an exited worker is not respawned into the same error; running
@@ -95,3 +97,25 @@ class StoreOutage:
         return (f"the store cannot take writes since {began}: {self.why}. Workers are parked (not "
                 "respawned) and the supervisor keeps retrying; it resumes by itself once writes succeed. "
                 "Committed tasks are safe: free space or fix the cause named here.")
+
+
+def damage_message(cfg: dict, found: str) -> str:
+    """The critical alert for a store the integrity check found damaged: what
+    was found, that nothing is claimed, and how to restore: the newest backup
+    whose own check passed, or, with none, how to save what can be read."""
+    from .backup import list_backups
+
+    db = cfg["paths"]["db"]
+    text = " ".join(found.split())
+    head = (f"the store {db} is damaged (integrity check: {text[:300]}). Workers are parked and no task is "
+            "claimed until it is fixed: stop the fleet, then ")
+    good = [b for b in list_backups(cfg) if b.get("integrity") == "ok"]
+    if good:
+        newest = good[0]
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest["created_at"])) \
+            if isinstance(newest.get("created_at"), (int, float)) else newest.get("created_at", "?")
+        return head + (f"restore the newest good backup: `lead_client.py restore {newest['id']}` (taken {when}; "
+                       "`lead_client.py backup --list` shows the others), and start the fleet again.")
+    return head + ("save what can still be read (there is no backup) with the sqlite3 command-line tool: "
+                   f"`sqlite3 {db} .recover > recovered.sql`, move the damaged file away, load what was saved "
+                   f"with `sqlite3 {db} < recovered.sql`, and start the fleet again.")

@@ -44,10 +44,20 @@ def check_store(cfg: dict) -> list[dict]:
         return [_check("store", False, f"cannot open {db} for writing: {exc}")]
     try:
         stats = store.stats()
+        try:
+            found = store.integrity_check(quick=True)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            found = None
+            integrity = _check("store_integrity", False, f"the integrity check could not run: {exc}", level="warn")
     finally:
         store.close()
+    if found is not None:
+        from fleet.outage import damage_message
+
+        integrity = _check("store_integrity", found == "ok", "quick integrity check: ok" if found == "ok"
+                           else damage_message(cfg, found))
     out = [_check("store", True, f"{db} opens for writing (schema {stats['schema_version']}, "
-                  f"{stats['db_bytes'] // 1024} KiB, WAL {stats['wal_bytes'] // 1024} KiB)")]
+                  f"{stats['db_bytes'] // 1024} KiB, WAL {stats['wal_bytes'] // 1024} KiB)"), integrity]
     wal = str(stats["journal_mode"]).lower() == "wal"
     out.append(_check("store_wal", wal, f"journal mode is {stats['journal_mode']}" + (
         "" if wal else "; keep the database on a local disk (WAL does not work on network shares)")))

@@ -20,12 +20,12 @@ from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy
 from .config import role_skills, worker_names
 from .db import LeaseLost, StoreError, open_store
 from .logs import log_path, setup_process_logging
-from .outage import StoreOutage
+from .outage import StoreOutage, damage_message
 from .status_report import render_status, write_status
 
 log = logging.getLogger("fleet.supervisor")
 NAME = "supervisor"
-GRACEFUL = ("stop", "restart", "drain", "scale_down")
+GRACEFUL = ("stop", "restart", "drain", "scale_down", "park")
 STARTUP_GRACE_S = 30.0  # a worker that has not registered yet gets at least this long
 # Signals a process's own code brings on itself: its death by one is a crash of
 # the child, never an outside kill.
@@ -52,6 +52,7 @@ class Supervisor:
         self.loops = 0
         self.outage = StoreOutage(NAME, echo=echo)
         self.resumed_at = 0.0  # wall time the store last came back: heartbeats missed before are no stall
+        self.damaged: str | None = None  # what the integrity check found wrong; None: the store is sound
 
     # -- set-up ----------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -148,6 +149,8 @@ class Supervisor:
             self._settle_tasks(child, rc, desc, intent)
         if intent in ("drain", "stop") or self.stopping:
             self._set_state(child, "stopped")
+        elif intent == "park":
+            self._set_state(child, "parked")
         elif intent == "scale_down":
             del self.children[child.name]
             self.store.remove_agent(child.name)
@@ -207,6 +210,47 @@ class Supervisor:
             if child.kind == "worker" and child.proc is None and child.next_start is not None:
                 child.next_start = now
                 self._set_state(child, "backoff")
+
+    def check_integrity(self) -> None:
+        """The store's quick integrity check (at start, then every
+        `[store] integrity_check_interval_s`). Damage stops claiming: running
+        workers are parked (their tasks released), none is started, and one
+        critical alert says which backup to restore, on stderr as well (a
+        damaged store may not take the row). A later clean check (the store
+        was repaired) lets the workers start again."""
+        try:
+            found = self.store.integrity_check(quick=True)
+        except StoreError as exc:
+            log.warning("the integrity check could not run: %s", exc)
+            return
+        if found == "ok":
+            if self.damaged:
+                log.warning("the store's integrity check passes again: workers start again")
+                self.damaged = None
+                for child in self.children.values():
+                    if child.kind == "worker" and child.proc is None and child.state == "parked":
+                        child.next_start = time.monotonic()
+            return
+        if self.damaged:
+            return  # alerted already
+        self.damaged = found
+        message = damage_message(self.cfg, found)
+        log.critical("%s", message)
+        print(f"fleet-supervisor: ALERT: {message}", file=sys.stderr, flush=True)
+        for child in self.children.values():
+            if child.kind != "worker":
+                continue
+            try:
+                if child.proc is not None:
+                    self.terminate(child, "park")
+                else:
+                    self._set_state(child, "parked")
+            except StoreError as exc:
+                log.error("could not record that %s is parked: %s", child.name, exc)
+        try:
+            self.store.raise_alert("critical", NAME, message, dedup_key="store_damaged")
+        except StoreError as exc:
+            log.error("the alert could not be stored (the store is damaged): %s", exc)
 
     def _killed_while_healthy(self, child: Child, rc: int) -> bool:
         """True when `child` died of a signal sent from outside (not one its own
@@ -275,8 +319,8 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children.values():
             if child.proc is None and child.next_start is not None and now >= child.next_start:
-                if child.kind == "worker" and self.outage.active:
-                    continue  # parked until the store takes writes again
+                if child.kind == "worker" and (self.outage.active or self.damaged):
+                    continue  # parked until the store takes writes again / is restored
                 self.spawn(child)
 
     # -- stopping children -----------------------------------------------
@@ -450,6 +494,9 @@ class Supervisor:
             ids = self.store.reap_expired_leases()
             if ids:
                 log.warning("reaped expired leases of task(s) %s", ids)
+        every = self.cfg["store"]["integrity_check_interval_s"]
+        if every > 0 and self._due("integrity", every):
+            self.check_integrity()
         if self._due("checkpoint", self.cfg["queue"]["checkpoint_interval_s"]):
             self.store.maintain()  # checkpoint; reset the WAL when it has grown past its bound
         for child in self.children.values():
@@ -528,8 +575,11 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGCHLD, lambda *a: None)
         try:
-            self.recover_previous_run()
             self.build_children()
+            self.timers["integrity"] = time.monotonic() + self.cfg["store"]["integrity_check_interval_s"]
+            self.check_integrity()  # before any worker starts: damage parks them instead of a crash loop
+            if not self.damaged:
+                self.recover_previous_run()
             self._banner()
             return self._loop(rfd)
         except Exception:

@@ -28,7 +28,16 @@ import pytest
 from fleet.db import StoreUnavailable, open_store
 from tests.conftest import require_system_part
 from tests.fakes.dashboard_env import DashboardProcess
-from tests.fakes.fleetproc import REPO, env_for, live_worker, start_supervisor, stop, wait_until, write_config
+from tests.fakes.fleetproc import (
+    REPO,
+    env_for,
+    live_worker,
+    pid_gone,
+    start_supervisor,
+    stop,
+    wait_until,
+    write_config,
+)
 
 LINUX = sys.platform.startswith("linux")
 BAD_ADVICE = "move the file away"
@@ -238,6 +247,79 @@ def test_a_full_disk_parks_the_fleet_and_it_resumes_by_itself_with_the_same_pid(
         store.close()
         if sup.poll() is None:
             assert stop(sup) == 0, stderr
+
+
+# -- item 6: corruption is found before work starts ------------------------------------------
+def damaged_home(home: Path, **cfg) -> tuple[dict, str]:
+    """A fleet home with 3,000 tasks and a good backup, then one page in the
+    middle of its database overwritten with noise (no process has it open).
+    Returns (config, the backup's id)."""
+    cfg = write_config(home, **cfg)
+    store = open_store(cfg)
+    store.enqueue_many([{"skill": "noop", "payload": {"i": i, "pad": "y" * 200}, "delay_s": 3600}
+                        for i in range(3000)])
+    store.close()
+    backup = cli(home, "backup", "--json")
+    assert backup.returncode == 0, backup.stderr
+    flip_a_middle_page(Path(cfg["paths"]["db"]))
+    return cfg, json.loads(backup.stdout)["id"]
+
+
+def flip_a_middle_page(db: Path) -> None:
+    with db.open("r+b") as fh:
+        header = fh.read(100)
+        page = int.from_bytes(header[16:18], "big") or 65536
+        pages = db.stat().st_size // page
+        fh.seek((pages // 2) * page)
+        fh.write(os.urandom(page))
+
+
+def worker_processes(sup: subprocess.Popen) -> list[str]:
+    return [" ".join(c.cmdline()) for c in psutil.Process(sup.pid).children() if "fleet.worker" in c.cmdline()]
+
+
+def test_a_damaged_store_is_found_at_start_parks_the_workers_and_names_the_backup(isolated_home):
+    cfg, backup_id = damaged_home(isolated_home, workers={"coder_count": 2}, affinity={"coder": ["noop"]})
+    pre = cli(isolated_home, "preflight")
+    assert pre.returncode != 0 and "damaged" in pre.stdout and f"lead_client.py restore {backup_id}" in pre.stdout, \
+        pre.stdout
+    sup = start_supervisor(isolated_home)
+    stderr: list[str] = []
+    _lines_of(sup.stderr, stderr)
+    try:
+        alert = wait_until(lambda: [line for line in stderr if "ALERT" in line], 60, what="the damage alert")[0]
+        assert "is damaged" in alert and f"lead_client.py restore {backup_id}" in alert, alert
+        time.sleep(2.0)
+        assert sup.poll() is None, stderr  # the supervisor stays up (the dashboard can show the alert)
+        assert worker_processes(sup) == []  # parked: no crash loop
+        assert BAD_ADVICE not in alert
+    finally:
+        assert stop(sup) == 0, stderr
+
+
+def test_damage_found_by_the_scheduled_check_parks_running_workers(isolated_home):
+    cfg = write_config(isolated_home, workers={"coder_count": 2}, affinity={"coder": ["noop"]},
+                       store={"integrity_check_interval_s": 0.5})
+    store = open_store(cfg)
+    store.enqueue_many([{"skill": "noop", "payload": {"i": i, "pad": "y" * 200}, "delay_s": 3600}
+                        for i in range(3000)])
+    store.checkpoint("TRUNCATE")
+    sup = start_supervisor(isolated_home)
+    stderr: list[str] = []
+    _lines_of(sup.stderr, stderr)
+    try:
+        wait_until(lambda: all(live_worker(store, n) for n in ("coder_1", "coder_2")), 30, what="workers up")
+        workers = [live_worker(store, n)["pid"] for n in ("coder_1", "coder_2")]
+        store.checkpoint("TRUNCATE")
+        flip_a_middle_page(Path(cfg["paths"]["db"]))
+        alert = wait_until(lambda: [line for line in stderr if "ALERT" in line], 30, what="the damage alert")[0]
+        assert "is damaged" in alert and "there is no backup" in alert and ".recover" in alert, alert
+        wait_until(lambda: all(pid_gone(p) for p in workers), 30, what="the workers parked")
+        time.sleep(1.5)
+        assert worker_processes(sup) == [] and sup.poll() is None
+    finally:
+        store.close()
+        assert stop(sup) == 0, stderr
 
 
 # -- item 2: permissions, as a user the permissions apply to -----------------------------------

@@ -1213,8 +1213,11 @@ class StoreContract(Protocol):
         """
         ...
 
-    def integrity_check(self) -> str:
-        """The backend's own consistency check: "ok", or what is wrong.
+    def integrity_check(self, *, quick: bool = False) -> str:
+        """The backend's own consistency check: "ok", or what is wrong
+        (damage that stops the check itself is reported, not raised).
+        `quick`: a cheaper check, cheap enough to run at every supervisor
+        start and on `[store] integrity_check_interval_s`.
 
         Errors: StoreUnavailable.
 

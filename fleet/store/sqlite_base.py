@@ -448,8 +448,22 @@ class SQLiteBase:
         result["wal_bytes"] = os.path.getsize(wal) if os.path.exists(wal) else 0
         return result
 
-    def integrity_check(self) -> str:
-        rows = self._conn().execute("PRAGMA integrity_check").fetchall()
+    def integrity_check(self, *, quick: bool = False) -> str:
+        """SQLite's `PRAGMA integrity_check` ("ok" or what is wrong), or with
+        `quick` its cheaper `quick_check` (page structure, not index
+        contents), which is what the supervisor runs at start and on a
+        schedule. A database too damaged for the check to finish reports
+        that as what is wrong; StoreUnavailable when it could not run."""
+        if quick:
+            found = diagnosis.quick_check(self.path, timeout_s=self.busy_timeout_s)
+            if found is None:
+                raise StoreUnavailable(f"the integrity check of {self.path} could not run (busy, or the file "
+                                       "cannot be opened); try again")
+            return found
+        try:
+            rows = self._conn().execute("PRAGMA integrity_check").fetchall()
+        except StoreDamaged:
+            return diagnosis.quick_check(self.path, timeout_s=self.busy_timeout_s) or "database disk image is malformed"
         return "; ".join(r[0] for r in rows)
 
     # -- backups ---------------------------------------------------------
