@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import math
 import os
+import socket
 import sys
 import tomllib
 import warnings
@@ -71,6 +72,8 @@ SCHEMA: dict[str, Section] = {
         "eco_mode": Key(False, "CPU-only models, no VRAM: pins the CPU model tier."),
         "offline_mode": Key(False, "Refuse every cloud provider and network skill; local models still work."),
         "air_gap_mode": Key(False, "Implies offline_mode; also keeps the dashboard off and secrets unloaded."),
+        "host": Key("", "This host's name in a fleet that spans several hosts (one shared PostgreSQL store): "
+                        "agents, attempts, alerts and hardware samples carry it. Empty: the machine's hostname."),
     }),
     "paths": Section("Where runtime files live; relative paths are under the fleet home.", {
         "db": Key("fleet.db", "The SQLite database (tasks, agents, messages, usage)."),
@@ -113,6 +116,13 @@ SCHEMA: dict[str, Section] = {
                                      "(for an expired lease: after its last renewal).", type=float, min=0),
     }),
     "store": Section("The store itself (the queue's settings are under [queue]).", {
+        "backend": Key("sqlite", "Where the fleet's state lives: 'sqlite' (the file [paths] db, one host) or "
+                                 "'postgresql' (a shared server, [store] dsn: a fleet on several hosts).",
+                       choices=("sqlite", "postgresql")),
+        "dsn": Key("", "The PostgreSQL server for backend = 'postgresql', e.g. "
+                       "'postgresql://fleet@db.lan:5432/fleet', without a password: libpq reads it from "
+                       "~/.pgpass or PGPASSWORD, or put the whole DSN in the secrets file or the environment "
+                       "as FLEET_STORE_DSN (which wins over this key)."),
         "integrity_check_interval_s": Key(
             3600.0, "How often the supervisor runs a quick integrity check of the store (it also runs one at "
                     "start). On damage it stops claiming: workers are parked and a critical alert names the "
@@ -464,7 +474,34 @@ def validate(raw: dict) -> dict:
     if cfg["fleet"]["air_gap_mode"]:
         cfg["fleet"]["offline_mode"] = True
     _check_roles(cfg)
+    _check_store(cfg)
+    if not cfg["fleet"]["host"]:
+        cfg["fleet"]["host"] = socket.gethostname()
     return cfg
+
+
+def _check_store(cfg: dict) -> None:
+    """A DSN in fleet.toml never carries a password (fleet.toml is shared,
+    backed up and shown): it goes to ~/.pgpass, PGPASSWORD or the secrets
+    file's FLEET_STORE_DSN."""
+    dsn = cfg["store"]["dsn"]
+    if not dsn:
+        return
+    from urllib.parse import urlsplit
+
+    has_password = False
+    if "://" in dsn:
+        try:
+            has_password = urlsplit(dsn).password is not None
+        except ValueError:
+            raise ConfigError("[store] dsn: not a valid URL; write it as postgresql://USER@HOST:PORT/DATABASE") \
+                from None
+    else:  # key=value form
+        has_password = any(part.split("=", 1)[0].strip() == "password" for part in dsn.split())
+    if has_password:
+        raise ConfigError("[store] dsn holds a password, which must not live in fleet.toml; remove it and put it "
+                          "in ~/.pgpass (or PGPASSWORD), or store the whole DSN as a secret: "
+                          "`lead_client.py secret set FLEET_STORE_DSN 'postgresql://USER:PASSWORD@HOST/DB'`")
 
 
 def _check_roles(cfg: dict) -> None:

@@ -34,6 +34,12 @@ BAD_CONFIGS = [
     # nan passes every min/max comparison; it crashed the first store call
     ("nan", "[queue]\nbusy_timeout_s = nan\n", ["[queue] busy_timeout_s", "finite", "nan"]),
     ("inf", "[queue]\nlease_s = inf\n", ["[queue] lease_s", "finite", "inf"]),
+    ("unknown backend", "[store]\nbackend = \"mysql\"\n", ["[store] backend", "'postgresql'", "'mysql'"]),
+    # a password in fleet.toml (shared, backed up, shown) is refused, never used
+    ("password in a DSN URL", "[store]\nbackend = \"postgresql\"\ndsn = \"postgresql://fleet:hunter2@db/fleet\"\n",
+     ["[store] dsn holds a password", "FLEET_STORE_DSN", "~/.pgpass"]),
+    ("password in a key=value DSN", "[store]\ndsn = \"host=db user=fleet password=hunter2\"\n",
+     ["[store] dsn holds a password"]),
 ]
 
 
@@ -46,6 +52,7 @@ def test_bad_config_exits_78_naming_key_expected_and_found(isolated_home, kind, 
     for needle in needles:
         assert needle in proc.stderr, (needle, proc.stderr)
     assert "configuration error" in proc.stderr
+    assert "hunter2" not in proc.stderr  # a refused password is never echoed
     assert not (isolated_home / "fleet.db").exists()  # nothing was started or created
 
 
