@@ -53,6 +53,7 @@ class Supervisor:
         self.outage = StoreOutage(NAME, echo=echo)
         self.resumed_at = 0.0  # wall time the store last came back: heartbeats missed before are no stall
         self.damaged: str | None = None  # what the integrity check found wrong; None: the store is sound
+        self.parked_for_damage: set[str] = set()
 
     # -- set-up ----------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -228,8 +229,9 @@ class Supervisor:
                 log.warning("the store's integrity check passes again: workers start again")
                 self.damaged = None
                 for child in self.children.values():
-                    if child.kind == "worker" and child.proc is None and child.state == "parked":
+                    if child.name in self.parked_for_damage and child.proc is None and child.state == "parked":
                         child.next_start = time.monotonic()
+                self.parked_for_damage.clear()
             return
         if self.damaged:
             return  # alerted already
@@ -238,8 +240,9 @@ class Supervisor:
         log.critical("%s", message)
         print(f"fleet-supervisor: ALERT: {message}", file=sys.stderr, flush=True)
         for child in self.children.values():
-            if child.kind != "worker":
-                continue
+            if child.kind != "worker" or child.state == "parked":
+                continue  # (one parked for its configuration stays parked for that)
+            self.parked_for_damage.add(child.name)
             try:
                 if child.proc is not None:
                     self.terminate(child, "park")

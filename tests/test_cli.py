@@ -307,8 +307,11 @@ def test_hw_watch_repeats_until_interrupted(home):
     from tests.fakes.fleetproc import stop
 
     env = {**os.environ, "FLEET_HOME": str(home), "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
+    # (a suite started as a background job inherits SIGINT ignored, as the shell
+    # sets it for background commands: give the CLI the terminal's default)
     proc = subprocess.Popen([sys.executable, CLI, "hw", "--watch", "0.2", "--json"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first, second = json.loads(proc.stdout.readline()), json.loads(proc.stdout.readline())
         assert "tier" in first and "tier" in second
