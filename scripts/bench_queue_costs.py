@@ -133,7 +133,7 @@ def run_replica(root: Path, n: int, autocheckpoint: bool, *, agent: bool = True,
                    f"wal_autocheckpoint = {2000 if autocheckpoint else 0}"):
         db.execute(f"PRAGMA {pragma}")
     clause, params = skill_clause(["noop"], False)
-    claim = queue_sql._CLAIM.format(skills=clause)
+    claim = queue_sql._CLAIM.format(skills=clause, lock="")
     worker, ts = WORKER, time.time()
     token = secrets.token_hex(12)
     db.execute("BEGIN IMMEDIATE")

@@ -49,7 +49,7 @@ def fleet_home(isolated_home):
 
 # -- the store, per backend ------------------------------------------------
 # Every test that takes `store`, `store_factory` or `store_backend` runs once per
-# backend in tests/store_backends.py:BACKENDS (today: sqlite). A backend that
+# backend in tests/store_backends.py:BACKENDS (sqlite, postgresql). A backend that
 # cannot run here (its server absent) says so from `missing()`; the test then
 # skips with the reason, or fails under CI=true (see require_system_part).
 @pytest.fixture(params=list(BACKENDS))

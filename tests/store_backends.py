@@ -12,6 +12,8 @@ Nothing here imports pytest: child processes import this module.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,7 @@ if TYPE_CHECKING:  # fleet.db is imported when a store is opened, not with conft
 
 # A spec: {"backend": NAME, ...where its database is..., "options": {Store options}}.
 # SQLite: {"backend": "sqlite", "path": "/tmp/.../fleet.db", "options": {...}}.
-# (PostgreSQL will be {"backend": "postgresql", "dsn": ..., "schema": ..., "options": {...}}.)
+# PostgreSQL: {"backend": "postgresql", "dsn": ..., "schema": "fleet_test_...", "options": {...}}.
 Spec = dict[str, Any]
 
 
@@ -57,7 +59,78 @@ class SQLiteBackend:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-BACKENDS: dict[str, type] = {"sqlite": SQLiteBackend}
+# The server the PostgreSQL tests use: on this machine and in CI a PostgreSQL 15
+# with trust auth on 127.0.0.1:5432 (.ci/run starts it); another with this variable.
+TEST_PG_DSN = os.environ.get("FLEET_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+_TEST_SCHEMA_PREFIX = "fleet_test_"
+
+
+class PostgreSQLBackend:
+    """One schema per database on the test server, named at random and
+    dropped (CASCADE) when the test is done with it."""
+
+    name = "postgresql"
+    _missing: tuple[str, str] | None | bool = False  # False: not looked yet (once per process)
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.dsn = TEST_PG_DSN
+        self._prefix = f"{_TEST_SCHEMA_PREFIX}{os.getpid()}_{secrets.token_hex(3)}"
+        self._made: list[str] = []
+
+    def missing(self) -> tuple[str, str] | None:
+        """(what is missing, how to get it) without psycopg or a reachable server."""
+        if PostgreSQLBackend._missing is False:
+            PostgreSQLBackend._missing = self._look()
+        return PostgreSQLBackend._missing
+
+    def _look(self) -> tuple[str, str] | None:
+        try:
+            import psycopg
+        except ImportError:
+            return "psycopg (the PostgreSQL driver)", "pip install 'psycopg[binary]' 'psycopg-pool'"
+        try:
+            psycopg.connect(self.dsn, connect_timeout=3).close()
+        except psycopg.Error as exc:
+            first = (str(exc).strip().splitlines() or ["?"])[0]
+            how = ("start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, "
+                   "or name another with FLEET_TEST_PG_DSN")
+            return f"a PostgreSQL server at {self.dsn} ({first})", how
+        return None
+
+    def new_spec(self, **options) -> Spec:
+        """Name a fresh schema; nothing exists until it is opened."""
+        schema = f"{self._prefix}_{len(self._made) + 1}"
+        self._made.append(schema)
+        return {"backend": self.name, "dsn": self.dsn, "schema": schema, "options": options}
+
+    @staticmethod
+    def open(spec: Spec) -> Store:
+        from fleet.store import postgres_store
+
+        return postgres_store(spec["dsn"], schema=spec["schema"], **spec["options"])
+
+    def _drop(self, schemas: list[str]) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                conn.execute("SET lock_timeout = '10s'")
+                for schema in schemas:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        except psycopg.Error:
+            pass  # a schema left behind (a child still holds a lock) is named fleet_test_*: harmless
+
+    def drop(self, spec: Spec) -> None:
+        self._drop([spec["schema"]])
+
+    def cleanup(self) -> None:
+        if self._made:
+            self._drop(self._made)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+BACKENDS: dict[str, type] = {"sqlite": SQLiteBackend, "postgresql": PostgreSQLBackend}
 
 
 def open_from_spec(spec: Spec | str, **overrides) -> Store:

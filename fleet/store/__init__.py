@@ -1,7 +1,9 @@
 """The store package: one backend-neutral API over the fleet's durable state.
 
 `Store` composes the SQLite connection layer with the task queue and the
-fleet-state tables. Callers use `fleet.db` (which re-exports this), never SQL.
+fleet-state tables; `PostgresStore` composes the same parts with the
+PostgreSQL layer (a fleet on several hosts); `open_store(cfg)` picks one by
+`[store] backend`. Callers use `fleet.db` (which re-exports this), never SQL.
 """
 
 from __future__ import annotations
@@ -36,14 +38,47 @@ class Store(TaskQueueMixin, HistoryMixin, FleetStateMixin, ReportsMixin, Monitor
     thread and each process gets its own reused connection."""
 
 
-_shared: dict[tuple[int, str], Store] = {}
+def postgres_store(dsn: str, **options) -> Any:
+    """A store on PostgreSQL (`PostgresStore`; options as PostgresBase takes
+    them). psycopg is imported here, on first use, not by every process."""
+    from .pg_store import PostgresStore
+
+    return PostgresStore(dsn, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresStore":  # lazily, for the same reason
+        from .pg_store import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def store_dsn(config: dict[str, Any]) -> str:
+    """The PostgreSQL DSN of a loaded config: FLEET_STORE_DSN (environment,
+    else the secrets file, where a password may live) wins over [store] dsn."""
+    dsn = os.environ.get("FLEET_STORE_DSN")
+    if not dsn and "paths" in config:
+        from fleet.secret_file import get_secret
+
+        try:
+            dsn = get_secret(config, "FLEET_STORE_DSN")
+        except Exception:  # noqa: BLE001 - an unreadable secrets file is reported where secrets are loaded
+            dsn = None
+    return dsn or config.get("store", {}).get("dsn") or ""
+
+
+_shared: dict[tuple[int, str], Any] = {}
 _shared_lock = threading.Lock()
 
 
 def shared_store(config: dict[str, Any]) -> Store:
     """This process's one Store for the configured database, opened (and
     migrated) once and reused by every caller: skills, the routing layer."""
-    key = (os.getpid(), config["paths"]["db"])
+    store_cfg = config.get("store", {})
+    where = (store_dsn(config), store_cfg.get("schema", "fleet")) if store_cfg.get("backend") == "postgresql" \
+        else config["paths"]["db"]
+    key = (os.getpid(), str(where))
     with _shared_lock:
         store = _shared.get(key)
         if store is None:
@@ -60,20 +95,30 @@ def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = Tr
     if isinstance(config, (str, os.PathLike)):
         return Store(config, migrate=migrate)
     queue = config["queue"]
+    if config.get("store", {}).get("backend", "sqlite") == "postgresql":
+        return postgres_store(store_dsn(config), schema=config["store"].get("schema", "fleet"), migrate=migrate,
+                              **_queue_options(queue))
     return Store(
         config["paths"]["db"],
         migrate=migrate,
         home_history=lambda: home_history(config),
-        synchronous=queue["synchronous"],
-        busy_timeout_s=queue["busy_timeout_s"],
-        max_payload_bytes=queue["max_payload_bytes"],
-        default_max_attempts=queue["max_attempts"],
-        backoff_base_s=queue["backoff_base_s"],
-        backoff_max_s=queue["backoff_max_s"],
-        lease_s=queue["lease_s"],
-        max_crashes=queue["max_crashes"],
-        poison_window_s=queue["poison_window_s"],
+        **_queue_options(queue),
     )
+
+
+def _queue_options(queue: dict[str, Any]) -> dict[str, Any]:
+    """The store options a validated `[queue]` sets, the same for every backend."""
+    return {
+        "synchronous": queue["synchronous"],
+        "busy_timeout_s": queue["busy_timeout_s"],
+        "max_payload_bytes": queue["max_payload_bytes"],
+        "default_max_attempts": queue["max_attempts"],
+        "backoff_base_s": queue["backoff_base_s"],
+        "backoff_max_s": queue["backoff_max_s"],
+        "lease_s": queue["lease_s"],
+        "max_crashes": queue["max_crashes"],
+        "poison_window_s": queue["poison_window_s"],
+    }
 
 
 def home_history(config: dict[str, Any]) -> dict | None:
@@ -99,7 +144,7 @@ def home_history(config: dict[str, Any]) -> dict | None:
 
 
 __all__ = [
-    "Store", "open_store", "shared_store", "Task", "Page", "now",
+    "Store", "postgres_store", "store_dsn", "open_store", "shared_store", "Task", "Page", "now",
     "StoreError", "StoreUnavailable", "StoreDamaged", "InvalidInput", "InvalidTransition", "LeaseLost", "NotFound",
     "TASK_STATUSES", "TERMINAL_STATUSES", "ALERT_SEVERITIES", "CHANNELS",
     "DURABILITY_MODES", "SCHEMA_VERSION",

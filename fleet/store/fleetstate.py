@@ -277,7 +277,7 @@ class FleetStateMixin:
             clauses.append("channel = ?")
             params.append(self._check_channel(channel))
         rows = self._conn().execute(
-            f"SELECT * FROM (SELECT * FROM messages WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?) ORDER BY id",
+            f"SELECT * FROM (SELECT * FROM messages WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",
             (*params, limit),
         ).fetchall()
         return [_row(r) for r in rows]
@@ -299,7 +299,7 @@ class FleetStateMixin:
             clauses.append("created_at >= ?")
             params.append(since)
         rows = self._conn().execute(
-            f"SELECT * FROM (SELECT * FROM notes WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?) ORDER BY id",
+            f"SELECT * FROM (SELECT * FROM notes WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",
             (*params, limit),
         ).fetchall()
         return [_row(r) for r in rows]

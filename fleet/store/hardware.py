@@ -54,7 +54,7 @@ class HardwareMixin:
             params.append(until)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._conn().execute(
-            f"SELECT * FROM (SELECT * FROM hw_samples {where} ORDER BY ts DESC LIMIT ?) ORDER BY ts",
+            f"SELECT * FROM (SELECT * FROM hw_samples {where} ORDER BY ts DESC LIMIT ?) AS newest ORDER BY ts",
             (*params, int(limit)),
         ).fetchall()
         out = []

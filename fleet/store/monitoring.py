@@ -81,7 +81,7 @@ class MonitoringMixin:
                  WHERE a.id >= ? AND a.ended_at >= ? AND a.started_at < ?
                  UNION ALL
                  SELECT id, attempts, worker, started_at, NULL, 'running', NULL, skill
-                 FROM tasks WHERE status = 'RUNNING' AND started_at < ?)
+                 FROM tasks WHERE status = 'RUNNING' AND started_at < ?) AS spans
                ORDER BY started_at DESC LIMIT ?""",
             (self._id_range("task_attempts", since, None)[0], since, until, until, limit),
         ).fetchall()
@@ -115,7 +115,7 @@ class MonitoringMixin:
                  FROM task_attempts GROUP BY worker
                  UNION ALL
                  SELECT worker, COUNT(*), COUNT(*), MAX(started_at)
-                 FROM tasks WHERE status = 'RUNNING' GROUP BY worker)
+                 FROM tasks WHERE status = 'RUNNING' GROUP BY worker) AS per_worker
                GROUP BY worker"""
         ).fetchall()
         return {w: {"attempts": n, "running": int(r or 0), "last_activity_at": last}
@@ -168,11 +168,12 @@ class MonitoringMixin:
     def task_duration_histogram(self) -> dict[str, dict]:
         """Per skill: cumulative counts of DONE run times under each bucket bound,
         their count and sum (Prometheus histogram shape)."""
-        cases = ", ".join(f"SUM(d <= {b})" for b in DURATION_BUCKETS)
+        cases = ", ".join(f"SUM(CASE WHEN d <= {b} THEN 1 ELSE 0 END)" for b in DURATION_BUCKETS)
         rows = self._conn().execute(
             f"SELECT skill, COUNT(*), SUM(d), {cases} FROM ("  # nosec B608
-            "SELECT skill, MAX(0, finished_at - started_at) AS d FROM tasks NOT INDEXED "  # table order, see skill_stats
-            "WHERE status = 'DONE' AND started_at IS NOT NULL AND finished_at IS NOT NULL) GROUP BY skill"
+            "SELECT skill, CASE WHEN finished_at > started_at THEN finished_at - started_at ELSE 0 END AS d "
+            "FROM tasks NOT INDEXED "  # table order, see skill_stats
+            "WHERE status = 'DONE' AND started_at IS NOT NULL AND finished_at IS NOT NULL) AS runs GROUP BY skill"
         ).fetchall()
         out = {}
         for row in rows:

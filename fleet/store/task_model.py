@@ -237,6 +237,9 @@ def prepare_spec(spec: dict, ts: float, *, default_max_attempts: int, max_payloa
     deps = list(deps)  # read once: an iterator is used up by the check below
     if not all(isinstance(d, int) and not isinstance(d, bool) for d in deps):
         raise InvalidInput(f"depends_on must be a list of task ids, got {deps!r}")
+    if any(not -MAX_ID - 1 <= d <= MAX_ID for d in deps):
+        raise InvalidInput(f"a number is too large for the store (depends_on {deps!r}); ids and counts go up "
+                           "to 2**63 - 1")
     created_by = spec.get("created_by")
     if created_by is not None and not isinstance(created_by, str):
         raise InvalidInput(f"created_by must be a name (a string), got {created_by!r}")

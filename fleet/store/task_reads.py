@@ -48,9 +48,9 @@ _DONE_IDS_NEWEST_FIRST = (
 
 def skill_clause(skills: list[str], any_skill: bool) -> tuple[str, list[str]]:
     if any_skill:
-        return "1", []
+        return "TRUE", []
     if not skills:
-        return "0", []  # only tasks assigned to this worker by name
+        return "FALSE", []  # only tasks assigned to this worker by name
     return "skill IN (%s)" % ",".join("?" * len(skills)), skills
 
 

@@ -50,8 +50,8 @@ _COUNT_NEW = """INSERT INTO task_counts (status, skill, n) VALUES (?, ?, ?)
     ON CONFLICT (status, skill) DO UPDATE SET n = n + excluded.n"""
 _CLAIM = """UPDATE tasks SET status = 'RUNNING', attempts = attempts + 1, worker = ?,
     lease_token = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
-    WHERE id = (%s) AND status = 'PENDING' RETURNING *""" % CLAIM_CANDIDATE_SQL
-# (skills, any_skill) -> (claim SQL, its skill parameters, candidate SQL)
+    WHERE id = (%s{lock}) AND status = 'PENDING' RETURNING *""" % CLAIM_CANDIDATE_SQL
+# (skills, any_skill, row lock) -> (claim SQL, its skill parameters, candidate SQL)
 _CLAIM_SQL: dict[tuple, tuple[str, list, str]] = {}
 _LOCK_TASKS = "UPDATE tasks SET updated_at = updated_at"  # + WHERE ... RETURNING *: see _owned
 # A worker's agent row follows its claims in the claim's own transaction.
@@ -107,6 +107,13 @@ def _lease_lost(task_id: int) -> LeaseLost:
 
 class TaskQueueMixin(TaskReadsMixin):
     """Task operations; mixed into the Store class with its connection layer."""
+
+    # Where the SQL differs in shape by backend (a backend's dialect class,
+    # first in its store's bases, overrides these SQLite defaults):
+    # the claim's candidate row lock (SQLite's BEGIN IMMEDIATE already
+    # admits one writer), and how new tasks are counted in task_counts.
+    _claim_lock = ""
+    _count_new_sql = _COUNT_NEW
 
     # -- helpers ---------------------------------------------------------
     def _backoff_delay(self, attempts: int) -> float:
@@ -243,7 +250,7 @@ class TaskQueueMixin(TaskReadsMixin):
         if row is None:  # another writer took the idempotency key since we looked: that task is the answer
             return Task.from_row(self._by_key(conn, p["idempotency_key"]))
         task_id = row[0]
-        conn.execute(_COUNT_NEW, (status, p["skill"], 1))
+        conn.execute(self._count_new_sql, (status, p["skill"], 1))
         if p["depends_on"]:
             conn.executemany(
                 "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
@@ -278,7 +285,7 @@ class TaskQueueMixin(TaskReadsMixin):
                                 values).fetchall()
             ids += sorted(r[0] for r in rows)
         per_skill = collections.Counter(p["skill"] for p in prepared)
-        conn.executemany(_COUNT_NEW, [("PENDING", skill, n) for skill, n in per_skill.items()])
+        conn.executemany(self._count_new_sql, [("PENDING", skill, n) for skill, n in per_skill.items()])
         # The records handed back: one JSON decode for every payload.
         payloads = loads("[" + ",".join(p["payload"] for p in prepared) + "]")
         common = _created(ts)
@@ -309,7 +316,7 @@ class TaskQueueMixin(TaskReadsMixin):
         check_name(worker, "worker")
         lease_s = check_lease(self.lease_s if lease_s is None else lease_s)
         skills = (skills,) if isinstance(skills, str) else tuple(skills or ())
-        key = (skills, bool(any_skill))
+        key = (skills, bool(any_skill), self._claim_lock)
         # A worker asks with the same skills every time; anything but names is
         # refused below (check_skill), never used as a cache key.
         sql = _CLAIM_SQL.get(key) if all(type(s) is str for s in skills) else None
@@ -317,7 +324,8 @@ class TaskQueueMixin(TaskReadsMixin):
             for s in skills:
                 check_skill(s)
             clause, params = skill_clause(list(skills), any_skill)
-            sql = (_CLAIM.format(skills=clause), params, CLAIM_CANDIDATE_SQL.format(skills=clause))
+            sql = (_CLAIM.format(skills=clause, lock=self._claim_lock), params,
+                   CLAIM_CANDIDATE_SQL.format(skills=clause))
             if len(_CLAIM_SQL) < 256:
                 _CLAIM_SQL[key] = sql
         return worker, sql[0], sql[1], lease_s, sql[2]
