@@ -79,6 +79,16 @@ def test_sqlite_store_provides_every_contract_method_with_its_signature():
     assert not problems, "the SQLite Store breaks the contract:\n  " + "\n  ".join(problems)
 
 
+def test_postgres_store_provides_every_contract_method_with_its_signature():
+    pytest.importorskip("psycopg", reason="psycopg (the PostgreSQL driver) is not installed")
+    from fleet.store.pg_store import PostgresStore
+
+    problems = contract_problems(PostgresStore)
+    assert not problems, "the PostgreSQL store breaks the contract:\n  " + "\n  ".join(problems)
+    public = {n for n in dir(PostgresStore) if not n.startswith("_") and callable(getattr(PostgresStore, n))}
+    assert public - CONTRACT_METHODS - NOT_IN_CONTRACT == set()
+
+
 def test_the_checker_catches_a_backend_that_differs():
     class Broken:
         backend = "broken"

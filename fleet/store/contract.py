@@ -74,7 +74,7 @@ class StoreContract(Protocol):
     """
 
     backend: str
-    """The backend's name: "sqlite" or "postgres" (shown on health pages)."""
+    """The backend's name: "sqlite" or "postgresql" (shown on health pages)."""
 
     # ------------------------------------------------------------------
     # queue writes
