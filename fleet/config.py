@@ -220,14 +220,26 @@ SCHEMA: dict[str, Section] = {
         "intent_min_confidence": Key(0.35, "Below this the offline intent matcher refuses and lists candidates.",
                                      type=float, min=0, max=1),
         "max_tokens": Key(1024, "Default output token limit of a call.", min=1),
-        "breaker_failures": Key(3, "Consecutive failures that open a provider's circuit breaker.", min=1),
+        "breaker_failures": Key(3, "Consecutive failures that open a provider's circuit breaker. The breaker "
+                                   "judges the server, not one request: connection failures, timeouts, 401/403 "
+                                   "and 5xx that say the server is unwell (502/503/504/529, a 500 that does not "
+                                   "blame the request) count; a request-specific rejection (400/422, a context "
+                                   "overflow, a grammar or format failure, a 500 saying the request could not "
+                                   "be satisfied) does not, and any answer from the server resets the count.",
+                                min=1),
         "breaker_open_s": Key(30.0, "How long an open breaker refuses calls before one probe is let through.",
                               type=float, min=0.1),
         "retry_after_default_s": Key(30.0, "Cool-down after a 429 without a Retry-After header.", type=float, min=0),
         "retry_after_min_s": Key(1.0, "Shortest honoured Retry-After.", type=float, min=0),
         "retry_after_max_s": Key(120.0, "Longest honoured Retry-After.", type=float, min=0),
-        "max_wait_s": Key(10.0, "When every provider is cooling down or at its rate headroom, wait at most this "
-                                "long for one to free up before failing.", type=float, min=0),
+        "wait_in_call_s": Key(10.0, "When the providers are only busy (a 429 cool-down, rate headroom, an open "
+                                    "breaker), a call sleeps at most this long for the first to free up; "
+                                    "beyond it a fleet task is given back to the queue until then.",
+                              type=float, min=0),
+        "max_wait_s": Key(600.0, "Patience: how long a task may wait in all for a busy provider (rescheduled for "
+                                 "the time it frees up, without using an attempt) before it fails with the "
+                                 "reason. A call outside a task waits at most min(this, wait_in_call_s).",
+                          type=float, min=0),
     }),
     "models.skill_chains": Section(
         "Per-skill fallback chains (skill = [provider names]) overriding [models] chain.",

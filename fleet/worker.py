@@ -342,6 +342,31 @@ class Worker:
         except LeaseLost as exc:
             log.warning("%s", exc)
 
+    def _defer(self, task, until: float, text: str) -> None:
+        """The model providers are only busy until `until` (cool-down, rate
+        limit, open breaker): give the task back for then without using an
+        attempt, while it is within [models] max_wait_s of the first such
+        wait; past that it fails with the reason."""
+        patience = float(self.cfg["models"]["max_wait_s"])
+        since = time.time()
+        try:  # the trailing run of deferred attempts (before this one) started the wait
+            for attempt in reversed(self.store.attempts(task.id)):
+                if attempt["outcome"] not in ("running", "deferred"):
+                    break
+                since = min(since, attempt["started_at"] or since)
+        except StoreError:
+            pass
+        if until - since <= patience:
+            self._persist(task, lambda: self.store.release(task.id, task.lease_token, available_at=until,
+                                                           outcome="deferred", note=text))
+            log.info("model providers busy: rescheduled for %.0f s from now without using an attempt (waiting "
+                     "%.0f s so far, [models] max_wait_s %g s)", until - time.time(), time.time() - since,
+                     patience, extra={"task_id": task.id})
+            return
+        self._fail(task, f"{text}; gave up: this task has waited {time.time() - since:.0f} s for a busy model "
+                         f"provider and the first frees up in {max(0.0, until - time.time()):.0f} s, past [models] "
+                         f"max_wait_s ({patience:g} s) in all", retryable=False, reason="provider_busy")
+
     def _persist(self, task, write):
         """Run a store write that records `task`'s outcome until it commits.
 
@@ -403,6 +428,9 @@ class Worker:
             reason = getattr(exc, "fail_reason", None)
             text = str(exc) if reason else f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
             outcome = ("error", (text, bool(getattr(exc, "retryable", True)), reason or "error"))
+            defer = getattr(exc, "defer_until", None)  # a busy model provider frees up then (ProviderBusy)
+            if isinstance(defer, (int, float)) and not isinstance(defer, bool):
+                outcome = ("defer", (float(defer), str(exc)))
         self._watch_idle.wait()
         elapsed = time.monotonic() - started
         return self._store_outcome(task, outcome, elapsed)
@@ -440,6 +468,8 @@ class Worker:
                 log.info("cancelled", extra={"task_id": task.id})
             elif kind == "lost":
                 log.warning("stopped: this worker no longer holds the task's lease", extra={"task_id": task.id})
+            elif kind == "defer":
+                self._defer(task, *value)
             else:
                 text, retryable, reason = value
                 self._fail(task, text, retryable=retryable, reason=reason)

@@ -21,9 +21,30 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # Reasons for which the router moves on to the next provider.
-FAILOVER_KINDS = ("transport", "rate_limit", "auth", "server", "model_missing")
-# Reasons that count towards a provider's circuit breaker.
+FAILOVER_KINDS = ("transport", "rate_limit", "auth", "server", "model_missing", "context_overflow",
+                  "request_failed")
+# Reasons that count towards a provider's circuit breaker: the breaker judges
+# the server, not one request. A server that cannot be reached, times out,
+# answers 502/503/504/529, or a 500 that does not say the request itself was at
+# fault is unwell; a request-specific rejection (400/422, a context overflow, a
+# grammar/format failure, a 500 saying the request could not be satisfied:
+# kinds bad_request, context_overflow, request_failed) says nothing about the
+# server and leaves its breaker alone.
 BREAKER_KINDS = ("transport", "server", "auth")
+
+# What a server says when the prompt does not fit its context (llama.cpp,
+# vLLM, OpenAI, Anthropic, Ollama, LM Studio wordings).
+_CONTEXT_RE = re.compile(
+    r"context[ _-]?(size|length|window)|exceed_context|n_ctx|maximum context|prompt is too long|"
+    r"too many tokens|input is too long|input length exceeds|exceeds the (available|maximum) context|"
+    r"context_length_exceeded|reduce the length", re.IGNORECASE)
+# What a 500 says when this request could not be satisfied (the server is fine):
+# llama.cpp's grammar/JSON-schema and template failures, parse errors of the
+# model's own output, unsupported parameters.
+_REQUEST_FAULT_RE = re.compile(
+    r"grammar|json[ _-]?schema|response[ _]format|failed to parse|parse (error|input)|could not parse|"
+    r"unable to parse|cannot be satisfied|could not be satisfied|invalid (request|argument|parameter|value|"
+    r"input|json|format)|not supported|unsupported|chat template|tool call", re.IGNORECASE)
 
 
 @dataclasses.dataclass
@@ -50,27 +71,58 @@ class Completion:
 class ProviderError(Exception):
     """A provider could not serve a request. `kind` is one of FAILOVER_KINDS,
     'bad_request' (the request itself is wrong: no failover) or 'unconfigured'
-    (no request was sent, e.g. a missing API key)."""
+    (no request was sent, e.g. a missing API key). `cause` details a transport
+    failure (see transport_cause).
+    `context_tokens`/`prompt_tokens`: a context overflow's figures when the
+    server gave them."""
 
     def __init__(self, kind: str, message: str, *, status: int | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, cause: str | None = None,
+                 context_tokens: int | None = None, prompt_tokens: int | None = None):
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        self.cause = cause
+        self.context_tokens = context_tokens
+        self.prompt_tokens = prompt_tokens
 
 
-def classify_status(status: int) -> str:
-    """The failure kind of an HTTP error status."""
+def classify_status(status: int, message: str = "") -> str:
+    """The failure kind of an HTTP error status and the server's own message
+    (see BREAKER_KINDS for what each kind does to the breaker)."""
     if status == 429:
         return "rate_limit"
     if status in (401, 403):
         return "auth"
     if status == 404:
         return "model_missing"
+    if status in (400, 413, 422, 500) and _CONTEXT_RE.search(message or ""):
+        return "context_overflow"
+    if status == 500 and _REQUEST_FAULT_RE.search(message or ""):
+        return "request_failed"
     if status in (408, 425) or status >= 500:
         return "server"
     return "bad_request"
+
+
+def _context_figures(body: Any, message: str) -> tuple[int | None, int | None]:
+    """(context tokens, prompt tokens) of an overflow, from llama.cpp's
+    n_ctx/n_prompt_tokens members or the message's numbers."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("n_ctx"), int):
+        prompt = err.get("n_prompt_tokens")
+        return err["n_ctx"], prompt if isinstance(prompt, int) else None
+    m = re.search(r"\((\d+) tokens\) exceeds the available context size \((\d+) tokens\)", message)
+    if m:  # llama.cpp's wording
+        return int(m.group(2)), int(m.group(1))
+    m = re.search(r"maximum context length is (\d+) tokens.*?(\d+) tokens", message)
+    if m:  # OpenAI/vLLM's
+        return int(m.group(1)), int(m.group(2))
+    m = re.search(r"prompt is too long: (\d+) tokens > (\d+)", message)
+    if m:  # Anthropic's
+        return int(m.group(2)), int(m.group(1))
+    return None, None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -218,17 +270,25 @@ def close_clients() -> None:
 atexit.register(close_clients)
 
 
+def status_error(provider: Provider, status: int, body: Any, retry_after_header: str | None,
+                 fallback: str | None = None) -> ProviderError:
+    """A ProviderError for an HTTP error reply: its status and the server's own message."""
+    message = error_message(body, fallback or f"HTTP {status}")
+    err = body.get("error") if isinstance(body, dict) else None
+    kind_text = " ".join(str(err.get(k) or "") for k in ("type", "code")) if isinstance(err, dict) else ""
+    kind = classify_status(status, f"{message} {kind_text}")
+    ctx, prompt = _context_figures(body, message) if kind == "context_overflow" else (None, None)
+    return ProviderError(kind, f"{provider.name}: HTTP {status}: {message}", status=status,
+                         retry_after=parse_retry_after(retry_after_header), context_tokens=ctx, prompt_tokens=prompt)
+
+
 def http_error(provider: Provider, response) -> ProviderError:
     """A ProviderError from a non-2xx httpx response (reads the body)."""
     try:
         body = response.json()
     except ValueError:
         body = response.text
-    status = response.status_code
-    message = error_message(body, f"HTTP {status}")
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
-    return ProviderError(classify_status(status), f"{provider.name}: HTTP {status}: {message}",
-                         status=status, retry_after=retry_after)
+    return status_error(provider, response.status_code, body, response.headers.get("retry-after"))
 
 
 def reply_object(provider: Provider, data: Any, what: str = "reply") -> dict:
@@ -245,6 +305,45 @@ def reply_object(provider: Provider, data: Any, what: str = "reply") -> dict:
     return data
 
 
+def transport_cause(exc: BaseException) -> str:
+    """'refused' (nothing listens), 'connect_timeout', 'timeout' (no reply in
+    time), 'dns', 'reset' or 'other' for a
+    transport exception (httpx's or the anthropic SDK's, by their chain)."""
+    seen: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen and len(seen) < 8:
+        seen.append(e)
+        e = e.__cause__ or e.__context__
+    names = " ".join(type(x).__name__ for x in seen).lower()
+    text = " ".join(str(x) for x in seen).lower()
+    if "connecttimeout" in names:
+        return "connect_timeout"
+    if "timeout" in names or "timed out" in text:
+        return "timeout"
+    if any(isinstance(x, ConnectionRefusedError) for x in seen) or "connection refused" in text \
+            or "errno 111" in text:
+        return "refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text \
+            or "temporary failure in name resolution" in text:
+        return "dns"
+    if any(isinstance(x, (ConnectionResetError, BrokenPipeError)) for x in seen) or "reset" in text \
+            or "disconnected" in text or "closed" in names or "incomplete" in text:
+        return "reset"
+    return "other"
+
+
+_CAUSE_TEXT = {
+    "refused": "cannot reach {url}: nothing listens there",
+    "connect_timeout": "cannot reach {url}: the connection timed out",
+    "timeout": "{url} took the request but sent no reply within {timeout:g} s (timeout_s)",
+    "dns": "cannot reach {url}: its host name does not resolve",
+    "reset": "{url} closed the connection before its reply was complete",
+    "other": "cannot reach {url}",
+}
+
+
 def transport_error(provider: Provider, exc: Exception) -> ProviderError:
     what = type(exc).__name__
-    return ProviderError("transport", f"{provider.name}: cannot reach {provider.base_url} ({what}: {exc})")
+    cause = transport_cause(exc)
+    said = _CAUSE_TEXT[cause].format(url=provider.base_url, timeout=provider.timeout_s)
+    return ProviderError("transport", f"{provider.name}: {said} ({what}: {exc})", cause=cause)

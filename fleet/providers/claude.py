@@ -14,9 +14,8 @@ from .base import (
     Completion,
     Provider,
     ProviderError,
-    classify_status,
-    error_message,
-    parse_retry_after,
+    status_error,
+    transport_error,
 )
 
 _clients: dict[tuple, object] = {}
@@ -81,18 +80,14 @@ class ClaudeProvider(Provider):
         try:
             message = client.messages.create(**kwargs)
         except anthropic.APIStatusError as exc:
-            status = exc.status_code
             try:
                 body = exc.response.json()
             except ValueError:
                 body = exc.response.text
-            raise ProviderError(
-                classify_status(status), f"{self.name}: HTTP {status}: {error_message(body, str(exc))}",
-                status=status, retry_after=parse_retry_after(exc.response.headers.get("retry-after")),
-            ) from None
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError("transport", f"{self.name}: cannot reach {self.base_url} "
-                                             f"({type(exc).__name__}: {exc})") from None
+            raise status_error(self, exc.status_code, body, exc.response.headers.get("retry-after"),
+                               str(exc)) from None
+        except anthropic.APIConnectionError as exc:  # APITimeoutError included
+            raise transport_error(self, exc) from None
         text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", "") == "text")
         usage = message.usage
         return Completion(

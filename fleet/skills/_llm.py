@@ -16,6 +16,7 @@ class ModelUnavailable(SkillError):
     """No model provider could serve the call (none reachable, or refused by offline mode)."""
 
     retryable = True  # a model server may be started before the next attempt
+    defer_until: float | None = None  # providers only busy: the worker reschedules the task then
 
 
 def ask_model(prompt: Any, config: dict, *, skill: str, system: str | None = None, max_tokens: int | None = None,
@@ -35,7 +36,9 @@ def ask_model(prompt: Any, config: dict, *, skill: str, system: str | None = Non
     try:
         return call_model(prompt, config, **kwargs)
     except NoProviderAvailable as exc:
-        raise ModelUnavailable(str(exc)) from None
+        unavailable = ModelUnavailable(str(exc))
+        unavailable.defer_until = getattr(exc, "defer_until", None)
+        raise unavailable from None
     except ModelOutputInvalid as exc:
         preview = (exc.text or "").strip()[:200].replace("\n", " ")
         raise ModelOutputError(f"{skill}: {exc}; nothing was written. Reply began: {preview!r}") from None

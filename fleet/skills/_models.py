@@ -37,11 +37,13 @@ log = logging.getLogger("fleet.models")
 
 __all__ = [
     "BudgetExceeded",
+    "ModelContextOverflow",
     "ModelError",
     "ModelOutputInvalid",
     "ModelRequestError",
     "ModelResult",
     "NoProviderAvailable",
+    "ProviderBusy",
     "call_model",
     "get_provider",
     "resolve_chain",
@@ -60,8 +62,35 @@ class NoProviderAvailable(ModelError):
     """Every provider in the chain failed, was refused or is not configured."""
 
 
+class ProviderBusy(NoProviderAvailable):
+    """Every provider that could serve the call is only busy for now (a
+    Retry-After cool-down, its rate headroom, or an open circuit breaker) and
+    none frees up within the call's own wait ([models] wait_in_call_s).
+    `retry_at` (epoch s): when the first frees up. A worker reschedules the
+    task then (`defer_until`) without using an attempt, within [models]
+    max_wait_s; any other caller gets the message."""
+
+    def __init__(self, message: str, trail: list[dict] | None = None, *, retry_at: float):
+        super().__init__(message, trail)
+        self.retry_at = self.defer_until = retry_at
+
+
 class ModelRequestError(ModelError):
     """The provider rejected the request itself (HTTP 400); retrying elsewhere would not help."""
+
+    retryable = False
+    fail_reason = "bad_request"
+
+
+class ModelContextOverflow(ModelRequestError):
+    """The prompt does not fit the context of any provider in the chain.
+    `context_tokens`: the largest context a provider reported (None: unknown)."""
+
+    fail_reason = "context_overflow"
+
+    def __init__(self, message: str, trail: list[dict] | None = None, *, context_tokens: int | None = None):
+        super().__init__(message, trail)
+        self.context_tokens = context_tokens
 
 
 class ModelOutputInvalid(ModelError):
@@ -85,6 +114,7 @@ class ModelResult:
     cost_usd: float = 0.0
     cache_savings_usd: float = 0.0
     latency_ms: float = 0.0
+    stop_reason: str | None = None  # 'length' / 'max_tokens': the reply was cut off at max_tokens
     trail: list[dict] = dataclasses.field(default_factory=list)  # failed/skipped hops before this one
     call_id: str = ""
     budget_warnings: list[str] = dataclasses.field(default_factory=list)
@@ -104,6 +134,7 @@ class ModelResult:
 _lock = threading.Lock()
 _providers: dict[tuple, Provider] = {}
 _skill_flags: dict[tuple, tuple[float, dict]] = {}
+_learned_context: dict[tuple[str, str], int] = {}  # (provider, model) -> n_ctx a context overflow reported
 
 
 def _store(cfg: dict):
@@ -233,35 +264,105 @@ def _clamp(value: float | None, cfg: dict) -> float:
 # Reasons that say a provider is up but busy: its "how to fix" (start it,
 # set its key) would be wrong advice.
 _BUSY = ("rate_limit", "cooldown", "breaker_open", "rate_headroom")
+_REFUSED = ("offline", "local_only")
+# Transport failures where no server answered at all: advice to start it fits.
+_NOTHING_THERE = ("refused", "connect_timeout", "dns", "other")
+_ANSWERED_ADVICE = {
+    "server": "the server is up but failing: see its log",
+    "request_failed": "the server is up; it could not satisfy this request",
+    "context_overflow": "the prompt does not fit its context: shorten the input, or add a provider with a "
+                        "larger context to the chain",
+    "model_missing": "the server is up but does not serve this model: pull/load it or fix the model name",
+    "timeout": "the server is up but slow: check its load, or raise its timeout_s",
+    "reset": "the server dropped the connection mid-reply: see its log (it may have crashed)",
+}
 
 
-def _what_to_do(cfg: dict, chain: list[str], trail: list[dict]) -> str:
-    fixes, refused = [], []
-    busy_until = [h["until"] for h in trail if h["reason"] in _BUSY and "until" in h]
+def _answered(hop: dict) -> bool:
+    """Whether a server took this hop's request and answered (or failed mid-reply)."""
+    reason = hop["reason"]
+    if reason in _BUSY or reason in _REFUSED or reason in ("unconfigured", "auth", "context_too_small"):
+        return False
+    return not (reason == "transport" and hop.get("cause") in _NOTHING_THERE)
+
+
+def _busy_line(hop: dict) -> str:
+    wait = max(0.0, hop["until"] - time.time())
+    if hop["reason"] == "breaker_open":
+        last = hop.get("last_error") or "unknown"
+        hint = f"; {hop['hint']}" if hop.get("hint") else ""
+        return (f"{hop['provider']}: circuit breaker open after repeated failures (last error: {last}{hint}); "
+                f"tried again in {wait:.0f} s")
+    what = {"rate_limit": "rate-limited by the server", "cooldown": "cooling down after a 429",
+            "rate_headroom": "at its [providers] rpm/rpd headroom"}[hop["reason"]]
+    return f"{hop['provider']}: {what}, free again in {wait:.0f} s"
+
+
+def _what_to_do(cfg: dict, chain: list[str], trail: list[dict], *, in_call_wait: float | None = None) -> str:
+    """The message of a call no provider could serve: what each provider
+    said, with advice to start or configure one only where nothing answered."""
+    fixes, answered, busy, refused = [], [], [], []
     for hop in trail:
-        if hop["reason"] in ("offline", "local_only"):
+        reason = hop["reason"]
+        if reason in _REFUSED:
             refused.append(hop["error"])
-            continue
-        if hop["reason"] in _BUSY:
-            continue
-        fix = hop.get("fix")
-        if fix and fix not in fixes:
-            fixes.append(fix)
+        elif reason in _BUSY:
+            busy.append(hop)
+        elif _answered(hop):
+            answered.append(hop)
+        elif reason != "context_too_small":
+            fix = hop.get("fix") if reason != "auth" else f"{hop.get('fix')} (it refused the key: {hop['error']})"
+            if fix and fix not in fixes:
+                fixes.append(fix)
+    if answered:
+        head = "no model provider could serve the call"
+    elif busy and not fixes:
+        head = "no model provider is free now"
+    else:
+        head = "no model provider reachable"
     parts = []
     if fixes:
         parts.append(" or ".join(fixes))
-    if busy_until:
-        wait = max(0.0, min(busy_until) - time.time())
-        parts.append(f"{'also, ' if fixes else ''}the providers that answer are busy (rate-limited, "
-                     "cooling down, or paused by their circuit breaker after failures); "
-                     f"the first is free again in {wait:.0f} s, longer than [models] max_wait_s "
-                     f"({cfg['models']['max_wait_s']:g} s): retry then, or raise max_wait_s")
-    if refused and not fixes:
+    for hop in answered:
+        cause = hop.get("cause") if hop["reason"] == "transport" else hop["reason"]
+        advice = _ANSWERED_ADVICE.get(cause, "")
+        parts.append(f"{'also, ' if parts else ''}{hop['error']}" + (f" ({advice})" if advice else ""))
+    if busy:
+        first = max(0.0, min(h["until"] for h in busy) - time.time())
+        m = cfg["models"]
+        waits = (f"longer than this call waits ([models] wait_in_call_s = {in_call_wait:g} s); a fleet task "
+                 f"is rescheduled for then without using an attempt, up to [models] max_wait_s "
+                 f"({m['max_wait_s']:g} s) in all" if in_call_wait is not None and in_call_wait < m["max_wait_s"]
+                 else f"longer than [models] max_wait_s ({m['max_wait_s']:g} s): retry then, or raise max_wait_s")
+        parts.append(f"{'also, ' if parts else ''}the providers left are busy (rate-limited, cooling "
+                     "down, or paused by their circuit breaker after failures): "
+                     + "; ".join(_busy_line(h) for h in busy)
+                     + f"; the first is free again in {first:.0f} s, {waits}")
+    if refused and not fixes and not answered:
         parts.append("; ".join(refused) + "; add a local provider (ollama) to [models] chain")
     elif refused:
         parts.append("(" + "; ".join(refused) + ")")
     tried = "; ".join(f"{h['provider']}: {h['reason']} ({h['error']})" for h in trail) or "empty chain"
-    return f"no model provider reachable: {' '.join(parts) or 'configure [models] chain'} [tried: {tried}]"
+    return f"{head}: {' '.join(parts) or 'configure [models] chain'} [tried: {tried}]"
+
+
+def _known_context(p: Provider, model: str) -> int | None:
+    """The context size of `model` on `p` when known: Ollama's num_ctx, or
+    what an earlier overflow on that server reported."""
+    if p.type_name == "ollama" and p.settings["num_ctx"]:
+        return int(p.settings["num_ctx"])
+    return _learned_context.get((p.name, model))
+
+
+def _breaker_details(store, p: Provider) -> tuple[str | None, str]:
+    """(last error, hint) of a provider whose breaker is open."""
+    try:
+        last = next((s["last_error"] for s in store.provider_states() if s["provider"] == p.name), None)
+    except Exception:  # noqa: BLE001 - a status read must not break the call
+        last = None
+    if last and ("nothing listens" in last or "does not resolve" in last or "connection timed out" in last):
+        return last, p.how_to_fix()
+    return last, f"check {p.base_url} and its log"
 
 
 def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[str] | None = None,
@@ -289,6 +390,8 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
     started = time.monotonic()
     trail: list[dict] = []
     warnings_: list[str] = []
+    overflowed: int | None = None  # the largest context that overflowed in this call (tokens; 0: unknown)
+    in_call_wait = min(float(mcfg["wait_in_call_s"]), float(mcfg["max_wait_s"]))
 
     while True:
         pass_trail: list[dict] = []
@@ -317,6 +420,12 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                 continue
             use_model = p.resolve_model(model)
             hop["model"] = use_model
+            known = _known_context(p, use_model)
+            if overflowed is not None and known is not None and known <= overflowed:
+                pass_trail.append(dict(hop, reason="context_too_small", fix=None,
+                                       error=f"{name}: its context ({known} tokens) is no larger than the "
+                                             f"{overflowed} tokens that overflowed"))
+                continue
             price = price_for(cfg, use_model, local=not p.is_cloud)
             reservation = None
             if checks:
@@ -335,8 +444,13 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                 if reservation is not None:
                     store.release_budget(reservation)
                 wait = max(0.0, admit["until"] - time.time())
-                pass_trail.append(dict(hop, reason=admit["reason"], until=admit["until"],
-                                       error=f"{admit['reason'].replace('_', ' ')} for {wait:.1f} s"))
+                busy_hop = dict(hop, reason=admit["reason"], until=admit["until"],
+                                error=f"{admit['reason'].replace('_', ' ')} for {wait:.1f} s")
+                if admit["reason"] == "breaker_open":
+                    last, hint = _breaker_details(store, p)
+                    busy_hop.update(last_error=last, hint=hint,
+                                    error=f"circuit breaker open for {wait:.1f} s (last error: {last or 'unknown'})")
+                pass_trail.append(busy_hop)
                 continue
             if admit["wait_s"] > 0:
                 time.sleep(admit["wait_s"])
@@ -361,9 +475,19 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                 if kind == "bad_request":
                     raise ModelRequestError(f"{exc} (the request was rejected; fix the prompt or parameters)",
                                             trail + pass_trail) from None
+                extra: dict = {}
+                if kind == "rate_limit":
+                    extra = {"cooldown_s": cooldown, "until": time.time() + cooldown}
+                elif kind == "transport":
+                    extra = {"cause": exc.cause}
+                elif kind == "context_overflow":
+                    extra = {"context_tokens": exc.context_tokens, "prompt_tokens": exc.prompt_tokens}
+                    if exc.context_tokens:
+                        with _lock:
+                            _learned_context[(name, use_model)] = int(exc.context_tokens)
+                    overflowed = max(overflowed or 0, exc.context_tokens or known or 0)
                 pass_trail.append(dict(hop, reason=kind, error=str(exc)[:300], sent=True, status=exc.status,
-                                       **({"cooldown_s": cooldown, "until": time.time() + cooldown}
-                                          if kind == "rate_limit" else {})))
+                                       **extra))
                 continue
             except BaseException as exc:
                 # Interrupted while the request was out (the task was cancelled
@@ -388,20 +512,36 @@ def call_model(prompt_or_messages, config: dict | None, *, provider: str | list[
                 output_tokens=completion.output_tokens, cache_read_tokens=completion.cache_read_tokens,
                 cache_write_tokens=completion.cache_write_tokens, cost_usd=cost, cache_savings_usd=savings,
                 latency_ms=latency, trail=[_public(h) for h in trail + pass_trail], call_id=call_id,
-                budget_warnings=warnings_)
+                budget_warnings=warnings_, stop_reason=completion.stop_reason)
             if json_schema is not None:
-                result.json = _checked_json(completion.text, json_schema, result)
+                result.json = _checked_json(completion.text, json_schema, result, max_tokens, mcfg["max_tokens"])
             return result
         trail += pass_trail
-        # Every usable provider is only busy (cool-down, breaker, headroom, a 429)?
-        # Then wait for the first to free up, within [models] max_wait_s.
-        usable = [h for h in pass_trail if h["reason"] not in ("offline", "local_only", "unconfigured")]
-        if usable and all("until" in h for h in usable):
+        sent = [h for h in pass_trail if h["reason"] not in _REFUSED + ("unconfigured", "context_too_small")]
+        if sent and all(h["reason"] in ("context_overflow", "context_too_small") for h in pass_trail
+                        if h["reason"] not in _REFUSED + ("unconfigured",)) \
+                and any(h["reason"] == "context_overflow" for h in pass_trail):
+            sizes = [h["context_tokens"] for h in pass_trail if h.get("context_tokens")]
+            need = max((h["prompt_tokens"] for h in pass_trail if h.get("prompt_tokens")), default=None)
+            raise ModelContextOverflow(
+                "the prompt does not fit the context of any provider in the chain"
+                + (f" (it needs {need} tokens; the largest context is {max(sizes)})" if need and sizes else "")
+                + ": shorten the input, split it, or add a provider with a larger context to the chain "
+                  f"[tried: {'; '.join(h['provider'] + ': ' + h['error'] for h in pass_trail)}]",
+                [_public(h) for h in trail], context_tokens=max(sizes) if sizes else None)
+        # A usable provider is only busy (cool-down, breaker, headroom, a 429)?
+        # Then wait for the first to free up, within [models] wait_in_call_s;
+        # beyond that the task is given back to the queue until then.
+        busy = [h for h in pass_trail if "until" in h]
+        if busy:
             # (already past when the pass itself took longer: try again at once)
-            pause = max(0.0, min(h["until"] for h in usable) - time.time() + 0.01)
-            if pause <= mcfg["max_wait_s"] - (time.monotonic() - started):
+            first = min(h["until"] for h in busy)
+            pause = max(0.0, first - time.time() + 0.01)
+            if pause <= in_call_wait - (time.monotonic() - started):
                 time.sleep(pause)
                 continue
+            raise ProviderBusy(_what_to_do(cfg, chain, trail, in_call_wait=in_call_wait),
+                               [_public(h) for h in trail], retry_at=first)
         raise NoProviderAvailable(_what_to_do(cfg, chain, trail), [_public(h) for h in trail])
 
 
@@ -426,10 +566,10 @@ def _complete(p, request: ChatRequest):
 
 
 def _public(hop: dict) -> dict:
-    return {k: v for k, v in hop.items() if k != "fix"}
+    return {k: v for k, v in hop.items() if k not in ("fix", "hint")}
 
 
-def _checked_json(text: str, schema: dict, result: ModelResult) -> Any:
+def _checked_json(text: str, schema: dict, result: ModelResult, max_tokens: int, default_max: int) -> Any:
     import jsonschema
 
     try:
@@ -437,6 +577,12 @@ def _checked_json(text: str, schema: dict, result: ModelResult) -> Any:
         jsonschema.validate(value, schema)
     except (ValueError, jsonschema.ValidationError) as exc:
         msg = exc.message if isinstance(exc, jsonschema.ValidationError) else str(exc)
+        if result.stop_reason in ("length", "max_tokens"):
+            raise ModelOutputInvalid(
+                f"{result.provider}/{result.model} stopped at the output token limit ({result.output_tokens} "
+                f"tokens, stop reason {result.stop_reason!r}), so its JSON is cut off ({msg}); raise max_tokens "
+                f"(this call asked for {max_tokens}; the default is [models] max_tokens = {default_max})",
+                text, result) from None
         raise ModelOutputInvalid(f"{result.provider}/{result.model} returned output that is not valid JSON for "
                                  f"the schema: {msg}; retry, or use a stronger model", text, result) from None
     return value

@@ -22,6 +22,7 @@ from fleet.skills._common import (
     utc_stamp,
 )
 from fleet.skills._llm import ModelUnavailable, ask_model
+from fleet.skills._models import ModelContextOverflow
 
 DESCRIPTION = ("Summarise a file, a folder of text files or a URL (network allowed only); uses a model, "
                "falling back to extractive summarising when none is reachable. Saved in knowledge/summaries/.")
@@ -120,6 +121,33 @@ def model_summary(text: str, config: dict, *, focus: str | None, max_words: int,
             "model": getattr(model, "model", None), "provider": getattr(model, "provider", None)}
 
 
+def _fitting_chunk_chars(context_tokens: int | None, max_words: int, current: int) -> int | None:
+    """A chunk size (characters) whose prompt fits a context of
+    `context_tokens` (about 3 characters a token, with room for the
+    instructions and the reply), or None when it would not be smaller."""
+    if not context_tokens:
+        return None
+    room = context_tokens - max(256, max_words * 2) - 120
+    size = max(200, room * 3)
+    return size if size < current else None
+
+
+def summary_by_model(text: str, config: dict, *, focus: str | None, max_words: int, opts: dict, log) -> dict:
+    """model_summary, and when the text overflows every provider's context,
+    once more in chunks sized to the largest context reported. Raises
+    ModelContextOverflow when even that does not fit."""
+    try:
+        return model_summary(text, config, focus=focus, max_words=max_words, opts=opts, log=log)
+    except ModelContextOverflow as exc:
+        smaller = _fitting_chunk_chars(exc.context_tokens, max_words, int(opts["chunk_chars"]))
+        if smaller is None:
+            raise
+        log.warning("summarize: the text overflows the model's context (%s tokens); chunking it in %d characters",
+                    exc.context_tokens, smaller)
+        return dict(model_summary(text, config, focus=focus, max_words=max_words,
+                                  opts=dict(opts, chunk_chars=smaller), log=log), rechunked_for_context=smaller)
+
+
 def run(payload: dict, config: dict, log) -> dict:
     opts = skill_options(config, "summarize")
     max_chars = int(opts["max_input_chars"])
@@ -141,8 +169,15 @@ def run(payload: dict, config: dict, log) -> dict:
               "input_truncated": any(d["truncated"] for d in docs)}
     if method in ("auto", "model"):
         try:
-            result.update(model_summary(text, config, focus=payload.get("focus"), max_words=max_words, opts=opts, log=log))
+            result.update(summary_by_model(text, config, focus=payload.get("focus"), max_words=max_words,
+                                           opts=opts, log=log))
             result["method"] = "model"
+        except ModelContextOverflow as exc:
+            if method == "model":
+                raise SkillError(f"summarize: {exc}") from None
+            log.warning("summarize: the text does not fit any model's context, using extractive summarising: %s",
+                        exc)
+            result["model_error"] = str(exc)
         except ModelUnavailable as exc:
             if method == "model":
                 raise

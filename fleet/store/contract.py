@@ -249,10 +249,16 @@ class StoreContract(Protocol):
         """
         ...
 
-    def release(self, task_id: int, token: str) -> Task:
-        """Give the task back without counting the attempt (graceful stop):
-        PENDING again, claimable at once. A cancel-requested task becomes
+    def release(self, task_id: int, token: str, *, available_at: float | None = None,
+                outcome: str = "released", note: str | None = None) -> Task:
+        """Give the task back without counting the attempt (graceful stop, or
+        a model provider busy until later): PENDING again, claimable at
+        `available_at` (None or past: at once). A cancel-requested task becomes
         CANCELLED; one whose parent failed meanwhile becomes FAILED.
+
+        Args: `outcome` the attempt's recorded end ('released'; the worker
+        writes 'deferred' for a busy provider); `note` why, kept on the
+        attempt and as the task's error (reason = `outcome`) until it runs.
 
         Returns: the task as it is after the release.
 

@@ -463,12 +463,21 @@ class TaskQueueMixin(TaskReadsMixin):
                             detail={"reason": "dependency_failed", "parent": current}, ts=ts)
                 frontier.append(child["id"])
 
-    def release(self, task_id: int, token: str) -> Task:
-        """Give the task back (graceful stop) without counting the attempt."""
+    def release(self, task_id: int, token: str, *, available_at: float | None = None,
+                outcome: str = "released", note: str | None = None) -> Task:
+        """Give the task back (graceful stop) without counting the attempt;
+        claimable again at `available_at` (None: at once). `outcome` names
+        the attempt's end (e.g. 'deferred'), `note` says why (kept on the
+        attempt and as the task's error until it runs again)."""
         ts = now()
+        check_optional_text(outcome, "outcome")
+        if available_at is not None and (isinstance(available_at, bool)
+                                         or not isinstance(available_at, (int, float))):
+            raise InvalidInput(f"available_at must be epoch seconds, not {available_at!r}")
+        note = escaped_text(str(note)[:20000]) if note is not None else None
         with self._write() as conn:
             row = self._owned(conn, task_id, token)
-            self._end_attempt(conn, row, token, "released", None, ts)
+            self._end_attempt(conn, row, token, outcome or "released", note, ts)
             if row["cancel_requested"]:
                 conn.execute("UPDATE tasks SET attempts = attempts - 1 WHERE id = ?", (task_id,))
                 self._agent_idle(conn, row["worker"], task_id, ts)
@@ -479,15 +488,18 @@ class TaskQueueMixin(TaskReadsMixin):
                 self._agent_idle(conn, row["worker"], task_id, ts)
                 return self._after_failed_attempt(conn, self._row(conn, task_id), dead, "dependency_failed",
                                                   False, ts)
+            at = ts if available_at is None else max(ts, float(available_at))
             new = conn.execute(
                 f"""UPDATE tasks SET status = 'PENDING', attempts = attempts - 1, available_at = ?,
+                       error = COALESCE(?, error), error_reason = COALESCE(?, error_reason),
                        updated_at = ?, lease_token = NULL, lease_expires_at = NULL,
                        deps_pending = {_DEPS_LEFT}
                    WHERE id = ? RETURNING *""",
-                (ts, ts, task_id),
+                (at, note, outcome if note is not None else None, ts, task_id),
             ).fetchone()
             self._agent_idle(conn, row["worker"], task_id, ts)
-            self._event(conn, row["worker"], "release", task_id=task_id, agent=row["worker"], ts=ts)
+            self._event(conn, row["worker"], "release", task_id=task_id, agent=row["worker"], ts=ts,
+                        **({"detail": {"outcome": outcome, "available_at": at}} if at > ts else {}))
         self.notify()
         return Task.from_row(new)
 

@@ -78,6 +78,7 @@ class Reply:
     body: dict | None = None
     raw: bytes | None = None
     drop: bool = False  # close the connection without any response
+    finish_reason: str | None = None  # "length": cut off at max_tokens (each fake uses its protocol's word)
 
 
 @dataclasses.dataclass
@@ -370,7 +371,8 @@ class FakeOllama(FakeServer):
         else:
             n_in = usage.get("input", _words(body.get("prompt", "")))
         n_out = usage.get("output", _words(reply.text))
-        final = {"model": model, "created_at": _now_iso(), "done": True, "done_reason": "stop",
+        final = {"model": model, "created_at": _now_iso(), "done": True,
+                 "done_reason": reply.finish_reason or "stop",
                  "total_duration": 1_000_000, "load_duration": 100_000, "prompt_eval_count": n_in,
                  "prompt_eval_duration": 200_000, "eval_count": n_out, "eval_duration": 700_000}
         stream = body.get("stream", True)
@@ -446,7 +448,8 @@ class FakeAnthropic(FakeServer):
         payload = {
             "id": f"msg_fake{next(self._ids):06d}", "type": "message", "role": "assistant",
             "model": model, "content": [{"type": "text", "text": reply.text}],
-            "stop_reason": "end_turn", "stop_sequence": None,
+            "stop_reason": {"length": "max_tokens"}.get(reply.finish_reason or "", reply.finish_reason or "end_turn"),
+            "stop_sequence": None,
             "usage": {"input_tokens": usage.get("input", self._prompt_words(body.get("messages")) + sys_words),
                       "output_tokens": usage.get("output", _words(reply.text)),
                       "cache_creation_input_tokens": usage.get("cache_write", 0),
@@ -457,14 +460,19 @@ class FakeAnthropic(FakeServer):
 
 class FakeOpenAI(FakeServer):
     """An OpenAI-compatible server: `POST /v1/chat/completions` (JSON or SSE
-    stream) and `GET /v1/models`. With `api_key` set, other bearer tokens get 401."""
+    stream) and `GET /v1/models`. With `api_key` set, other bearer tokens get 401.
+    With `n_ctx`, a prompt of more words than that gets llama.cpp's HTTP 400
+    exceed_context_size_error (a word counts as a token). Any other path
+    (GET / included) is a 404, as on llama-server with its web UI off."""
 
     name = "fake-openai"
 
-    def __init__(self, *, api_key: str | None = None, models: list[str] | None = None, **kw):
+    def __init__(self, *, api_key: str | None = None, models: list[str] | None = None, n_ctx: int | None = None,
+                 **kw):
         super().__init__(**kw)
         self.api_key = api_key
         self.models = list(models) if models is not None else None
+        self.n_ctx = n_ctx
 
     def error_body(self, reply: Reply) -> dict:
         kind = {429: "rate_limit_exceeded", 401: "invalid_api_key", 404: "model_not_found"}.get(
@@ -482,6 +490,11 @@ class FakeOpenAI(FakeServer):
         if rec.path != "/v1/chat/completions" or rec.method != "POST":
             return h.send_json(404, {"error": {"message": f"no route {rec.path}", "type": "not_found"}})
         body = rec.body if isinstance(rec.body, dict) else {}
+        n_prompt = self._prompt_words(body.get("messages"))
+        if self.n_ctx is not None and n_prompt > self.n_ctx:
+            return h.send_json(400, {"error": {
+                "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": n_prompt, "n_ctx": self.n_ctx,
+                "message": f"request ({n_prompt} tokens) exceeds the available context size ({self.n_ctx} tokens)"}})
         reply = self._next_reply()
         if self._scripted(h, reply):
             return
@@ -499,14 +512,15 @@ class FakeOpenAI(FakeServer):
             return h.send_json(200, {
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
-                             "finish_reason": "stop"}],
+                             "finish_reason": reply.finish_reason or "stop"}],
                 "usage": usage_body})
         events = []
         for piece in _split_text(reply.text):
             events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
         events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage_body})
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason or "stop"}],
+                       "usage": usage_body})
         h.send_stream("text/event-stream", [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"])
 
 
