@@ -139,9 +139,14 @@ def test_sigkill_at_random_points_loses_nothing_and_runs_each_task_done_once(sto
     kills = 0
     try:
         for cycle in range(14):
+            done_before = store.counts()["DONE"]
             procs = [subprocess.Popen([sys.executable, script, "crash_loop", spec_arg, f"c{cycle}-{k}", str(rnd.randrange(10**6))],
                                       cwd=REPO, env=env) for k in range(2)]
-            time.sleep(0.15 + rnd.random() * 0.35)
+            # The kills land at random points of the work, not while the
+            # children still start (importing a database driver takes a while
+            # on a loaded machine).
+            wait_until(lambda: store.counts()["DONE"] > done_before or store.counts()["PENDING"] == 0, timeout=30)
+            time.sleep(0.05 + rnd.random() * 0.3)
             for p in procs:
                 time.sleep(rnd.random() * 0.05)
                 p.send_signal(signal.SIGKILL)

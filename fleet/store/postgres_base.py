@@ -37,8 +37,6 @@ from .pg_wake import PgWakeChannel
 DURABILITY = {"normal": "off", "full": "on"}  # [queue] synchronous -> synchronous_commit
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _COMPACT_EVERY = 5000  # write transactions of one store object between count compactions
-# Connections a forked child inherited: never used, never closed (closing would end the parent's session).
-_INHERITED: list[PgConnection] = []
 
 
 class PostgresDialect:
@@ -135,11 +133,8 @@ class PostgresBase:
             if not getattr(local, "writing", False) and conn.in_transaction:
                 conn.run("ROLLBACK")  # left open by an interrupted call
             return conn
-        if conn is not None:
-            if conn.pid != os.getpid():
-                _INHERITED.append(conn)
-            else:
-                conn.close()
+        if conn is not None and conn.pid == os.getpid():
+            conn.close()  # (one a forked child inherited is left alone: psycopg never closes it there)
         conn = self._open()
         local.conn, local.writing = conn, False
         with self._conns_lock:
