@@ -8,7 +8,7 @@ must run.
 
 from __future__ import annotations
 
-import subprocess
+import shutil
 import time
 
 import pytest
@@ -172,7 +172,7 @@ def test_values_postgres_cannot_hold_are_invalid_input(pg):
 
 # -- backups -----------------------------------------------------------------------
 def test_backup_check_and_restore_round_trip(pg, tmp_path):
-    if subprocess.run(["which", "pg_dump"], capture_output=True).returncode:
+    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
         require_system_part(False, "pg_dump and pg_restore", "apt install postgresql-client")
     store = pg()
     kept = store.enqueue("keep", {"n": 1})

@@ -145,7 +145,8 @@ def test_sigkill_at_random_points_loses_nothing_and_runs_each_task_done_once(sto
             # The kills land at random points of the work, not while the
             # children still start (importing a database driver takes a while
             # on a loaded machine).
-            wait_until(lambda: store.counts()["DONE"] > done_before or store.counts()["PENDING"] == 0, timeout=30)
+            wait_until(lambda before=done_before: store.counts()["DONE"] > before or store.counts()["PENDING"] == 0,
+                       timeout=30)
             time.sleep(0.05 + rnd.random() * 0.3)
             for p in procs:
                 time.sleep(rnd.random() * 0.05)

@@ -112,8 +112,13 @@ class PostgresBase:
 
     # -- connections -----------------------------------------------------
     def _open(self) -> PgConnection:
+        # A transaction left open by a process that stopped between two of its
+        # statements (frozen, or its host cut off) is ended by the server, so
+        # its row locks do not hold up every other host.
+        idle_ms = int(max(60.0, 2 * self.busy_timeout_s) * 1000)
         options = (f"-c search_path={self.schema} -c lock_timeout={int(self.busy_timeout_s * 1000)} "
-                   f"-c synchronous_commit={DURABILITY[self.synchronous]}")
+                   f"-c synchronous_commit={DURABILITY[self.synchronous]} "
+                   f"-c idle_in_transaction_session_timeout={idle_ms}")
         try:
             raw = psycopg.Connection.connect(
                 self.dsn, autocommit=True, context=ADAPTERS, row_factory=row_factory,
