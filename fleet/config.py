@@ -217,6 +217,10 @@ SCHEMA: dict[str, Section] = {
         "local_model": Key("qwen3:8b", "Local model used when hw_state.json is missing or stale (else the tier's model)."),
         "conductor_provider": Key("ollama", "Provider that parses `task \"...\"` instructions into tasks."),
         "conductor_model": Key("qwen3:4b", "Model used for intent parsing (empty: the provider's model)."),
+        "conductor_prompt_tokens": Key(1500, "Most tokens (estimated at 3.5 characters each) of the conductor's "
+                                             "system prompt: the skill list is cut to the likeliest candidates "
+                                             "so it fits a small local server's context (4,096 tokens).",
+                                       min=200),
         "intent_min_confidence": Key(0.35, "Below this the offline intent matcher refuses and lists candidates.",
                                      type=float, min=0, max=1),
         "max_tokens": Key(1024, "Default output token limit of a call.", min=1),

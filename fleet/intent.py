@@ -39,17 +39,77 @@ class IntentError(ValueError):
         self.candidates = candidates or []
 
 
+# British spellings as American ones, so both sides of a match agree
+# (summarise/summarize, analyse/analyze, colour/color).
+_BRITISH = (("isation", "ization"), ("ising", "izing"), ("ised", "ized"), ("ises", "izes"), ("ise", "ize"),
+            ("ysing", "yzing"), ("ysed", "yzed"), ("yse", "yze"), ("our", "or"))
+# Suffixes stripped (longest first) from what is left, keeping a stem of 4+
+# letters: summarize/summary/summaries/summarising all become "summar".
+_SUFFIXES = ("ization", "ation", "izing", "yzing", "ized", "yzed", "ysis", "ize", "yze", "ion", "ing", "ed", "er",
+             "is", "y", "e")
+
+
+def normalize_word(word: str) -> str:
+    """One word as the matcher compares it: lower case, American spelling,
+    without plural, verb-form and common derivational endings."""
+    w = word.lower()
+    for british, american in _BRITISH:
+        if w.endswith(british) and len(w) - len(british) >= 3:
+            w = w[: -len(british)] + american
+            break
+    if w.endswith("ies") and len(w) > 4:
+        w = w[:-3] + "y"
+    elif w.endswith("es") and w[:-2].endswith(("s", "x", "z", "ch", "sh")) and len(w) > 4:
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith(("ss", "us", "is")) and len(w) > 3:
+        w = w[:-1]
+    for suffix in _SUFFIXES:
+        if w.endswith(suffix) and len(w) - len(suffix) >= 4:
+            return w[: -len(suffix)]
+    return w
+
+
 def _tokens(text: str) -> list[str]:
     out = []
     for word in re.findall(r"[a-z0-9]+", text.lower().replace("_", " ")):
         if word in _STOP or len(word) < 2:
             continue
-        for suffix in ("ing", "es", "ed", "s"):
-            if len(word) > len(suffix) + 3 and word.endswith(suffix):
-                word = word[: -len(suffix)]
-                break
-        out.append(word)
+        out.append(normalize_word(word))
     return out
+
+
+PATH_WEIGHT = 0.25  # a word of a path, file name or URL: the file type is a weaker signal than the verb
+TYPE_WEIGHT = 0.5  # the kind of file a path names ("code" for .py), weaker than any word the operator wrote
+_FILE_KINDS = {("py", "js", "ts", "go", "rs", "c", "h", "cpp", "java", "rb", "sh", "kt", "swift"): "code",
+               ("md", "txt", "rst", "org", "pdf", "html", "htm", "tex"): "document"}
+
+
+def _weighted_query(instruction: str, vocabulary: set[str]) -> dict[str, float]:
+    """The instruction's words with their weights: words in paths and URLs
+    count PATH_WEIGHT, others 1; two words that make one known term
+    ("flash cards", "back up") also count as that term."""
+    weights: dict[str, float] = {}
+    spans = [m.span() for m in _URL_RE.finditer(instruction)]
+    for m in _PATH_RE.finditer(instruction):
+        spans.append(m.span())
+        extension = m.group(0).rstrip(".,;").rsplit("/", 1)[-1].rpartition(".")[2].lower()
+        kind = next((k for exts, k in _FILE_KINDS.items() if extension in exts), None)
+        if kind is not None:
+            weights[kind] = TYPE_WEIGHT
+    previous = None
+    for m in re.finditer(r"[A-Za-z0-9]+", instruction.replace("_", " ")):
+        raw = m.group(0).lower()
+        in_path = any(a <= m.start() < b for a, b in spans)
+        if previous is not None and not in_path:
+            joined = normalize_word(previous + raw)
+            if joined in vocabulary:
+                weights[joined] = max(weights.get(joined, 0.0), 1.0)
+        previous = None if in_path else raw
+        if raw in _STOP or len(raw) < 2:
+            continue
+        word = normalize_word(raw)
+        weights[word] = max(weights.get(word, 0.0), PATH_WEIGHT if in_path else 1.0)
+    return weights
 
 
 def _skill_terms(info) -> tuple[set[str], set[str]]:
@@ -60,24 +120,32 @@ def _skill_terms(info) -> tuple[set[str], set[str]]:
     return name, set(_tokens(text))
 
 
+EVIDENCE_SCALE = 1.5  # score points of evidence (about one distinctive word) for a confident lead
+
+
 def rank_skills(instruction: str, catalogue: dict) -> list[tuple[str, float]]:
     """Skills ranked by a deterministic score over names and descriptions
-    (name words count 3x, rarer words more), each with a confidence in [0, 1]:
-    the strength of its match times its margin over the runner-up."""
-    query = set(_tokens(instruction))
-    if not query or not catalogue:
+    (name words count 3x, rarer words more, words of paths and URLs a
+    quarter), each with a confidence in [0, 1]: the strength of its match
+    times how clearly it leads the runner-up (1 - exp(-lead / EVIDENCE_SCALE);
+    a tie is 0)."""
+    if not catalogue:
         return []
     terms = {name: _skill_terms(info) for name, info in catalogue.items()}
+    vocabulary = set().union(*(nm | ds for nm, ds in terms.values()))
+    query = _weighted_query(instruction, vocabulary)
+    if not query:
+        return []
     n = len(terms)
     df = {t: sum(1 for nm, ds in terms.values() if t in nm or t in ds) for t in query}
     scores = {}
     for name, (nm, ds) in terms.items():
         score = 0.0
-        for t in query:
+        for t, weight in query.items():
             if df[t] == 0:
                 continue
             idf = math.log(1.0 + n / df[t])
-            score += (3.0 if t in nm else 1.0 if t in ds else 0.0) * idf
+            score += (3.0 if t in nm else 1.0 if t in ds else 0.0) * idf * weight
         scores[name] = score
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     best = ranked[0][1]
@@ -87,8 +155,8 @@ def rank_skills(instruction: str, catalogue: dict) -> list[tuple[str, float]]:
     out = []
     for i, (name, score) in enumerate(ranked):
         other = ranked[1][1] if i == 0 and len(ranked) > 1 else best
-        margin = max(0.0, score - other) / score if score > 0 else 0.0  # a tie has no margin
-        out.append((name, round(min(1.0, score / strong) * margin, 3)))
+        lead = max(0.0, score - other)
+        out.append((name, round(min(1.0, score / strong) * (1.0 - math.exp(-lead / EVIDENCE_SCALE)), 3)))
     return out
 
 
@@ -220,13 +288,37 @@ def _validated(catalogue: dict, skill: str, payload: Any, priority: Any) -> dict
     return {"skill": skill, "payload": payload, "priority": priority}
 
 
-def _catalogue_prompt(catalogue: dict) -> str:
-    lines = []
-    for name in sorted(catalogue):
-        info = catalogue[name]
-        schema = json.dumps(info.payload_schema or {"type": "object"}, sort_keys=True)
-        lines.append(f"- {name}: {info.description or '(no description)'}\n  payload schema: {schema}")
-    return "\n".join(lines)
+def _catalogue_entry(info) -> str:
+    schema = json.dumps(info.payload_schema or {"type": "object"}, sort_keys=True, separators=(",", ":"))
+    return f"- {info.name}: {info.description or '(no description)'}\n  payload schema: {schema}"
+
+
+CHARS_PER_TOKEN = 3.5  # a cautious average for English with JSON (tokenizers give 3.5-4.5)
+
+
+def estimate_tokens(text: str) -> int:
+    return int(len(text) / CHARS_PER_TOKEN) + 1
+
+
+def conductor_system_prompt(instruction: str, catalogue: dict, budget_tokens: int) -> tuple[str, list[str]]:
+    """The conductor's system prompt within `budget_tokens` (estimated): the
+    skills the offline matcher ranks likeliest first, as many as fit (at
+    least one), so a small local server's context is not overflowed by the
+    whole catalogue. Returns (prompt, the skills listed)."""
+    order = [name for name, _ in rank_skills(instruction, catalogue)] or sorted(catalogue)
+    budget = budget_tokens * CHARS_PER_TOKEN
+    entries: list[str] = []
+    note = "\n(Only the likeliest of the installed skills are listed.)"
+    used = len(SYSTEM_PROMPT) + len(note)
+    for name in order:
+        entry = _catalogue_entry(catalogue[name])
+        if entries and used + len(entry) + 1 > budget:
+            continue  # a smaller, less likely entry may still fit
+        entries.append(entry)
+        used += len(entry) + 1
+    listed = [e[2:].split(":", 1)[0] for e in entries]
+    text = SYSTEM_PROMPT + "\n".join(entries) + (note if len(listed) < len(catalogue) else "")
+    return text, listed
 
 
 SYSTEM_PROMPT = (
@@ -273,10 +365,11 @@ def _with_conductor(text: str, cfg: dict, catalogue: dict) -> dict:
     from fleet.skills._models import ModelOutputInvalid, call_model
 
     models = cfg["models"]
+    system, _ = conductor_system_prompt(text, catalogue, int(models["conductor_prompt_tokens"]))
     try:
         result = call_model(text, cfg, provider=models["conductor_provider"] or None,
                             model=models["conductor_model"] or None,
-                            system=SYSTEM_PROMPT + _catalogue_prompt(catalogue), json_schema=INTENT_SCHEMA,
+                            system=system, json_schema=INTENT_SCHEMA,
                             temperature=0.0, max_tokens=512, skill=None)
     except ModelOutputInvalid as exc:
         raise IntentError(f"malformed output: {exc}") from None

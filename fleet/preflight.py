@@ -95,6 +95,22 @@ def _http_get(url: str, timeout: float) -> tuple[int | None, str]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def _http_get_json(url: str, timeout: float, headers: dict | None = None) -> tuple[int | None, Any, str]:
+    """(status, decoded JSON body or None, transport error text) of a GET."""
+    import httpx
+
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            r = client.get(url, headers=headers or {})
+    except httpx.HTTPError as exc:
+        return None, None, f"{type(exc).__name__}: {exc}"
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    return r.status_code, body, ""
+
+
 def check_dashboard(cfg: dict) -> dict | None:
     dash = cfg["dashboard"]
     if not dash["enabled"] or cfg["fleet"]["air_gap_mode"]:
@@ -148,14 +164,99 @@ def check_providers(cfg: dict, *, level: str = "fail") -> list[dict]:
         if not base:
             out.append(_check(f"provider:{name}", True, "no base_url to probe (the type's default is used)"))
             continue
-        url = base + ("/api/tags" if p["type"] == "ollama" else "/")
-        status, err = _http_get(url, timeout)
-        if status is None:
-            hint = " (start it with `ollama serve`)" if p["type"] == "ollama" else ""
-            out.append(_check(f"provider:{name}", False, f"{base} is not reachable ({err}){hint}", level))
-        else:
-            out.append(_check(f"provider:{name}", True, f"{base} answers (HTTP {status})"))
+        out += _probe_provider(cfg, name, p, base, timeout, level)
     return out
+
+
+# The endpoint that proves a server speaks a provider type's protocol, and
+# how its reply lists the models the server offers.
+_MODEL_LISTS = {
+    "ollama": ("/api/tags", "models", "name", "start it with `ollama serve`"),
+    "openai_compatible": ("/v1/models", "data", "id", "start the server"),
+    "claude": ("/v1/models", "data", "id", "check base_url"),
+}
+
+
+def _probe_provider(cfg: dict, name: str, p: dict, base: str, timeout: float, level: str) -> list[dict]:
+    """GET the protocol's own model list (Ollama /api/tags, OpenAI /v1/models,
+    Anthropic /v1/models): any other answer, a 404 from a server that is not
+    that API included, fails; the models it offers are compared with the
+    ones the config names."""
+    spec = _MODEL_LISTS.get(p["type"])
+    check = f"provider:{name}"
+    if spec is None:  # a provider type without a known model list: any answer at its URL
+        status, err = _http_get(base + "/", timeout)
+        return [_check(check, status is not None, f"{base} answers (HTTP {status})" if status is not None
+                       else f"{base} is not reachable ({err})", level)]
+    path, member, key, start_hint = spec
+    url = (base[:-3] if p["type"] != "ollama" and base.endswith("/v1") else base) + path
+    headers = _auth_headers(cfg, p)
+    status, body, err = _http_get_json(url, timeout, headers)
+    if status is None:
+        return [_check(check, False, f"{base} is not reachable ({err}); {start_hint}", level)]
+    items = body.get(member) if isinstance(body, dict) else None
+    if status in (401, 403):
+        return [_check(check, False, f"{url} refused the API key (HTTP {status}); check the secret "
+                       f"{p['api_key_env'] or 'ANTHROPIC_API_KEY'}", level)]
+    if status != 200 or not isinstance(items, list):
+        what = {"ollama": "Ollama", "claude": "the Anthropic API"}.get(p["type"], "an OpenAI-compatible API")
+        return [_check(check, False, f"{base} answers, but GET {path} gave HTTP {status}"
+                       + ("" if status != 200 else " without a model list") + f": it is not {what} "
+                       f"at this base_url (check [providers.{name}] base_url and type)", level)]
+    offered = [str(m.get(key)) for m in items if isinstance(m, dict) and m.get(key)]
+    version = ""
+    if p["type"] == "ollama":
+        vstatus, vbody, _ = _http_get_json(base + "/api/version", timeout)
+        if vstatus == 200 and isinstance(vbody, dict) and vbody.get("version"):
+            version = f" (Ollama {vbody['version']})"
+    listing = ", ".join(offered[:12]) + (f" and {len(offered) - 12} more" if len(offered) > 12 else "")
+    out = [_check(check, True, f"{base} speaks its API{version}: GET {path} lists "
+                  f"{len(offered)} model(s){': ' + listing if offered else ''}")]
+    out += _model_checks(cfg, name, p, offered, level)
+    return out
+
+
+def _same_model(a: str, b: str) -> bool:
+    return a.removesuffix(":latest") == b.removesuffix(":latest")  # Ollama's implicit tag
+
+
+def _model_checks(cfg: dict, name: str, p: dict, offered: list[str], level: str) -> list[dict]:
+    """The models the config names for this provider against those it offers."""
+    wanted: list[tuple[str, str]] = []  # (model, where the config names it)
+    if p["model"]:
+        wanted.append((p["model"], f"[providers.{name}] model"))
+    elif p["type"] == "ollama":
+        for tier, t in cfg["models"]["tiers"].items():
+            if t["enabled"] and t["model"]:
+                wanted.append((t["model"], f"[models.tiers.{tier}]"))
+        wanted.append((cfg["models"]["local_model"], "[models] local_model"))
+    if cfg["models"]["conductor_provider"] == name and cfg["models"]["conductor_model"]:
+        wanted.append((cfg["models"]["conductor_model"], "[models] conductor_model"))
+    missing, seen = [], set()
+    for model, where in wanted:
+        if model in seen or any(_same_model(model, o) for o in offered):
+            seen.add(model)
+            continue
+        seen.add(model)
+        missing.append(f"{model} ({where})")
+    if not missing:
+        return [_check(f"provider_models:{name}", True, "every model the config names is offered")] if wanted else []
+    # Ollama refuses a model it does not have; llama.cpp serves its one model under
+    # any name, and cloud lists can lag behind aliases: a warning there.
+    strict = p["type"] == "ollama" and bool(p["model"])
+    fix = ("`ollama pull MODEL`" if p["type"] == "ollama" else "load it on the server") + " or fix the name"
+    return [_check(f"provider_models:{name}", False, f"not offered by {name}: {', '.join(missing)}; "
+                   f"offered: {', '.join(offered) or '(none)'}; {fix}", level if strict else "warn")]
+
+
+def _auth_headers(cfg: dict, p: dict) -> dict:
+    from fleet.secret_file import get_secret
+
+    if p["type"] == "claude":
+        key = get_secret(cfg, p["api_key_env"] or "ANTHROPIC_API_KEY")
+        return {"x-api-key": key, "anthropic-version": "2023-06-01"} if key else {}
+    key = get_secret(cfg, p["api_key_env"]) if p["api_key_env"] else None
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def _is_cloud(p: dict) -> bool:

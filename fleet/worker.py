@@ -182,6 +182,7 @@ class Worker:
         procs.become_subreaper()  # a skill's double-forked daemon stays ours to kill
         self.store.register_agent(self.name, self.role, pid=os.getpid(), status="starting")
         self.start_watchdog()
+        self._preload_model_clients()
         log.info("worker %s (role %s, pid %d) started; skills: %s", self.name, self.role, os.getpid(),
                  ", ".join(role_skills(self.cfg, self.role)) or "(none: assigned tasks only)")
         self.beat("idle")
@@ -204,6 +205,22 @@ class Worker:
         self.store.heartbeat(self.name, status="stopped", current_task=None, detail=None)
         self.store.close()
         return EX_RECYCLE if self.recycle_requested else EX_OK
+
+    def _preload_model_clients(self) -> None:
+        """A role whose skills call models imports the providers' clients (the
+        anthropic SDK: 1.3 s warm, 15 s on a cold disk) before its first
+        claim, so no task pays for it."""
+        from .skills._models import preload_providers, skills_use_models
+
+        try:
+            if not skills_use_models(self.cfg, role_skills(self.cfg, self.role)):
+                return
+            t0 = time.monotonic()
+            loaded = preload_providers(self.cfg)
+            log.info("model clients loaded before the first claim (%s) in %.2f s", ", ".join(loaded) or "none",
+                     time.monotonic() - t0)
+        except Exception as exc:  # noqa: BLE001 - the first call reports a real problem
+            log.warning("could not preload the model clients: %s", exc)
 
     def next_claim(self) -> list[str] | None:
         """Between two tasks: read messages, the pause flag and the training

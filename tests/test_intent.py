@@ -68,7 +68,7 @@ def test_conductor_model_parses_with_the_catalogue(conductor):
     assert body["model"] == "conductor:4b"
     system = body["messages"][0]["content"]
     assert all(name in system for name in CATALOGUE) and "Static security review" in system
-    assert '"required": ["path"]' in system  # payload schemas are in the catalogue
+    assert '"required":["path"]' in system  # payload schemas are in the catalogue (compact JSON)
     assert body["format"]["required"] == ["skill", "payload"]
     assert body["messages"][-1] == {"role": "user", "content": "please check fleet/ for security holes, it is urgent"}
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from fakes.model_servers import FakeOllama, FakeOpenAI, Reply, dead_url, provider_toml, write_model_config
+from fakes.model_servers import (
+    FakeAnthropic,
+    FakeOllama,
+    FakeOpenAI,
+    Reply,
+    dead_url,
+    provider_toml,
+    write_model_config,
+)
 
 from fleet.config import load_config
 from fleet.db import open_store
@@ -301,3 +309,81 @@ def test_json_cut_off_at_max_tokens_says_so_and_names_the_setting(isolated_home,
     assert "stopped at the output token limit" in text and "'length'" in text
     assert "this call asked for 12" in text and "[models] max_tokens = 1024" in text
     assert info.value.result.stop_reason == "length"
+
+
+# -- 7. preflight checks the protocol's own endpoint ------------------------------------
+def _preflight(home, providers: list[str], chain: list[str], models: str = "") -> dict:
+    from fleet.preflight import check_providers
+
+    write_model_config(home, chain=chain, providers=providers, models=models)
+    return {c["name"]: c for c in check_providers(load_config(home))}
+
+
+def test_preflight_lists_the_models_an_openai_server_offers(isolated_home):
+    with FakeOpenAI(models=["tiny-q4"]) as llama:  # GET / is a 404 there, as on llama-server
+        checks = _preflight(isolated_home, [provider_toml("llama", "openai_compatible", llama.url,
+                                                          model="tiny-q4")], ["llama"])
+        assert [r.path for r in llama.requests] == ["/v1/models"]
+    assert checks["provider:llama"]["ok"] and "GET /v1/models lists 1 model(s): tiny-q4" in \
+        checks["provider:llama"]["detail"]
+    assert checks["provider_models:llama"]["ok"]
+
+
+def test_preflight_fails_a_server_that_answers_but_not_the_api(isolated_home):
+    from fakes.model_servers import FakeServer
+
+    with FakeServer() as other:  # answers every request with 404
+        checks = _preflight(isolated_home, [provider_toml("llama", "openai_compatible", other.url)], ["llama"])
+    check = checks["provider:llama"]
+    assert check["level"] == "fail"
+    assert "GET /v1/models gave HTTP 404: it is not an OpenAI-compatible API at this base_url" in check["detail"]
+
+
+def test_preflight_names_models_the_config_wants_but_the_server_lacks(isolated_home):
+    with FakeOllama(models=["qwen3:8b", "qwen3:4b"]) as ollama, FakeOpenAI(models=["served"]) as vllm:
+        checks = _preflight(isolated_home, [
+            provider_toml("ollama", "ollama", ollama.url, model="llama3.1:70b"),
+            provider_toml("vllm", "openai_compatible", vllm.url, model="other-model")],
+            ["ollama", "vllm"], models='conductor_provider = "ollama"\nconductor_model = "qwen3:4b"')
+    assert "Ollama 0.12.0" in checks["provider:ollama"]["detail"]
+    ollama_models = checks["provider_models:ollama"]
+    assert ollama_models["level"] == "fail"
+    assert "not offered by ollama: llama3.1:70b ([providers.ollama] model)" in ollama_models["detail"]
+    assert "offered: qwen3:8b, qwen3:4b; `ollama pull MODEL`" in ollama_models["detail"]
+    assert checks["provider_models:vllm"]["level"] == "warn"  # llama.cpp serves its model under any name
+    assert "other-model" in checks["provider_models:vllm"]["detail"]
+
+
+# -- 8. the anthropic SDK is imported when a model-using worker starts ----------------------
+def test_model_worker_imports_the_sdk_before_its_first_claim(isolated_home, monkeypatch):
+    import tomlkit
+    from fakes.fleetproc import start_worker, stop, wait_until, write_config
+
+    from fleet.skills._models import skills_use_models
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    with FakeAnthropic(api_key="sk-test") as claude:
+        write_config(isolated_home, affinity={"coder": ["pricey"], "plain": ["noop"]})
+        doc = tomlkit.parse((isolated_home / "fleet.toml").read_text())
+        doc["models"] = {"chain": ["claude"], "max_wait_s": 0.0}
+        doc["providers"] = {"claude": {"type": "claude", "base_url": claude.url, "rpm": 0, "min_spacing_ms": 0}}
+        (isolated_home / "fleet.toml").write_text(tomlkit.dumps(doc))
+        cfg = load_config(isolated_home)
+        assert skills_use_models(cfg, ["pricey"]) and skills_use_models(cfg, ["summarize"])
+        assert not skills_use_models(cfg, ["noop", "code_quality"])
+        store = open_store(cfg)
+        workers = [start_worker(isolated_home, "coder", "coder_1"), start_worker(isolated_home, "plain", "plain_1")]
+        try:
+            wait_until(lambda: all((store.get_agent(n) or {}).get("status") == "idle" for n in ("coder_1", "plain_1")),
+                       60, what="workers idle")
+            task = store.enqueue("pricey", {"q": "hi"})
+            wait_until(lambda: store.get(task.id).status == "DONE", 60, what="task done")
+        finally:
+            for w in workers:
+                stop(w)
+        logs = {n: (isolated_home / "logs" / f"{n}.log").read_text() for n in ("coder_1", "plain_1")}
+        store.close()
+    loaded = [line for line in logs["coder_1"].splitlines() if "model clients loaded before the first claim" in line]
+    assert len(loaded) == 1 and "(claude)" in loaded[0]
+    assert logs["coder_1"].index("model clients loaded") < logs["coder_1"].index("pricey done")
+    assert "model clients loaded" not in logs["plain_1"]

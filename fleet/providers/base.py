@@ -213,6 +213,12 @@ class Provider:
     def close(self) -> None:
         pass
 
+    @classmethod
+    def preload(cls) -> None:
+        """Import what the first request would otherwise import (an SDK), so a
+        worker pays for it when it starts, not inside its first task."""
+        import httpx  # noqa: F401 - imported for its side effect: the module is loaded
+
 
 _TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -159,6 +159,56 @@ def get_provider(cfg: dict, name: str) -> Provider:
     return provider
 
 
+_MODEL_CALL_MARKERS = ("call_model", "ask_model", "skills._llm", "from fleet.skills._models")
+
+
+def skills_use_models(cfg: dict, skills: list[str]) -> bool:
+    """Whether any of `skills` calls a model: REQUIRES_MODEL, or its source
+    goes through the routing layer (summarize has an extractive fallback and
+    declares REQUIRES_MODEL = False, yet calls a model when it can)."""
+    from pathlib import Path
+
+    from fleet import skill_registry
+
+    catalogue = skill_registry.discover(cfg)
+    for name in skills:
+        info = catalogue.get(name)
+        if info is None:
+            continue
+        if info.requires_model:
+            return True
+        try:
+            source = Path(info.path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if any(marker in source for marker in _MODEL_CALL_MARKERS):
+            return True
+    return False
+
+
+def preload_providers(cfg: dict) -> list[str]:
+    """Import the client code of every provider type the chains name (the
+    anthropic SDK above all), skipping cloud ones in offline mode; returns
+    the types loaded. Errors are logged, never raised: the first real call
+    reports them properly."""
+    names = list(cfg["models"]["chain"])
+    for chain in cfg["models"]["skill_chains"].values():
+        names += list(chain)
+    loaded: list[str] = []
+    for name in dict.fromkeys(names):
+        try:
+            p = get_provider(cfg, name)
+            if p.type_name in loaded or (p.is_cloud and (cfg["fleet"]["offline_mode"] or cfg["fleet"]["air_gap_mode"])):
+                continue
+            t0 = time.perf_counter()
+            type(p).preload()
+            loaded.append(p.type_name)
+            log.debug("preloaded %s's client in %.2f s", p.type_name, time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001 - a missing SDK shows in the first call's error
+            log.warning("could not preload the client of provider %s: %s", name, exc)
+    return loaded
+
+
 def _skill_local_only(cfg: dict, skill: str | None) -> bool:
     """Whether `skill` declares LOCAL_ONLY = True (read from its source, cached 30 s)."""
     if not skill:

@@ -420,6 +420,11 @@ class FakeAnthropic(FakeServer):
         return {"type": "error", "error": {"type": kind, "message": reply.message}}
 
     def _dispatch(self, h: _Handler, rec: Recorded) -> None:
+        if rec.path == "/v1/models" and rec.method == "GET":
+            names = self.models or ["claude-sonnet-4-6", "claude-haiku-4-5"]
+            return h.send_json(200, {"data": [{"type": "model", "id": n, "display_name": n,
+                                               "created_at": _now_iso()} for n in names],
+                                     "has_more": False, "first_id": names[0], "last_id": names[-1]})
         if rec.path != "/v1/messages" or rec.method != "POST":
             return h.send_json(404, {"type": "error", "error": {"type": "not_found_error",
                                                                 "message": f"no route {rec.path}"}})
