@@ -29,7 +29,7 @@ class ReportsMixin:
             """SELECT CAST((a.ended_at - ?) / ? AS INTEGER) AS d, COUNT(*)
                FROM task_attempts a
                WHERE a.id BETWEEN ? AND ? AND a.ended_at >= ? AND a.ended_at < ?
-                 AND a.outcome NOT IN ('done', 'released', 'waiting_human', 'cancelled', 'running')
+                 AND a.outcome NOT IN ('done', 'released', 'deferred', 'waiting_human', 'cancelled', 'running')
                  AND (EXISTS (SELECT 1 FROM task_attempts b
                               WHERE b.task_id = a.task_id AND b.id > a.id)
                       OR EXISTS (SELECT 1 FROM tasks t
