@@ -18,7 +18,7 @@ import time
 from . import procs
 from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy
 from .config import role_skills, worker_names
-from .db import LeaseLost, StoreError, open_store
+from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import log_path, setup_process_logging
 from .outage import StoreOutage, damage_message
 from .status_report import render_status, write_status
@@ -563,6 +563,15 @@ class Supervisor:
         try:
             self.store = open_store(self.cfg)
             self.store.register_agent(NAME, NAME, pid=os.getpid(), status="running")
+        except (InvalidInput, StoreUnavailable) as exc:
+            if self.cfg["store"]["backend"] != "postgresql":
+                raise
+            # 78: the DSN as written is wrong; 69: the server is down or refuses the login
+            code = EX_CONFIG if isinstance(exc, InvalidInput) else 69
+            log.error("cannot open the PostgreSQL store: %s", exc)
+            print(f"fleet-supervisor: cannot open the PostgreSQL store: {exc}; check [store] dsn in fleet.toml "
+                  "(or FLEET_STORE_DSN) and that the server is up", file=sys.stderr)
+            return code
         except Exception as exc:  # any failure here is fatal and explained
             log.exception("cannot open the database")
             print(f"fleet-supervisor: cannot open the database {self.cfg['paths']['db']}: {exc}; "

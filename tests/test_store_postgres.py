@@ -220,3 +220,23 @@ def test_the_suite_skips_with_the_reason_without_psycopg(tmp_path, monkeypatch):
     monkeypatch.setattr(PostgreSQLBackend, "_missing", False)
     what, how = PostgreSQLBackend(tmp_path).missing()
     assert "psycopg" in what and "pip install" in how
+
+
+@pytest.mark.parametrize("dsn,code", [("postgresql://fleet@127.0.0.1:1/x", 69), ("host=127.0.0.1 nonsense", 78)],
+                         ids=["server down: 69", "bad DSN: 78"])
+def test_the_cli_and_the_supervisor_exit_69_or_78_without_a_traceback(isolated_home, dsn, code):
+    pytest.importorskip("psycopg")
+    import os
+    import subprocess
+    import sys
+
+    from tests.fakes.fleetproc import REPO, env_for, write_config
+
+    write_config(isolated_home, store={"backend": "postgresql"})
+    env = {**env_for(isolated_home), "FLEET_STORE_DSN": dsn}
+    for argv in ([str(REPO / "fleet" / "lead_client.py"), "tasks"], [str(REPO / "fleet" / "supervisor.py"), "--quiet"]):
+        r = subprocess.run([sys.executable, *argv], cwd=str(REPO), env=env, capture_output=True, text=True,
+                           timeout=60, check=False)
+        assert r.returncode == code, (argv, r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr and "cannot open the PostgreSQL store" in r.stderr, r.stderr
+    assert not os.path.exists(isolated_home / "fleet.db")

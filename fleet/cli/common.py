@@ -18,6 +18,8 @@ EXIT_USAGE = 2
 EXIT_DEGRADED = 3
 EXIT_NO_SUPERVISOR = 69
 EXIT_WAIT_TIMEOUT = 99
+EXIT_UNAVAILABLE = 69  # (EX_UNAVAILABLE: also the shared store's server cannot be reached)
+EXIT_CONFIG = 78
 
 SENDER = "operator"
 
@@ -58,7 +60,7 @@ class Ctx:
         if self._store is None:
             from fleet.db import open_store
 
-            self._store = open_store(self.cfg)
+            self._store = open_store_or_exit(self.cfg, open_store)
         return self._store
 
     def close(self) -> None:
@@ -83,6 +85,21 @@ class Ctx:
                 EXIT_NO_SUPERVISOR,
             )
         return pid
+
+
+def open_store_or_exit(cfg: dict, open_store):
+    """The configured store; on a PostgreSQL store that cannot be reached a
+    CliError: exit 78 for a DSN that is wrong as written (fix fleet.toml or
+    FLEET_STORE_DSN), 69 for a server that is down or refuses the login."""
+    from fleet.store.errors import InvalidInput, StoreUnavailable
+
+    try:
+        return open_store(cfg)
+    except (InvalidInput, StoreUnavailable) as exc:
+        if cfg["store"]["backend"] != "postgresql":
+            raise
+        code = EXIT_CONFIG if isinstance(exc, InvalidInput) else EXIT_UNAVAILABLE
+        raise CliError(f"cannot open the PostgreSQL store: {exc}", code) from None
 
 
 def supervisor_pid(cfg: dict) -> int | None:
