@@ -5,6 +5,7 @@ are never asserted: they are timings, printed by the scripts."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +53,10 @@ def test_bench_fleet_prints_its_table():
         line = next((v for k, v in rows.items() if k.startswith(figure)), None)
         assert line is not None, (figure, out)
         assert line.rstrip().endswith(("PASS", "MISS")), line
-    assert "huey_consumer" in out and "processes seen running tasks: fleet 2, huey 2" in out, out
+    # Both fleet workers must run tasks; huey_consumer may start its second
+    # process after the first has drained a smoke-sized run (seen under load).
+    seen = re.search(r"processes seen running tasks: fleet (\d+), huey (\d+)", out)
+    assert "huey_consumer" in out and seen and seen[1] == "2" and int(seen[2]) >= 1, out
 
 
 def test_history_loader_keeps_the_store_consistent(tmp_path):
