@@ -123,6 +123,8 @@ SCHEMA: dict[str, Section] = {
                        "'postgresql://fleet@db.lan:5432/fleet', without a password: libpq reads it from "
                        "~/.pgpass or PGPASSWORD, or put the whole DSN in the secrets file or the environment "
                        "as FLEET_STORE_DSN (which wins over this key)."),
+        "schema": Key("fleet", "The PostgreSQL schema the store lives in (backend = 'postgresql'): several fleets "
+                               "may share one database under different schemas."),
         "integrity_check_interval_s": Key(
             3600.0, "How often the supervisor runs a quick integrity check of the store (it also runs one at "
                     "start). On damage it stops claiming: workers are parked and a critical alert names the "

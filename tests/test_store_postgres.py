@@ -240,3 +240,56 @@ def test_the_cli_and_the_supervisor_exit_69_or_78_without_a_traceback(isolated_h
         assert r.returncode == code, (argv, r.returncode, r.stderr)
         assert "Traceback" not in r.stderr and "cannot open the PostgreSQL store" in r.stderr, r.stderr
     assert not os.path.exists(isolated_home / "fleet.db")
+
+
+def test_store_migrate_moves_a_sqlite_fleet_with_its_history(pg, isolated_home):
+    """`lead_client store migrate --to DSN` copies every table of a stopped
+    SQLite fleet into an empty schema, ids and counts kept, prints what to put
+    in fleet.toml (never a password), and refuses a schema that holds tasks."""
+    import subprocess
+    import sys
+    import uuid
+
+    from fleet.store import postgres_store
+    from tests.fakes.fleetproc import REPO, env_for, write_config
+
+    pg()  # (the fixture checks the server is there, or skips/fails with the reason)
+    cfg = write_config(isolated_home)
+    src = open_store(cfg)
+    tasks = src.enqueue_many([{"skill": "noop", "payload": {"i": i, "text": "naïve 100%"}} for i in range(50)])
+    for _ in range(20):
+        t = src.claim("w1", ["noop"])
+        src.complete(t.id, t.lease_token, {"ok": t.payload["i"]})
+    t = src.claim("w1", ["noop"])
+    src.fail(t.id, t.lease_token, "boom", retryable=False)
+    src.raise_alert("warning", "test", "an alert to keep")
+    src.send_message("a", "b", {"hello": 1})
+    before = {"counts": src.counts(), "attempts": src.attempts(tasks[0].id), "task": src.get(tasks[0].id)}
+    src.close()
+
+    schema = f"fleet_test_migrate_{uuid.uuid4().hex[:8]}"
+    dsn_with_password = TEST_PG_DSN.replace("postgres@", "postgres:not-used@", 1)  # trust auth ignores it
+    run = [sys.executable, str(REPO / "fleet" / "lead_client.py"), "store", "migrate", "--to", dsn_with_password,
+           "--schema", schema]
+    try:
+        r = subprocess.run(run, cwd=str(REPO), env=env_for(isolated_home), capture_output=True, text=True,
+                           timeout=120, check=False)
+        assert r.returncode == 0, r.stderr
+        assert 'backend = "postgresql"' in r.stdout and f'schema = "{schema}"' in r.stdout, r.stdout
+        assert "not-used" not in r.stdout + r.stderr and "FLEET_STORE_DSN" in r.stdout, r.stdout
+        moved = postgres_store(TEST_PG_DSN, schema=schema)
+        try:
+            assert moved.counts() == before["counts"]
+            assert moved.get(tasks[0].id) == before["task"] and moved.attempts(tasks[0].id) == before["attempts"]
+            assert [a["message"] for a in moved.list_alerts()] == ["an alert to keep"]
+            assert moved.enqueue("noop", {"new": 1}).id > max(t.id for t in tasks)  # ids go on past the copy
+            assert moved.integrity_check() == "ok"
+        finally:
+            moved.close()
+        again = subprocess.run([*run, "--json"], cwd=str(REPO), env=env_for(isolated_home), capture_output=True,
+                               text=True, timeout=120, check=False)
+        assert again.returncode == 1 and "already holds 51 tasks" in again.stderr, again.stderr
+        assert "Traceback" not in again.stderr
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

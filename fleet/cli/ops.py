@@ -9,6 +9,8 @@ import sys
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
     CliError,
     Ctx,
     UsageError,
@@ -113,6 +115,50 @@ def cmd_restore(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def cmd_store_migrate(ctx: Ctx) -> int:
+    """Copy this stopped SQLite fleet into an empty PostgreSQL schema and say
+    what to put in fleet.toml."""
+    from fleet.store import InvalidInput, StoreError
+    from fleet.store.pg_migrate import migrate_sqlite_to_postgres
+
+    cfg = ctx.cfg
+    if cfg["store"]["backend"] != "sqlite":
+        raise CliError("this fleet already uses PostgreSQL ([store] backend); `store migrate` moves a SQLite "
+                       "fleet", EXIT_USAGE)
+    pid = ctx.supervisor_pid()
+    if pid is not None:
+        raise CliError(f"the supervisor (PID {pid}) is running: stop the fleet first (`lead_client.py stop`), "
+                       "so nothing changes while it is copied", EXIT_FAILED)
+    try:
+        info = migrate_sqlite_to_postgres(cfg["paths"]["db"], ctx.args.to, schema=ctx.args.schema)
+    except InvalidInput as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    except StoreError as exc:
+        raise CliError(str(exc), EXIT_UNAVAILABLE) from None
+    from fleet.store.pg_conn import without_password
+
+    bare, password = without_password(ctx.args.to)
+    info["fleet_toml"] = {"backend": "postgresql", "dsn": bare}
+    if ctx.args.schema != "fleet":
+        info["fleet_toml"]["schema"] = ctx.args.schema
+    if ctx.json:
+        print_json(info)
+        return EXIT_OK
+    total = sum(info["tables"].values())
+    print(f"copied {total} rows from {len(info['tables'])} tables of {cfg['paths']['db']} into schema "
+          f"{info['schema']} on {info['server']}; every table's count matches")
+    print("tasks: " + ", ".join(f"{k} {v}" for k, v in sorted(info["tasks"].items())))
+    print("\nput this in fleet.toml, then start the fleet:\n\n[store]\nbackend = \"postgresql\"")
+    print(f'dsn = "{bare}"')
+    if ctx.args.schema != "fleet":
+        print(f'schema = "{ctx.args.schema}"')
+    if password is not None:
+        print("\n(the password is not written there: put it in ~/.pgpass, or store the whole DSN with "
+              "`lead_client.py secret set FLEET_STORE_DSN '...'`)")
+    print(f"\nthe SQLite file {cfg['paths']['db']} was only read; keep it until you trust the new store")
+    return EXIT_OK
+
+
 def cmd_preflight(ctx: Ctx) -> int:
     from fleet.preflight import run_preflight
 
@@ -176,6 +222,13 @@ def register(sub, json_parent) -> None:
     p = sub.add_parser("restore", parents=[json_parent], help="restore a backup (the supervisor must be stopped)")
     p.add_argument("id", help="backup id from `backup --list`")
     p.set_defaults(func=cmd_restore)
+    p = sub.add_parser("store", help="the store itself: `store migrate --to DSN` moves a SQLite fleet to PostgreSQL")
+    store_sub = p.add_subparsers(dest="store_command", required=True)
+    m = store_sub.add_parser("migrate", parents=[json_parent],
+                             help="copy this stopped SQLite fleet into an empty PostgreSQL schema, check the counts")
+    m.add_argument("--to", required=True, metavar="DSN", help="the PostgreSQL server, e.g. postgresql://fleet@db/fleet")
+    m.add_argument("--schema", default="fleet", help="the PostgreSQL schema to fill (default fleet)")
+    m.set_defaults(func=cmd_store_migrate)
     p = sub.add_parser("preflight", parents=[json_parent], help="check config, store, disk, logs, dashboard, providers")
     p.add_argument("--warn-only", action="store_true", help="model provider failures are warnings, not failures")
     p.set_defaults(func=cmd_preflight)
