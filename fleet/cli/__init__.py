@@ -15,5 +15,5 @@ COMMANDS = {
     **dict.fromkeys(("usage", "usage-delta", "budget"), "cost"),
     **dict.fromkeys(("logs", "alerts"), "logs_alerts"),
     "secret": "secrets_cmd",
-    **dict.fromkeys(("install-service", "uninstall-service", "backup", "restore", "preflight", "report"), "ops"),
+    **dict.fromkeys(("install-service", "uninstall-service", "backup", "restore", "preflight", "report", "store"), "ops"),
 }
