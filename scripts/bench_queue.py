@@ -543,12 +543,19 @@ def main(argv=None) -> int:
                     "(default 3, quick/smoke 1)")
     ap.add_argument("--tasks", type=int, help="tasks per drain (default 5,000; quick 1,000)")
     ap.add_argument("--history", type=int, help="finished rows for the claim-latency figure (default 1,000,000)")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="postgresql: Fleet's PostgreSQL store beside procrastinate (scripts/bench_queue_pg.py)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help="where to put the databases (default: a temp dir on this disk)")
     args = ap.parse_args(argv)
     if args.child:
         child(json.loads(args.child))
         return 0
+    if args.backend == "postgresql":
+        import runpy
+
+        pg = runpy.run_path(str(Path(__file__).with_name("bench_queue_pg.py")))
+        return pg["main"]([*(["--smoke"] if args.smoke else []), *(["--tasks", str(args.tasks)] if args.tasks else [])])
 
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     z = sizes(mode)

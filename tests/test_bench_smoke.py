@@ -80,3 +80,20 @@ def test_history_loader_keeps_the_store_consistent(tmp_path):
         assert store.counts()["DONE"] == 5001
     finally:
         store.close()
+
+
+def test_bench_queue_on_postgresql_prints_fleet_beside_procrastinate(tmp_path):
+    from tests.conftest import require_system_part
+    from tests.store_backends import PostgreSQLBackend
+
+    missing = PostgreSQLBackend(tmp_path).missing()
+    require_system_part(missing is None, *(missing or ("", "")))
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_queue.py"), "--backend", "postgresql",
+                        "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    rows = _rows(r.stdout, "system ")
+    assert set(rows) == {"fleet (ours) complete_and_claim", "procrastinate (PsycopgConnector)"}, r.stdout
+    for line in rows.values():
+        assert len(line.split()) >= 10, line  # every figure printed
+    assert "server commit rate" in r.stdout and "drain 4p fleet / procrastinate" in r.stdout
+    assert "fleet idle latency p50" in r.stdout
