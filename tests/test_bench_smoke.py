@@ -91,9 +91,11 @@ def test_bench_queue_on_postgresql_prints_fleet_beside_procrastinate(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_queue.py"), "--backend", "postgresql",
                         "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
-    rows = _rows(r.stdout, "system ")
+    lines = r.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("system "))
+    rows = {re.split(r"\s{2,}", line)[0]: line for line in lines[start + 2:start + 4]}
     assert set(rows) == {"fleet (ours) complete_and_claim", "procrastinate (PsycopgConnector)"}, r.stdout
     for line in rows.values():
-        assert len(line.split()) >= 10, line  # every figure printed
+        assert len(re.split(r"\s{2,}", line.strip())) == 10, line  # every figure printed
     assert "server commit rate" in r.stdout and "drain 4p fleet / procrastinate" in r.stdout
     assert "fleet idle latency p50" in r.stdout
