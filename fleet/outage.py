@@ -105,7 +105,8 @@ def damage_message(cfg: dict, found: str) -> str:
     whose own check passed, or, with none, how to save what can be read."""
     from .backup import list_backups
 
-    db = cfg["paths"]["db"]
+    postgresql = cfg["store"]["backend"] == "postgresql"
+    db = f"in schema {cfg['store']['schema']} on PostgreSQL" if postgresql else cfg["paths"]["db"]
     text = " ".join(found.split())
     head = (f"the store {db} is damaged (integrity check: {text[:300]}). Workers are parked and no task is "
             "claimed until it is fixed: stop the fleet, then ")
@@ -116,6 +117,9 @@ def damage_message(cfg: dict, found: str) -> str:
             if isinstance(newest.get("created_at"), (int, float)) else newest.get("created_at", "?")
         return head + (f"restore the newest good backup: `lead_client.py restore {newest['id']}` (taken {when}; "
                        "`lead_client.py backup --list` shows the others), and start the fleet again.")
+    if postgresql:
+        return head + ("repair it with the server's own tools (pg_amcheck, REINDEX) or restore the server's own "
+                       "backup (there is no Fleet backup), and start the fleet again.")
     return head + ("save what can still be read (there is no backup) with the sqlite3 command-line tool: "
                    f"`sqlite3 {db} .recover > recovered.sql`, move the damaged file away, load what was saved "
                    f"with `sqlite3 {db} < recovered.sql`, and start the fleet again.")

@@ -475,3 +475,13 @@ def test_a_new_home_still_creates_its_database(isolated_home):
     r = cli(other, "dispatch", "noop", "{}")
     assert r.returncode == 0, r.stderr
     wait_until(lambda: Path(cfg2["paths"]["db"]).stat().st_size > 0, 5, what="the database written")
+
+
+def test_the_damage_alert_speaks_of_the_backend_in_use(isolated_home):
+    from fleet.outage import damage_message
+
+    sqlite = damage_message(write_config(isolated_home), "Page 7: btreeInitPage() returns error code 11")
+    assert "sqlite3" in sqlite and ".recover" in sqlite and "Page 7" in sqlite
+    pg = damage_message(write_config(isolated_home, store={"backend": "postgresql", "schema": "fleet_a"}),
+                        "table tasks: could not read block 12")
+    assert "schema fleet_a on PostgreSQL" in pg and "pg_amcheck" in pg and "sqlite3" not in pg, pg
