@@ -38,6 +38,7 @@ class Supervisor:
     def __init__(self, cfg: dict, *, echo: bool = True):
         self.cfg = cfg
         self.sup = cfg["supervisor"]
+        self.host = cfg["fleet"]["host"]  # this supervisor signals and recovers only this host's processes
         self.echo = echo
         self.policy = RespawnPolicy(self.sup)
         self.children: dict[str, Child] = {}
@@ -84,8 +85,12 @@ class Supervisor:
         return [sys.executable, "-m", "fleet.worker", "--role", role, "--name", name]
 
     def recover_previous_run(self) -> None:
-        """Requeue tasks still held by workers of a previous run that are gone."""
+        """Requeue tasks still held by workers of a previous run that are gone.
+        Only this host's: a pid names a process on its own host alone, so
+        another host's held tasks come back by lease expiry, never here."""
         for agent in self.store.list_agents():
+            if agent["host"] not in (None, self.host):
+                continue
             if agent["name"] == NAME or (procs.still_running(agent["pid"], agent["started_at"])
                                          and agent["pid"] != os.getpid()):
                 continue
@@ -314,7 +319,7 @@ class Supervisor:
         if state in ("parked", "stopped"):
             child.next_start = None
         if self.store.get_agent(child.name) is None:
-            self.store.register_agent(child.name, child.role, pid=None, status=status)
+            self.store.register_agent(child.name, child.role, pid=None, host=self.host, status=status)
         else:
             self.store.set_agent_status(child.name, status, actor=NAME)
 
@@ -562,7 +567,7 @@ class Supervisor:
             return 73
         try:
             self.store = open_store(self.cfg)
-            self.store.register_agent(NAME, NAME, pid=os.getpid(), status="running")
+            self.store.register_agent(NAME, NAME, pid=os.getpid(), host=self.host, status="running")
         except (InvalidInput, StoreUnavailable) as exc:
             if self.cfg["store"]["backend"] != "postgresql":
                 raise

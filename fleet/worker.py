@@ -180,7 +180,8 @@ class Worker:
             raise StoreError(f"cannot open the database {self.cfg['paths']['db']}: {exc}; "
                              "check [paths] db in fleet.toml and that its folder is writable") from exc
         procs.become_subreaper()  # a skill's double-forked daemon stays ours to kill
-        self.store.register_agent(self.name, self.role, pid=os.getpid(), status="starting")
+        self.store.register_agent(self.name, self.role, pid=os.getpid(), host=self.cfg["fleet"]["host"],
+                                 status="starting")
         self.start_watchdog()
         self._preload_model_clients()
         log.info("worker %s (role %s, pid %d) started; skills: %s", self.name, self.role, os.getpid(),

@@ -200,3 +200,23 @@ def test_long_task_survives_and_a_frozen_worker_is_replaced(fleet):  # noqa: F81
     assert any(e["agent"] == "coder_1" for e in store.recent_events(50, action="stalled"))
     assert pid_gone(first["pid"])
     assert stop(sup) == 0
+
+
+def test_a_supervisor_recovers_only_its_own_hosts_dead_workers(fleet):  # noqa: F811
+    """A pid names a process on its own host alone: on a store shared by
+    several hosts, a supervisor requeues what its own host's dead workers
+    held, and leaves another host's to lease expiry."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    store = fleet.store
+    held = {}
+    for name, host in (("coder_8", "here"), ("coder_9", "elsewhere")):
+        store.register_agent(name, "coder", pid=gone.pid, host=host, status="busy")
+        store.enqueue("noop", {"held_by": name})
+        held[name] = store.claim(name, ["noop"], lease_s=600)
+    sup = fleet.start(fleet={"host": "here"})
+    wait_until(lambda: store.get(held["coder_8"].id).status == "PENDING", 30, what="this host's task requeued")
+    wait_until(lambda: (a := store.get_agent("supervisor")) and a["host"] == "here", 30, what="the supervisor up")
+    time.sleep(0.5)
+    assert store.get(held["coder_9"].id).status == "RUNNING"  # another host's: left to its lease
+    assert stop(sup) == 0
