@@ -100,6 +100,29 @@ def test_status_reports_agents_heartbeat_and_current_task(home):
     assert "coder_1" in r.out and str(t.id) in r.out
 
 
+def test_status_shows_each_host_and_a_dead_hosts_agents_as_lost(home):
+    """Several hosts share a store: status names each, and a host whose agents
+    stopped heartbeating while they ran is lost, its agents shown as lost."""
+    import socket
+    import time as _time
+
+    s = open_store(home)
+    here = socket.gethostname()
+    s.register_agent("coder_1", "coder", pid=4242, host=here, status="idle")
+    s.register_agent("coder_1@b", "coder", pid=4343, host="host-b", status="busy")
+    with s._write() as conn:  # host-b went dark 10 minutes ago (test set-up only)
+        conn.execute("UPDATE agents SET last_heartbeat = ? WHERE name = 'coder_1@b'", (_time.time() - 600,))
+    s.close()
+    doc = cli(home, "status", "--json").json()
+    hosts = {h["host"]: h for h in doc["hosts"]}
+    assert hosts[here]["state"] == "up" and hosts[here]["this_host"] and hosts[here]["running"] == 1
+    assert hosts["host-b"]["state"] == "lost" and hosts["host-b"]["running"] == 0
+    assert hosts["host-b"]["last_seen_age_s"] >= 599
+    out = cli(home, "status").out
+    assert "host-b LOST 0/1 agents, seen 10" in out and "lost (was busy)" in out, out
+    assert "host-b" in out.split("lost (was busy)")[1].splitlines()[0], out  # the host column
+
+
 # -- dispatch / task / result / tasks / cancel / retry ---------------------------
 def test_dispatch_unknown_skill_lists_known_and_writes_nothing(home):
     r = cli(home, "dispatch", "no_such_skill", '{"a": 1}')

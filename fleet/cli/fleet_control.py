@@ -90,10 +90,30 @@ def collect_status(ctx: Ctx) -> dict:
         "roles": roles,
         "degraded_roles": degraded,
         "agents": agents,
+        "hosts": hosts_of(agents, cfg["fleet"]["host"]),
         "tasks": {**counts, "total": sum(counts.values())},
         "oldest_pending_age_s": _age(store.oldest_pending_created_at(), ts),
         "active_alerts": len(store.list_alerts(active_only=True, limit=1000)),
     }
+
+
+def hosts_of(agents: list[dict], this_host: str) -> list[dict]:
+    """Each host the agents run on (several share a PostgreSQL store):
+    {"host", "this_host", "agents", "running", "last_seen_age_s", "state"}; a
+    host whose agents all stopped heartbeating while running is "lost" (a
+    dead or cut-off machine: its tasks come back by lease expiry)."""
+    by_host: dict[str, list[dict]] = {}
+    for a in agents:
+        by_host.setdefault(a["host"] or this_host, []).append(a)
+    out = []
+    for host, mine in sorted(by_host.items()):
+        running = [a for a in mine if a["status"] in RUNNING_STATUSES and not a["stale"]]
+        stale = [a for a in mine if a["stale"]]
+        ages = [a["heartbeat_age_s"] for a in mine if a["heartbeat_age_s"] is not None]
+        state = "up" if running else "lost" if stale else "stopped"
+        out.append({"host": host, "this_host": host == this_host, "agents": len(mine), "running": len(running),
+                    "last_seen_age_s": min(ages) if ages else None, "state": state})
+    return out
 
 
 def store_writes(store, pid: int | None, agents: list[dict], hb_limit: float, ts: float) -> dict:
@@ -130,12 +150,19 @@ def cmd_status(ctx: Ctx) -> int:
     print(f"supervisor: {'running, pid ' + str(sup['pid']) if sup['running'] else 'NOT RUNNING'}")
     if doc["store"]["status"] != "healthy":
         print(f"store: DEGRADED, writes fail: {doc['store']['writes']}")
+    several = len(doc["hosts"]) > 1
+    if several or any(h["state"] == "lost" for h in doc["hosts"]):
+        print("hosts: " + ", ".join(
+            f"{h['host']}{' (this host)' if h['this_host'] else ''} "
+            f"{h['state'].upper() if h['state'] == 'lost' else h['state']} {h['running']}/{h['agents']} agents"
+            + (f", seen {fmt_age(h['last_seen_age_s'])} ago" if h["last_seen_age_s"] is not None else "")
+            for h in doc["hosts"]))
     if doc["agents"]:
         print_table(
-            ["agent", "role", "status", "heartbeat", "task", "pid"],
-            [[a["name"], a["role"], a["status"] + (" (stale)" if a["stale"] else ""),
+            ["agent", "role", "status", "heartbeat", "task", "pid", *(["host"] if several else [])],
+            [[a["name"], a["role"], f"lost (was {a['status']})" if a["stale"] else a["status"],
               fmt_age(a["heartbeat_age_s"]) + " ago" if a["heartbeat_age_s"] is not None else "",
-              a["current_task"], a["pid"]] for a in doc["agents"]],
+              a["current_task"], a["pid"], *([a["host"]] if several else [])] for a in doc["agents"]],
         )
     else:
         print("agents: none registered")
