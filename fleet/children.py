@@ -1,6 +1,7 @@
 """The supervisor's record of one child process (a worker or a managed service)
 and the respawn policy: immediate first restart, then exponential backoff with
-jitter, crash-loop ("flapping") detection per role, parking on exit status 78.
+jitter, crash-loop ("flapping") detection per role, parking on exit status 78,
+and immediate replacement of a healthy child killed from outside.
 """
 
 from __future__ import annotations
@@ -8,11 +9,17 @@ from __future__ import annotations
 import collections
 import dataclasses
 import random
+import signal
 import time
 
 EX_TIMEOUT = 75
 EX_CONFIG = 78
 EX_RECYCLE = 79  # a worker exited between tasks because it was asked to recycle (high RSS)
+# Signals a process's own code brings on itself: its death by one is a crash of
+# the child, never an outside kill.
+SELF_INFLICTED_SIGNALS = frozenset(int(getattr(signal, n)) for n in (
+    "SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGSYS", "SIGTRAP", "SIGXCPU", "SIGXFSZ")
+    if hasattr(signal, n))
 
 
 @dataclasses.dataclass
@@ -35,7 +42,6 @@ class Child:
     snapshot: list = dataclasses.field(default_factory=list)
     timed_out: bool = False
     idle_since: float | None = None
-    proc_rc: int | None = None     # the last exit status seen
     unsettled: int | None = None   # exit status of a worker whose tasks the store could not settle yet
 
     @property
@@ -94,3 +100,15 @@ class RespawnPolicy:
     def clear(self, role: str) -> None:
         self.flapping.discard(role)
         self.crashes[role].clear()
+
+
+def killed_while_healthy(child: Child, rc: int, agent: dict | None) -> bool:
+    """True when `child` died of a signal sent from outside (not one its own
+    code raises: a segfault, an abort) after it had come up under this pid:
+    its agent row registered, then heartbeated past "starting". Such a child
+    is replaced at once, without backoff or a crash-loop count; one that dies
+    before its first heartbeat is a start crash (backoff, flapping guard)."""
+    if rc >= 0 or -rc in SELF_INFLICTED_SIGNALS:
+        return False
+    return bool(agent and agent["pid"] == child.pid and agent["status"] != "starting"
+                and (agent["last_heartbeat"] or 0) >= child.started_wall)

@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import procs
-from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy
+from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy, killed_while_healthy
 from .config import role_skills, worker_names
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import log_path, setup_process_logging
@@ -27,11 +27,6 @@ log = logging.getLogger("fleet.supervisor")
 NAME = "supervisor"
 GRACEFUL = ("stop", "restart", "drain", "scale_down", "park")
 STARTUP_GRACE_S = 30.0  # a worker that has not registered yet gets at least this long
-# Signals a process's own code brings on itself: its death by one is a crash of
-# the child, never an outside kill.
-SELF_INFLICTED_SIGNALS = frozenset(int(getattr(signal, n)) for n in (
-    "SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGSYS", "SIGTRAP", "SIGXCPU", "SIGXFSZ")
-    if hasattr(signal, n))
 
 
 class Supervisor:
@@ -120,16 +115,16 @@ class Supervisor:
     def reap(self) -> None:
         for child in list(self.children.values()):
             if child.proc is not None and child.proc.poll() is not None:
-                child.proc_rc = child.proc.returncode
+                rc = child.proc.returncode
                 try:
-                    self.on_exit(child, child.proc.returncode)
+                    self.on_exit(child, rc)
                 except StoreError:
                     # The store could not record the exit: what the worker held is
                     # settled once it can (resume_after_outage); it is not respawned
                     # before then (start_due holds workers during an outage).
                     child.proc = None
                     if child.kind == "worker" and child.intent not in GRACEFUL:
-                        child.unsettled = child.proc_rc if child.proc_rc is not None else 1
+                        child.unsettled = rc
                     if child.state == "running" and not self.stopping:
                         child.state, child.next_start = "backoff", time.monotonic() + self.policy.initial
                     raise
@@ -180,7 +175,7 @@ class Supervisor:
             log.warning("%s exited while the store cannot take writes: parked until it can", child.name)
             child.next_start = time.monotonic()
             self._set_state(child, "backoff", agent_status="parked")
-        elif self._killed_while_healthy(child, rc):
+        elif rc < 0 and killed_while_healthy(child, rc, self.store.get_agent(child.name)):
             # Killed from outside (OOM killer, an operator) after it had come up
             # and heartbeated: nothing about the child itself is wrong, so no
             # backoff and no crash-loop count. Backing off here would leave a
@@ -259,17 +254,6 @@ class Supervisor:
             self.store.raise_alert("critical", NAME, message, dedup_key="store_damaged")
         except StoreError as exc:
             log.error("the alert could not be stored (the store is damaged): %s", exc)
-
-    def _killed_while_healthy(self, child: Child, rc: int) -> bool:
-        """True when `child` died of a signal sent from outside (not one its own
-        code raises: a segfault, an abort) after it had come up under this pid
-        (registered, then heartbeated past "starting"). A child that dies before its first
-        heartbeat is a start crash: backoff and the flapping guard apply."""
-        if rc >= 0 or -rc in SELF_INFLICTED_SIGNALS:
-            return False
-        agent = self.store.get_agent(child.name)
-        return bool(agent and agent["pid"] == child.pid and agent["status"] != "starting"
-                    and (agent["last_heartbeat"] or 0) >= child.started_wall)
 
     def _crashed(self, child: Child) -> None:
         delay = self.policy.next_delay(child)

@@ -36,7 +36,6 @@ def migrate_sqlite_to_postgres(sqlite_path: str | os.PathLike, dsn: str, *, sche
     src = None
     try:
         src = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True)
-        src.row_factory = None
         tables = [r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         if "tasks" not in tables:
             raise InvalidInput(f"{path} is not a Fleet store (it has no tasks table)")
