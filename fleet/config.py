@@ -19,6 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .hosts import qualified
+
 EX_CONFIG = 78
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_NAME = "fleet.toml"
@@ -630,7 +632,8 @@ def _resolve(root: Path, value: str) -> str:
 
 
 def worker_names(cfg: dict) -> list[tuple[str, str]]:
-    """(name, role) of every configured worker, in a stable order."""
+    """(name, role) of every configured worker on this host, in a stable order
+    (names carry the host where several hosts share the store: fleet.hosts)."""
     out = []
     for role, count in cfg["workers"].items():
         if role == "idle_takes_any_skill" or not isinstance(count, int) or isinstance(count, bool):
@@ -641,7 +644,7 @@ def worker_names(cfg: dict) -> list[tuple[str, str]]:
             out.append((role, role))
         else:
             out += [(f"{role}_{i}", role) for i in range(1, count + 1)]
-    return out
+    return [(qualified(cfg, name), role) for name, role in out]
 
 
 def unclaimable_reason(cfg: dict, skill: str, assigned_to: str | None = None) -> str | None:
@@ -651,8 +654,12 @@ def unclaimable_reason(cfg: dict, skill: str, assigned_to: str | None = None) ->
     if assigned_to:
         if any(name == assigned_to for name, _ in names):
             return None
+        if "@" in assigned_to and assigned_to != qualified(cfg, assigned_to.split("@", 1)[0]):
+            return None  # another host's worker: its own fleet.toml says whether it runs
         known = ", ".join(name for name, _ in names) or "(none)"
-        return (f"no configured worker is named {assigned_to!r} (workers: {known}); "
+        hint = (f" (on a fleet that spans several hosts a worker's name carries its host, like "
+                f"{qualified(cfg, assigned_to)!r})" if qualified(cfg, assigned_to) != assigned_to else "")
+        return (f"no configured worker is named {assigned_to!r} (workers on this host: {known}){hint}; "
                 "the task waits until a worker with that name runs")
     if cfg["workers"]["idle_takes_any_skill"] and names:
         return None

@@ -23,6 +23,7 @@ import time
 
 from filelock import FileLock, Timeout
 
+from fleet.hosts import qualified
 from fleet.config import load_or_exit
 from fleet.db import open_store
 from fleet.hardware import GpuProbe
@@ -73,6 +74,7 @@ class HwSupervisor:
     def __init__(self, cfg: dict, *, store=None, gpu_probe: GpuProbe | None = None,
                  clock=time.monotonic, interval_s: float | None = None):
         self.cfg = cfg
+        self.actor = qualified(cfg, ACTOR)  # the agents row the supervisor keeps for this service
         self.store = store
         self.clock = clock
         hw = cfg["hardware"]
@@ -124,7 +126,7 @@ class HwSupervisor:
     def _event(self, action: str, detail: dict) -> None:
         log.info("%s %s", action, json.dumps(detail, default=str))
         if self.store is not None:
-            self._store_call(f"record event {action}", self.store.record_event, ACTOR, action, detail=detail)
+            self._store_call(f"record event {action}", self.store.record_event, self.actor, action, detail=detail)
 
     def _alert(self, severity: str, key: str, message: str) -> None:
         now = self.clock()
@@ -133,7 +135,9 @@ class HwSupervisor:
         self.alert_last[key] = now
         log.warning("alert %s: %s", key, message)
         if self.store is not None:
-            self._store_call("raise an alert", self.store.raise_alert, severity, ACTOR, message, dedup_key=key)
+            # per host: two hosts' GPUs running hot are two alerts
+            self._store_call("raise an alert", self.store.raise_alert, severity, self.actor, message,
+                             dedup_key=qualified(self.cfg, key))
 
     def _eco_mode(self) -> bool:
         flag = None
@@ -233,7 +237,7 @@ class HwSupervisor:
         if self.store is None or now < self.heartbeat_due:
             return
         self.heartbeat_due = now + HEARTBEAT_EVERY_S
-        self._store_call("heartbeat", self.store.heartbeat, ACTOR, progress=self.polls + 1,
+        self._store_call("heartbeat", self.store.heartbeat, self.actor, progress=self.polls + 1,
                          detail={"tier": state["tier"]["name"], "source": state["source"],
                                  "thermal": state["thermal"]["state"]})
 

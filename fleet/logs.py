@@ -12,6 +12,8 @@ import os
 import sys
 import time
 
+from .hosts import base_name
+
 _FORMAT = "%(asctime)s %(levelname)-7s %(processname)s%(taskpart)s %(message)s"
 
 
@@ -54,7 +56,9 @@ class _LogFile(logging.handlers.RotatingFileHandler):
 
 
 def log_path(cfg: dict, name: str) -> str:
-    return os.path.join(cfg["paths"]["logs"], f"{name}.log")
+    """`<logs>/<name>.log`, by the bare agent name: logs live in this host's
+    home, so `coder_1@gpu-box` logs to `coder_1.log`."""
+    return os.path.join(cfg["paths"]["logs"], f"{base_name(name)}.log")
 
 
 def setup_process_logging(name: str, cfg: dict, *, to_stderr: bool = False,

@@ -6,10 +6,12 @@ Written atomically (temp file + rename) so a reader never sees half a file.
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import UTC, datetime
 
 from .atomic import atomic_write_text
+from .hosts import LIVE_STATUSES, host_summary
 
 
 def _age(ts: float | None, now: float) -> str:
@@ -28,24 +30,42 @@ def _cell(value) -> str:
 
 
 def render_status(store, *, supervisor_pid: int, roles: dict[str, str], started_at: float,
-                  fleet_name: str = "fleet") -> str:
-    """Markdown for STATUS.md. `roles` maps role/service name to its supervisor state."""
+                  fleet_name: str = "fleet", this_host: str | None = None,
+                  heartbeat_timeout_s: float = 120.0) -> str:
+    """Markdown for STATUS.md. `roles` maps role/service name to its supervisor
+    state. Where several hosts share the store, a Hosts section lists each
+    (a lost one first says so) and the agents table gains a host column."""
     now = time.time()
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    agents = [{**a, "heartbeat_age_s": max(0.0, now - a["last_heartbeat"]) if a["last_heartbeat"] else None}
+              for a in store.list_agents()]
+    hosts = host_summary(agents, this_host or socket.gethostname(), heartbeat_timeout_s)
+    several = len(hosts) > 1
     lines = [
         f"# {fleet_name} status",
         "",
-        f"Updated {stamp} by the supervisor (PID {supervisor_pid}, up {_age(started_at, now)}).",
+        f"Updated {stamp} by the supervisor (PID {supervisor_pid}, up {_age(started_at, now)})"
+        + (f" on {this_host}." if several and this_host else "."),
         "",
-        "## Agents",
-        "",
-        "| name | role | status | pid | heartbeat | current task | progress |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for a in store.list_agents():
+    if several or any(h["state"] == "lost" for h in hosts):
+        lines += ["## Hosts", "", "| host | state | agents up | tier | last seen |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {_cell(h['host'])}{' (this host)' if h['this_host'] else ''} | "
+                  f"{'**LOST**' if h['state'] == 'lost' else h['state']} | {h['running']}/{h['agents']} | "
+                  f"{_cell(h['tier'])} | {_age(now - h['last_seen_age_s'], now) if h['last_seen_age_s'] is not None else '-'}"
+                  f" ago |" for h in hosts]
+        lines.append("")
+    lines += ["## Agents", "",
+              "| name | role | status | pid | heartbeat | current task | progress |" + (" host |" if several else ""),
+              "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if several else "")]
+    for a in agents:
+        lost = a["status"] in LIVE_STATUSES and a["heartbeat_age_s"] is not None \
+            and a["heartbeat_age_s"] > heartbeat_timeout_s
+        status = f"lost (was {a['status']})" if lost else a["status"]
         lines.append(
-            f"| {_cell(a['name'])} | {_cell(a['role'])} | {_cell(a['status'])} | {_cell(a['pid'])} | "
+            f"| {_cell(a['name'])} | {_cell(a['role'])} | {_cell(status)} | {_cell(a['pid'])} | "
             f"{_age(a['last_heartbeat'], now)} ago | {_cell(a['current_task'])} | {_cell(a['progress'])} |"
+            + (f" {_cell(a['host'])} |" if several else "")
         )
     troubled = {r: s for r, s in sorted(roles.items()) if s in ("flapping", "parked", "backoff", "stopped")}
     if troubled:

@@ -17,6 +17,7 @@ import time
 
 from . import procs
 from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy, killed_while_healthy
+from .hosts import base_name, is_local, qualified, supervisor_name
 from .config import role_skills, worker_names
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import log_path, setup_process_logging
@@ -24,7 +25,6 @@ from .outage import StoreOutage, damage_message
 from .status_report import render_status, write_status
 
 log = logging.getLogger("fleet.supervisor")
-NAME = "supervisor"
 GRACEFUL = ("stop", "restart", "drain", "scale_down", "park")
 STARTUP_GRACE_S = 30.0  # a worker that has not registered yet gets at least this long
 
@@ -34,6 +34,7 @@ class Supervisor:
         self.cfg = cfg
         self.sup = cfg["supervisor"]
         self.host = cfg["fleet"]["host"]  # this supervisor signals and recovers only this host's processes
+        self.name = supervisor_name(cfg)  # `supervisor`, or `supervisor@host` where several hosts share the store
         self.echo = echo
         self.policy = RespawnPolicy(self.sup)
         self.children: dict[str, Child] = {}
@@ -46,7 +47,7 @@ class Supervisor:
         self.high_since: dict[str, float] = {}
         self.timers: dict[str, float] = {}
         self.loops = 0
-        self.outage = StoreOutage(NAME, echo=echo)
+        self.outage = StoreOutage(self.name, echo=echo)
         self.resumed_at = 0.0  # wall time the store last came back: heartbeats missed before are no stall
         self.damaged: str | None = None  # what the integrity check found wrong; None: the store is sound
         self.parked_for_damage: set[str] = set()
@@ -73,8 +74,9 @@ class Supervisor:
             if not found:
                 log.info("service %s skipped: module %s is not installed", svc, module)
                 continue
-            name = svc.rsplit(".", 1)[-1]
-            self.children[name] = Child(name, name, "service", [py, "-m", module])
+            role = svc.rsplit(".", 1)[-1]
+            name = qualified(self.cfg, role)
+            self.children[name] = Child(name, role, "service", [py, "-m", module])
 
     def _worker_args(self, role: str, name: str) -> list[str]:
         return [sys.executable, "-m", "fleet.worker", "--role", role, "--name", name]
@@ -84,9 +86,9 @@ class Supervisor:
         Only this host's: a pid names a process on its own host alone, so
         another host's held tasks come back by lease expiry, never here."""
         for agent in self.store.list_agents():
-            if agent["host"] not in (None, self.host):
+            if not is_local(self.cfg, agent):
                 continue
-            if agent["name"] == NAME or (procs.still_running(agent["pid"], agent["started_at"])
+            if agent["name"] == self.name or (procs.still_running(agent["pid"], agent["started_at"])
                                          and agent["pid"] != os.getpid()):
                 continue
             ids = self.store.recover_worker_tasks(agent["name"], "the worker process is gone (previous run ended)")
@@ -96,7 +98,7 @@ class Supervisor:
     # -- spawning and exits ----------------------------------------------
     def spawn(self, child: Child) -> None:
         env = procs.child_env(self.cfg)
-        out = os.path.join(self.cfg["paths"]["logs"], f"{child.name}.out")
+        out = os.path.join(self.cfg["paths"]["logs"], f"{base_name(child.name)}.out")
         try:
             child.proc = procs.spawn(child.args, env=env, cwd=self.cfg["home"], output_path=out)
         except OSError as exc:
@@ -109,7 +111,7 @@ class Supervisor:
         child.term_at = child.kill_at = None
         child.snapshot, child.timed_out, child.idle_since = [], False, None
         log.info("started %s %s (pid %d)", child.kind, child.name, child.pid)
-        self.store.record_event(NAME, "spawn", agent=child.name,
+        self.store.record_event(self.name, "spawn", agent=child.name,
                                 detail={"role": child.role, "pid": child.pid, "kind": child.kind})
 
     def reap(self) -> None:
@@ -141,7 +143,7 @@ class Supervisor:
         if strays:
             log.warning("killed %d process(es) left behind by %s: %s", len(strays), child.name, strays)
         intent = child.intent
-        self.store.record_event(NAME, "child_exit", agent=child.name, detail={
+        self.store.record_event(self.name, "child_exit", agent=child.name, detail={
             "role": child.role, "pid": child.pid, "uptime_s": round(uptime, 3), "intent": intent, **desc})
         (log.info if intent in GRACEFUL or rc == 0 else log.warning)(
             "%s %s (pid %d) exited after %.1f s: %s%s", child.kind, child.name, child.pid, uptime,
@@ -162,7 +164,7 @@ class Supervisor:
             self._set_state(child, "parked")
             log.error("%s exited with a configuration error (78): parked until started again; see %s",
                       child.name, log_path(self.cfg, child.name))
-            self.store.raise_alert("warning", NAME, f"{child.name} parked: configuration error (exit 78); "
+            self.store.raise_alert("warning", self.name, f"{child.name} parked: configuration error (exit 78); "
                                    f"fix fleet.toml, then start role {child.role}", dedup_key=f"parked:{child.name}")
         elif rc == 0 and intent is None:
             self._set_state(child, "stopped")  # the worker was asked to stop (message)
@@ -251,7 +253,7 @@ class Supervisor:
             except StoreError as exc:
                 log.error("could not record that %s is parked: %s", child.name, exc)
         try:
-            self.store.raise_alert("critical", NAME, message, dedup_key="store_damaged")
+            self.store.raise_alert("critical", self.name, message, dedup_key="store_damaged")
         except StoreError as exc:
             log.error("the alert could not be stored (the store is damaged): %s", exc)
 
@@ -264,10 +266,10 @@ class Supervisor:
                 self.flap_alerted.add(child.role)
                 n, w = self.policy.loop_count, self.policy.loop_window
                 msg = (f"{child.role} is crash-looping ({n} crashes within {w:.0f} s); restarts are backed off. "
-                       f"See {log_path(self.cfg, child.name)} and logs/{child.name}.out")
+                       f"See {log_path(self.cfg, child.name)} and logs/{base_name(child.name)}.out")
                 log.error(msg)
-                self.store.raise_alert("critical", NAME, msg, dedup_key=f"flapping:{child.role}")
-                self.store.record_event(NAME, "flapping", agent=child.name, detail={"role": child.role})
+                self.store.raise_alert("critical", self.name, msg, dedup_key=qualified(self.cfg, f"flapping:{child.role}"))
+                self.store.record_event(self.name, "flapping", agent=child.name, detail={"role": child.role})
             self._set_state(child, "backoff", agent_status="flapping")
         else:
             self._set_state(child, "backoff")
@@ -305,7 +307,7 @@ class Supervisor:
         if self.store.get_agent(child.name) is None:
             self.store.register_agent(child.name, child.role, pid=None, host=self.host, status=status)
         else:
-            self.store.set_agent_status(child.name, status, actor=NAME)
+            self.store.set_agent_status(child.name, status, actor=self.name)
 
     def start_due(self) -> None:
         now = time.monotonic()
@@ -332,7 +334,7 @@ class Supervisor:
         child.term_at = time.monotonic()
         child.kill_at = child.term_at + (self.sup["stop_timeout_s"] if grace is None else grace)
         if child.kind == "worker" and self.store.get_agent(child.name):
-            self.store.set_agent_status(child.name, "stopping", actor=NAME)
+            self.store.set_agent_status(child.name, "stopping", actor=self.name)
 
     def kill_due(self) -> None:
         now = time.monotonic()
@@ -364,7 +366,7 @@ class Supervisor:
                 continue  # inside a skill that is still within its timeout: leave it be
             child.timed_out = deadline is not None
             log.warning("%s (pid %d) made no progress for %.0f s; replacing it", child.name, child.pid, now - last)
-            self.store.record_event(NAME, "stalled", agent=child.name,
+            self.store.record_event(self.name, "stalled", agent=child.name,
                                     detail={"pid": child.pid, "silent_s": round(now - last, 1)})
             self.terminate(child, "stall", grace=float(self.sup["kill_grace_s"]))
 
@@ -386,7 +388,7 @@ class Supervisor:
                 continue
             log.error("%s (pid %d) let the lease of task %d expire without renewing it: it is wedged; "
                       "killing it before the task is requeued", child.name, child.pid, task_id)
-            self.store.record_event(NAME, "lease_expired_kill", task_id=task_id, agent=child.name,
+            self.store.record_event(self.name, "lease_expired_kill", task_id=task_id, agent=child.name,
                                     detail={"pid": child.pid})
             child.snapshot = procs.snapshot_tree(child.pid)
             child.intent = child.intent or "stall"
@@ -407,9 +409,9 @@ class Supervisor:
 
     # -- control messages ------------------------------------------------
     def process_control(self) -> None:
-        if not self.store.inbox(NAME, channel="sup", limit=1):
+        if not self.store.inbox(self.name, channel="sup", limit=1):
             return
-        for msg in self.store.inbox(NAME, channel="sup", limit=50, mark_read=True):
+        for msg in self.store.inbox(self.name, channel="sup", limit=50, mark_read=True):
             try:
                 body = json.loads(msg["body"]) if msg["body"].lstrip().startswith("{") else {"type": msg["body"]}
             except ValueError:
@@ -422,10 +424,11 @@ class Supervisor:
                 self.begin_drain("stop requested by " + str(msg["sender"]))
             elif kind in ("start", "stop", "restart"):
                 matched = [c for c in self.children.values()
-                           if not target or target in (c.role, c.name)]
+                           if not target or target in (c.role, c.name, base_name(c.name))]
                 if kind == "start" and target and not matched and target in self.cfg["affinity"]:
-                    self.children[target] = Child(target, target, "worker", self._worker_args(target, target))
-                    matched = [self.children[target]]
+                    name = qualified(self.cfg, target)
+                    self.children[name] = Child(name, target, "worker", self._worker_args(target, name))
+                    matched = [self.children[name]]
                 if not matched:
                     log.warning("control %s: no role or worker named %r", kind, target)
                 for child in matched:
@@ -452,8 +455,8 @@ class Supervisor:
             if depth > depth_limit:
                 since = self.high_since.setdefault(role, now)
                 if now - since >= self.sup["scale_up_after_s"] and len(extras) < self.sup["scale_max_extra"]:
-                    n = 1 + max([int(c.name.rsplit("extra", 1)[1]) for c in extras] or [0])
-                    name = f"{role}_extra{n}"
+                    n = 1 + max([int(base_name(c.name).rsplit("extra", 1)[1]) for c in extras] or [0])
+                    name = qualified(self.cfg, f"{role}_extra{n}")
                     log.info("pending depth %d for %s > %d: starting %s", depth, role, depth_limit, name)
                     self.children[name] = Child(name, role, "worker", self._worker_args(role, name), extra=True)
                     self.high_since[role] = now
@@ -480,7 +483,7 @@ class Supervisor:
     def chores(self) -> None:
         if self._due("heartbeat", self.sup["heartbeat_interval_s"]):
             self.loops += 1
-            self.store.heartbeat(NAME, progress=self.loops, status="stopping" if self.stopping else "running")
+            self.store.heartbeat(self.name, progress=self.loops, status="stopping" if self.stopping else "running")
         if self._due("reap", self.cfg["queue"]["reap_interval_s"]):
             self.fence_expired_leases()
             ids = self.store.reap_expired_leases()
@@ -514,7 +517,8 @@ class Supervisor:
             if roles.get(c.role) in (None, "running"):
                 roles[c.role] = state
         text = render_status(self.store, supervisor_pid=os.getpid(), roles=roles,
-                             started_at=self.started_at, fleet_name=self.cfg["fleet"]["name"])
+                             started_at=self.started_at, fleet_name=self.cfg["fleet"]["name"],
+                             this_host=self.host, heartbeat_timeout_s=limit)
         try:
             write_status(self.cfg["paths"]["status_file"], text)
         except OSError as exc:
@@ -533,7 +537,7 @@ class Supervisor:
                 self.terminate(child, "drain")
             except StoreError as exc:
                 log.error("could not record that %s is stopping: %s", child.name, exc)
-        self.store.heartbeat(NAME, status="stopping")
+        self.store.heartbeat(self.name, status="stopping")
 
     def _on_signal(self, signum, frame) -> None:
         if self.stopping:
@@ -544,14 +548,14 @@ class Supervisor:
     # -- main loop -------------------------------------------------------
     def run(self) -> int:
         try:
-            setup_process_logging(NAME, self.cfg, to_stderr=self.echo)
+            setup_process_logging(self.name, self.cfg, to_stderr=self.echo)
         except OSError as exc:
             print(f"fleet-supervisor: cannot write logs in {self.cfg['paths']['logs']}: {exc}; "
                   "fix [paths] logs in fleet.toml or the folder's permissions", file=sys.stderr)
             return 73
         try:
             self.store = open_store(self.cfg)
-            self.store.register_agent(NAME, NAME, pid=os.getpid(), host=self.host, status="running")
+            self.store.register_agent(self.name, "supervisor", pid=os.getpid(), host=self.host, status="running")
         except (InvalidInput, StoreUnavailable) as exc:
             if self.cfg["store"]["backend"] != "postgresql":
                 raise
@@ -617,7 +621,7 @@ class Supervisor:
                 self.outage.failed(self.store, str(exc))
             self._sleep(rfd)
         try:
-            self.store.heartbeat(NAME, status="stopped", current_task=None)
+            self.store.heartbeat(self.name, status="stopped", current_task=None)
             self.write_status()
             self.store.checkpoint("PASSIVE")
         except StoreError as exc:
@@ -663,7 +667,7 @@ class Supervisor:
         is retried on the outage's backoff."""
         self.reap()
         self.kill_due()
-        if self.outage.try_resume(self.store, lambda: self.store.heartbeat(NAME, status="running")):
+        if self.outage.try_resume(self.store, lambda: self.store.heartbeat(self.name, status="running")):
             self.resume_after_outage()
         self.start_due()
         return False

@@ -15,6 +15,7 @@ if __package__ in (None, ""):  # run as `python fleet/supervisor.py`
 import errno
 import fcntl
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -22,7 +23,13 @@ LOCK_NAME = ".fleet.lock"  # in the fleet home; holds the supervisor PID
 
 
 def lock_path(cfg: dict) -> Path:
-    return Path(cfg["home"]) / LOCK_NAME
+    """The single-instance lock: one supervisor per (home, host). On SQLite
+    that is `<home>/.fleet.lock`; where several hosts share a PostgreSQL store
+    (and maybe a home on a shared disk) each host has `.fleet.<host>.lock`."""
+    if cfg["store"]["backend"] != "postgresql":
+        return Path(cfg["home"]) / LOCK_NAME
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", cfg["fleet"]["host"])
+    return Path(cfg["home"]) / f".fleet.{host}.lock"
 
 
 def running_supervisor_pid(cfg: dict) -> int | None:

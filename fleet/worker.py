@@ -25,6 +25,7 @@ import time
 import traceback
 
 from . import procs
+from .hosts import qualified
 from .config import load_or_exit, role_skills, skill_timeout
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import set_current_task, setup_process_logging
@@ -659,7 +660,7 @@ def main(argv=None) -> int:
     parser.add_argument("--home", help="fleet home (default: FLEET_HOME or the repository)")
     args = parser.parse_args(argv)
     cfg = load_or_exit(args.home)
-    name = args.name or args.role
+    name = qualified(cfg, args.name or args.role)  # coder_1@host where several hosts share the store
     if args.role not in cfg["affinity"]:
         print(f"fleet-worker: role {args.role!r} has no [affinity] entry in {cfg['config_file']}; "
               f"add `{args.role} = [\"skill\", ...]` under [affinity] (known roles: "

@@ -148,7 +148,8 @@ def run_replica(root: Path, n: int, autocheckpoint: bool, *, agent: bool = True,
         done = db.execute(queue_sql._COMPLETE, ("null", ts, ts, row["id"], token)).fetchone()
         if attempts:
             db.execute(queue_sql._INSERT_ATTEMPT, (done["id"], done["attempts"], worker, token,
-                                                   done["started_at"], ts, "done", None, 0))  # 0: no crash suspect
+                                                   done["started_at"], ts, "done", None, 0,  # 0: no crash suspect
+                                                   "bench-host"))
         token = secrets.token_hex(12)
         row = db.execute(claim, (worker, token, ts + 60, ts, ts, ts, worker, *params)).fetchone()
         if agent:

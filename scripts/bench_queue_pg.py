@@ -5,8 +5,10 @@ Figures: enqueue one per call and in bulk; drain with 1, 2 and 4 processes
 (Fleet: the worker's own path, complete_and_claim; procrastinate: its worker,
 one job at a time per process, exiting when the queue is empty); idle wake-up
 latency (enqueue -> claim by an idle worker waiting on LISTEN/NOTIFY); idle
-CPU of a waiting worker; and the server's own commit rate (one-row INSERT
-commits from one connection) as the limit.
+CPU of a waiting worker; Fleet on two "hosts" against one (worker processes
+with host-qualified names running a 5 ms task, where the store is not the
+bottleneck); and the server's own commit rate (one-row INSERT commits from one
+connection) as the limit.
 
 Run: `.venv/bin/python scripts/bench_queue.py --backend postgresql` (or this
 file). Needs a server: FLEET_BENCH_PG_DSN (default
@@ -56,12 +58,16 @@ def child(spec: dict) -> None:
     if kind.startswith("fleet"):
         from fleet.store import postgres_store
 
-        store = postgres_store(DSN, schema=spec["schema"])
+        store = postgres_store(DSN, schema=spec["schema"], host=spec.get("host"))
         sys.stdin.readline()
         if kind == "fleet_drain":
-            done, name = 0, f"w{os.getpid()}"
+            # a worker's own loop; on a "host" (the hosts figure) its name
+            # carries the host, and each task takes `task_s` (a 5 ms task)
+            done, name = 0, f"w{os.getpid()}" + (f"@{spec['host']}" if spec.get("host") else "")
             task = store.claim(name, ["noop"], lease_s=60)
             while task is not None:
+                if spec.get("task_s"):
+                    time.sleep(spec["task_s"])
                 _, task = store.complete_and_claim(task.id, task.lease_token, None, worker=name, skills=["noop"],
                                                    lease_s=60)
                 done += 1
@@ -241,6 +247,31 @@ def drain(system, n: int, nprocs: int) -> float:
     return rate
 
 
+def hosts_drain(n: int, per_host: int, task_s: float) -> tuple[float, float]:
+    """(one host's drain rate, two hosts' drain rate): `per_host` worker
+    processes per host, each task `task_s` long, so the store is not the
+    bottleneck and a second host should nearly double the rate."""
+    system = Fleet()
+    try:
+        out = []
+        for hosts in (["host-a"], ["host-a", "host-b"]):
+            system.reset()
+            system.enqueue_bulk(n)
+            procs = [spawn(system.spec("drain", host=h, task_s=task_s)) for h in hosts for _ in range(per_host)]
+            time.sleep(1.5)
+            t0 = time.perf_counter()
+            for p in procs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            results(procs)
+            out.append(n / (time.perf_counter() - t0))
+            if system.finished() != n:
+                raise SystemExit(f"hosts figure: {system.finished()} of {n} tasks finished; the figure is void")
+        return out[0], out[1]
+    finally:
+        system.close()
+
+
 def idle_latency(system, samples: int) -> tuple[list[float], float]:
     """(enqueue -> claim latencies in ms, the waiter's CPU % of a core over an idle second)."""
     import psutil
@@ -286,6 +317,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", type=int, default=5000, help="tasks per drain (default 5,000)")
     ap.add_argument("--enqueue", type=int, default=2000, help="tasks per enqueue figure (default 2,000)")
     ap.add_argument("--samples", type=int, default=100, help="idle-latency samples (default 100)")
+    ap.add_argument("--host-tasks", type=int, default=2000, help="tasks per hosts figure (default 2,000)")
+    ap.add_argument("--host-workers", type=int, default=2, help="worker processes per host (default 2)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -293,7 +326,7 @@ def main(argv=None) -> int:
         child(json.loads(args.child))
         return 0
     if args.smoke:
-        args.tasks, args.enqueue, args.samples = 200, 100, 10
+        args.tasks, args.enqueue, args.samples, args.host_tasks = 200, 100, 10, 100
     try:
         import procrastinate  # noqa: F401
     except ImportError:
@@ -314,6 +347,7 @@ def main(argv=None) -> int:
         rates[cls.name] = drains
         rows.append([cls.name, f"{single:,.0f}", f"{bulk:,.0f}", *(f"{d:,.0f}" for d in drains),
                      f"{pct(lat, 50):.2f}", f"{pct(lat, 99):.2f}", str(len(lat)), f"{cpu:.3f}"])
+    one_host, two_hosts = hosts_drain(args.host_tasks, args.host_workers, 0.005)
     limit = commit_rate()
     head = ["system", "enq 1/call /s", "enq bulk /s", "drain 1p /s", "drain 2p /s", "drain 4p /s",
             "idle p50 ms", "idle p99 ms", "(n)", "idle CPU %core"]
@@ -328,6 +362,10 @@ def main(argv=None) -> int:
     f, p = rates[Fleet.name], rates[Procrastinate.name]
     ratio = f[2] / p[2] if p[2] else float("nan")
     print(f"drain 4p fleet / procrastinate = {ratio:.2f}x (target >= 1x): {'PASS' if ratio >= 1 else 'MISS'}")
+    scale = two_hosts / one_host
+    print(f"hosts: a 5 ms task, {args.host_workers} worker processes per host, {args.host_tasks:,} tasks: one host "
+          f"{one_host:,.0f}/s, two hosts {two_hosts:,.0f}/s = {scale:.2f}x (target >= 1.6x): "
+          f"{'PASS' if scale >= 1.6 else 'MISS'}")
     lat_p50 = float(rows[0][6])
     print(f"fleet idle latency p50 {lat_p50:.2f} ms (target <= 3 ms): {'PASS' if lat_p50 <= 3 else 'MISS'}")
     print("command: python scripts/bench_queue.py --backend postgresql" + (" --smoke" if args.smoke else ""))

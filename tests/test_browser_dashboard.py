@@ -238,6 +238,31 @@ def test_hardware_page_shows_tier_and_host(browser, fleet):
     page.close()
 
 
+def test_overview_shows_hosts_a_lost_host_and_filters_by_host(browser, fleet):
+    """A second host that shares the store and went dark: the overview's Hosts
+    table shows it lost, its agent 'lost (was busy)', and the host filter
+    narrows the agents table to one host."""
+    import time as _time
+
+    store = fleet["store"]
+    store.register_agent("coder_1@host-b", "coder", pid=4343, host="host-b", status="busy")
+    store.register_agent("hw_supervisor@host-b", "hw_supervisor", pid=4344, host="host-b", status="running")
+    with store._write() as conn:  # host-b's last heartbeat, 10 minutes ago (test set-up only)
+        conn.execute("UPDATE agents SET last_heartbeat = ? WHERE host = 'host-b'", (_time.time() - 600,))
+    page = _signed_in_page(browser, fleet)
+    page.wait_for_selector('#hosts-table tr[data-host="host-b"][data-state="lost"]')
+    assert page.is_visible("#hosts") and page.is_visible("#agents th.host-col")
+    row = page.inner_text('#agents tr[data-agent="coder_1@host-b"]')
+    assert "lost (was busy)" in row and "host-b" in row, row
+    _shot(page, "overview-hosts")
+    page.select_option("#host-filter", "host-b")
+    page.wait_for_function("() => !document.querySelector('#agents tr[data-agent=\"coder_1\"]')")
+    assert page.locator('#agents tr[data-agent="coder_1@host-b"]').count() == 1
+    page.close()
+    store.remove_agent("coder_1@host-b")
+    store.remove_agent("hw_supervisor@host-b")
+
+
 def test_fleet_controls_work_from_the_overview(browser, fleet):
     store = fleet["store"]
     page = _signed_in_page(browser, fleet)

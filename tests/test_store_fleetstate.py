@@ -140,3 +140,24 @@ def test_two_store_objects_share_one_database(store_factory):
     b = store_factory.reopen(a)
     a.set_flag("x", 1)
     assert b.get_flag("x") == 1
+
+
+def test_attempts_alerts_and_hardware_samples_carry_their_host(store_factory):
+    """On every backend: an attempt records where it ran (the host in its
+    worker's name, else the store's host), an alert and a hardware sample the
+    host that wrote them; hw_samples(host=) reads one host's."""
+    here = store_factory(host="host-a")
+    t = here.enqueue("noop", {})
+    claimed = here.claim("coder_1@host-b", ["noop"])
+    assert here.attempts(t.id)[-1]["host"] == "host-b"  # running: from the worker's name
+    here.complete(t.id, claimed.lease_token, {"ok": 1})
+    local = here.enqueue("noop", {})
+    got = here.claim("coder_1", ["noop"])
+    here.fail(local.id, got.lease_token, "boom", retryable=False)
+    assert [a["host"] for a in here.attempts(t.id)] == ["host-b"]
+    assert [a["host"] for a in here.attempts(local.id)] == ["host-a"]  # no host in the name: the store's
+    alert = here.raise_alert("warning", "hw", "hot")
+    assert next(a for a in here.list_alerts() if a["id"] == alert)["host"] == "host-a"
+    here.record_hw_sample({"cpu_pct": 10.0})
+    assert [s["host"] for s in here.hw_samples()] == ["host-a"]
+    assert here.hw_samples(host="host-b") == [] and len(here.hw_samples(host="host-a")) == 1

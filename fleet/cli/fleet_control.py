@@ -8,6 +8,16 @@ from __future__ import annotations
 import sys
 import time
 
+from fleet.hosts import (
+    LIVE_STATUSES,
+    host_of,
+    host_summary,
+    is_local,
+    is_supervisor,
+    supervisor_for,
+    supervisor_name,
+)
+
 from .common import (
     EXIT_DEGRADED,
     EXIT_FAILED,
@@ -42,7 +52,7 @@ def collect_status(ctx: Ctx) -> dict:
     agents = []
     for a in store.list_agents():
         age = max(0.0, ts - a["last_heartbeat"]) if a.get("last_heartbeat") else None
-        stale = a["status"] in RUNNING_STATUSES and age is not None and age > hb_limit
+        stale = a["status"] in LIVE_STATUSES and age is not None and age > hb_limit
         agents.append({
             "name": a["name"], "role": a["role"], "status": a["status"], "pid": a["pid"],
             "host": a["host"], "heartbeat_age_s": None if age is None else round(age, 3),
@@ -54,7 +64,7 @@ def collect_status(ctx: Ctx) -> dict:
         expected[role] = expected.get(role, 0) + 1
     roles = []
     for role, want in expected.items():
-        mine = [a for a in agents if a["role"] == role]
+        mine = [a for a in agents if a["role"] == role and is_local(cfg, a)]
         statuses: dict[str, int] = {}
         for a in mine:
             statuses[a["status"]] = statuses.get(a["status"], 0) + 1
@@ -71,7 +81,7 @@ def collect_status(ctx: Ctx) -> dict:
         roles.append({"role": role, "expected": want, "running": running, "statuses": statuses, "state": state})
     degraded = [r["role"] for r in roles if r["state"] != "running"]
     counts = store.counts()
-    writes = store_writes(store, pid, agents, hb_limit, ts)
+    writes = store_writes(store, pid, agents, hb_limit, ts, supervisor_name(cfg))
     if pid is None:
         state, code = "no_supervisor", EXIT_NO_SUPERVISOR
     elif degraded or writes["status"] != "healthy":
@@ -90,33 +100,15 @@ def collect_status(ctx: Ctx) -> dict:
         "roles": roles,
         "degraded_roles": degraded,
         "agents": agents,
-        "hosts": hosts_of(agents, cfg["fleet"]["host"]),
+        "hosts": host_summary(agents, cfg["fleet"]["host"], hb_limit),
         "tasks": {**counts, "total": sum(counts.values())},
         "oldest_pending_age_s": _age(store.oldest_pending_created_at(), ts),
         "active_alerts": len(store.list_alerts(active_only=True, limit=1000)),
     }
 
 
-def hosts_of(agents: list[dict], this_host: str) -> list[dict]:
-    """Each host the agents run on (several share a PostgreSQL store):
-    {"host", "this_host", "agents", "running", "last_seen_age_s", "state"}; a
-    host whose agents all stopped heartbeating while running is "lost" (a
-    dead or cut-off machine: its tasks come back by lease expiry)."""
-    by_host: dict[str, list[dict]] = {}
-    for a in agents:
-        by_host.setdefault(a["host"] or this_host, []).append(a)
-    out = []
-    for host, mine in sorted(by_host.items()):
-        running = [a for a in mine if a["status"] in RUNNING_STATUSES and not a["stale"]]
-        stale = [a for a in mine if a["stale"]]
-        ages = [a["heartbeat_age_s"] for a in mine if a["heartbeat_age_s"] is not None]
-        state = "up" if running else "lost" if stale else "stopped"
-        out.append({"host": host, "this_host": host == this_host, "agents": len(mine), "running": len(running),
-                    "last_seen_age_s": min(ages) if ages else None, "state": state})
-    return out
-
-
-def store_writes(store, pid: int | None, agents: list[dict], hb_limit: float, ts: float) -> dict:
+def store_writes(store, pid: int | None, agents: list[dict], hb_limit: float, ts: float,
+                 sup_name: str = "supervisor") -> dict:
     """Whether the store takes writes, found without writing (a read-only
     command must not take the write lock): the store's own look at its disk
     and files (full, read-only, permissions), then the running supervisor's
@@ -124,7 +116,7 @@ def store_writes(store, pid: int | None, agents: list[dict], hb_limit: float, ts
     for longer than the heartbeat timeout is not getting its writes through,
     whatever the cause (a lock held for minutes, an I/O error)."""
     health = store.write_health()
-    sup = next((a for a in agents if a["name"] == "supervisor"), None)
+    sup = next((a for a in agents if a["name"] == sup_name), None)
     if health["status"] == "healthy" and pid is not None and sup is not None and sup["pid"] == pid:
         age = sup["heartbeat_age_s"]
         if age is not None and age > hb_limit:
@@ -152,11 +144,13 @@ def cmd_status(ctx: Ctx) -> int:
         print(f"store: DEGRADED, writes fail: {doc['store']['writes']}")
     several = len(doc["hosts"]) > 1
     if several or any(h["state"] == "lost" for h in doc["hosts"]):
-        print("hosts: " + ", ".join(
-            f"{h['host']}{' (this host)' if h['this_host'] else ''} "
-            f"{h['state'].upper() if h['state'] == 'lost' else h['state']} {h['running']}/{h['agents']} agents"
-            + (f", seen {fmt_age(h['last_seen_age_s'])} ago" if h["last_seen_age_s"] is not None else "")
-            for h in doc["hosts"]))
+        print("hosts:")
+        print_table(
+            ["host", "state", "agents up", "tier", "last seen"],
+            [[h["host"] + (" (this host)" if h["this_host"] else ""),
+              h["state"].upper() if h["state"] == "lost" else h["state"], f"{h['running']}/{h['agents']}",
+              h["tier"] or "", fmt_age(h["last_seen_age_s"]) + " ago" if h["last_seen_age_s"] is not None else ""]
+             for h in doc["hosts"]])
     if doc["agents"]:
         print_table(
             ["agent", "role", "status", "heartbeat", "task", "pid", *(["host"] if several else [])],
@@ -190,7 +184,7 @@ def _known_workers(ctx: Ctx) -> list[str]:
     from fleet.config import worker_names
 
     names = {n for n, _ in worker_names(ctx.cfg)}
-    names |= {a["name"] for a in ctx.store.list_agents() if a["name"] != "supervisor"}
+    names |= {a["name"] for a in ctx.store.list_agents() if not is_supervisor(a)}
     return sorted(names)
 
 
@@ -200,9 +194,15 @@ def _check_role(ctx: Ctx, role: str | None) -> None:
 
 
 def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
+    """Send a control message to the supervisor that manages the target (this
+    host's, or the host named in an agent name like `coder_1@gpu-box`) and wait
+    until it reads it."""
+    to = supervisor_for(ctx.cfg, body.get("target"))
+    if to != supervisor_name(ctx.cfg):
+        return _ask_remote_supervisor(ctx, to, body, what)
     pid = ctx.require_supervisor(what)
     store = ctx.store
-    mid = store.send_message(SENDER, "supervisor", body, channel="sup")
+    mid = store.send_message(SENDER, to, body, channel="sup")
     timeout = float(getattr(ctx.args, "timeout", None) or 10.0)
     deadline = time.monotonic() + timeout
     acked = False
@@ -224,6 +224,30 @@ def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
         raise CliError(f"{what}: the supervisor (pid {pid}) did not take the request within {timeout:.0f} s; "
                        "see logs/supervisor.log", EXIT_FAILED)
     return EXIT_OK
+
+
+def _ask_remote_supervisor(ctx: Ctx, to: str, body: dict, what: str) -> int:
+    """As _ask_supervisor, for another host's supervisor: no pid to check
+    here, so its heartbeat row says whether it runs."""
+    agent = ctx.store.get_agent(to)
+    limit = float(ctx.cfg["supervisor"]["heartbeat_timeout_s"])
+    if agent is None or agent["status"] == "stopped" or time.time() - (agent["last_heartbeat"] or 0) > limit:
+        raise CliError(f"{what}: {to} is not running (no heartbeat within {limit:g} s); start the fleet on "
+                       f"host {host_of(to)}", EXIT_NO_SUPERVISOR)
+    mid = ctx.store.send_message(SENDER, to, body, channel="sup")
+    timeout = float(getattr(ctx.args, "timeout", None) or 10.0)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = next((m for m in ctx.store.messages(channel="sup", after_id=mid - 1, limit=1000) if m["id"] == mid), None)
+        if row is not None and row.get("read_at"):
+            if ctx.json:
+                print_json({"request": body, "message_id": mid, "supervisor": to, "acknowledged": True})
+            else:
+                print(f"{what}: {to} took the request")
+            return EXIT_OK
+        time.sleep(0.1)
+    raise CliError(f"{what}: {to} did not take the request within {timeout:.0f} s; see its host's "
+                   "logs/supervisor.log", EXIT_FAILED)
 
 
 def cmd_start(ctx: Ctx) -> int:

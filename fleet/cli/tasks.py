@@ -9,6 +9,7 @@ import json
 import sys
 import time
 
+from fleet.hosts import is_supervisor
 from fleet.config import unclaimable_reason
 
 from .common import (
@@ -54,7 +55,7 @@ def _fleet_can_work(ctx: Ctx) -> bool:
         return True
     limit = float(ctx.cfg["supervisor"]["heartbeat_timeout_s"])
     ts = time.time()
-    return any(a["name"] != "supervisor" and a["status"] in ("idle", "busy", "starting")
+    return any(not is_supervisor(a) and a["status"] in ("idle", "busy", "starting")
                and ts - a["last_heartbeat"] <= limit for a in ctx.store.list_agents())
 
 

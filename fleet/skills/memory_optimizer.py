@@ -12,6 +12,7 @@ import re
 import socket
 import time
 
+from fleet.hosts import is_supervisor
 from fleet.skills._common import SkillError, knowledge_root, skill_options
 
 DESCRIPTION = ("Fleet memory care: audit (worker RSS, loaded models, store/WAL size), optimize (unload idle "
@@ -49,11 +50,11 @@ def _mb(n: float | None) -> float | None:
 
 
 # -- workers ---------------------------------------------------------------
-def worker_memory(store) -> list[dict]:
+def worker_memory(store, host: str | None = None) -> list[dict]:
     """RSS of every registered agent process on this host (pid reuse is detected)."""
     import psutil
 
-    host = socket.gethostname()
+    host = host or socket.gethostname()
     out = []
     for agent in store.list_agents():
         row = {"name": agent["name"], "role": agent["role"], "status": agent["status"], "pid": agent["pid"],
@@ -196,7 +197,7 @@ def run(payload: dict, config: dict, log) -> dict:
     limit_mb = float(payload.get("rss_limit_mb") or opts["rss_limit_mb"])
     store = shared_store(config)
     if action == "audit":
-        workers = worker_memory(store)
+        workers = worker_memory(store, config["fleet"]["host"])
         rss = [w["rss_mb"] for w in workers if w["rss_mb"] is not None]
         return {"action": "audit", "workers": workers, "total_worker_rss_mb": round(sum(rss), 1),
                 "rss_limit_mb": limit_mb, "over_limit": [w["name"] for w in workers if (w["rss_mb"] or 0) > limit_mb],
@@ -215,8 +216,8 @@ def run(payload: dict, config: dict, log) -> dict:
                     unloaded.append({"server": server["server"], "model": m["name"], "freed_vram_mb": m["vram_mb"]})
                 except Exception as exc:  # noqa: BLE001 - report per model, go on with the rest
                     failed.append({"server": server["server"], "model": m["name"], "error": str(exc)})
-        for w in worker_memory(store):
-            if w["alive"] and (w["rss_mb"] or 0) > limit_mb and w["name"] != "supervisor":
+        for w in worker_memory(store, config["fleet"]["host"]):
+            if w["alive"] and (w["rss_mb"] or 0) > limit_mb and not is_supervisor(w):
                 body = {"type": "recycle", "reason": f"RSS {w['rss_mb']} MB over {limit_mb} MB",
                         "when": "between_tasks"}
                 if not dry:

@@ -97,11 +97,12 @@ def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = Tr
     queue = config["queue"]
     if config.get("store", {}).get("backend", "sqlite") == "postgresql":
         return postgres_store(store_dsn(config), schema=config["store"].get("schema", "fleet"), migrate=migrate,
-                              **_queue_options(queue))
+                              host=config.get("fleet", {}).get("host"), **_queue_options(queue))
     return Store(
         config["paths"]["db"],
         migrate=migrate,
         home_history=lambda: home_history(config),
+        host=config.get("fleet", {}).get("host"),
         **_queue_options(queue),
     )
 

@@ -420,8 +420,11 @@ class StoreContract(Protocol):
         ...
 
     def attempts(self, task_id: int) -> list[dict]:
-        """Every attempt of a task: {id, task_id, attempt_no, worker,
-        started_at, ended_at, outcome, error} (never the lease token).
+        """Every attempt of a task: {id, task_id, attempt_no, worker, host,
+        started_at, ended_at, outcome, error} (never the lease token). `host`
+        is where the attempt ran: the host part of its worker's name
+        (`coder_1@gpu-box`), else the store's `host`; None for attempts
+        written before hosts were recorded.
 
         Ordering: oldest first; a running attempt last, with outcome
         'running' and ended_at None. [] for an unknown task.
@@ -854,7 +857,9 @@ class StoreContract(Protocol):
                     dedup_key: str | None = None) -> int:
         """Open an alert, or bump the open one with the same dedup key
         (default `component:message`): occurrences + 1, newest message and
-        severity.
+        severity. A new alert records the store's `host` (where several
+        hosts share the store, a host-specific condition belongs in the
+        dedup key: fleet.hosts.qualified).
 
         Args: `severity` one of info, warning, critical.
 
@@ -1195,9 +1200,11 @@ class StoreContract(Protocol):
         ...
 
     def hw_samples(self, *, since: float | None = None, until: float | None = None,
-                   limit: int = 1440) -> list[dict]:
+                   limit: int = 1440, host: str | None = None) -> list[dict]:
         """Samples with since <= ts < until: the newest `limit`, returned
-        oldest first (gpus decoded).
+        oldest first (gpus decoded). Each carries the `host` that recorded it
+        (the store's `host`); with `host` given, only that host's (and rows
+        from before hosts were recorded, host None).
 
         Errors: StoreUnavailable.
 

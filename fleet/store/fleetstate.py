@@ -3,7 +3,6 @@ log of events, fleet-wide flags, named locks and liveness samples."""
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from .errors import InvalidInput, NotFound
@@ -123,7 +122,7 @@ class FleetStateMixin:
                        pid = excluded.pid, status = excluded.status, current_task = NULL,
                        started_at = excluded.started_at, last_heartbeat = excluded.last_heartbeat,
                        progress = 0""",
-                (name, role, host or socket.gethostname(), pid, status, ts, ts),
+                (name, role, host or self.host, pid, status, ts, ts),
             )
             self._event(conn, name, "agent_start", agent=name, detail={"role": role, "pid": pid}, ts=ts)
         return self.get_agent(name)
@@ -315,13 +314,13 @@ class FleetStateMixin:
             # One statement decides open-or-bump, against the partial unique
             # index ux_alerts_open; occurrences = 1 only on the insert.
             aid, occurrences = conn.execute(
-                """INSERT INTO alerts (severity, component, message, dedup_key, created_at, updated_at)
-                   VALUES (?,?,?,?,?,?)
+                """INSERT INTO alerts (severity, component, message, dedup_key, created_at, updated_at, host)
+                   VALUES (?,?,?,?,?,?,?)
                    ON CONFLICT (dedup_key) WHERE acked_at IS NULL DO UPDATE SET
                        occurrences = alerts.occurrences + 1, updated_at = excluded.updated_at,
                        message = excluded.message, severity = excluded.severity
                    RETURNING id, occurrences""",
-                (severity, component, message, key, ts, ts),
+                (severity, component, message, key, ts, ts, self.host),
             ).fetchone()
             if occurrences == 1:
                 self._event(conn, component, "alert", detail={"id": aid, "severity": severity, "message": message},

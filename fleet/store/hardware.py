@@ -35,17 +35,22 @@ class HardwareMixin:
         ts = now() if ts is None else float(ts)
         with self._write() as conn:
             conn.execute(
-                f"""INSERT INTO hw_samples (ts, {', '.join(_COLUMNS)}, tier, thermal_state, gpus)
-                    VALUES (?, {', '.join('?' for _ in _COLUMNS)}, ?, ?, ?)""",
-                (ts, *values, tier, thermal, detail),
+                f"""INSERT INTO hw_samples (ts, {', '.join(_COLUMNS)}, tier, thermal_state, gpus, host)
+                    VALUES (?, {', '.join('?' for _ in _COLUMNS)}, ?, ?, ?, ?)""",
+                (ts, *values, tier, thermal, detail, self.host),
             )
             if retention_s is not None:
                 conn.execute("DELETE FROM hw_samples WHERE ts < ?", (ts - retention_s,))
 
     def hw_samples(self, *, since: float | None = None, until: float | None = None,
-                   limit: int = 1440) -> list[dict]:
-        """Samples oldest first (the newest `limit` in the window)."""
+                   limit: int = 1440, host: str | None = None) -> list[dict]:
+        """Samples oldest first (the newest `limit` in the window), of one
+        host's hardware when `host` is given (rows from before hosts were
+        recorded count as every host's)."""
         clauses, params = [], []
+        if host is not None:
+            clauses.append("(host = ? OR host IS NULL)")
+            params.append(host)
         if since is not None:
             clauses.append("ts >= ?")
             params.append(since)

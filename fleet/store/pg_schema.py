@@ -264,8 +264,15 @@ CREATE TABLE guards (
 );
 """
 
+_V8_HOSTS = f"""
+ALTER TABLE task_attempts ADD COLUMN host {_T};
+ALTER TABLE alerts ADD COLUMN host {_T};
+ALTER TABLE hw_samples ADD COLUMN host {_T};
+"""
+
 PG_MIGRATIONS: dict[int, tuple[int, str]] = {
     0: (7, _V7),
+    7: (8, _V8_HOSTS),
 }
 
 # The tables a store has (the view task_counts aside), for checks and copies.

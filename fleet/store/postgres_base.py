@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -72,6 +73,7 @@ class PostgresBase:
         connect_timeout_s: float = 10.0,
         migrate: bool = True,
         home_history: Callable[[], dict | None] | None = None,
+        host: str | None = None,
     ):
         """Connect (lazily) to the server named by `dsn` and use the schema
         `schema` there, creating it and bringing it up to date now unless
@@ -101,6 +103,9 @@ class PostgresBase:
         self.lease_s = lease_s
         self.max_crashes = max_crashes
         self.poison_window_s = poison_window_s
+        # The host this process runs on ([fleet] host): stamped on the alerts,
+        # hardware samples and (on one host) attempts it writes.
+        self.host = host or socket.gethostname()
         self._home_history = home_history
         self._local = threading.local()
         self._all_conns: list[PgConnection] = []

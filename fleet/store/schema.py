@@ -330,6 +330,15 @@ CREATE INDEX IF NOT EXISTS ix_tasks_ended ON tasks (finished_at, status)
     WHERE status = 'FAILED' OR status = 'CANCELLED';
 """
 
+# Version 8: a fleet on a shared PostgreSQL spans several hosts; attempts,
+# alerts and hardware samples say which host they come from (NULL: written
+# before version 8, on the one host there was).
+_HOSTS = """
+ALTER TABLE task_attempts ADD COLUMN host TEXT;
+ALTER TABLE alerts ADD COLUMN host TEXT;
+ALTER TABLE hw_samples ADD COLUMN host TEXT;
+"""
+
 MIGRATIONS: list[str] = [
     _TASKS + _FLEET_STATE,
     _HW_SAMPLES,
@@ -338,6 +347,7 @@ MIGRATIONS: list[str] = [
     _GUARDS,
     _CRASH_SUSPECTS,
     _NO_DONE_INDEX_ENTRIES,
+    _HOSTS,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

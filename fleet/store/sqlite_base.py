@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import random
 import shutil
 import sqlite3
@@ -67,6 +68,7 @@ class SQLiteBase:
         wal_autocheckpoint_pages: int = 2000,
         migrate: bool = True,
         home_history: Callable[[], dict | None] | None = None,
+        host: str | None = None,
     ):
         """Open (lazily) the database at `path`, creating it and bringing its
         schema up to date now. `migrate=False` reads nothing yet: for
@@ -98,6 +100,9 @@ class SQLiteBase:
         self.lease_s = lease_s
         self.max_crashes = max_crashes
         self.poison_window_s = poison_window_s
+        # The host this process runs on ([fleet] host): stamped on the alerts,
+        # hardware samples and (on one host) attempts it writes.
+        self.host = host or socket.gethostname()
         self.wal_autocheckpoint_pages = wal_autocheckpoint_pages
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []

@@ -86,7 +86,8 @@ class TaskReadsMixin:
         if running is not None:
             out.append({"id": None, "task_id": task_id, "attempt_no": running["attempts"],
                         "worker": running["worker"], "started_at": running["started_at"],
-                        "ended_at": None, "outcome": "running", "error": None})
+                        "ended_at": None, "outcome": "running", "error": None,
+                        "host": running["worker"].split("@", 1)[1] if "@" in (running["worker"] or "") else self.host})
         return out
 
     def dependencies(self, task_id: int) -> list[int]:

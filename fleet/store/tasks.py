@@ -62,7 +62,7 @@ _AGENT_IDLE = """UPDATE agents SET current_task = NULL, status = 'idle', detail 
 # An attempt is written once, when it ends (append-only); while it runs, the
 # tasks row (worker, lease_token, started_at, attempts) is the record of it.
 _INSERT_ATTEMPT = """INSERT INTO task_attempts (task_id, attempt_no, worker, token, started_at,
-    ended_at, outcome, error, suspect) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    ended_at, outcome, error, suspect, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _COMPLETE = """UPDATE tasks SET status = 'DONE', result = ?, error = NULL, error_reason = NULL,
     finished_at = ?, updated_at = ?, lease_token = NULL, lease_expires_at = NULL
     WHERE id = ? AND status = 'RUNNING' AND lease_token = ? RETURNING *"""
@@ -130,8 +130,12 @@ class TaskQueueMixin(TaskReadsMixin):
     def _end_attempt(self, conn, row, token: str, outcome: str, error: str | None, ts: float,
                      suspect: bool = False):
         """Append the finished attempt, from the task row as it was while running."""
-        conn.execute(_INSERT_ATTEMPT, (row["id"], row["attempts"], row["worker"] or "unknown", token,
-                                       row["started_at"] or ts, ts, outcome, error, int(suspect)))
+        worker = row["worker"] or "unknown"
+        # The attempt ran on its worker's host: named in the worker's name where
+        # several hosts share the store (fleet.hosts), else this one.
+        host = worker.split("@", 1)[1] if "@" in worker else self.host
+        conn.execute(_INSERT_ATTEMPT, (row["id"], row["attempts"], worker, token,
+                                       row["started_at"] or ts, ts, outcome, error, int(suspect), host))
 
     def _clear_agent_task(self, conn, worker: str | None, task_id: int) -> None:
         if worker:

@@ -11,6 +11,7 @@ import time
 
 from flask import Blueprint, jsonify
 
+from fleet.hosts import host_of, is_supervisor, supervisor_for, supervisor_name
 from fleet.config import worker_names
 
 from .api_status import EXIT_ACTIONS, agent_rows, health_payload
@@ -30,7 +31,7 @@ def fleet_health():
     failures = c.store.events(action="fail", since=since, limit=1000)
     failed = c.store.list_tasks(status="FAILED", since=since, limit=10)
     agents = agent_rows(c)
-    sup = c.store.get_agent("supervisor")
+    sup = c.store.get_agent(supervisor_name(c.cfg))
     return jsonify({
         "status": health["status"],
         "components": {k: v["status"] for k, v in health["components"].items()},
@@ -151,9 +152,8 @@ def _role_from_body(c) -> str | None:
 
 def _targets(c) -> set[str]:
     names = {n for n, _ in worker_names(c.cfg)} | _roles(c.cfg)
-    names |= {a["name"] for a in c.store.list_agents()}
+    names |= {a["name"] for a in c.store.list_agents() if not is_supervisor(a)}
     names |= set(c.cfg["supervisor"]["services"])
-    names.discard("supervisor")
     return names
 
 
@@ -168,7 +168,7 @@ def _install_control(app) -> None:
         c = ctx()
         role = _role_from_body(c)
         _require_supervisor(c)
-        mid = c.store.send_message(actor(), "supervisor", {"type": "start", "role": role}, channel="sup")
+        mid = c.store.send_message(actor(), supervisor_name(c.cfg), {"type": "start", "role": role}, channel="sup")
         return jsonify({"sent": "start", "role": role, "message_id": mid}), 202
 
     @cbp.post("/api/fleet/stop")
@@ -183,7 +183,7 @@ def _install_control(app) -> None:
         # One message per role: a role-less stop would drain the supervisor itself
         # (and this dashboard with it), leaving nothing to press "start" on.
         roles = [role] if role else sorted(_roles(c.cfg))
-        ids = [c.store.send_message(actor(), "supervisor", {"type": "stop", "role": r}, channel="sup")
+        ids = [c.store.send_message(actor(), supervisor_name(c.cfg), {"type": "stop", "role": r}, channel="sup")
                for r in roles]
         return jsonify({"sent": "stop", "roles": roles, "message_ids": ids}), 202
 
@@ -206,13 +206,16 @@ def _install_control(app) -> None:
         c = ctx()
         if name not in _targets(c):
             raise ApiError(404, f"no worker or role named {name!r}; see /api/fleet/workers")
-        _require_supervisor(c)
-        mid = c.store.send_message(actor(), "supervisor", {"type": "restart", "target": name}, channel="sup")
+        if host_of(name) in (None, c.cfg["fleet"]["host"]):
+            _require_supervisor(c)  # (another host's supervisor picks the message up itself)
+        mid = c.store.send_message(actor(), supervisor_for(c.cfg, name), {"type": "restart", "target": name},
+                                   channel="sup")
         return jsonify({"sent": "restart", "target": name, "message_id": mid}), 202
 
     def _worker_message(name: str, kind: str):
         c = ctx()
-        if c.store.get_agent(name) is None or name == "supervisor":
+        agent = c.store.get_agent(name)
+        if agent is None or is_supervisor(agent):
             raise ApiError(404, f"no running worker named {name!r}; see /api/fleet/workers")
         mid = c.store.send_message(actor(), name, {"type": kind}, channel="agent")
         return jsonify({"sent": kind, "target": name, "message_id": mid}), 202

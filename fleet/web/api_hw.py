@@ -10,7 +10,7 @@ import time
 
 from flask import Blueprint, jsonify
 
-from .common import ctx, doc, int_arg
+from .common import ctx, doc, int_arg, str_arg
 
 TRAINING_LOCK = "training"
 
@@ -58,11 +58,14 @@ def install(app, c) -> None:
         })
 
     @bp.get("/api/hw/history")
-    @doc("Stored hardware samples for sparklines (default: the last 15 minutes)", tag="hardware",
-         query={"minutes": {"type": "integer", "minimum": 1, "maximum": 1440}})
+    @doc("Stored hardware samples for sparklines (default: the last 15 minutes of this dashboard's host)",
+         tag="hardware", query={"minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+                                "host": {"type": "string", "description": "another host of the fleet"}})
     def hw_history():
         c = ctx()
         minutes = int_arg("minutes", 15, lo=1, hi=1440)
-        return jsonify({"minutes": minutes, "samples": c.store.hw_samples(since=time.time() - minutes * 60)})
+        host = str_arg("host") or c.cfg["fleet"]["host"]
+        return jsonify({"minutes": minutes, "host": host,
+                        "samples": c.store.hw_samples(since=time.time() - minutes * 60, host=host)})
 
     app.register_blueprint(bp)

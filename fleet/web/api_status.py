@@ -9,6 +9,7 @@ import time
 
 from flask import Blueprint, jsonify
 
+from fleet.hosts import host_summary, is_local, is_supervisor, supervisor_name
 from fleet.config import worker_names
 from fleet.db import StoreError
 
@@ -63,8 +64,10 @@ def status_payload(c) -> dict:
         "read_only": c.read_only,
         "supervisor": {"running": pid is not None, "pid": pid},
         "agents": agents,
+        "this_host": c.cfg["fleet"]["host"],
+        "hosts": host_summary(agents, c.cfg["fleet"]["host"], c.cfg["supervisor"]["heartbeat_timeout_s"]),
         "expected_workers": expected,
-        "missing_workers": [n for n in expected if n not in present],
+        "missing_workers": [n for n in expected if n not in present],  # (this host's)
         **c.cached("queue", last_event, QUEUE_CACHE_S, lambda: queue_summary(store)),
         # A gauge: recounted at most once a second however busy the queue is.
         "ready_depth": c.cached("ready", None, QUEUE_CACHE_S, store.pending_depth),
@@ -161,7 +164,7 @@ def health_payload(c) -> dict:
         return {"status": "down", "components": components, "checked_at": time.time()}
     expected = len(worker_names(c.cfg))
     agents = agent_rows(c)
-    alive = sum(1 for a in agents if a["alive"] and a["name"] != "supervisor")
+    alive = sum(1 for a in agents if a["alive"] and not is_supervisor(a) and is_local(c.cfg, a))
     if expected and alive == 0:
         wstate = "down"
     elif alive < expected:
@@ -171,7 +174,7 @@ def health_payload(c) -> dict:
     components["workers"] = {"status": wstate, "alive": alive, "expected": expected}
     pid = c.supervisor_pid()
     components["supervisor"] = {"status": "healthy" if pid else "down", "pid": pid}
-    sup = next((a for a in agents if a["name"] == "supervisor" and a["pid"] == pid), None)
+    sup = next((a for a in agents if a["name"] == supervisor_name(c.cfg) and a["pid"] == pid), None)
     limit = c.cfg["supervisor"]["heartbeat_timeout_s"]
     if pid and sup is not None and sup["heartbeat_age_s"] > limit and components["store"]["status"] == "healthy":
         # A live supervisor that cannot write its heartbeat: its writes are

@@ -17,16 +17,48 @@
     if (s.supervisor && !s.supervisor.running) label = "supervisor not running";
     state.textContent = label;
     state.className = "badge " + (s.paused || (s.supervisor && !s.supervisor.running) ? "st-failed" : "st-done");
-    const rows = s.agents.map((a) => el("tr", { dataset: { agent: a.name } },
-      el("td", {}, a.name), el("td", {}, a.role), el("td", {}, badge(a.status)),
+    const several = renderHosts(s);
+    const shown = hostFilter.value ? s.agents.filter((a) => (a.host || s.this_host) === hostFilter.value) : s.agents;
+    const rows = shown.map((a) => el("tr", { dataset: { agent: a.name, host: a.host || "" } },
+      el("td", {}, a.name), el("td", {}, a.role), el("td", {}, a.alive || !LIVE.includes(a.status) ? badge(a.status) : lostBadge(a)),
       el("td", { class: a.alive ? "" : "error" }, age(a.heartbeat_age_s)),
       el("td", {}, a.current_task ? el("a", { href: "/tasks/" + a.current_task }, "#" + a.current_task) : "–"),
       el("td", {}, String(a.restarts_1h)),
       el("td", { class: "small" }, a.last_exit ? when(a.last_exit.at) + " " + exitText(a.last_exit) : "–"),
+      el("td", { class: "host-col", hidden: !several }, a.host || ""),
       el("td", { class: "mut" }, agentButtons(a))));
     fill(document.querySelector("#agents tbody"), rows);
     document.getElementById("missing").textContent = s.missing_workers.length
       ? "Configured but not running: " + s.missing_workers.join(", ") : "";
+  }
+
+  // Several hosts share the store: a Hosts table, a host column and a host filter.
+  const LIVE = ["starting", "idle", "busy", "paused", "running", "stopping"];
+  const hostFilter = document.getElementById("host-filter");
+  hostFilter.addEventListener("change", refreshStatus);
+
+  function renderHosts(s) {
+    const hosts = s.hosts || [];
+    const several = hosts.length > 1;
+    document.getElementById("hosts").hidden = !(several || hosts.some((h) => h.state === "lost"));
+    document.querySelector("#agents thead .host-col").hidden = !several;
+    fill(document.querySelector("#hosts-table tbody"), hosts.map((h) => el("tr", { dataset: { host: h.host, state: h.state } },
+      el("td", {}, h.host + (h.this_host ? " (this host)" : "")),
+      el("td", {}, el("span", { class: "badge " + ({ up: "st-done", lost: "st-failed" }[h.state] || "st-cancelled") }, h.state)),
+      el("td", {}, h.running + "/" + h.agents), el("td", {}, h.tier || "–"),
+      el("td", {}, h.last_seen_age_s === null ? "–" : age(h.last_seen_age_s) + " ago"))));
+    const want = hosts.map((h) => h.host);
+    const have = [...hostFilter.options].slice(1).map((o) => o.value);
+    if (want.join("\n") !== have.join("\n")) {
+      const keep = hostFilter.value;
+      hostFilter.replaceChildren(el("option", { value: "" }, "all hosts"), ...want.map((h) => el("option", { value: h }, h)));
+      hostFilter.value = want.includes(keep) ? keep : "";
+    }
+    return several;
+  }
+
+  function lostBadge(a) {
+    return el("span", { class: "badge st-failed", title: "no heartbeat for " + age(a.heartbeat_age_s) }, "lost (was " + a.status + ")");
   }
 
   function exitText(ex) {
@@ -39,7 +71,7 @@
   }
 
   function agentButtons(a) {
-    if (a.name === "supervisor") return [];
+    if (a.role === "supervisor") return [];
     const out = [];
     if (features.control) {
       out.push(el("button", { class: "small", onclick: () => act(() => post("/api/fleet/worker/" + encodeURIComponent(a.name) + "/restart"), "Restart sent to " + a.name) }, "restart"));
