@@ -94,6 +94,10 @@ class Supervisor:
             ids = self.store.recover_worker_tasks(agent["name"], "the worker process is gone (previous run ended)")
             if ids:
                 log.warning("requeued %s held by %s from a previous run", ids, agent["name"])
+            if qualified(self.cfg, agent["name"]) != agent["name"]:
+                # a row named before the fleet moved to a shared store (`store
+                # migrate`): its agent now runs as name@host
+                self.store.remove_agent(agent["name"])
 
     # -- spawning and exits ----------------------------------------------
     def spawn(self, child: Child) -> None:

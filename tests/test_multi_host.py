@@ -202,3 +202,14 @@ def test_an_idle_worker_on_one_host_claims_what_another_host_enqueued_at_once(tw
     print(f"cross-host claim latency (s): {[round(x, 4) for x in latencies]}")
     assert max(latencies) < 2.5, latencies  # half the 5 s poll: every claim was woken, none polled
     assert stop(sup_b) == 0
+    # A row named before the fleet moved to the shared store (`store migrate`
+    # from SQLite) is this host's old worker: its task is requeued and the
+    # row goes at the next start, its worker now running as coder_1@host-b.
+    gone = store.enqueue("noop", {})
+    store.register_agent("coder_1", "coder", pid=2 ** 22 + 7, host="host-b", status="busy")
+    held = store.claim("coder_1", ["noop"], lease_s=600)
+    assert held.id == gone.id
+    sup_b, _ = two_hosts.start("host-b")
+    wait_until(lambda: store.get_agent("coder_1") is None, 30, step=0.1, what="the old row removed")
+    wait_until(lambda: store.get(gone.id).status == "DONE", 30, step=0.1, what="its task requeued and run")
+    assert stop(sup_b) == 0
