@@ -395,6 +395,33 @@ SCHEMA: dict[str, Section] = {
         "vram_down_samples": Key(2, "Samples a tier must not fit before stepping down (without an emergency).", min=1),
         "vram_up_hold_s": Key(60.0, "How long a bigger tier must fit before stepping up to it.", type=float, min=0),
     }),
+    "filesystem.zones": Section(
+        "Filesystem zones ([filesystem.zones.NAME]): folders skills may use and how. None declared: every path "
+        "is allowed. Enforced by fleet/fs_guard.py on every file a skill reads or writes through its helpers.",
+        tables={
+            "path": Key("", "The folder (relative paths are under the fleet home)."),
+            "access": Key("read", "What skills may do there.", choices=("read", "read_write")),
+        },
+    ),
+    "filesystem.overrides": Section(
+        "Per-skill zones ([filesystem.overrides.SKILL]): the skill may use only these zones; access = \"full\" "
+        "(or \"read_write\") lets it write in them even where the zone is read-only.",
+        tables={
+            "zones": Key([], "Names of [filesystem.zones] this skill may use.", type=list),
+            "access": Key("", "Empty: each zone's own access; read_write or full: write in every listed zone.",
+                          choices=("", "read", "read_write", "full")),
+        },
+    ),
+    "filesystem.enterprise": Section("How the filesystem guard treats a violation.", {
+        "enforce": Key(False, "true: refuse a violating read or write (the task fails with the reason); false: "
+                       "log it to logs/fs_access.log and let it through."),
+        "deny_by_default": Key(False, "A path in no declared zone is a violation."),
+        "log_all_access": Key(False, "Log every skill file access (allowed ones too) to logs/fs_access.log."),
+    }),
+    "air_gap": Section("Air-gap mode ([fleet] air_gap_mode = true) runs only the skills named here.", {
+        "allowed_skills": Key([], "Skills that may run in air-gap mode (deny by default): tasks of any other "
+                              "skill are refused at dispatch and failed by the worker, with the reason.", type=list),
+    }),
     "model_server": Section("Care of the local model server (Ollama API) by the hardware supervisor. Its URL is "
                             "[providers.ollama] base_url; `url` here is used only without one.", {
         "enabled": Key(True, "List loaded models, keep the tier and conductor models warm, repair a server the "
@@ -495,6 +522,7 @@ def validate(raw: dict) -> dict:
         cfg["fleet"]["offline_mode"] = True
     _check_roles(cfg)
     _check_store(cfg)
+    _check_filesystem(cfg)
     if not cfg["fleet"]["host"]:
         cfg["fleet"]["host"] = socket.gethostname()
     return cfg
@@ -522,6 +550,21 @@ def _check_store(cfg: dict) -> None:
         raise ConfigError("[store] dsn holds a password, which must not live in fleet.toml; remove it and put it "
                           "in ~/.pgpass (or PGPASSWORD), or store the whole DSN as a secret: "
                           "`lead_client.py secret set FLEET_STORE_DSN 'postgresql://USER:PASSWORD@HOST/DB'`")
+
+
+def _check_filesystem(cfg: dict) -> None:
+    """Every zone has a path, and every override names declared zones."""
+    fs = cfg.get("filesystem", {})
+    zones = fs.get("zones", {})
+    for name, zone in zones.items():
+        if not zone["path"]:
+            raise ConfigError(f"[filesystem.zones.{name}] has no path; set path = \"folder\" (under the fleet "
+                              "home, or absolute)")
+    for skill, override in fs.get("overrides", {}).items():
+        unknown = [z for z in override["zones"] if z not in zones]
+        if unknown:
+            raise ConfigError(f"[filesystem.overrides.{skill}] zones names {', '.join(map(repr, unknown))}, "
+                              f"not declared under [filesystem.zones] (declared: {', '.join(zones) or 'none'})")
 
 
 def _check_roles(cfg: dict) -> None:
@@ -668,6 +711,16 @@ def unclaimable_reason(cfg: dict, skill: str, assigned_to: str | None = None) ->
     return (f"no running role claims skill {skill!r}: add it to a role in [affinity] of fleet.toml "
             f"(e.g. coder = [..., \"{skill}\"]) with a worker count above 0, or assign the task to a "
             "worker by name; the task waits until then")
+
+
+def air_gap_refusal(cfg: dict, skill: str) -> str | None:
+    """Why air-gap mode refuses to run `skill` (deny by default: only the
+    skills in [air_gap] allowed_skills run), or None."""
+    if not cfg["fleet"]["air_gap_mode"] or skill in cfg["air_gap"]["allowed_skills"]:
+        return None
+    allowed = ", ".join(cfg["air_gap"]["allowed_skills"]) or "none yet"
+    return (f"the fleet is in air-gap mode, which runs only the skills in [air_gap] allowed_skills ({allowed}); "
+            f"add \"{skill}\" there in fleet.toml to allow it")
 
 
 def role_skills(cfg: dict, role: str) -> list[str]:

@@ -26,7 +26,8 @@ import traceback
 
 from . import procs
 from .hosts import qualified
-from .config import load_or_exit, role_skills, skill_timeout
+from .config import air_gap_refusal, load_or_exit, role_skills, skill_timeout
+from .fs_guard import running_skill
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import set_current_task, setup_process_logging
 from .skills._hitl import APPROVE_WORDS, answer_text, without_human_fields
@@ -310,6 +311,9 @@ class Worker:
                 return self._fail(task, str(exc), retryable=False, reason="unknown_skill")
             except InvalidPayload as exc:
                 return self._fail(task, str(exc), retryable=False, reason="invalid_payload")
+            refusal = air_gap_refusal(self.cfg, task.skill)
+            if refusal:
+                return self._fail(task, refusal, retryable=False, reason="air_gap")
             if info.requires_network and self.cfg["fleet"]["offline_mode"]:
                 mode = "air-gap" if self.cfg["fleet"]["air_gap_mode"] else "offline"
                 return self._fail(
@@ -430,7 +434,8 @@ class Worker:
         started = time.monotonic()
         try:
             try:
-                outcome = ("ok", module.run(dict(task.payload), self.cfg, skill_log))
+                with running_skill(task.skill, task.id, self.cfg):  # the filesystem guard's subject
+                    outcome = ("ok", module.run(dict(task.payload), self.cfg, skill_log))
             finally:
                 self._in_skill = False
                 self._skill_done.set()

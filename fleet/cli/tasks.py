@@ -10,7 +10,7 @@ import sys
 import time
 
 from fleet.hosts import is_supervisor
-from fleet.config import unclaimable_reason
+from fleet.config import air_gap_refusal, unclaimable_reason
 
 from .common import (
     EXIT_FAILED,
@@ -47,6 +47,9 @@ def _validate(ctx: Ctx, skill: str, payload: dict) -> None:
         skill_registry.validate_payload(info, payload)
     except (skill_registry.UnknownSkill, skill_registry.InvalidPayload) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
+    refusal = air_gap_refusal(ctx.cfg, skill)
+    if refusal:
+        raise UsageError(f"{refusal}; nothing was queued")
 
 
 def _fleet_can_work(ctx: Ctx) -> bool:

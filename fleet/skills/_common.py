@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fleet.atomic import atomic_write_text
+from fleet import atomic
+from fleet.fs_guard import READ, WRITE, AccessDenied, guard
 from fleet.skills._hitl import APPROVE_WORDS, HUMAN_FIELDS, answer_text  # noqa: F401 (skills import them here)
 
 SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
@@ -85,12 +86,22 @@ def knowledge_root(config: dict) -> Path:
 
 
 def knowledge_path(config: dict, *parts: str) -> Path:
-    """A path under knowledge/, made of sanitised parts; refuses anything that would escape it."""
+    """A path under knowledge/, made of sanitised parts; refuses anything that
+    would escape it, or that the filesystem guard refuses to write."""
     root = knowledge_root(config)
     target = root.joinpath(*parts).resolve()
     if target != root and root not in target.parents:
         raise SkillError(f"refusing to write outside the knowledge folder: {target}")
+    _guarded(target, WRITE)
     return target
+
+
+def _guarded(path: Path, mode: str) -> bool:
+    """The filesystem guard's say on the running skill's access (fleet/fs_guard.py)."""
+    try:
+        return guard(path, mode)
+    except AccessDenied as exc:
+        raise SkillError(str(exc)) from None
 
 
 def is_sensitive(config: dict, path: Path) -> bool:
@@ -124,6 +135,7 @@ def resolve_input(config: dict, value: str, *, must_exist: bool = True, kind: st
                          "never end or never answer; give a file or folder")
     if is_sensitive(config, p):
         raise SkillError(f"{kind} {value!r} holds secrets or keys; skills do not read it")
+    _guarded(p, READ)
     return p
 
 
@@ -139,6 +151,12 @@ def display_path(config: dict, path: Path) -> str:
 
 
 # -- writing ----------------------------------------------------------------
+def atomic_write_text(path: str | os.PathLike, text: str, **options) -> Path:
+    """fleet.atomic.atomic_write_text, after the filesystem guard's say."""
+    _guarded(Path(path), WRITE)
+    return atomic.atomic_write_text(path, text, **options)
+
+
 def atomic_write_json(path: Path, value: Any) -> Path:
     return atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
@@ -146,6 +164,7 @@ def atomic_write_json(path: Path, value: Any) -> Path:
 # -- reading ----------------------------------------------------------------
 def read_text(path: Path, max_chars: int | None = None) -> tuple[str, bool]:
     """(text, truncated). Undecodable bytes are replaced, never fatal."""
+    _guarded(Path(path), READ)
     try:
         with open(path, "r", encoding="utf-8", errors="replace") as fh:
             text = fh.read(max_chars + 1 if max_chars else -1)
@@ -192,6 +211,10 @@ def iter_files(root: Path, extensions: Iterable[str] | None = None, *, max_files
                 continue
             if not _usable_file(p, max_bytes):
                 continue
+            try:
+                guard(p, READ)  # a violation let through (enforce = false) is logged and read
+            except AccessDenied:
+                continue  # refused (logged): the walk goes on without it
             out.append(p)
             if len(out) >= max_files:
                 return out

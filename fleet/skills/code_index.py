@@ -13,8 +13,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from fleet.atomic import atomic_write_text
-from fleet.skills._common import MAX_SOURCE_BYTES, SkillError, iter_files, resolve_input
+from fleet.skills._common import MAX_SOURCE_BYTES, SkillError, atomic_write_text, iter_files, resolve_input
 
 DESCRIPTION = ("Index Python source under a path: modules, classes, functions and methods with "
                "signatures, docstrings and line numbers, into knowledge/code_index.jsonl (incremental).")
