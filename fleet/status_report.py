@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 
 from .atomic import atomic_write_text
+from .config_drift import stale_agents
 from .hosts import LIVE_STATUSES, host_summary
 
 
@@ -31,7 +32,7 @@ def _cell(value) -> str:
 
 def render_status(store, *, supervisor_pid: int, roles: dict[str, str], started_at: float,
                   fleet_name: str = "fleet", this_host: str | None = None,
-                  heartbeat_timeout_s: float = 120.0) -> str:
+                  heartbeat_timeout_s: float = 120.0, config: str | None = None) -> str:
     """Markdown for STATUS.md. `roles` maps role/service name to its supervisor
     state. Where several hosts share the store, a Hosts section lists each
     (a lost one first says so) and the agents table gains a host column."""
@@ -40,6 +41,7 @@ def render_status(store, *, supervisor_pid: int, roles: dict[str, str], started_
     agents = [{**a, "heartbeat_age_s": max(0.0, now - a["last_heartbeat"]) if a["last_heartbeat"] else None}
               for a in store.list_agents()]
     hosts = host_summary(agents, this_host or socket.gethostname(), heartbeat_timeout_s)
+    stale = stale_agents(agents, store.last_event_per_agent(["agent_start"]), config) if config else {}
     several = len(hosts) > 1
     lines = [
         f"# {fleet_name} status",
@@ -48,6 +50,9 @@ def render_status(store, *, supervisor_pid: int, roles: dict[str, str], started_
         + (f" on {this_host}." if several and this_host else "."),
         "",
     ]
+    if config:
+        lines += [f"Config {config}" + (f"; **stale config**: {', '.join(sorted(stale))} run an older fleet.toml "
+                                       "(`lead_client.py restart --stale`)." if stale else "."), ""]
     if several or any(h["state"] == "lost" for h in hosts):
         lines += ["## Hosts", "", "| host | state | agents up | tier | last seen |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {_cell(h['host'])}{' (this host)' if h['this_host'] else ''} | "
@@ -62,6 +67,8 @@ def render_status(store, *, supervisor_pid: int, roles: dict[str, str], started_
         lost = a["status"] in LIVE_STATUSES and a["heartbeat_age_s"] is not None \
             and a["heartbeat_age_s"] > heartbeat_timeout_s
         status = f"lost (was {a['status']})" if lost else a["status"]
+        if a["name"] in stale:
+            status += ", stale config"
         lines.append(
             f"| {_cell(a['name'])} | {_cell(a['role'])} | {_cell(status)} | {_cell(a['pid'])} | "
             f"{_age(a['last_heartbeat'], now)} ago | {_cell(a['current_task'])} | {_cell(a['progress'])} |"

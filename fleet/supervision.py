@@ -19,6 +19,7 @@ from . import procs
 from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy, killed_while_healthy
 from .hosts import base_name, is_local, qualified, supervisor_name
 from .config import role_skills, worker_names
+from .config_drift import ConfigWatch, config_hash
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import log_path, setup_process_logging
 from .outage import StoreOutage, damage_message
@@ -502,6 +503,8 @@ class Supervisor:
             if self.policy.healthy(child):
                 log.info("%s is healthy again", child.role)
                 self.flap_alerted.discard(child.role)  # a later crash loop alerts again
+        if self._due("config", 2.0):
+            self.config_watch.check()
         if self._due("status", self.sup["status_interval_s"]):
             self.write_status()
 
@@ -522,11 +525,21 @@ class Supervisor:
                 roles[c.role] = state
         text = render_status(self.store, supervisor_pid=os.getpid(), roles=roles,
                              started_at=self.started_at, fleet_name=self.cfg["fleet"]["name"],
-                             this_host=self.host, heartbeat_timeout_s=limit)
+                             this_host=self.host, heartbeat_timeout_s=limit, config=self.config_watch.current)
         try:
             write_status(self.cfg["paths"]["status_file"], text)
         except OSError as exc:
             log.error("cannot write %s: %s", self.cfg["paths"]["status_file"], exc)
+
+    def _config_alert(self, message: str) -> None:
+        self.store.raise_alert("warning", self.name, message, dedup_key=qualified(self.cfg, "config_invalid"))
+
+    def _config_resolved(self) -> None:
+        key = qualified(self.cfg, "config_invalid")
+        for alert in self.store.list_alerts(active_only=True, limit=1000):
+            if alert["dedup_key"] == key:
+                self.store.ack_alert(alert["id"], by=self.name)
+        log.info("fleet.toml is valid again")
 
     # -- drain -----------------------------------------------------------
     def begin_drain(self, why: str) -> None:
@@ -559,7 +572,8 @@ class Supervisor:
             return 73
         try:
             self.store = open_store(self.cfg)
-            self.store.register_agent(self.name, "supervisor", pid=os.getpid(), host=self.host, status="running")
+            self.store.register_agent(self.name, "supervisor", pid=os.getpid(), host=self.host, status="running",
+                                      config_hash=config_hash(self.cfg))
         except (InvalidInput, StoreUnavailable) as exc:
             if self.cfg["store"]["backend"] != "postgresql":
                 raise
@@ -583,6 +597,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGCHLD, lambda *a: None)
+        self.config_watch = ConfigWatch(self.cfg, alert=self._config_alert, resolve=self._config_resolved)
         try:
             self.build_children()
             self.timers["integrity"] = time.monotonic() + self.cfg["store"]["integrity_check_interval_s"]

@@ -97,6 +97,25 @@ class InstanceLock:
                 self.fd = None
 
 
+def check_config(home: str | None) -> int:
+    """--check-config: 0 and the config's hash when fleet.toml is valid; 78,
+    the error and the diff against fleet.toml.last-good when it is not."""
+    from .config import EX_CONFIG, find_home, load_or_exit
+    from .config_drift import LAST_GOOD, config_hash, diff_against_last_good
+
+    try:
+        cfg = load_or_exit(home)  # prints the error (and warnings about unknown keys)
+    except SystemExit:
+        diff = diff_against_last_good(find_home(home))
+        if diff:
+            print(f"fleet: changes since the last good configuration ({LAST_GOOD}):\n{diff}", file=sys.stderr)
+        elif diff is None:
+            print(f"fleet: no {LAST_GOOD} to compare with (it is kept once the fleet has run)", file=sys.stderr)
+        return EX_CONFIG
+    print(f"fleet: {cfg['config_file']} is valid (config {config_hash(cfg)})")
+    return 0
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -108,10 +127,9 @@ def main(argv=None) -> int:
 
     from .config import load_or_exit
 
-    cfg = load_or_exit(args.home)
     if args.check_config:
-        print(f"fleet: {cfg['config_file']} is valid")
-        return 0
+        return check_config(args.home)
+    cfg = load_or_exit(args.home)
     from .supervision import Supervisor
 
     lock = InstanceLock(lock_path(cfg))

@@ -27,6 +27,7 @@ import traceback
 from . import procs
 from .hosts import qualified
 from .config import air_gap_refusal, load_or_exit, role_skills, skill_timeout
+from .config_drift import config_hash
 from .fs_guard import running_skill
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import set_current_task, setup_process_logging
@@ -183,7 +184,7 @@ class Worker:
                              "check [paths] db in fleet.toml and that its folder is writable") from exc
         procs.become_subreaper()  # a skill's double-forked daemon stays ours to kill
         self.store.register_agent(self.name, self.role, pid=os.getpid(), host=self.cfg["fleet"]["host"],
-                                 status="starting")
+                                  config_hash=config_hash(self.cfg), status="starting")
         self.start_watchdog()
         self._preload_model_clients()
         log.info("worker %s (role %s, pid %d) started; skills: %s", self.name, self.role, os.getpid(),

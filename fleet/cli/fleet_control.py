@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
+from fleet.config_drift import config_hash, stale_agents
 from fleet.hosts import (
     LIVE_STATUSES,
     host_of,
@@ -59,6 +60,12 @@ def collect_status(ctx: Ctx) -> dict:
             "stale": stale, "current_task": a["current_task"], "progress": a["progress"],
             "started_at": a["started_at"], "detail": a["detail"],
         })
+    current = config_hash(cfg)
+    starts = store.last_event_per_agent(["agent_start"])
+    stale = stale_agents(agents, starts, current)
+    for a in agents:
+        a["config_hash"] = ((starts.get(a["name"]) or {}).get("detail") or {}).get("config_hash")
+        a["stale_config"] = a["name"] in stale
     expected: dict[str, int] = {}
     for _name, role in worker_names(cfg):
         expected[role] = expected.get(role, 0) + 1
@@ -101,6 +108,8 @@ def collect_status(ctx: Ctx) -> dict:
         "degraded_roles": degraded,
         "agents": agents,
         "hosts": host_summary(agents, cfg["fleet"]["host"], hb_limit),
+        "config_hash": current,
+        "stale_config": sorted(stale),
         "tasks": {**counts, "total": sum(counts.values())},
         "oldest_pending_age_s": _age(store.oldest_pending_created_at(), ts),
         "active_alerts": len(store.list_alerts(active_only=True, limit=1000)),
@@ -160,6 +169,9 @@ def cmd_status(ctx: Ctx) -> int:
         )
     else:
         print("agents: none registered")
+    if doc["stale_config"]:
+        print(f"stale config: {', '.join(doc['stale_config'])} run an older fleet.toml than the current one "
+              f"({doc['config_hash']}); `lead_client.py restart --stale` restarts them")
     if doc["degraded_roles"]:
         print("roles not running: " + ", ".join(
             f"{r['role']} ({r['state']}, {r['running']}/{r['expected']})" for r in doc["roles"] if r["state"] != "running"))

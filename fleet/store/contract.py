@@ -617,9 +617,12 @@ class StoreContract(Protocol):
     # fleet state: agents, messages, notes, events, liveness
     # ------------------------------------------------------------------
     def register_agent(self, name: str, role: str, *, pid: int | None = None,
-                       host: str | None = None, status: str = "starting") -> dict:
+                       host: str | None = None, status: str = "starting",
+                       config_hash: str | None = None) -> dict:
         """Create or reset the agent row `name` (role, host (default this
-        machine), pid, status, started now, no current task).
+        machine), pid, status, started now, no current task). `config_hash`
+        (the configuration the agent loaded: fleet.config_drift) goes into
+        the `agent_start` event's detail, beside role and pid.
 
         Returns: the agent row {name, role, host, pid, status, current_task,
         started_at, last_heartbeat, progress, detail}.

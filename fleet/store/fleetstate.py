@@ -111,7 +111,8 @@ class FleetStateMixin:
 
     # -- agents ----------------------------------------------------------
     def register_agent(self, name: str, role: str, *, pid: int | None = None,
-                       host: str | None = None, status: str = "starting") -> dict:
+                       host: str | None = None, status: str = "starting",
+                       config_hash: str | None = None) -> dict:
         ts = now()
         with self._write() as conn:
             conn.execute(
@@ -124,7 +125,8 @@ class FleetStateMixin:
                        progress = 0""",
                 (name, role, host or self.host, pid, status, ts, ts),
             )
-            self._event(conn, name, "agent_start", agent=name, detail={"role": role, "pid": pid}, ts=ts)
+            detail = {"role": role, "pid": pid, **({"config_hash": config_hash} if config_hash else {})}
+            self._event(conn, name, "agent_start", agent=name, detail=detail, ts=ts)
         return self.get_agent(name)
 
     def heartbeat(self, name: str, *, progress: int | None = None, status: str | None = None,

@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 
 from fleet.hosts import host_summary, is_local, is_supervisor, supervisor_name
 from fleet.config import worker_names
+from fleet.config_drift import config_hash, stale_agents
 from fleet.db import StoreError
 
 from .common import ApiError, ctx, doc, int_arg, str_arg, time_arg
@@ -50,6 +51,26 @@ def agent_rows(c) -> list[dict]:
     return rows
 
 
+def _config_drift(c, agents: list[dict]) -> dict:
+    """The current fleet.toml's config hash and the agents on an older one
+    (each agent row gains `stale_config`). The dashboard's own config is
+    loaded at its start, so the current one is read again (cached for a
+    second: fleet.toml rarely changes)."""
+    from fleet.config import ConfigError, load_config
+
+    def current():
+        try:
+            return config_hash(load_config(c.cfg["home"]))
+        except ConfigError:
+            return None  # invalid now: the fleet runs on its last good config, and an alert says so
+
+    now_hash = c.cached("config_hash", None, QUEUE_CACHE_S, current) or config_hash(c.cfg)
+    stale = stale_agents(agents, c.store.last_event_per_agent(["agent_start"]), now_hash)
+    for a in agents:
+        a["stale_config"] = a["name"] in stale
+    return {"config_hash": now_hash, "stale_config": sorted(stale)}
+
+
 def status_payload(c) -> dict:
     store = c.store
     agents = agent_rows(c)
@@ -65,6 +86,7 @@ def status_payload(c) -> dict:
         "supervisor": {"running": pid is not None, "pid": pid},
         "agents": agents,
         "this_host": c.cfg["fleet"]["host"],
+        **_config_drift(c, agents),
         "hosts": host_summary(agents, c.cfg["fleet"]["host"], c.cfg["supervisor"]["heartbeat_timeout_s"]),
         "expected_workers": expected,
         "missing_workers": [n for n in expected if n not in present],  # (this host's)

@@ -20,7 +20,8 @@
     const several = renderHosts(s);
     const shown = hostFilter.value ? s.agents.filter((a) => (a.host || s.this_host) === hostFilter.value) : s.agents;
     const rows = shown.map((a) => el("tr", { dataset: { agent: a.name, host: a.host || "" } },
-      el("td", {}, a.name), el("td", {}, a.role), el("td", {}, a.alive || !LIVE.includes(a.status) ? badge(a.status) : lostBadge(a)),
+      el("td", {}, a.name), el("td", {}, a.role), el("td", {}, a.alive || !LIVE.includes(a.status) ? badge(a.status) : lostBadge(a),
+        a.stale_config ? [" ", el("span", { class: "badge st-waiting_human", title: "runs an older fleet.toml than " + s.config_hash + "; lead_client.py restart --stale" }, "stale config")] : null),
       el("td", { class: a.alive ? "" : "error" }, age(a.heartbeat_age_s)),
       el("td", {}, a.current_task ? el("a", { href: "/tasks/" + a.current_task }, "#" + a.current_task) : "–"),
       el("td", {}, String(a.restarts_1h)),
