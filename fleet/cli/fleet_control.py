@@ -72,9 +72,21 @@ def collect_status(ctx: Ctx) -> dict:
     degraded = [r["role"] for r in roles if r["state"] != "running"]
     counts = store.counts()
     writes = store_writes(store, pid, agents, hb_limit, ts)
+    services = services_of(cfg, agents) if pid is not None else []
+    paused_flag = bool(store.get_flag("paused", False))
+    paused = [a["name"] for a in agents if a["status"] == "paused" and not a["stale"]]
+    problems = [f"role {r['role']} {r['state']} ({r['running']}/{r['expected']})"
+                for r in roles if r["state"] != "running"]
+    problems += [f"service {s['name']} {s['state']}: {s['detail']}" for s in services if s["state"] != "running"]
+    if paused_flag:
+        problems.append("the fleet is paused (`lead_client.py resume`)")
+    elif paused:
+        problems.append(f"paused: {', '.join(paused)} (`lead_client.py resume`)")
+    if writes["status"] != "healthy":
+        problems.append(f"the store's writes fail: {writes['writes']}")
     if pid is None:
         state, code = "no_supervisor", EXIT_NO_SUPERVISOR
-    elif degraded or writes["status"] != "healthy":
+    elif problems:
         state, code = "degraded", EXIT_DEGRADED
     else:
         state, code = "ok", EXIT_OK
@@ -86,8 +98,11 @@ def collect_status(ctx: Ctx) -> dict:
         "exit_code": code,
         "supervisor": {"running": pid is not None, "pid": pid},
         "store": writes,
-        "paused": bool(store.get_flag("paused", False)),
+        "paused": paused_flag,
+        "paused_workers": paused,
+        "problems": problems,
         "roles": roles,
+        "services": services,
         "degraded_roles": degraded,
         "agents": agents,
         "hosts": hosts_of(agents, cfg["fleet"]["host"]),
@@ -95,6 +110,32 @@ def collect_status(ctx: Ctx) -> dict:
         "oldest_pending_age_s": _age(store.oldest_pending_created_at(), ts),
         "active_alerts": len(store.list_alerts(active_only=True, limit=1000)),
     }
+
+
+def services_of(cfg: dict, agents: list[dict]) -> list[dict]:
+    """Each service the supervisor manages ([supervisor] services, the
+    dashboard unless it is off): {"name", "state" running | down, "status"
+    (its agent row's), "pid", "detail"}. Running means its row says running
+    and, on this host, its process is alive."""
+    from fleet.children import managed_services
+    from fleet.procs import still_running
+
+    this_host = cfg["fleet"]["host"]
+    rows = {a["name"]: a for a in agents}
+    out = []
+    for name, _module, off in managed_services(cfg):
+        if off:
+            continue
+        a = rows.get(name)
+        status = a["status"] if a else "missing"
+        alive = bool(a) and status == "running" and (a["host"] != this_host or still_running(a["pid"], a["started_at"]))
+        detail = (a or {}).get("detail")
+        reason = detail.get("reason") if isinstance(detail, dict) and status != "running" else None
+        out.append({"name": name, "state": "running" if alive else "down", "status": status,
+                    "pid": a["pid"] if a else None,
+                    "detail": reason or ("running" if alive else f"not running ({status}); see logs/{name}.log "
+                                                                 f"and logs/{name}.out")})
+    return out
 
 
 def hosts_of(agents: list[dict], this_host: str) -> list[dict]:
@@ -166,9 +207,8 @@ def cmd_status(ctx: Ctx) -> int:
         )
     else:
         print("agents: none registered")
-    if doc["degraded_roles"]:
-        print("roles not running: " + ", ".join(
-            f"{r['role']} ({r['state']}, {r['running']}/{r['expected']})" for r in doc["roles"] if r["state"] != "running"))
+    if doc["problems"]:
+        print("degraded: " + "; ".join(doc["problems"]))
     t = doc["tasks"]
     print("tasks: " + "  ".join(f"{k.lower()} {v}" for k, v in t.items()))
     if doc["oldest_pending_age_s"] is not None:
@@ -254,6 +294,11 @@ def _pause_resume(ctx: Ctx, kind: str) -> int:
         result = {"scope": "fleet", "paused": kind == "pause"}
         text = "fleet paused: workers stop claiming new tasks (running ones finish)" if kind == "pause" \
             else "fleet resumed: workers claim tasks again"
+        if kind == "resume":
+            # A worker paused by a message (`send`, `broadcast`) stays paused
+            # whatever the flag says: a fleet-wide resume undoes those too.
+            told = _resume_every_worker(ctx)
+            result["resumed_workers"] = told
     else:
         if worker not in _known_workers(ctx):
             raise UsageError(f"unknown worker {worker!r}; workers: {', '.join(_known_workers(ctx)) or '(none)'}")
@@ -265,6 +310,18 @@ def _pause_resume(ctx: Ctx, kind: str) -> int:
     else:
         print(text)
     return EXIT_OK
+
+
+def _resume_every_worker(ctx: Ctx) -> list[str]:
+    """Send a resume message to every registered worker (not the supervisor
+    or a managed service); returns their names."""
+    from fleet.children import managed_services
+
+    services = {name for name, _m, _off in managed_services(ctx.cfg)}
+    names = [a["name"] for a in ctx.store.list_agents() if a["name"] != "supervisor" and a["name"] not in services]
+    for name in names:
+        ctx.store.send_message(SENDER, name, {"type": "resume"}, channel="agent")
+    return names
 
 
 def cmd_pause(ctx: Ctx) -> int:
