@@ -50,9 +50,12 @@ class Ctx:
     @property
     def cfg(self) -> dict:
         if self._cfg is None:
-            from fleet.config import load_or_exit
+            from fleet.config import ConfigError, load_showing_warnings
 
-            self._cfg = load_or_exit(getattr(self.args, "home", None))
+            try:
+                self._cfg = load_showing_warnings(getattr(self.args, "home", None))
+            except ConfigError as exc:
+                raise CliError(f"configuration error: {exc}", EXIT_CONFIG) from None
         return self._cfg
 
     @property
@@ -115,7 +118,36 @@ def use_rich() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
+_held: list | None = None  # --json documents held back until the command's outcome is known
+
+
+def hold_json_output() -> None:
+    """From now on print_json keeps its documents until `release_json_output`,
+    so a command that fails after printing its document (say `dispatch --wait`
+    timing out) can give one document carrying both its data and its error."""
+    global _held
+    _held = []
+
+
+def release_json_output(error: str | None = None, code: int | None = None) -> None:
+    """Print the held documents; with `error`, the outcome `{"error", "exit"}`
+    joins the last one (a dict), or is printed alone when there is none."""
+    global _held
+    docs, _held = _held or [], None
+    if error is not None:
+        outcome = {"error": error, "exit": code}
+        if docs and isinstance(docs[-1], dict):
+            docs[-1] = {**docs[-1], **outcome}
+        else:
+            docs.append(outcome)
+    for doc in docs:
+        print_json(doc)
+
+
 def print_json(data: Any) -> None:
+    if _held is not None:
+        _held.append(data)
+        return
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n")
 
 
