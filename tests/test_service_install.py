@@ -208,3 +208,27 @@ def test_a_unit_fleet_did_not_write_or_of_another_home_is_left_alone(fleet_home,
     r = cli(other, "uninstall-service", env=env)
     assert r.rc != 0 and f"it runs the fleet at {fleet_home}" in r.err, r
     assert unit.is_file() and "disable" not in log.read_text()
+
+
+@pytest.mark.skipif(si.current_platform() != "linux", reason="systemd path")
+def test_uninstall_without_a_session_bus_removes_the_unit_and_says_what_was_not_stopped(fleet_home, tmp_path):
+    """Issue 17 G: with no session bus, uninstall-service told the user to "run
+    install-service again" and left the unit. The real systemctl, no bus."""
+    require_system_part(shutil.which("systemctl") is not None, "systemctl", "apt-get install systemd")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_RUNTIME_DIR": "", "DBUS_SESSION_BUS_ADDRESS": ""}
+    unit = tmp_path / "xdg-config" / "systemd" / "user" / "fleet.service"
+    bus = subprocess.run(["systemctl", "--user", "show-environment"], capture_output=True, text=True,
+                         env={**os.environ, **env}, timeout=30, check=False)
+    if not si._NO_BUS.search(bus.stderr):
+        pytest.skip("a user service manager answers here even without the variables")
+    r = cli(fleet_home, "install-service", env=env)
+    assert r.rc == 1 and "no session bus" in r.err and unit.is_file(), r  # written, not registered
+    r = cli(fleet_home, "uninstall-service", "--json", env=env)
+    assert r.rc == 1, r
+    doc = r.json()
+    assert not unit.exists()
+    assert doc["removed"] is True and doc["stopped"] is False and doc["exit"] == 1
+    assert "could not be stopped" in doc["not_stopped"] and "no session bus" in doc["not_stopped"]
+    assert "install-service again" not in r.err and "lead_client.py stop" in r.err
+    r = cli(fleet_home, "uninstall-service", "--json", env=env)  # nothing left to do
+    assert r.rc == 0 and r.json()["removed"] is False

@@ -61,9 +61,13 @@ def cmd_uninstall_service(ctx: Ctx) -> int:
         raise CliError(str(exc)) from None
     if ctx.json:
         print_json(result)
+    elif result["removed"] and result["not_stopped"]:
+        print(f"{result['platform']} service {result['name']}: removed ({result['path']})")
     else:
         print(f"{result['platform']} service {result['name']}: "
               + (f"stopped and removed ({result['path']})" if result["removed"] else "not installed; nothing changed"))
+    if result["not_stopped"]:
+        raise CliError(f"{result['path']} is removed, but {result['not_stopped']}")
     return EXIT_OK
 
 
