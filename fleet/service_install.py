@@ -133,7 +133,8 @@ def render_plist(cfg: dict, *, python: str | None = None) -> bytes:
     logs = Path(cfg["paths"]["logs"])
     data = {
         "Label": launchd_label(cfg),
-        "ProgramArguments": [python or venv_python(), supervisor_script()],
+        # --under-launchd: a configuration error exits 0, which KeepAlive below does not restart
+        "ProgramArguments": [python or venv_python(), supervisor_script(), "--under-launchd", launchd_label(cfg)],
         "WorkingDirectory": str(REPO_ROOT),
         "EnvironmentVariables": {
             "FLEET_HOME": cfg["home"],
@@ -141,7 +142,8 @@ def render_plist(cfg: dict, *, python: str | None = None) -> bytes:
             "PATH": "/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
         },
         "RunAtLoad": True,
-        # Restart when it exits with an error; a clean stop (exit 0) stays stopped.
+        # Restart when it exits with an error; a clean stop (exit 0) stays stopped, and
+        # so does a configuration error (78), which the supervisor reports as 0 here.
         "KeepAlive": {"SuccessfulExit": False},
         "ThrottleInterval": int(max(1, cfg["service"]["restart_sec"])),
         "ExitTimeOut": int(cfg["supervisor"]["stop_timeout_s"] + 30),

@@ -109,10 +109,31 @@ def test_plist_round_trips_with_absolute_paths(cfg):
     assert plist["Label"] == "local.fleet" and plist["RunAtLoad"] is True
     assert plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["EnvironmentVariables"]["PYTHONUNBUFFERED"] == "1"
-    for path in (*plist["ProgramArguments"], plist["WorkingDirectory"], plist["StandardOutPath"],
+    for path in (*plist["ProgramArguments"][:2], plist["WorkingDirectory"], plist["StandardOutPath"],
                  plist["StandardErrorPath"]):
         assert os.path.isabs(path), path
     assert plistlib.loads(plistlib.dumps(plist)) == plist
+
+
+def test_launchd_stops_restarting_a_fleet_whose_config_is_wrong(fleet_home, cfg):
+    """Issue 17 L: KeepAlive {SuccessfulExit: false} restarted a fleet that
+    exited 78 (configuration error) every ThrottleInterval, forever. The
+    generated agent runs the supervisor with its launchd guard, which reports
+    78 as a clean exit; launchd restarts only a non-zero one."""
+    plist = plistlib.loads(si.render_plist(cfg))  # plutil may be absent: plistlib reads what launchd reads
+    assert plist["KeepAlive"] == {"SuccessfulExit": False}
+    args = plist["ProgramArguments"]
+    assert args[2:] == ["--under-launchd", plist["Label"]]
+    (fleet_home / "fleet.toml").write_text("[queue]\nmax_attempts = 'three'\n")
+    env = {**os.environ, **plist["EnvironmentVariables"], "PATH": os.environ["PATH"]}
+    run = subprocess.run(args, cwd=plist["WorkingDirectory"], env=env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    launchd_restarts = run.returncode != 0  # KeepAlive {SuccessfulExit: false}: restart on a non-zero exit
+    assert not launchd_restarts, run
+    assert "max_attempts" in run.stderr and f"launchctl kickstart gui/{os.getuid()}/{plist['Label']}" in run.stderr
+    plain = subprocess.run(args[:2], cwd=plist["WorkingDirectory"], env=env, capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert plain.returncode == 78  # without the guard (systemd's RestartPreventExitStatus=78 reads this)
 
 
 def test_windows_task_xml_parses(cfg):
