@@ -170,7 +170,7 @@ def cmd_preflight(ctx: Ctx) -> int:
     if ctx.json:
         print_json(result)
     else:
-        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "not_running": "----"}
         for c in result["checks"]:
             print(f"[{marks[c['level']]}] {c['name']}: {c['detail']}")
         print(f"preflight: {'passed' if result['ok'] else 'FAILED'} "
