@@ -149,3 +149,41 @@ def test_banner_names_knowledge_and_the_dashboard_token_file(isolated_home, tmp_
         assert f"knowledge (what skills write) in {isolated_home / 'knowledge'}/" in banner, banner
     finally:
         stop(sup)
+
+
+def test_wait_on_a_task_that_asks_a_person_says_so_once_and_how_to_answer(isolated_home, tmp_path):
+    """K: `--wait` on a task waiting for a human waited silently."""
+    import re
+
+    from tests.fakes.cli_runner import CLI
+
+    write_config(isolated_home, workers={"coder_count": 1}, dashboard={"enabled": False}, models={"chain": []},
+                 affinity={"coder": ["noop", "ask"]}, supervisor={"heartbeat_timeout_s": 30.0})
+    sup = start_supervisor(isolated_home)
+    err_path = tmp_path / "wait.err"
+    try:
+        wait_until(lambda: cli(isolated_home, "status").rc == 0, timeout=60, step=0.3, what="the fleet up")
+        with open(err_path, "w") as err:
+            waiter = subprocess.Popen([sys.executable, CLI, "dispatch", "ask", "{}", "--wait", "--timeout", "90",
+                                       "--json"], cwd=str(REPO), env=env_for(isolated_home),
+                                      stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            wait_until(lambda: "waiting for a person" in err_path.read_text(), timeout=60, step=0.2,
+                       what="the wait to say the task waits for an answer")
+            time.sleep(1.0)  # more polls while it still waits: the line is not repeated
+            text = err_path.read_text()
+            m = re.search(r"task (\d+) is waiting for a person's answer: proceed\? \(one of: yes, no\)", text)
+            assert m, text
+            assert f"lead_client.py hitl respond {m.group(1)} ANSWER" in text
+            assert text.count("waiting for a person") == 1, text
+            assert cli(isolated_home, "hitl", "respond", m.group(1), "yes").rc == 0
+            out, _ = waiter.communicate(timeout=60)
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+        assert waiter.returncode == 0, err_path.read_text()
+        import json
+
+        assert json.loads(out)["task"]["result"] == {"answer": "yes"}
+    finally:
+        stop(sup)

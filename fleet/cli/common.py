@@ -261,16 +261,26 @@ def parse_json_object(text: str, what: str) -> dict:
 def wait_for_task(store, task_id: int, timeout: float | None, *, progress: bool,
                   on_tick: Callable[[Any, float], None] | None = None):
     """Poll until the task is DONE / FAILED / CANCELLED; None on timeout.
-    Shows elapsed time and state on a terminal (stderr)."""
+    Shows elapsed time and state on a terminal (stderr), and says once on
+    stderr, each time the task starts waiting for a person, what it asks and
+    how to answer."""
     from fleet.db import TERMINAL_STATUSES
 
     start = time.monotonic()
     delay = 0.05
     last_len = 0
+    told_waiting = False
     try:
         while True:
             task = store.require(task_id)
             elapsed = time.monotonic() - start
+            if task.status == "WAITING_HUMAN" and not told_waiting:
+                if last_len:
+                    sys.stderr.write("\n")
+                    last_len = 0
+                sys.stderr.write(waiting_for_answer(task) + "\n")
+                sys.stderr.flush()
+            told_waiting = task.status == "WAITING_HUMAN"
             if progress:
                 where = f" on {task.worker}" if task.worker and task.status == "RUNNING" else ""
                 line = f"\rtask {task_id}: {task.status}{where}  {elapsed:5.1f}s"
@@ -287,6 +297,17 @@ def wait_for_task(store, task_id: int, timeout: float | None, *, progress: bool,
         if progress and last_len:
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def waiting_for_answer(task) -> str:
+    """One line: the task waits for a person, what it asks, how to answer."""
+    q = task.question if isinstance(task.question, dict) else {}
+    options = q.get("options") or []
+    asks = f": {q['question']}" if q.get("question") else ""
+    choose = f" (one of: {', '.join(map(str, options))})" if options else ""
+    return (f"task {task.id} is waiting for a person's answer{asks}{choose}; answer with "
+            f"`lead_client.py hitl respond {task.id} ANSWER` (or on the dashboard's Approvals page); "
+            "still waiting")
 
 
 # -- argparse value types -------------------------------------------------
