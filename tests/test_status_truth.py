@@ -50,8 +50,9 @@ def test_services_show_running_with_their_pid_after_the_supervisor_restarts(isol
 
             row = wait_until(service_up, timeout=60, step=0.3, what=f"hw_supervisor running (run {run + 1})")
             assert row["pid"] != sup.pid
-            wait_until(lambda: f"| hw_supervisor | hw_supervisor | running | {row['pid']} |"
-                       in (isolated_home / "STATUS.md").read_text(), timeout=30, step=0.3, what="STATUS.md")
+            line = f"| hw_supervisor | hw_supervisor | running | {row['pid']} |"
+            wait_until(lambda line=line: line in (isolated_home / "STATUS.md").read_text(), timeout=30, step=0.3,
+                       what="STATUS.md")
             from fleet.skills.memory_optimizer import worker_memory
 
             store = _open_store(isolated_home)
