@@ -188,3 +188,28 @@ def test_wait_on_a_task_that_asks_a_person_says_so_once_and_how_to_answer(isolat
         assert json.loads(out)["task"]["result"] == {"answer": "yes"}
     finally:
         stop(sup)
+
+
+def test_tasks_for_a_worker_that_does_not_exist_start_no_extra_workers(isolated_home):
+    """E: tasks assigned to a non-existent worker triggered autoscaling; the
+    extras could not claim them and idled out. Unassigned load still scales."""
+    write_config(isolated_home, workers={"coder_count": 1}, dashboard={"enabled": False}, models={"chain": []},
+                 supervisor={"scale_up_depth": 3, "scale_up_after_s": 0.0, "scale_max_extra": 1,
+                             "scale_idle_s": 30.0, "heartbeat_timeout_s": 30.0})
+    sup = start_supervisor(isolated_home)
+    store = _open_store(isolated_home)
+    try:
+        wait_until(lambda: cli(isolated_home, "status").rc == 0, timeout=60, step=0.3, what="the fleet up")
+        r = cli(isolated_home, "dispatch", "noop", "{}", "--assigned-to", "ghost")
+        assert r.rc == 0 and "no configured worker is named 'ghost'" in r.err  # warned at dispatch
+        store.enqueue_many([{"skill": "noop", "payload": {}, "assigned_to": "ghost"} for _ in range(20)])
+        time.sleep(6)  # three scaling passes (every 2 s) with the depth far above 3
+        assert not [e for e in store.recent_events(500, action="spawn") if "extra" in (e["agent"] or "")]
+        ids = [t.id for t in store.enqueue_many([{"skill": "sleepy", "payload": {"seconds": 0.5}}
+                                                 for _ in range(20)])]
+        wait_until(lambda: [e for e in store.recent_events(500, action="spawn") if e["agent"] == "coder_extra1"],
+                   timeout=60, step=0.3, what="unassigned load to start an extra coder")
+        wait_until(lambda: all(store.get(i).status == "DONE" for i in ids), timeout=120, step=0.5, what="load done")
+    finally:
+        store.close()
+        stop(sup)
