@@ -213,3 +213,57 @@ def test_tasks_for_a_worker_that_does_not_exist_start_no_extra_workers(isolated_
     finally:
         store.close()
         stop(sup)
+
+
+def test_no_model_server_is_degraded_only_while_queued_tasks_need_a_model_never_down(isolated_home):
+    """D: with no model server (the README's default set-up), /api/health
+    answered 503 "down" while `status` said OK. One rule in both places:
+    degraded only while a queued task needs a model, never down."""
+    import httpx
+
+    from fleet.config import load_config
+    from fleet.skills._models import NoProviderAvailable, call_model
+    from tests.fakes.dashboard_env import free_port
+
+    port, dead = free_port(), free_port()  # nothing listens on `dead`: the model server is absent
+    write_config(isolated_home, workers={"coder_count": 1}, dashboard={"enabled": True, "port": port},
+                 supervisor={"services": ["hw_supervisor", "dashboard"], "heartbeat_timeout_s": 30.0},
+                 hardware={"interval_s": 0.5}, models={"chain": ["local"], "breaker_failures": 1},
+                 providers={"local": {"type": "ollama", "base_url": f"http://127.0.0.1:{dead}"}})
+    cfg = load_config(isolated_home)
+    for _ in range(2):  # real calls through the routing layer fail and open the breaker
+        with pytest.raises(NoProviderAvailable):
+            call_model("hello", cfg, skill="synthesize")
+    sup = start_supervisor(isolated_home)
+    url = f"http://127.0.0.1:{port}/api/health"
+    try:
+        def settled():
+            try:
+                r = httpx.get(url, timeout=5)
+            except httpx.HTTPError:
+                return None
+            body = r.json()
+            ready = not body["components"]["hardware"]["stale"] and body["components"]["workers"]["status"] == "healthy"
+            return (r, body) if ready else None
+
+        r, body = wait_until(settled, timeout=90, step=0.5, what="the dashboard with fresh hardware state")
+        models = body["components"]["models"]
+        assert r.status_code == 200 and body["status"] == "healthy", body
+        assert models["status"] == "healthy" and models["open_breakers"] == ["local"], models
+        assert models["server_reachable"] is False  # hw_supervisor found no model server
+        assert "not degraded by it" in models["problem"]
+        wait_until(lambda: cli(isolated_home, "status").rc == 0, timeout=30, step=0.3, what="status OK")
+
+        r = cli(isolated_home, "dispatch", "synthesize", '{"paths": ["a.md", "b.md"], "title": "t"}')
+        assert r.rc == 0, r  # queued: no role claims it here, so it stays queued
+        r = httpx.get(url, timeout=5)
+        body = r.json()
+        assert r.status_code == 503 and body["status"] == "degraded", body
+        assert body["components"]["models"]["status"] == "degraded"
+        assert body["components"]["models"]["queued_needing_model"] == 1
+        st = cli(isolated_home, "status", "--json")
+        assert st.rc == 3, st
+        doc = st.json()
+        assert doc["models"]["status"] == "degraded" and any(p.startswith("models:") for p in doc["problems"])
+    finally:
+        stop(sup)

@@ -84,6 +84,11 @@ def collect_status(ctx: Ctx) -> dict:
         problems.append(f"paused: {', '.join(paused)} (`lead_client.py resume`)")
     if writes["status"] != "healthy":
         problems.append(f"the store's writes fail: {writes['writes']}")
+    from fleet.model_health import model_health
+
+    models = model_health(cfg, store)  # the rule /api/health applies too: degraded, never down
+    if models["status"] != "healthy":
+        problems.append(f"models: {models['problem']}; {models['queued_needing_model']} queued task(s) need one")
     if pid is None:
         state, code = "no_supervisor", EXIT_NO_SUPERVISOR
     elif problems:
@@ -103,6 +108,7 @@ def collect_status(ctx: Ctx) -> dict:
         "problems": problems,
         "roles": roles,
         "services": services,
+        "models": models,
         "degraded_roles": degraded,
         "agents": agents,
         "hosts": hosts_of(agents, cfg["fleet"]["host"]),
