@@ -533,6 +533,8 @@ class Supervisor:
         roles = {}
         for c in self.children.values():
             state = "flapping" if c.role in self.policy.flapping else c.state
+            if c.kind == "service" and (agents.get(c.name) or {}).get("status") == "port_taken":
+                state = "port_taken"
             if roles.get(c.role) in (None, "running"):
                 roles[c.role] = state
         text = render_status(self.store, supervisor_pid=os.getpid(), roles=roles,

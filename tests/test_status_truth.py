@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 
 from tests.fakes.cli_runner import cli
@@ -127,6 +128,13 @@ def test_a_taken_dashboard_port_is_named_in_the_banner_and_status_exits_3(isolat
             assert any(a["dedup_key"] == "dashboard_port" for a in store.list_alerts())
         finally:
             store.close()
+        wait_until(lambda: "port_taken (its port is held by another process" in
+                   (isolated_home / "STATUS.md").read_text(), timeout=30, step=0.3, what="STATUS.md to say why")
+        holder.close()  # the port is free again: the operator starts the dashboard, as the banner said
+        r = cli(isolated_home, "start", "dashboard")
+        assert r.rc == 0, r
+        wait_until(lambda: cli(isolated_home, "status").rc == 0, timeout=60, step=0.3, what="the dashboard up")
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code in (200, 503)
     finally:
         stop(sup)
         holder.close()

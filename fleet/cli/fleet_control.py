@@ -241,8 +241,13 @@ def _known_workers(ctx: Ctx) -> list[str]:
 
 
 def _check_role(ctx: Ctx, role: str | None) -> None:
-    if role is not None and role not in _known_roles(ctx.cfg):
-        raise UsageError(f"unknown role {role!r}; roles: {', '.join(_known_roles(ctx.cfg))}")
+    """A role, or a managed service (dashboard, hw_supervisor): start / stop take either."""
+    from fleet.children import managed_services
+
+    services = [name for name, _m, off in managed_services(ctx.cfg) if not off]
+    if role is not None and role not in _known_roles(ctx.cfg) and role not in services:
+        raise UsageError(f"unknown role {role!r}; roles: {', '.join(_known_roles(ctx.cfg))}"
+                         + (f"; services: {', '.join(services)}" if services else ""))
 
 
 def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
