@@ -378,7 +378,13 @@ def uninstall(cfg: dict) -> dict:
                 notes.append(f"{p.path} is removed, but {not_stopped}")
     elif p.platform == "macos":
         if existed:
-            _run(["launchctl", "bootout", f"{p.commands[0][2]}/{launchd_label(cfg)}"])
+            target = f"{p.commands[0][2]}/{launchd_label(cfg)}"
+            try:
+                _run(["launchctl", "bootout", target])  # not loaded is fine
+            except ServiceError as exc:  # no launchctl: the file goes all the same
+                not_stopped = (f"the agent could not be unloaded: {exc}; a fleet it started keeps running until "
+                               f"you log out (stop it with `lead_client.py stop`, or run `launchctl bootout {target}`)")
+                notes.append(f"{p.path} is removed, but {not_stopped}")
             p.path.unlink()
     else:
         res = _run(["schtasks", "/Delete", "/TN", p.name, "/F"])

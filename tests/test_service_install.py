@@ -253,3 +253,17 @@ def test_uninstall_without_a_session_bus_removes_the_unit_and_says_what_was_not_
     assert "install-service again" not in r.err and "lead_client.py stop" in r.err
     r = cli(fleet_home, "uninstall-service", "--json", env=env)  # nothing left to do
     assert r.rc == 0 and r.json()["removed"] is False
+
+
+def test_uninstall_of_a_launch_agent_without_launchctl_removes_it_and_says_so(cfg, monkeypatch):
+    """Issue 17 G, the launchd side: the plist goes even when launchctl cannot
+    unload it (here it is absent, as on any machine but a Mac)."""
+    if shutil.which("launchctl"):
+        pytest.skip("launchctl is installed here: this checks the case where it cannot run")
+    monkeypatch.setattr(si, "current_platform", lambda: "macos")
+    p = si.plan(cfg)
+    p.path.parent.mkdir(parents=True, exist_ok=True)
+    p.path.write_bytes(p.content)
+    result = si.uninstall(cfg)
+    assert not p.path.exists() and result["removed"] is True and result["stopped"] is False
+    assert "could not be unloaded" in result["not_stopped"] and "launchctl bootout" in result["not_stopped"]
