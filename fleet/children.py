@@ -110,6 +110,10 @@ def killed_while_healthy(child: Child, rc: int, agent: dict | None) -> bool:
     before its first heartbeat is a start crash (backoff, flapping guard)."""
     if rc >= 0 or -rc in SELF_INFLICTED_SIGNALS:
         return False
+    if child.kind == "service" and agent and (agent["last_heartbeat"] or 0) <= (agent["started_at"] or 0):
+        # A service's row is written by the supervisor at spawn: only a heartbeat
+        # of the service's own (hw_supervisor writes them) shows it came up.
+        return False
     return bool(agent and agent["pid"] == child.pid and agent["status"] != "starting"
                 and (agent["last_heartbeat"] or 0) >= child.started_wall)
 

@@ -136,7 +136,7 @@ def services_of(cfg: dict, agents: list[dict]) -> list[dict]:
         status = a["status"] if a else "missing"
         alive = bool(a) and status == "running" and (a["host"] != this_host or still_running(a["pid"], a["started_at"]))
         detail = (a or {}).get("detail")
-        reason = detail.get("reason") if isinstance(detail, dict) and status != "running" else None
+        reason = detail.get("reason") if isinstance(detail, dict) and status == "port_taken" else None
         out.append({"name": name, "state": "running" if alive else "down", "status": status,
                     "pid": a["pid"] if a else None,
                     "detail": reason or ("running" if alive else f"not running ({status}); see logs/{name}.log "
