@@ -134,7 +134,14 @@ def test_a_taken_dashboard_port_is_named_in_the_banner_and_status_exits_3(isolat
         r = cli(isolated_home, "start", "dashboard")
         assert r.rc == 0, r
         wait_until(lambda: cli(isolated_home, "status").rc == 0, timeout=60, step=0.3, what="the dashboard up")
-        assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code in (200, 503)
+
+        def answers():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code in (200, 503)
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, timeout=60, step=0.3, what="this fleet's dashboard to answer on the freed port")
     finally:
         stop(sup)
         holder.close()
