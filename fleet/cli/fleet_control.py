@@ -301,15 +301,15 @@ def _pause_resume(ctx: Ctx, kind: str) -> int:
     worker = ctx.args.worker
     store = ctx.store
     if worker is None:
-        store.set_flag("paused", kind == "pause", by=SENDER)
+        from fleet.pausing import set_fleet_paused
+
+        # resume also undoes a pause sent by message (`send`, `broadcast`)
+        told = set_fleet_paused(ctx.cfg, store, kind == "pause", by=SENDER)
         result = {"scope": "fleet", "paused": kind == "pause"}
+        if kind == "resume":
+            result["resumed_workers"] = told
         text = "fleet paused: workers stop claiming new tasks (running ones finish)" if kind == "pause" \
             else "fleet resumed: workers claim tasks again"
-        if kind == "resume":
-            # A worker paused by a message (`send`, `broadcast`) stays paused
-            # whatever the flag says: a fleet-wide resume undoes those too.
-            told = _resume_every_worker(ctx)
-            result["resumed_workers"] = told
     else:
         if worker not in _known_workers(ctx):
             raise UsageError(f"unknown worker {worker!r}; workers: {', '.join(_known_workers(ctx)) or '(none)'}")
@@ -321,18 +321,6 @@ def _pause_resume(ctx: Ctx, kind: str) -> int:
     else:
         print(text)
     return EXIT_OK
-
-
-def _resume_every_worker(ctx: Ctx) -> list[str]:
-    """Send a resume message to every registered worker (not the supervisor
-    or a managed service); returns their names."""
-    from fleet.children import managed_services
-
-    services = {name for name, _m, _off in managed_services(ctx.cfg)}
-    names = [a["name"] for a in ctx.store.list_agents() if a["name"] != "supervisor" and a["name"] not in services]
-    for name in names:
-        ctx.store.send_message(SENDER, name, {"type": "resume"}, channel="agent")
-    return names
 
 
 def cmd_pause(ctx: Ctx) -> int:
