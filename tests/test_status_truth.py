@@ -282,3 +282,21 @@ def test_no_model_server_is_degraded_only_while_queued_tasks_need_a_model_never_
         assert doc["models"]["status"] == "degraded" and any(p.startswith("models:") for p in doc["problems"])
     finally:
         stop(sup)
+
+
+def test_a_dashboard_that_finds_its_port_taken_exits_78_so_it_is_parked_not_crash_looped(isolated_home):
+    """C: started while another process holds its port (a race past the
+    supervisor's check, or by hand), the dashboard exits 78 (configuration):
+    the supervisor parks such a child instead of backing off into a crash loop."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        write_config(isolated_home, dashboard={"enabled": True, "port": port})
+        out = subprocess.run([sys.executable, str(REPO / "fleet" / "dashboard.py")], cwd=str(REPO),
+                             env=env_for(isolated_home), capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        holder.close()
+    assert out.returncode == 78, out
+    assert f"port {port} on 127.0.0.1 is already in use by PID {os.getpid()}" in out.stderr
