@@ -110,5 +110,32 @@ def killed_while_healthy(child: Child, rc: int, agent: dict | None) -> bool:
     before its first heartbeat is a start crash (backoff, flapping guard)."""
     if rc >= 0 or -rc in SELF_INFLICTED_SIGNALS:
         return False
+    if child.kind == "service" and agent and (agent["last_heartbeat"] or 0) <= (agent["started_at"] or 0):
+        # A service's row is written by the supervisor at spawn: only a heartbeat
+        # of the service's own (hw_supervisor writes them) shows it came up.
+        return False
     return bool(agent and agent["pid"] == child.pid and agent["status"] != "starting"
                 and (agent["last_heartbeat"] or 0) >= child.started_wall)
+
+
+def managed_services(cfg: dict) -> list[tuple[str, str, str | None]]:
+    """(name, module, why it is off or None) of each `[supervisor] services`
+    entry: the dashboard is off in air-gap mode or with `[dashboard] enabled
+    = false`, a module that is not installed is skipped. The supervisor
+    starts those with no reason; `status` expects them running."""
+    import importlib.util
+
+    dashboard_on = not cfg["fleet"]["air_gap_mode"] and cfg["dashboard"]["enabled"]
+    out = []
+    for svc in cfg["supervisor"]["services"]:
+        module = svc if "." in svc else f"fleet.{svc}"
+        name = svc.rsplit(".", 1)[-1]
+        if svc == "dashboard" and not dashboard_on:
+            out.append((name, module, "is off (air-gap mode or [dashboard] enabled = false)"))
+            continue
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        out.append((name, module, None if found else f"skipped: module {module} is not installed"))
+    return out

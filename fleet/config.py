@@ -735,13 +735,18 @@ def skill_timeout(cfg: dict, skill: str, declared: float | None) -> float:
     return float(declared) if declared else float(cfg["skills"]["default_timeout_s"])
 
 
+def load_showing_warnings(home: str | os.PathLike | None = None) -> dict:
+    """load_config with each ConfigWarning printed on stderr; raises ConfigError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConfigWarning)
+        warnings.showwarning = _show_warning
+        return load_config(home)
+
+
 def load_or_exit(home: str | os.PathLike | None = None) -> dict:
     """For entry points: print the problem and exit 78 on a bad config."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", ConfigWarning)
-            warnings.showwarning = _show_warning
-            return load_config(home)
+        return load_showing_warnings(home)
     except ConfigError as exc:
         print(f"fleet: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(EX_CONFIG) from None

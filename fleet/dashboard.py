@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from fleet.config import EX_CONFIG, load_or_exit
 from fleet.db import InvalidInput, InvalidTransition, NotFound, StoreError, open_store
+from fleet.ports import port_holder
 from fleet.web import register_blueprints
 from fleet.web.auth import install as install_auth
 from fleet.web.auth import load_or_create_token
@@ -91,25 +92,8 @@ def _install_error_handlers(app: Flask) -> None:
 
 
 # -- serving ---------------------------------------------------------------
-def port_holder(port: int) -> str | None:
-    """Describe the process listening on `port` (psutil), when it can be found."""
-    try:
-        import psutil
-    except ImportError:
-        return None
-    try:
-        conns = psutil.net_connections(kind="tcp")
-    except (psutil.AccessDenied, OSError):
-        conns = []
-    for conn in conns:
-        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-            try:
-                proc = psutil.Process(conn.pid)
-                cmd = " ".join(proc.cmdline()) or proc.name()
-                return f"PID {conn.pid} ({cmd[:160]})"
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                return f"PID {conn.pid}"
-    return None
+class PortBusy(SystemExit):
+    """The dashboard's port is held by another process (the message names it)."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -123,7 +107,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             who = port_holder(port) or "another process (run `ss -ltnp` to see which)"
-            raise SystemExit(
+            raise PortBusy(
                 f"dashboard: port {port} on {host} is already in use by {who}; "
                 f"stop it or start the dashboard with --port N (or set [dashboard] port)"
             ) from None
@@ -165,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         sock = bind_socket(host, port)
     except SystemExit as exc:
         print(exc, file=sys.stderr)
-        return 1
+        # A busy port is the setting's problem (another fleet or program has
+        # it): 78 makes the supervisor park the dashboard, not crash-loop it.
+        return EX_CONFIG if isinstance(exc, PortBusy) else 1
     try:
         app = create_app(cfg, host=host, read_only=True if args.read_only else None)
     except (RuntimeError, OSError) as exc:  # an unusable token file: a configuration problem

@@ -11,11 +11,21 @@ if __package__ in (None, ""):  # run as `python fleet/lead_client.py`
     __package__ = "fleet"
 
 import argparse
+import contextlib
 import importlib
+import io
 import sys
 
 from fleet.cli import AREAS, COMMANDS
-from fleet.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, Ctx, UsageError
+from fleet.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    CliError,
+    Ctx,
+    UsageError,
+    hold_json_output,
+    release_json_output,
+)
 
 PROG = "lead_client.py"
 
@@ -56,37 +66,67 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in argv  # errors then also go to stdout as {"error": ..., "exit": N}
     undecodable = next((a for a in argv if not _valid_text(a)), None)
     if undecodable is not None:  # bytes the locale could not decode (surrogate escapes)
-        print(f"{PROG}: error: argument {undecodable.encode('utf-8', 'backslashreplace').decode()!r} is not "
-              "valid UTF-8 text; pass it in UTF-8 (or --b64 for payloads)", file=sys.stderr)
+        message = (f"argument {undecodable.encode('utf-8', 'backslashreplace').decode()!r} is not "
+                   "valid UTF-8 text; pass it in UTF-8 (or --b64 for payloads)")
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        if as_json:
+            release_json_output(message, EXIT_USAGE)
         return EXIT_USAGE
     parser = build_parser(_command_of(argv))
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv, as_json)
     ctx = Ctx(args)
+    if ctx.json:
+        hold_json_output()
+    error: tuple[str, int] | None = None
     try:
         return int(args.func(ctx) or 0)
     except UsageError as exc:
-        return _usage_error(args, parser, exc)
+        error = (str(exc), _usage_error(args, parser, exc))
     except CliError as exc:
         print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
-        return exc.code
+        error = (str(exc), exc.code)
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
+        error = ("interrupted", 130)
     except BrokenPipeError:
         return 0
     except Exception as exc:
         from fleet.store.errors import InvalidInput, StoreError
 
         if isinstance(exc, InvalidInput):  # the store refused an argument: nothing was written
-            return _usage_error(args, parser, exc)
-        if not isinstance(exc, (StoreError, OSError)):
+            error = (str(exc), _usage_error(args, parser, exc))
+        elif isinstance(exc, (StoreError, OSError)):
+            print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+            error = (str(exc), EXIT_FAILED)
+        else:
+            error = (f"internal error ({type(exc).__name__}: {exc}); see the traceback on stderr", EXIT_FAILED)
             raise
-        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     finally:
         ctx.close()
+        if ctx.json:
+            release_json_output(*(error or (None, None)))
+    return error[1]
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str], as_json: bool) -> argparse.Namespace:
+    """parse_args; under --json a refused command line also prints
+    {"error": ..., "exit": 2} on stdout (argparse's own text stays on stderr)."""
+    if not as_json:
+        return parser.parse_args(argv)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return parser.parse_args(argv)
+    except SystemExit as exc:
+        text = captured.getvalue()
+        sys.stderr.write(text)
+        if exc.code not in (0, None):
+            message = text.strip().splitlines()[-1] if text.strip() else "invalid command line"
+            release_json_output(message.split(": error: ", 1)[-1], exc.code if isinstance(exc.code, int) else 2)
+        raise
 
 
 def _usage_error(args, parser, exc: Exception) -> int:

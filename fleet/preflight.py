@@ -1,7 +1,9 @@
 """Preflight checks before (or while) running a fleet: config valid, store
 writable and in WAL mode, free disk, logs writable, dashboard reachable when
 enabled, configured model providers reachable. Each check is a dict
-{name, ok, level ('fail' | 'warn'), detail}; nothing here changes the fleet.
+{name, ok, level ('ok' | 'fail' | 'warn' | 'not_running'), detail}; a check
+that needs a running fleet says "not running" before the first start instead
+of failing. Nothing here changes the fleet.
 """
 
 from __future__ import annotations
@@ -111,10 +113,22 @@ def _http_get_json(url: str, timeout: float, headers: dict | None = None) -> tup
     return r.status_code, body, ""
 
 
+def _not_running(name: str, detail: str) -> dict:
+    """A check that needs a running fleet, before it runs: said, never failed."""
+    return {"name": name, "ok": True, "level": "not_running", "detail": f"not running: {detail}"}
+
+
 def check_dashboard(cfg: dict) -> dict | None:
+    """The dashboard answers, when it is on and the supervisor (which starts
+    it) runs; before the first start it is "not running", not a failure."""
     dash = cfg["dashboard"]
     if not dash["enabled"] or cfg["fleet"]["air_gap_mode"]:
         return None
+    from fleet.supervisor import running_supervisor_pid
+
+    if running_supervisor_pid(cfg) is None:
+        return _not_running("dashboard", "no supervisor runs for this fleet home, so neither does the dashboard "
+                                         f"(port {dash['port']}); checked once the fleet is started")
     host = dash["host"]
     wildcard = ("0.0.0.0", "")  # nosec B104 - a wildcard bind is probed on loopback
     host = "127.0.0.1" if host in wildcard else ("[::1]" if host == "::" else host)

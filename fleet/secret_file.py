@@ -162,10 +162,22 @@ def read_secrets(cfg: dict) -> dict[str, str]:
     return parse_secrets(text)
 
 
+def air_gap_withheld(cfg: dict) -> str | None:
+    """Why the secrets file is neither read nor changed (air-gap mode), or None."""
+    if not cfg["fleet"]["air_gap_mode"]:
+        return None
+    return (f"secrets are withheld in air-gap mode ([fleet] air_gap_mode = true in {cfg['config_file']}): "
+            f"{secrets_path(cfg)} is neither read nor changed; turn air-gap mode off to use or change them")
+
+
 def _locked_update(cfg: dict, key: str, value: str | None) -> bool:
-    """Set (or with None remove) one key under a file lock; True if the file changed."""
+    """Set (or with None remove) one key under a file lock; True if the file changed.
+    Refused in air-gap mode, whose fleet reads no secret."""
     from filelock import FileLock
 
+    withheld = air_gap_withheld(cfg)
+    if withheld:
+        raise SecretsError(withheld)
     path = secrets_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=10):

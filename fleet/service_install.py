@@ -133,7 +133,8 @@ def render_plist(cfg: dict, *, python: str | None = None) -> bytes:
     logs = Path(cfg["paths"]["logs"])
     data = {
         "Label": launchd_label(cfg),
-        "ProgramArguments": [python or venv_python(), supervisor_script()],
+        # --under-launchd: a configuration error exits 0, which KeepAlive below does not restart
+        "ProgramArguments": [python or venv_python(), supervisor_script(), "--under-launchd", launchd_label(cfg)],
         "WorkingDirectory": str(REPO_ROOT),
         "EnvironmentVariables": {
             "FLEET_HOME": cfg["home"],
@@ -141,7 +142,8 @@ def render_plist(cfg: dict, *, python: str | None = None) -> bytes:
             "PATH": "/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
         },
         "RunAtLoad": True,
-        # Restart when it exits with an error; a clean stop (exit 0) stays stopped.
+        # Restart when it exits with an error; a clean stop (exit 0) stays stopped, and
+        # so does a configuration error (78), which the supervisor reports as 0 here.
         "KeepAlive": {"SuccessfulExit": False},
         "ThrottleInterval": int(max(1, cfg["service"]["restart_sec"])),
         "ExitTimeOut": int(cfg["supervisor"]["stop_timeout_s"] + 30),
@@ -364,18 +366,25 @@ def uninstall(cfg: dict) -> dict:
     _refuse_foreign(p, cfg, "remove")
     existed = p.path.exists()
     notes: list[str] = []
+    not_stopped: str | None = None
     if p.platform == "linux":
         unit = f"{p.name}.service"
         if existed:
-            res = _run(["systemctl", "--user", "disable", "--now", unit])
-            if res.returncode != 0 and "not loaded" not in res.stderr and "does not exist" not in res.stderr:
-                raise ServiceError(explain_systemctl_failure(["systemctl", "--user", "disable", "--now", unit],
-                                                             res.stderr, p.path))
-            p.path.unlink()
-            _run(["systemctl", "--user", "daemon-reload"])
+            not_stopped = _disable_systemd_unit(unit)
+            p.path.unlink()  # removed even when systemd could not be reached: nothing starts it again
+            if not_stopped is None:
+                _run(["systemctl", "--user", "daemon-reload"])
+            else:
+                notes.append(f"{p.path} is removed, but {not_stopped}")
     elif p.platform == "macos":
         if existed:
-            _run(["launchctl", "bootout", f"{p.commands[0][2]}/{launchd_label(cfg)}"])
+            target = f"{p.commands[0][2]}/{launchd_label(cfg)}"
+            try:
+                _run(["launchctl", "bootout", target])  # not loaded is fine
+            except ServiceError as exc:  # no launchctl: the file goes all the same
+                not_stopped = (f"the agent could not be unloaded: {exc}; a fleet it started keeps running until "
+                               f"you log out (stop it with `lead_client.py stop`, or run `launchctl bootout {target}`)")
+                notes.append(f"{p.path} is removed, but {not_stopped}")
             p.path.unlink()
     else:
         res = _run(["schtasks", "/Delete", "/TN", p.name, "/F"])
@@ -385,4 +394,25 @@ def uninstall(cfg: dict) -> dict:
             p.path.unlink()
     if not existed:
         notes.append("no service was installed; nothing changed")
-    return {"platform": p.platform, "name": p.name, "path": str(p.path), "removed": existed, "notes": notes}
+    return {"platform": p.platform, "name": p.name, "path": str(p.path), "removed": existed,
+            "stopped": existed and not_stopped is None, "not_stopped": not_stopped, "notes": notes}
+
+
+def _disable_systemd_unit(unit: str) -> str | None:
+    """`systemctl --user disable --now UNIT`; None when done (or the unit was
+    not loaded), else what could not be done and how to finish it by hand."""
+    cmd = ["systemctl", "--user", "disable", "--now", unit]
+    try:
+        res = _run(cmd)
+    except ServiceError as exc:  # no systemctl at all
+        return f"it could not be stopped or disabled: {exc}"
+    if res.returncode == 0 or "not loaded" in res.stderr or "does not exist" in res.stderr:
+        return None
+    if _NO_BUS.search(res.stderr):
+        why = ("this shell has no session bus (XDG_RUNTIME_DIR / DBUS_SESSION_BUS_ADDRESS unset; usual after "
+               "`su`/`sudo -u`, in containers or some ssh sessions)")
+    else:
+        why = f"`{' '.join(cmd)}` failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else 'no message'}"
+    return (f"{unit} could not be stopped or disabled: {why}. A fleet it started keeps running until you log out; "
+            f"stop it with `lead_client.py stop`, or from a login session run `systemctl --user stop {unit}` "
+            "and `systemctl --user daemon-reload`")

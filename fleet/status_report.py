@@ -74,7 +74,8 @@ def render_status(store, *, supervisor_pid: int, roles: dict[str, str], started_
             f"{_age(a['last_heartbeat'], now)} ago | {_cell(a['current_task'])} | {_cell(a['progress'])} |"
             + (f" {_cell(a['host'])} |" if several else "")
         )
-    troubled = {r: s for r, s in sorted(roles.items()) if s in ("flapping", "parked", "backoff", "stopped")}
+    troubled = {r: s for r, s in sorted(roles.items())
+                if s in ("flapping", "parked", "backoff", "stopped", "port_taken")}
     if troubled:
         lines += ["", "## Roles needing attention", ""]
         hints = {
@@ -82,6 +83,8 @@ def render_status(store, *, supervisor_pid: int, roles: dict[str, str], started_
             "parked": "exited with a configuration error (78); fix it, then start the role again",
             "backoff": "waiting to be restarted after a crash",
             "stopped": "stopped by an operator; start it again to resume",
+            "port_taken": "its port is held by another process (see the alert); free it or set [dashboard] port, "
+                          "then start it again",
         }
         lines += [f"* **{r}**: {s} ({hints[s]})" for r, s in troubled.items()]
     counts = store.counts()

@@ -6,7 +6,6 @@ fd wakes the loop the moment a child exits or a stop signal arrives.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -16,13 +15,22 @@ import sys
 import time
 
 from . import procs
-from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy, killed_while_healthy
+from .children import (
+    EX_CONFIG,
+    EX_RECYCLE,
+    EX_TIMEOUT,
+    Child,
+    RespawnPolicy,
+    killed_while_healthy,
+    managed_services,
+)
 from .hosts import base_name, is_local, qualified, supervisor_name
 from .config import role_skills, worker_names
 from .config_drift import ConfigWatch, config_hash
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import log_path, setup_process_logging
 from .outage import StoreOutage, damage_message
+from .ports import port_taken
 from .status_report import render_status, write_status
 
 log = logging.getLogger("fleet.supervisor")
@@ -62,22 +70,12 @@ class Supervisor:
         py = sys.executable
         for name, role in worker_names(self.cfg):
             self.children[name] = Child(name, role, "worker", self._worker_args(role, name))
-        dashboard_on = not self.cfg["fleet"]["air_gap_mode"] and self.cfg["dashboard"]["enabled"]
-        for svc in self.sup["services"]:
-            module = svc if "." in svc else f"fleet.{svc}"
-            if svc == "dashboard" and not dashboard_on:
-                log.info("service %s is off (air-gap mode or [dashboard] enabled = false)", svc)
+        for name, module, off in managed_services(self.cfg):
+            if off:
+                log.info("service %s %s", name, off)
                 continue
-            try:
-                found = importlib.util.find_spec(module) is not None
-            except (ImportError, ValueError):
-                found = False
-            if not found:
-                log.info("service %s skipped: module %s is not installed", svc, module)
-                continue
-            role = svc.rsplit(".", 1)[-1]
-            name = qualified(self.cfg, role)
-            self.children[name] = Child(name, role, "service", [py, "-m", module])
+            self.children[qualified(self.cfg, name)] = Child(qualified(self.cfg, name), name, "service",
+                                                             [py, "-m", module])
 
     def _worker_args(self, role: str, name: str) -> list[str]:
         return [sys.executable, "-m", "fleet.worker", "--role", role, "--name", name]
@@ -116,6 +114,10 @@ class Supervisor:
         child.term_at = child.kill_at = None
         child.snapshot, child.timed_out, child.idle_since = [], False, None
         log.info("started %s %s (pid %d)", child.kind, child.name, child.pid)
+        if child.kind == "service":
+            # A worker registers itself; a service's row is the supervisor's to
+            # keep, so status and STATUS.md never show a running one as stopped.
+            self.store.register_agent(child.name, child.role, pid=child.pid, host=self.host, status="running")
         self.store.record_event(self.name, "spawn", agent=child.name,
                                 detail={"role": child.role, "pid": child.pid, "kind": child.kind})
 
@@ -320,7 +322,27 @@ class Supervisor:
             if child.proc is None and child.next_start is not None and now >= child.next_start:
                 if child.kind == "worker" and (self.outage.active or self.damaged):
                     continue  # parked until the store takes writes again / is restored
+                if child.role == "dashboard" and child.kind == "service" and self.dashboard_port_taken(child):
+                    continue
                 self.spawn(child)
+
+    def dashboard_port_taken(self, child: Child) -> str | None:
+        """Why the dashboard cannot have its port (held by another process,
+        say a second fleet's dashboard), with the dashboard parked, logged and
+        alerted; None when the port is free. Checked before the URL is
+        announced, so the banner never points at someone else's dashboard,
+        and before each start, so a busy port is no crash loop."""
+        d = self.cfg["dashboard"]
+        taken = port_taken(d["host"], int(d["port"]))
+        if taken is None:
+            return None
+        why = (f"dashboard not started: port {d['port']} on {d['host']} is {taken}; set [dashboard] port in "
+               f"fleet.toml or stop that process, then `lead_client.py start dashboard`")
+        log.error("%s", why)
+        self._set_state(child, "parked", agent_status="port_taken")
+        self.store.heartbeat(child.name, detail={"reason": why})
+        self.store.raise_alert("warning", self.name, why, dedup_key=qualified(self.cfg, "dashboard_port"))
+        return why
 
     # -- stopping children -----------------------------------------------
     def terminate(self, child: Child, intent: str, grace: float | None = None) -> None:
@@ -521,6 +543,8 @@ class Supervisor:
         roles = {}
         for c in self.children.values():
             state = "flapping" if c.role in self.policy.flapping else c.state
+            if c.kind == "service" and (agents.get(c.name) or {}).get("status") == "port_taken":
+                state = "port_taken"
             if roles.get(c.role) in (None, "running"):
                 roles[c.role] = state
         text = render_status(self.store, supervisor_pid=os.getpid(), roles=roles,
@@ -621,14 +645,25 @@ class Supervisor:
             os.close(wfd)
 
     def _banner(self) -> None:
+        """Where everything is: the processes, logs, STATUS.md, knowledge/,
+        and the dashboard's URL with its token file, or why it did not start."""
         workers = [c.name for c in self.children.values() if c.kind == "worker"]
         services = [c.name for c in self.children.values() if c.kind == "service"]
         self._say(f"fleet: supervisor PID {os.getpid()}, fleet home {self.cfg['home']}")
         self._say(f"fleet: workers: {', '.join(workers) or '(none)'}; services: {', '.join(services) or '(none)'}")
         self._say(f"fleet: logs in {self.cfg['paths']['logs']}/, status in {self.cfg['paths']['status_file']}")
-        if "dashboard" in services:
-            d = self.cfg["dashboard"]
-            self._say(f"fleet: dashboard at http://{d['host']}:{d['port']}/")
+        self._say(f"fleet: knowledge (what skills write) in {self.cfg['paths']['knowledge']}/")
+        dashboard = self.children.get(qualified(self.cfg, "dashboard"))
+        if dashboard is not None and dashboard.kind == "service":
+            why = self.dashboard_port_taken(dashboard)
+            if why:
+                self._say(f"fleet: {why}")
+            else:
+                from .web.auth import TOKEN_SECRET_KEY, token_path
+
+                d = self.cfg["dashboard"]
+                self._say(f"fleet: dashboard at http://{d['host']}:{d['port']}/ (token in {token_path(self.cfg)}, "
+                          f"or the secret {TOKEN_SECRET_KEY} when set)")
         self._say("fleet: press Ctrl-C to stop (running tasks finish or are released)")
 
     def _loop(self, rfd: int) -> int:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 LOCK_NAME = ".fleet.lock"  # in the fleet home; holds the supervisor PID
+EX_CONFIG = 78  # a configuration error: restarting will not fix it
 
 
 def lock_path(cfg: dict) -> Path:
@@ -123,13 +124,30 @@ def main(argv=None) -> int:
     parser.add_argument("--home", help="fleet home (default: FLEET_HOME, the current directory or the repository)")
     parser.add_argument("--check-config", action="store_true", help="validate fleet.toml and exit (0 ok, 78 bad)")
     parser.add_argument("--quiet", action="store_true", help="do not echo the log to stderr")
+    parser.add_argument("--under-launchd", metavar="LABEL",
+                        help="run as the launchd agent LABEL: exit 0 instead of 78 on a configuration error, so "
+                             "KeepAlive (SuccessfulExit = false) stops restarting a fleet that cannot start")
     args = parser.parse_args(argv)
+    code = _run(args)
+    if code == EX_CONFIG and args.under_launchd:
+        # launchd has no RestartPreventExitStatus (systemd's guard): a clean exit
+        # is the only way to stop KeepAlive restarting it every ThrottleInterval.
+        print("fleet-supervisor: configuration error: exit 78 is reported to launchd as 0 so that it stops "
+              f"restarting the fleet; fix fleet.toml, then `launchctl kickstart gui/{os.getuid()}/"
+              f"{args.under_launchd}`", file=sys.stderr)
+        return 0
+    return code
 
+
+def _run(args) -> int:
     from .config import load_or_exit
 
     if args.check_config:
         return check_config(args.home)
-    cfg = load_or_exit(args.home)
+    try:
+        cfg = load_or_exit(args.home)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
     from .supervision import Supervisor
 
     lock = InstanceLock(lock_path(cfg))

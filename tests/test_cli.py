@@ -381,7 +381,7 @@ def test_logs_tail_and_alerts(home):
     r = cli(home, "logs", "coder_1", "--json")
     assert len(r.json()["lines"]) == 30 and r.json()["lines"][-1] == "line 99"
     r = cli(home, "logs", "ghost")
-    assert r.rc == 1 and "coder_1" in r.err
+    assert r.rc == 2 and "coder_1" in r.err  # an unknown agent is a usage error (issue 17 H)
     assert cli(home, "logs", "../etc/passwd").rc == 2
     s = open_store(home)
     aid = s.raise_alert("warning", "supervisor", "disk is filling up")

@@ -4,6 +4,8 @@ for Ollama); non-zero exit on any failure, --warn-only downgrades providers."""
 
 from __future__ import annotations
 
+import contextlib
+
 import http.server
 import socket
 import threading
@@ -82,7 +84,8 @@ def test_unreachable_provider_fails_unless_warn_only(isolated_home):
 def test_dashboard_disk_and_missing_key_fail(isolated_home, ollama):
     url, _ = ollama
     home = _home(isolated_home, provider_url=url, dashboard=True, min_free=10**9)
-    r = cli(home, "preflight")
+    with _supervisor_lock_held(home):  # a fleet that runs, but whose dashboard does not answer
+        r = cli(home, "preflight")
     assert r.rc == 1
     assert "[FAIL] dashboard" in r.out and "[FAIL] disk" in r.out
     write_config(home, dashboard={"enabled": False}, models={"chain": ["claude"]})
@@ -92,6 +95,34 @@ def test_dashboard_disk_and_missing_key_fail(isolated_home, ollama):
     write_config(home, dashboard={"enabled": False}, models={"chain": ["claude"]}, fleet={"offline_mode": True})
     r = cli(home, "preflight", "--json")
     assert r.rc == 0 and "offline" in {c["name"]: c for c in r.json()["checks"]}["provider:claude"]["detail"]
+
+
+@contextlib.contextmanager
+def _supervisor_lock_held(home):
+    """This process holds the fleet home's supervisor lock, as a running supervisor does."""
+    from fleet.config import load_config
+    from fleet.supervisor import InstanceLock, lock_path
+
+    lock = InstanceLock(lock_path(load_config(home)))
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def test_preflight_before_the_first_start_passes_and_says_the_dashboard_is_not_running(isolated_home, ollama):
+    """Issue 17 I: preflight exited 1 whenever the supervisor was not running
+    (the dashboard check), so it could not be used before the first start."""
+    url, _ = ollama
+    home = _home(isolated_home, provider_url=url, dashboard=True)
+    r = cli(home, "preflight", "--json")
+    assert r.rc == 0, r
+    checks = {c["name"]: c for c in r.json()["checks"]}
+    assert checks["dashboard"]["level"] == "not_running" and checks["dashboard"]["ok"] is True
+    assert checks["dashboard"]["detail"].startswith("not running")
+    r = cli(home, "preflight")
+    assert r.rc == 0 and "dashboard: not running" in r.out and "preflight: passed" in r.out
 
 
 def test_bad_config_fails(isolated_home):

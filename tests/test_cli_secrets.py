@@ -95,3 +95,22 @@ def test_loose_mode_warns(home):
     # a write puts the mode back to 0600
     cli(home, "secret", "set", "GOOD", "v2")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_air_gap_mode_says_secrets_are_withheld_and_refuses_changes(home):
+    """Issue 17 F: in air-gap mode `list`/`get` said "No secrets" / "not set"
+    although the file held them, and `set` still wrote."""
+    assert cli(home, "secret", "set", "API_KEY", "-", input="kept-value-1234567890\n").rc == 0
+    before = secrets_file(home).read_bytes()
+    text = (home / "fleet.toml").read_text()
+    (home / "fleet.toml").write_text(text.replace("air_gap_mode = false", "air_gap_mode = true", 1))
+    r = cli(home, "secret", "list")
+    assert r.rc == 0 and "withheld in air-gap mode" in r.out and "no secrets" not in r.out.lower(), r
+    doc = cli(home, "secret", "list", "--json").json()
+    assert doc["secrets"] == [] and "air-gap" in doc["withheld"]
+    r = cli(home, "secret", "get", "API_KEY")
+    assert r.rc == 1 and "withheld in air-gap mode" in r.err and "not set" not in r.err, r
+    for args in (["set", "API_KEY", "-"], ["set", "OTHER_KEY", "-"], ["delete", "API_KEY"]):
+        r = cli(home, "secret", *args, input="new-value-1234567890\n")
+        assert r.rc == 1 and "withheld in air-gap mode" in r.err, (args, r)
+    assert secrets_file(home).read_bytes() == before  # nothing was written

@@ -109,10 +109,31 @@ def test_plist_round_trips_with_absolute_paths(cfg):
     assert plist["Label"] == "local.fleet" and plist["RunAtLoad"] is True
     assert plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["EnvironmentVariables"]["PYTHONUNBUFFERED"] == "1"
-    for path in (*plist["ProgramArguments"], plist["WorkingDirectory"], plist["StandardOutPath"],
+    for path in (*plist["ProgramArguments"][:2], plist["WorkingDirectory"], plist["StandardOutPath"],
                  plist["StandardErrorPath"]):
         assert os.path.isabs(path), path
     assert plistlib.loads(plistlib.dumps(plist)) == plist
+
+
+def test_launchd_stops_restarting_a_fleet_whose_config_is_wrong(fleet_home, cfg):
+    """Issue 17 L: KeepAlive {SuccessfulExit: false} restarted a fleet that
+    exited 78 (configuration error) every ThrottleInterval, forever. The
+    generated agent runs the supervisor with its launchd guard, which reports
+    78 as a clean exit; launchd restarts only a non-zero one."""
+    plist = plistlib.loads(si.render_plist(cfg))  # plutil may be absent: plistlib reads what launchd reads
+    assert plist["KeepAlive"] == {"SuccessfulExit": False}
+    args = plist["ProgramArguments"]
+    assert args[2:] == ["--under-launchd", plist["Label"]]
+    (fleet_home / "fleet.toml").write_text("[queue]\nmax_attempts = 'three'\n")
+    env = {**os.environ, **plist["EnvironmentVariables"], "PATH": os.environ["PATH"]}
+    run = subprocess.run(args, cwd=plist["WorkingDirectory"], env=env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    launchd_restarts = run.returncode != 0  # KeepAlive {SuccessfulExit: false}: restart on a non-zero exit
+    assert not launchd_restarts, run
+    assert "max_attempts" in run.stderr and f"launchctl kickstart gui/{os.getuid()}/{plist['Label']}" in run.stderr
+    plain = subprocess.run(args[:2], cwd=plist["WorkingDirectory"], env=env, capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert plain.returncode == 78  # without the guard (systemd's RestartPreventExitStatus=78 reads this)
 
 
 def test_windows_task_xml_parses(cfg):
@@ -208,3 +229,41 @@ def test_a_unit_fleet_did_not_write_or_of_another_home_is_left_alone(fleet_home,
     r = cli(other, "uninstall-service", env=env)
     assert r.rc != 0 and f"it runs the fleet at {fleet_home}" in r.err, r
     assert unit.is_file() and "disable" not in log.read_text()
+
+
+@pytest.mark.skipif(si.current_platform() != "linux", reason="systemd path")
+def test_uninstall_without_a_session_bus_removes_the_unit_and_says_what_was_not_stopped(fleet_home, tmp_path):
+    """Issue 17 G: with no session bus, uninstall-service told the user to "run
+    install-service again" and left the unit. The real systemctl, no bus."""
+    require_system_part(shutil.which("systemctl") is not None, "systemctl", "apt-get install systemd")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_RUNTIME_DIR": "", "DBUS_SESSION_BUS_ADDRESS": ""}
+    unit = tmp_path / "xdg-config" / "systemd" / "user" / "fleet.service"
+    bus = subprocess.run(["systemctl", "--user", "show-environment"], capture_output=True, text=True,
+                         env={**os.environ, **env}, timeout=30, check=False)
+    if not si._NO_BUS.search(bus.stderr):
+        pytest.skip("a user service manager answers here even without the variables")
+    r = cli(fleet_home, "install-service", env=env)
+    assert r.rc == 1 and "no session bus" in r.err and unit.is_file(), r  # written, not registered
+    r = cli(fleet_home, "uninstall-service", "--json", env=env)
+    assert r.rc == 1, r
+    doc = r.json()
+    assert not unit.exists()
+    assert doc["removed"] is True and doc["stopped"] is False and doc["exit"] == 1
+    assert "could not be stopped" in doc["not_stopped"] and "no session bus" in doc["not_stopped"]
+    assert "install-service again" not in r.err and "lead_client.py stop" in r.err
+    r = cli(fleet_home, "uninstall-service", "--json", env=env)  # nothing left to do
+    assert r.rc == 0 and r.json()["removed"] is False
+
+
+def test_uninstall_of_a_launch_agent_without_launchctl_removes_it_and_says_so(cfg, monkeypatch):
+    """Issue 17 G, the launchd side: the plist goes even when launchctl cannot
+    unload it (here it is absent, as on any machine but a Mac)."""
+    if shutil.which("launchctl"):
+        pytest.skip("launchctl is installed here: this checks the case where it cannot run")
+    monkeypatch.setattr(si, "current_platform", lambda: "macos")
+    p = si.plan(cfg)
+    p.path.parent.mkdir(parents=True, exist_ok=True)
+    p.path.write_bytes(p.content)
+    result = si.uninstall(cfg)
+    assert not p.path.exists() and result["removed"] is True and result["stopped"] is False
+    assert "could not be unloaded" in result["not_stopped"] and "launchctl bootout" in result["not_stopped"]

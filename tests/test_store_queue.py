@@ -660,3 +660,14 @@ def test_the_records_enqueue_returns_are_the_stored_rows(store):
     for task in (parent, *batch, child, later):
         assert dataclasses.asdict(task) == dataclasses.asdict(store.get(task.id)), task.id
     assert parent.payload == {"k": [1, 2]} and child.deps_pending == 1
+
+
+def test_a_roles_pending_depth_leaves_out_tasks_assigned_to_a_worker_by_name(store):
+    """Issue 17 E: tasks assigned to a worker that does not exist drove
+    autoscaling, though no worker of the role could claim them."""
+    for _ in range(3):
+        store.enqueue("s", {}, assigned_to="ghost")
+    store.enqueue("s", {})
+    assert store.pending_depth(["s"]) == 1  # what the role's workers (and extras) could claim
+    assert store.pending_depth() == 4  # every claimable task, as the health page counts
+    assert store.claim("w", ["s"]) is not None and store.claim("w", ["s"]) is None

@@ -50,9 +50,12 @@ class Ctx:
     @property
     def cfg(self) -> dict:
         if self._cfg is None:
-            from fleet.config import load_or_exit
+            from fleet.config import ConfigError, load_showing_warnings
 
-            self._cfg = load_or_exit(getattr(self.args, "home", None))
+            try:
+                self._cfg = load_showing_warnings(getattr(self.args, "home", None))
+            except ConfigError as exc:
+                raise CliError(f"configuration error: {exc}", EXIT_CONFIG) from None
         return self._cfg
 
     @property
@@ -115,7 +118,36 @@ def use_rich() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
+_held: list | None = None  # --json documents held back until the command's outcome is known
+
+
+def hold_json_output() -> None:
+    """From now on print_json keeps its documents until `release_json_output`,
+    so a command that fails after printing its document (say `dispatch --wait`
+    timing out) can give one document carrying both its data and its error."""
+    global _held
+    _held = []
+
+
+def release_json_output(error: str | None = None, code: int | None = None) -> None:
+    """Print the held documents; with `error`, the outcome `{"error", "exit"}`
+    joins the last one (a dict), or is printed alone when there is none."""
+    global _held
+    docs, _held = _held or [], None
+    if error is not None:
+        outcome = {"error": error, "exit": code}
+        if docs and isinstance(docs[-1], dict):
+            docs[-1] = {**docs[-1], **outcome}
+        else:
+            docs.append(outcome)
+    for doc in docs:
+        print_json(doc)
+
+
 def print_json(data: Any) -> None:
+    if _held is not None:
+        _held.append(data)
+        return
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n")
 
 
@@ -229,16 +261,26 @@ def parse_json_object(text: str, what: str) -> dict:
 def wait_for_task(store, task_id: int, timeout: float | None, *, progress: bool,
                   on_tick: Callable[[Any, float], None] | None = None):
     """Poll until the task is DONE / FAILED / CANCELLED; None on timeout.
-    Shows elapsed time and state on a terminal (stderr)."""
+    Shows elapsed time and state on a terminal (stderr), and says once on
+    stderr, each time the task starts waiting for a person, what it asks and
+    how to answer."""
     from fleet.db import TERMINAL_STATUSES
 
     start = time.monotonic()
     delay = 0.05
     last_len = 0
+    told_waiting = False
     try:
         while True:
             task = store.require(task_id)
             elapsed = time.monotonic() - start
+            if task.status == "WAITING_HUMAN" and not told_waiting:
+                if last_len:
+                    sys.stderr.write("\n")
+                    last_len = 0
+                sys.stderr.write(waiting_for_answer(task) + "\n")
+                sys.stderr.flush()
+            told_waiting = task.status == "WAITING_HUMAN"
             if progress:
                 where = f" on {task.worker}" if task.worker and task.status == "RUNNING" else ""
                 line = f"\rtask {task_id}: {task.status}{where}  {elapsed:5.1f}s"
@@ -255,6 +297,17 @@ def wait_for_task(store, task_id: int, timeout: float | None, *, progress: bool,
         if progress and last_len:
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def waiting_for_answer(task) -> str:
+    """One line: the task waits for a person, what it asks, how to answer."""
+    q = task.question if isinstance(task.question, dict) else {}
+    options = q.get("options") or []
+    asks = f": {q['question']}" if q.get("question") else ""
+    choose = f" (one of: {', '.join(map(str, options))})" if options else ""
+    return (f"task {task.id} is waiting for a person's answer{asks}{choose}; answer with "
+            f"`lead_client.py hitl respond {task.id} ANSWER` (or on the dashboard's Approvals page); "
+            "still waiting")
 
 
 # -- argparse value types -------------------------------------------------

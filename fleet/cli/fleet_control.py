@@ -15,6 +15,7 @@ from fleet.hosts import (
     host_summary,
     is_local,
     is_supervisor,
+    qualified,
     supervisor_for,
     supervisor_name,
 )
@@ -89,9 +90,26 @@ def collect_status(ctx: Ctx) -> dict:
     degraded = [r["role"] for r in roles if r["state"] != "running"]
     counts = store.counts()
     writes = store_writes(store, pid, agents, hb_limit, ts, supervisor_name(cfg))
+    services = services_of(cfg, agents) if pid is not None else []
+    paused_flag = bool(store.get_flag("paused", False))
+    paused = [a["name"] for a in agents if a["status"] == "paused" and not a["stale"]]
+    problems = [f"role {r['role']} {r['state']} ({r['running']}/{r['expected']})"
+                for r in roles if r["state"] != "running"]
+    problems += [f"service {s['name']} {s['state']}: {s['detail']}" for s in services if s["state"] != "running"]
+    if paused_flag:
+        problems.append("the fleet is paused (`lead_client.py resume`)")
+    elif paused:
+        problems.append(f"paused: {', '.join(paused)} (`lead_client.py resume`)")
+    if writes["status"] != "healthy":
+        problems.append(f"the store's writes fail: {writes['writes']}")
+    from fleet.model_health import model_health
+
+    models = model_health(cfg, store)  # the rule /api/health applies too: degraded, never down
+    if models["status"] != "healthy":
+        problems.append(f"models: {models['problem']}; {models['queued_needing_model']} queued task(s) need one")
     if pid is None:
         state, code = "no_supervisor", EXIT_NO_SUPERVISOR
-    elif degraded or writes["status"] != "healthy":
+    elif problems:
         state, code = "degraded", EXIT_DEGRADED
     else:
         state, code = "ok", EXIT_OK
@@ -103,8 +121,12 @@ def collect_status(ctx: Ctx) -> dict:
         "exit_code": code,
         "supervisor": {"running": pid is not None, "pid": pid},
         "store": writes,
-        "paused": bool(store.get_flag("paused", False)),
+        "paused": paused_flag,
+        "paused_workers": paused,
+        "problems": problems,
         "roles": roles,
+        "services": services,
+        "models": models,
         "degraded_roles": degraded,
         "agents": agents,
         "hosts": host_summary(agents, cfg["fleet"]["host"], hb_limit),
@@ -114,6 +136,33 @@ def collect_status(ctx: Ctx) -> dict:
         "oldest_pending_age_s": _age(store.oldest_pending_created_at(), ts),
         "active_alerts": len(store.list_alerts(active_only=True, limit=1000)),
     }
+
+
+def services_of(cfg: dict, agents: list[dict]) -> list[dict]:
+    """Each service the supervisor manages ([supervisor] services, the
+    dashboard unless it is off): {"name", "state" running | down, "status"
+    (its agent row's), "pid", "detail"}. Running means its row says running
+    and, on this host, its process is alive."""
+    from fleet.children import managed_services
+    from fleet.procs import still_running
+
+    this_host = cfg["fleet"]["host"]
+    rows = {a["name"]: a for a in agents}
+    out = []
+    for base, _module, off in managed_services(cfg):
+        if off:
+            continue
+        name = qualified(cfg, base)
+        a = rows.get(name)
+        status = a["status"] if a else "missing"
+        alive = bool(a) and status == "running" and (a["host"] != this_host or still_running(a["pid"], a["started_at"]))
+        detail = (a or {}).get("detail")
+        reason = detail.get("reason") if isinstance(detail, dict) and status == "port_taken" else None
+        out.append({"name": name, "state": "running" if alive else "down", "status": status,
+                    "pid": a["pid"] if a else None,
+                    "detail": reason or ("running" if alive else f"not running ({status}); see logs/{name}.log "
+                                                                 f"and logs/{name}.out")})
+    return out
 
 
 def store_writes(store, pid: int | None, agents: list[dict], hb_limit: float, ts: float,
@@ -172,9 +221,8 @@ def cmd_status(ctx: Ctx) -> int:
     if doc["stale_config"]:
         print(f"stale config: {', '.join(doc['stale_config'])} run an older fleet.toml than the current one "
               f"({doc['config_hash']}); `lead_client.py restart --stale` restarts them")
-    if doc["degraded_roles"]:
-        print("roles not running: " + ", ".join(
-            f"{r['role']} ({r['state']}, {r['running']}/{r['expected']})" for r in doc["roles"] if r["state"] != "running"))
+    if doc["problems"]:
+        print("degraded: " + "; ".join(doc["problems"]))
     t = doc["tasks"]
     print("tasks: " + "  ".join(f"{k.lower()} {v}" for k, v in t.items()))
     if doc["oldest_pending_age_s"] is not None:
@@ -201,8 +249,13 @@ def _known_workers(ctx: Ctx) -> list[str]:
 
 
 def _check_role(ctx: Ctx, role: str | None) -> None:
-    if role is not None and role not in _known_roles(ctx.cfg):
-        raise UsageError(f"unknown role {role!r}; roles: {', '.join(_known_roles(ctx.cfg))}")
+    """A role, or a managed service (dashboard, hw_supervisor): start / stop take either."""
+    from fleet.children import managed_services
+
+    services = [name for name, _m, off in managed_services(ctx.cfg) if not off]
+    if role is not None and role not in _known_roles(ctx.cfg) and role not in services:
+        raise UsageError(f"unknown role {role!r}; roles: {', '.join(_known_roles(ctx.cfg))}"
+                         + (f"; services: {', '.join(services)}" if services else ""))
 
 
 def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
@@ -286,8 +339,13 @@ def _pause_resume(ctx: Ctx, kind: str) -> int:
     worker = ctx.args.worker
     store = ctx.store
     if worker is None:
-        store.set_flag("paused", kind == "pause", by=SENDER)
+        from fleet.pausing import set_fleet_paused
+
+        # resume also undoes a pause sent by message (`send`, `broadcast`)
+        told = set_fleet_paused(ctx.cfg, store, kind == "pause", by=SENDER)
         result = {"scope": "fleet", "paused": kind == "pause"}
+        if kind == "resume":
+            result["resumed_workers"] = told
         text = "fleet paused: workers stop claiming new tasks (running ones finish)" if kind == "pause" \
             else "fleet resumed: workers claim tasks again"
     else:

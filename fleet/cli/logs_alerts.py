@@ -29,6 +29,18 @@ def _available_logs(log_dir: str) -> list[str]:
     return sorted(f[:-4] for f in os.listdir(log_dir) if f.endswith(".log"))
 
 
+def _known_agents(ctx: Ctx) -> set[str]:
+    """Every name a log can belong to: the configured workers, the managed
+    services, the supervisor, and every agent the store has registered."""
+    from fleet.children import managed_services
+    from fleet.config import worker_names
+
+    names = {n for n, _ in worker_names(ctx.cfg)} | {"supervisor"}
+    names |= {n for n, _m, off in managed_services(ctx.cfg) if not off}
+    names |= {a["name"] for a in ctx.store.list_agents()}
+    return names
+
+
 def cmd_logs(ctx: Ctx) -> int:
     from fleet.logs import log_path
 
@@ -38,7 +50,12 @@ def cmd_logs(ctx: Ctx) -> int:
     path = log_path(ctx.cfg, a.agent)
     if not os.path.isfile(path):
         have = _available_logs(ctx.cfg["paths"]["logs"])
-        raise CliError(f"no log for {a.agent!r} at {path}; logs there: {', '.join(have) or '(none yet)'}")
+        known = _known_agents(ctx)
+        if a.agent not in known:  # as pause / restart / start: an unknown name is a usage error
+            raise UsageError(f"unknown agent {a.agent!r}; agents: {', '.join(sorted(known))}; "
+                             f"logs: {', '.join(have) or '(none yet)'}")
+        raise CliError(f"no log for {a.agent!r} at {path} yet (it has not run); "
+                       f"logs there: {', '.join(have) or '(none yet)'}")
     if not a.follow:
         lines = tail_lines(path, a.tail)
         if ctx.json:

@@ -61,9 +61,13 @@ def cmd_uninstall_service(ctx: Ctx) -> int:
         raise CliError(str(exc)) from None
     if ctx.json:
         print_json(result)
+    elif result["removed"] and result["not_stopped"]:
+        print(f"{result['platform']} service {result['name']}: removed ({result['path']})")
     else:
         print(f"{result['platform']} service {result['name']}: "
               + (f"stopped and removed ({result['path']})" if result["removed"] else "not installed; nothing changed"))
+    if result["not_stopped"]:
+        raise CliError(f"{result['path']} is removed, but {result['not_stopped']}")
     return EXIT_OK
 
 
@@ -166,7 +170,7 @@ def cmd_preflight(ctx: Ctx) -> int:
     if ctx.json:
         print_json(result)
     else:
-        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "not_running": "----"}
         for c in result["checks"]:
             print(f"[{marks[c['level']]}] {c['name']}: {c['detail']}")
         print(f"preflight: {'passed' if result['ok'] else 'FAILED'} "

@@ -51,6 +51,15 @@ def cmd_secret(ctx: Ctx) -> int:
             secrets.check_key(a.key)
         except secrets.SecretsError as exc:
             raise UsageError(str(exc)) from None
+    withheld = secrets.air_gap_withheld(cfg)
+    if withheld and a.secret_command == "list":
+        if ctx.json:
+            print_json({"path": str(secrets.secrets_path(cfg)), "secrets": [], "withheld": withheld})
+        else:
+            print(withheld)
+        return EXIT_OK
+    if withheld:  # get (the file is not read), set and delete (it is not changed)
+        raise CliError(f"{a.secret_command} {a.key}: {withheld}")
     if a.secret_command == "set":
         if a.value == "-" and sys.stdin.isatty():
             print(f"value for {a.key} (end with Ctrl-D):", file=sys.stderr)

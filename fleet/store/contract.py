@@ -564,8 +564,11 @@ class StoreContract(Protocol):
         ...
 
     def pending_depth(self, skills: Iterable[str] | None = None) -> int:
-        """How many tasks are claimable now, optionally only for `skills`
-        (an empty list: 0).
+        """How many tasks are claimable now; with `skills`, only the ones a
+        role with those skills could claim: unassigned tasks of those skills
+        (a task assigned to a worker by name is that worker's alone, so it is
+        no work for the role's other or extra workers). An empty list: 0.
+        The supervisor's scaling reads this.
 
         Errors: StoreUnavailable.
 

@@ -243,7 +243,9 @@ class TaskReadsMixin:
         return out
 
     def pending_depth(self, skills: Iterable[str] | None = None) -> int:
-        """Claimable-now tasks, optionally only those for `skills`."""
+        """Claimable-now tasks; with `skills`, only those a role with these
+        skills claims: unassigned (a task assigned to a worker by name is
+        that worker's alone)."""
         sql = ("SELECT COUNT(*) FROM tasks INDEXED BY ix_tasks_claim "
                "WHERE status = 'PENDING' AND deps_pending = 0 AND available_at <= ?")
         params: list = [now()]
@@ -251,7 +253,7 @@ class TaskReadsMixin:
             skills = list(skills)
             if not skills:
                 return 0
-            sql += " AND skill IN (%s)" % ",".join("?" * len(skills))
+            sql += " AND assigned_to IS NULL AND skill IN (%s)" % ",".join("?" * len(skills))
             params += skills
         return self._conn().execute(sql, params).fetchone()[0]
 

@@ -196,8 +196,11 @@ def _install_control(app) -> None:
     @cbp.post("/api/fleet/resume")
     @doc("Resume a paused fleet", tag="fleet")
     def fleet_resume():
-        ctx().store.set_flag("paused", False, by=actor())
-        return jsonify({"paused": False})
+        from fleet.pausing import set_fleet_paused
+
+        c = ctx()  # resume also undoes a pause sent by message (send, broadcast)
+        told = set_fleet_paused(c.cfg, c.store, False, by=actor())
+        return jsonify({"paused": False, "resumed_workers": told})
 
     @cbp.post("/api/fleet/worker/<name>/restart")
     @doc("Restart one worker (by name) or every worker of a role", tag="fleet",

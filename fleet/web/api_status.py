@@ -211,9 +211,10 @@ def health_payload(c) -> dict:
         "reason": hw.get("stale_reason"), "tier": (hw.get("tier") or {}).get("name"),
         "thermal": (hw.get("thermal") or {}).get("state"),
     }
-    from .api_usage import provider_health
+    from fleet.model_health import model_health
 
-    components["models"] = provider_health(c)
+    # Never "down": degraded only while queued tasks need a model (fleet/model_health.py).
+    components["models"] = model_health(c.cfg, c.store, hw=hw, catalogue=c.catalogue())
     waiting = c.store.oldest_ready_wait()
     components["queue"] = {
         "status": "degraded" if waiting is not None and waiting > QUEUE_STALL_S else "healthy",

@@ -16,20 +16,6 @@ GROUPS = ("skill", "provider", "model", "agent")
 PERIODS = ("day", "week", "month")
 
 
-def provider_health(c) -> dict | None:
-    """The models component of /api/health: each provider's circuit breaker."""
-    states = c.store.provider_states()
-    providers = {s["provider"]: {"breaker": s["breaker"], "cooling_down": s["cooling_down"],
-                                 "consecutive_failures": s.get("consecutive_failures"),
-                                 "last_error": (s.get("last_error") or "")[:300] or None}
-                 for s in states}
-    open_ = [p for p, s in providers.items() if s["breaker"] == "open"]
-    status = "healthy"
-    if open_:
-        status = "down" if len(open_) == len(providers) else "degraded"
-    return {"status": status, "providers": providers, "open_breakers": open_}
-
-
 def usage_metrics(c):
     """Prometheus families for model calls, tokens and cost."""
     rows = c.store.usage_summary(0.0, time.time() + 1, group_by="provider")
