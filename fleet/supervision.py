@@ -22,6 +22,7 @@ from .config import role_skills, worker_names
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import log_path, setup_process_logging
 from .outage import StoreOutage, damage_message
+from .schedule import Scheduler, parse_schedules
 from .status_report import render_status, write_status
 
 log = logging.getLogger("fleet.supervisor")
@@ -581,6 +582,7 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda *a: None)
         try:
             self.build_children()
+            self.scheduler = Scheduler(self.store, parse_schedules(self.cfg), actor=self.name)
             self.timers["integrity"] = time.monotonic() + self.cfg["store"]["integrity_check_interval_s"]
             self.check_integrity()  # before any worker starts: damage parks them instead of a crash loop
             if not self.damaged:
@@ -658,6 +660,7 @@ class Supervisor:
                 self.check_stalls()
             if self._due("scale", 2.0):
                 self.scale()
+            self.scheduler.tick()  # [schedule.NAME]: enqueue each due slot once (fleet/schedule.py)
         self.chores()
         return False
 

@@ -109,6 +109,13 @@ def main(argv=None) -> int:
     from .config import load_or_exit
 
     cfg = load_or_exit(args.home)
+    from .schedule import ScheduleError, check_skills
+
+    try:
+        check_skills(cfg)  # each [schedule.NAME] names an installed skill and a payload it accepts
+    except ScheduleError as exc:
+        print(f"fleet: configuration error: {cfg['config_file']}: {exc}", file=sys.stderr)
+        return 78
     if args.check_config:
         print(f"fleet: {cfg['config_file']} is valid")
         return 0
