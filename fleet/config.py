@@ -395,6 +395,49 @@ SCHEMA: dict[str, Section] = {
 # cron = "0 4 * * 0"
 # payload = { action = "compact" }""",
     ),
+    "notify": Section(
+        "Notifications: alerts at or above a target's min_severity (and their resolutions) go to each "
+        "[notify.NAME] target; the URL lives in the secrets file under the name url_secret "
+        "(`lead_client.py secret set DISCORD_WEBHOOK_URL -`). One supervisor of several sends. A failing target is "
+        "retried with backoff in the background and raises one warning alert (notify_failed:NAME), never sent to "
+        "itself.", {
+            "heartbeat_url_secret": Key("", "Deadman switch: the secret holding a healthchecks-style URL (e.g. "
+                                            "https://hc-ping.com/UUID) the supervisor GETs every "
+                                            "heartbeat_interval_s; set the check's period and grace there, and it "
+                                            "tells you when the pings stop (machine down). Empty: no ping."),
+            "heartbeat_interval_s": Key(300.0, "Seconds between heartbeat pings.", type=float, min=5),
+            "check_interval_s": Key(1.0, "How often the supervisor looks for new alerts to send.", type=float,
+                                    min=0.1, max=60),
+            "timeout_s": Key(10.0, "Timeout of each request to a target.", type=float, min=0.5),
+            "retry_initial_s": Key(5.0, "First retry delay of a failed send; doubles per attempt, with jitter.",
+                                   type=float, min=0.01),
+            "retry_max_s": Key(600.0, "Longest retry delay.", type=float, min=0.01),
+            "max_attempts": Key(8, "Attempts per message before it is dropped (the failure alert stays open).",
+                                min=1, max=1000),
+        },
+        tables={
+            "kind": Key("webhook", "discord | slack | ntfy | webhook (a JSON POST of the alert).",
+                        choices=("discord", "slack", "ntfy", "webhook")),
+            "url_secret": Key("", "Name of the secret holding the webhook or ntfy topic URL (required)."),
+            "min_severity": Key("warning", "Least severity sent: info | warning | critical.",
+                                choices=("info", "warning", "critical")),
+            "cooldown_s": Key(900.0, "Least time between two sends of one dedup key to this target.", type=float,
+                              min=0),
+            "resolutions": Key(True, "Also send when an alert is resolved (acknowledged)."),
+            "briefings": Key(True, "Also send the morning briefing (skill briefing)."),
+            "enabled": Key(True, "false keeps the entry but sends nothing."),
+        },
+        examples="""\
+# [notify.discord]
+# kind = "discord"
+# url_secret = "DISCORD_WEBHOOK_URL"
+# min_severity = "warning"
+#
+# [notify.phone]
+# kind = "ntfy"
+# url_secret = "NTFY_TOPIC_URL"     # e.g. https://ntfy.sh/my-fleet-topic
+# min_severity = "critical\"""",
+    ),
     "dashboard": Section("The web dashboard and JSON API (python fleet/dashboard.py).", {
         "enabled": Key(True, "Run the dashboard as a managed service of the supervisor."),
         "host": Key("127.0.0.1", "Address to bind. Anything but loopback makes every endpoint require the token."),
@@ -539,6 +582,7 @@ def validate(raw: dict) -> dict:
     _check_roles(cfg)
     _check_store(cfg)
     _check_schedules(cfg)
+    _check_notify(cfg)
     if not cfg["fleet"]["host"]:
         cfg["fleet"]["host"] = socket.gethostname()
     return cfg
@@ -577,6 +621,16 @@ def _check_schedules(cfg: dict) -> None:
     try:
         parse_schedules(cfg)
     except ScheduleError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_notify(cfg: dict) -> None:
+    """Every [notify.NAME] names its kind and the secret holding its URL."""
+    from .notify import NotifyError, parse_targets
+
+    try:
+        parse_targets(cfg)
+    except NotifyError as exc:
         raise ConfigError(str(exc)) from None
 
 

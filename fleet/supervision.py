@@ -22,6 +22,7 @@ from .config import role_skills, worker_names
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
 from .logs import log_path, setup_process_logging
 from .outage import StoreOutage, damage_message
+from .notify import Notifier
 from .schedule import Scheduler, parse_schedules
 from .status_report import render_status, write_status
 
@@ -583,6 +584,7 @@ class Supervisor:
         try:
             self.build_children()
             self.scheduler = Scheduler(self.store, parse_schedules(self.cfg), actor=self.name)
+            self.notifier = Notifier(self.cfg, self.store, actor=self.name)
             self.timers["integrity"] = time.monotonic() + self.cfg["store"]["integrity_check_interval_s"]
             self.check_integrity()  # before any worker starts: damage parks them instead of a crash loop
             if not self.damaged:
@@ -599,6 +601,8 @@ class Supervisor:
             self._say("fleet: the supervisor hit a fatal error; see logs/supervisor.log")
             return 1
         finally:
+            if hasattr(self, "notifier"):
+                self.notifier.close()
             signal.set_wakeup_fd(-1)
             os.close(rfd)
             os.close(wfd)
@@ -661,6 +665,7 @@ class Supervisor:
             if self._due("scale", 2.0):
                 self.scale()
             self.scheduler.tick()  # [schedule.NAME]: enqueue each due slot once (fleet/schedule.py)
+            self.notifier.tick()  # [notify]: alerts out, deadman ping; never blocks (fleet/notify.py)
         self.chores()
         return False
 
