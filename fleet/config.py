@@ -65,7 +65,7 @@ ROLE_AFFINITY = {
     "researcher": ["web_search", "arxiv_fetch", "summarize", "rag_query"],
     "coder": ["code_review", "code_discuss", "code_index", "fma_review", "skill_draft", "code_quality"],
     "archivist": ["summarize", "synthesize", "flashcard", "rag_index", "rag_query", "backup", "memory_optimizer",
-                  "report"],
+                  "report", "briefing"],
     "analyst": ["summarize", "synthesize", "rag_query"],
     "security": ["security_review", "code_quality"],
     "planner": ["plan_workload"],
