@@ -290,3 +290,18 @@ def test_nightly_report_schedule_runs_the_report_skill(fleet):  # noqa: F811
     assert task.status == "DONE", task.error
     path = fleet.home / "knowledge" / task.result["path"].split("knowledge/", 1)[-1]
     assert path.is_file() and "uptime" in path.read_text().lower()
+
+
+def test_preflight_checks_schedules_and_notify_secrets(isolated_home):
+    from fleet.preflight import check_notify, check_schedules
+
+    orphan = {"skill": "sleepy", "every": "1h", "payload": {"seconds": 1}}  # no configured role claims sleepy
+    cfg = write_config(isolated_home, schedule={"tick": {"skill": "noop", "every": "1h"}, "orphan": orphan},
+                       affinity={"coder": ["noop"]}, workers={"coder_count": 1},
+                       notify={"ops": {"kind": "slack", "url_secret": "SLACK_URL"}})
+    checks = check_schedules(cfg)
+    assert checks[0]["ok"] and "tick (every 1h)" in checks[0]["detail"]
+    [warn] = [c for c in checks if not c["ok"]]
+    assert warn["level"] == "warn" and "[schedule.orphan]" in warn["detail"] and "sleepy" in warn["detail"]
+    [secret] = check_notify(cfg)
+    assert secret["level"] == "warn" and "SLACK_URL is not set" in secret["detail"]
