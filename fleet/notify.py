@@ -164,7 +164,9 @@ def send_message(cfg: dict, msg: Message, *, event_filter=None, timeout_s: float
     supervisor uses the background senders instead."""
     from .secret_file import get_secret
 
-    out = {}
+    out: dict[str, str] = {}
+    if cfg["fleet"]["air_gap_mode"]:
+        return out  # nothing leaves an air-gapped machine
     timeout_s = float(cfg.get("notify", {}).get("timeout_s", 10.0)) if timeout_s is None else timeout_s
     for target in parse_targets(cfg).values():
         if not target.enabled or (event_filter is not None and not event_filter(target)):
@@ -236,10 +238,10 @@ class Sender(threading.Thread):
 
     def _add(self, request: dict, due: float, attempts: int) -> None:
         if len(self.pending) >= MAX_PENDING:
-            dropped = max(self.pending, key=lambda p: p[1] if p[3] else -1)  # not the oldest first try
-            self.pending.remove(dropped)
+            oldest = min(self.pending, key=lambda p: p[1])
+            self.pending.remove(oldest)
             heapq.heapify(self.pending)
-            log.warning("notify %s: %d messages waiting; dropped one", self.target, MAX_PENDING)
+            log.warning("notify %s: %d messages waiting; dropped the oldest", self.target, MAX_PENDING)
         self.seq += 1
         heapq.heappush(self.pending, (due, self.seq, request, attempts))
 
@@ -268,6 +270,9 @@ class Notifier:
 
     @property
     def active(self) -> bool:
+        """Anything to do (air-gap mode: nothing leaves the machine)."""
+        if self.cfg["fleet"]["air_gap_mode"]:
+            return False
         return bool(self.targets) or bool(self.opts.get("heartbeat_url_secret"))
 
     def _sender(self, name: str) -> Sender:

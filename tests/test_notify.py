@@ -235,3 +235,13 @@ def test_two_supervisors_on_one_store_send_each_alert_once(store_factory, isolat
             two.close()
     assert sent == ids
     assert not two.senders  # the second supervisor never sent
+
+
+def test_air_gap_mode_sends_nothing(isolated_home, monkeypatch):
+    with NetServer() as srv:
+        srv.route("POST", "/s", b"ok", "text/plain")
+        monkeypatch.setenv("SLACK_URL", srv.url + "/s")
+        cfg = write_config(isolated_home, fleet={"air_gap_mode": True},
+                           notify={"slack": {"kind": "slack", "url_secret": "SLACK_URL"}})
+        assert send_message(cfg, Message("briefing", "Morning", "all well")) == {}
+        assert srv.requests == []
