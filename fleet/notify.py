@@ -30,6 +30,7 @@ SEVERITIES = ("info", "warning", "critical")
 CURSOR_FLAG = "notify:cursor"
 LOCK = "notify"
 HEARTBEAT = "heartbeat"  # the deadman ping's sender name (its failures alert like a target's)
+ESCALATION_EVERY = 5  # passes between two looks for open alerts bumped to a higher severity
 MAX_PENDING = 200  # per target: older undelivered messages are dropped beyond this
 _NTFY_PRIORITY = {"info": "3", "warning": "4", "critical": "5", "resolved": "3"}
 _NTFY_TAGS = {"info": "information_source", "warning": "warning", "critical": "rotating_light",
@@ -267,6 +268,8 @@ class Notifier:
         self.lock_until = 0.0
         self.cursor: int | None = None
         self.missing_secret: set[str] = set()
+        self.severity_seen: dict[int, str] = {}  # open alert id -> severity at the last escalation pass
+        self.passes = 0
 
     @property
     def active(self) -> bool:
@@ -350,6 +353,9 @@ class Notifier:
             self.cursor = int(saved) if saved is not None else self.store.last_event_id()
             if saved is None:
                 self.store.set_flag(CURSOR_FLAG, self.cursor, by=self.actor)
+        self.passes += 1
+        if self.passes % ESCALATION_EVERY == 1 or ESCALATION_EVERY == 1:
+            self._escalations(now)
         limit = 200
         raised = self.store.events(after_id=self.cursor, action="alert", limit=limit)
         acked = self.store.events(after_id=self.cursor, action="alert_ack", limit=limit)
@@ -364,9 +370,24 @@ class Notifier:
             alert = alerts.get((event.get("detail") or {}).get("id"))
             if alert is None:
                 continue
-            self._dispatch(alert, resolved=event["action"] == "alert_ack", now=now)
+            resolved = event["action"] == "alert_ack"
+            if not resolved and alert["acked_at"] is None:
+                self.severity_seen[alert["id"]] = alert["severity"]  # what its targets were told, for _escalations
+            self._dispatch(alert, resolved=resolved, now=now)
         self.cursor = bound
         self.store.set_flag(CURSOR_FLAG, bound, by=self.actor)
+
+    def _escalations(self, now: float) -> None:
+        """An open alert bumped to a higher severity (raise_alert on its dedup
+        key) writes no event: found by comparing with the last pass, and sent
+        to the targets that want its new severity."""
+        rows = self.store.list_alerts(active_only=True, limit=200)
+        seen, self.severity_seen = self.severity_seen, {a["id"]: a["severity"] for a in rows}
+        for alert in rows:
+            before = seen.get(alert["id"])
+            if before is not None and SEVERITIES.index(alert["severity"]) > SEVERITIES.index(before):
+                log.info("alert %s escalated from %s to %s", alert["id"], before, alert["severity"])
+                self._dispatch(alert, resolved=False, now=now)
 
     def _dispatch(self, alert: dict, *, resolved: bool, now: float) -> None:
         msg = alert_message(alert, self.fleet, resolved=resolved)
@@ -376,7 +397,7 @@ class Notifier:
                 continue
             if key == f"notify_failed:{target.name}":
                 continue  # a target's own failures are never sent to it
-            stamp = (target.name, f"{key}|{'resolved' if resolved else 'alert'}")
+            stamp = (target.name, f"{key}|resolved" if resolved else f"{key}|alert|{alert['severity']}")
             if now - self.sent_at.get(stamp, float("-inf")) < target.cooldown_s:
                 log.info("notify %s: %s of %s within the cooldown; not sent", target.name,
                          "resolution" if resolved else "alert", key)

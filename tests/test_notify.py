@@ -245,3 +245,24 @@ def test_air_gap_mode_sends_nothing(isolated_home, monkeypatch):
                            notify={"slack": {"kind": "slack", "url_secret": "SLACK_URL"}})
         assert send_message(cfg, Message("briefing", "Morning", "all well")) == {}
         assert srv.requests == []
+
+
+def test_an_alert_bumped_to_a_higher_severity_is_sent_as_escalated(fleet):  # noqa: F811
+    with NetServer() as srv:
+        srv.route("POST", "/hook", {})
+        write_config(fleet.home)
+        _secret(fleet.home, "HOOK_URL", srv.url + "/hook")
+        fleet.start(notify={"check_interval_s": 0.1,
+                            "pager": {"kind": "webhook", "url_secret": "HOOK_URL", "min_severity": "critical"}})
+        store = fleet.store
+        wait_until(lambda: store.get_flag("notify:cursor") is not None, what="the notifier's cursor")
+        store.raise_alert("warning", "hw", "GPU at 84 C", dedup_key="gpu_hot")  # below the pager's threshold
+        store.raise_alert("warning", "hw", "GPU at 85 C", dedup_key="gpu_hot")
+        store.raise_alert("critical", "hw", "GPU at 93 C", dedup_key="gpu_hot")  # the same alert, escalated
+        got = wait_until(lambda: [r.json() for r in list(srv.requests)], what="the escalation")
+        store.raise_alert("critical", "test", "sentinel", dedup_key="sentinel")
+        wait_until(lambda: any(r.json()["alert"]["dedup_key"] == "sentinel" for r in list(srv.requests)),
+                   what="the sentinel")
+        got = [r.json() for r in list(srv.requests)]
+    gpu = [g for g in got if g["alert"]["dedup_key"] == "gpu_hot"]
+    assert len(gpu) == 1 and gpu[0]["severity"] == "critical" and "93 C" in gpu[0]["text"]
