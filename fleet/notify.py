@@ -261,7 +261,7 @@ class Notifier:
         self.targets = {n: t for n, t in parse_targets(cfg).items() if t.enabled}
         self.results: queue.Queue = queue.Queue()
         self.senders: dict[str, Sender] = {}
-        self.sent_at: dict[tuple[str, str], float] = {}  # (target, dedup key + event) -> last send
+        self.sent_at: dict[tuple[str, str], float] = {}  # (target, "key|alert|severity" or "key|resolved") -> last send
         self.failing: dict[str, int] = {}  # sender name -> id of its open failure alert
         self.next_check = 0.0
         self.next_heartbeat = 0.0

@@ -237,7 +237,7 @@ def decide(sched: Schedule, last_slot: float | None, now: float, *, paused: bool
 
 
 # -- store state ----------------------------------------------------------
-def enqueue_run(store, sched: Schedule, slot: float | None, *, by: str):
+def enqueue_run(store, sched: Schedule, slot: float | None):
     """Enqueue one run: keyed by (schedule, slot) when `slot` is given, so a
     slot is enqueued once whoever asks; a manual run (slot None) is not keyed."""
     options: dict[str, Any] = {"priority": sched.priority, "created_by": f"schedule:{sched.name}"}
@@ -249,7 +249,7 @@ def enqueue_run(store, sched: Schedule, slot: float | None, *, by: str):
 def run_now(store, sched: Schedule, *, by: str):
     """A run asked by hand (`schedule run NAME`): enqueued now whether or not
     the schedule is paused, and recorded as its latest manual run."""
-    task = enqueue_run(store, sched, None, by=by)
+    task = enqueue_run(store, sched, None)
     store.set_flag(flag_name(sched.name, "manual"), {"task_id": task.id, "at": time.time(), "by": by}, by=by)
     return task
 
@@ -322,7 +322,7 @@ class Scheduler:
         if decision.slot is None:
             return sched.name, decision, None
         if decision.enqueue:
-            task = enqueue_run(self.store, sched, decision.slot, by=self.actor)
+            task = enqueue_run(self.store, sched, decision.slot)
             log.info("schedule %s: slot %s %s: task %d", sched.name, _iso(decision.slot), decision.why, task.id)
         else:
             log.info("schedule %s: slot %s not run: %s", sched.name, _iso(decision.slot), decision.why)
