@@ -305,3 +305,22 @@ def test_preflight_checks_schedules_and_notify_secrets(isolated_home):
     assert warn["level"] == "warn" and "[schedule.orphan]" in warn["detail"] and "sleepy" in warn["detail"]
     [secret] = check_notify(cfg)
     assert secret["level"] == "warn" and "SLACK_URL is not set" in secret["detail"]
+
+
+def test_shipped_examples_are_valid_when_uncommented(isolated_home):
+    """fleet.toml's commented [schedule.*] and [notify.*] examples pass
+    --check-config once uncommented (and are off until then)."""
+    from fleet.config import SCHEMA
+
+    shipped = (REPO / "fleet.toml").read_text()
+    assert "\n[schedule.nightly_backup]" not in shipped  # off by default
+    examples = "\n\n".join("\n".join(line[2:] if line.startswith("# ") else line.lstrip("#")
+                                     for line in SCHEMA[name].examples.splitlines())
+                           for name in ("schedule", "notify"))
+    (isolated_home / "fleet.toml").write_text(examples + "\n")
+    proc = _check_config(isolated_home)
+    assert proc.returncode == 0, proc.stderr
+    from fleet.config import load_config
+
+    names = set(parse_schedules(load_config(isolated_home)))
+    assert names == {"nightly_backup", "nightly_report", "morning_briefing", "weekly_compact"}
