@@ -57,12 +57,15 @@ class Section:
     # A table section holds named sub-tables, each with these keys.
     tables: dict[str, Key] | None = None
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Commented-out example tables shipped in fleet.toml (off until uncommented).
+    examples: str = ""
 
 
 ROLE_AFFINITY = {
     "researcher": ["web_search", "arxiv_fetch", "summarize", "rag_query"],
     "coder": ["code_review", "code_discuss", "code_index", "fma_review", "skill_draft", "code_quality"],
-    "archivist": ["summarize", "synthesize", "flashcard", "rag_index", "rag_query", "backup", "memory_optimizer"],
+    "archivist": ["summarize", "synthesize", "flashcard", "rag_index", "rag_query", "backup", "memory_optimizer",
+                  "report", "briefing"],
     "analyst": ["summarize", "synthesize", "rag_query"],
     "security": ["security_review", "code_quality"],
     "planner": ["plan_workload"],
@@ -352,6 +355,89 @@ SCHEMA: dict[str, Section] = {
         "min_free_disk_mb": Key(1024, "Least free disk space (MB) where the database lives.", min=0),
         "timeout_s": Key(3.0, "Timeout of each network check (dashboard, model providers).", type=float, min=0.1),
     }),
+    "schedule": Section(
+        "Scheduled runs: each [schedule.NAME] table enqueues its skill on a cron line or a fixed interval. The "
+        "supervisor enqueues each slot once, keyed by (schedule, slot), however many supervisors or hosts run; "
+        "`lead_client schedule list|run|pause|resume` and the dashboard show next and last runs.",
+        tables={
+            "skill": Key("", "The skill each run enqueues (required)."),
+            "payload": Key({}, "The task payload (a table).", type=dict),
+            "priority": Key(5, "Task priority 1-10.", min=1, max=10),
+            "cron": Key("", "Five cron fields (minute hour day-of-month month day-of-week) read in `timezone`; "
+                            "set cron or every, not both."),
+            "every": Key("", "A fixed interval instead of cron: \"90s\", \"15m\", \"6h\", \"1d\" (slots aligned "
+                             "to the epoch, in UTC)."),
+            "timezone": Key("", "IANA zone the cron fields are read in (empty: the host's zone, stated in "
+                                "`schedule list`). Hosts sharing a store should state it so they agree."),
+            "catch_up": Key("once", "Slots missed while the fleet was down: once runs the latest once at start, "
+                                    "none skips them.", choices=("once", "none")),
+            "enabled": Key(True, "false keeps the entry but never runs it."),
+        },
+        examples="""\
+# [schedule.nightly_backup]
+# skill = "backup"
+# cron = "30 2 * * *"
+# catch_up = "once"
+#
+# [schedule.nightly_report]
+# skill = "report"
+# cron = "0 6 * * *"
+# payload = { days = 1 }
+#
+# [schedule.morning_briefing]
+# skill = "briefing"
+# cron = "0 7 * * 1-5"
+# timezone = "Europe/Berlin"
+# catch_up = "none"
+#
+# [schedule.weekly_compact]
+# skill = "memory_optimizer"
+# cron = "0 4 * * 0"
+# payload = { action = "compact" }""",
+    ),
+    "notify": Section(
+        "Notifications: alerts at or above a target's min_severity (and their resolutions) go to each "
+        "[notify.NAME] target; the URL lives in the secrets file under the name url_secret "
+        "(`lead_client.py secret set DISCORD_WEBHOOK_URL -`). One supervisor of several sends. A failing target is "
+        "retried with backoff in the background and raises one warning alert (notify_failed:NAME), never sent to "
+        "itself.", {
+            "heartbeat_url_secret": Key("", "Deadman switch: the secret holding a healthchecks-style URL (e.g. "
+                                            "https://hc-ping.com/UUID) the supervisor GETs every "
+                                            "heartbeat_interval_s; set the check's period and grace there, and it "
+                                            "tells you when the pings stop (machine down). Empty: no ping."),
+            "heartbeat_interval_s": Key(300.0, "Seconds between heartbeat pings.", type=float, min=5),
+            "check_interval_s": Key(1.0, "How often the supervisor looks for new alerts to send.", type=float,
+                                    min=0.1, max=60),
+            "timeout_s": Key(10.0, "Timeout of each request to a target.", type=float, min=0.5),
+            "retry_initial_s": Key(5.0, "First retry delay of a failed send; doubles per attempt, with jitter.",
+                                   type=float, min=0.01),
+            "retry_max_s": Key(600.0, "Longest retry delay.", type=float, min=0.01),
+            "max_attempts": Key(8, "Attempts per message before it is dropped (the failure alert stays open).",
+                                min=1, max=1000),
+        },
+        tables={
+            "kind": Key("webhook", "discord | slack | ntfy | webhook (a JSON POST of the alert).",
+                        choices=("discord", "slack", "ntfy", "webhook")),
+            "url_secret": Key("", "Name of the secret holding the webhook or ntfy topic URL (required)."),
+            "min_severity": Key("warning", "Least severity sent: info | warning | critical.",
+                                choices=("info", "warning", "critical")),
+            "cooldown_s": Key(900.0, "Least time between two sends of one dedup key to this target.", type=float,
+                              min=0),
+            "resolutions": Key(True, "Also send when an alert is resolved (acknowledged)."),
+            "briefings": Key(True, "Also send the morning briefing (skill briefing)."),
+            "enabled": Key(True, "false keeps the entry but sends nothing."),
+        },
+        examples="""\
+# [notify.discord]
+# kind = "discord"
+# url_secret = "DISCORD_WEBHOOK_URL"
+# min_severity = "warning"
+#
+# [notify.phone]
+# kind = "ntfy"
+# url_secret = "NTFY_TOPIC_URL"     # e.g. https://ntfy.sh/my-fleet-topic
+# min_severity = "critical\"""",
+    ),
     "dashboard": Section("The web dashboard and JSON API (python fleet/dashboard.py).", {
         "enabled": Key(True, "Run the dashboard as a managed service of the supervisor."),
         "host": Key("127.0.0.1", "Address to bind. Anything but loopback makes every endpoint require the token."),
@@ -523,6 +609,8 @@ def validate(raw: dict) -> dict:
     _check_roles(cfg)
     _check_store(cfg)
     _check_filesystem(cfg)
+    _check_schedules(cfg)
+    _check_notify(cfg)
     if not cfg["fleet"]["host"]:
         cfg["fleet"]["host"] = socket.gethostname()
     return cfg
@@ -565,6 +653,28 @@ def _check_filesystem(cfg: dict) -> None:
         if unknown:
             raise ConfigError(f"[filesystem.overrides.{skill}] zones names {', '.join(map(repr, unknown))}, "
                               f"not declared under [filesystem.zones] (declared: {', '.join(zones) or 'none'})")
+
+
+def _check_schedules(cfg: dict) -> None:
+    """Every [schedule.NAME] parses (cron fields, interval, zone): a bad one is a
+    configuration error naming the entry. (Its skill and payload are checked by
+    --check-config and at supervisor start: fleet.schedule.check_skills.)"""
+    from .schedule import ScheduleError, parse_schedules
+
+    try:
+        parse_schedules(cfg)
+    except ScheduleError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_notify(cfg: dict) -> None:
+    """Every [notify.NAME] names its kind and the secret holding its URL."""
+    from .notify import NotifyError, parse_targets
+
+    try:
+        parse_targets(cfg)
+    except NotifyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_roles(cfg: dict) -> None:
@@ -759,6 +869,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def _toml_value(value: Any) -> str:
     import tomlkit
 
+    if isinstance(value, dict):
+        table = tomlkit.inline_table()
+        table.update(value)
+        return table.as_string()
     return tomlkit.item(value).as_string()
 
 
@@ -791,6 +905,8 @@ def render_default_toml() -> str:
                     spec = (sec.tables or {}).get(k) or sec.values
                     note = f"  # {spec.doc}" if spec is not None else ""
                     lines.append(f"{k} = {_toml_value(v)}{note}")
+        if sec.examples:
+            lines += ["", "# Examples (uncomment to use):", sec.examples]
     return "\n".join(lines) + "\n"
 
 

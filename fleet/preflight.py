@@ -297,6 +297,48 @@ def check_secrets_mode(cfg: dict) -> dict | None:
                   + ("" if not mode & 0o077 else f"; run `chmod 600 {path}`"), level="warn")
 
 
+def check_schedules(cfg: dict) -> list[dict]:
+    """Each [schedule.NAME] names an installed skill with a valid payload
+    (fail) that some configured role claims (warn: its runs would wait)."""
+    from fleet.config import unclaimable_reason
+    from fleet.schedule import ScheduleError, check_skills, parse_schedules
+
+    schedules = parse_schedules(cfg)
+    if not schedules:
+        return []
+    try:
+        check_skills(cfg)
+    except ScheduleError as exc:
+        return [_check("schedules", False, str(exc))]
+    out = [_check("schedules", True, f"{len(schedules)} schedule(s): "
+                  + ", ".join(f"{s.name} ({s.describe()})" for s in schedules.values()))]
+    for sched in schedules.values():
+        why = unclaimable_reason(cfg, sched.skill)
+        if why:
+            out.append(_check("schedules", False, f"[schedule.{sched.name}]: {why}", level="warn"))
+    return out
+
+
+def check_notify(cfg: dict) -> list[dict]:
+    """Each [notify.NAME] target and the heartbeat have their URL secret set
+    (warn: alerts would not reach that target)."""
+    from fleet.notify import parse_targets
+    from fleet.secret_file import get_secret
+
+    out = []
+    wanted = [(f"[notify.{t.name}]", t.url_secret) for t in parse_targets(cfg).values() if t.enabled]
+    if cfg["notify"]["heartbeat_url_secret"]:
+        wanted.append(("[notify] heartbeat_url_secret", cfg["notify"]["heartbeat_url_secret"]))
+    for where, key in wanted:
+        try:
+            present = bool(get_secret(cfg, key))
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            present, key = False, f"{key} ({exc})"
+        out.append(_check("notify", present, f"{where}: secret {key} is set" if present else
+                          f"{where}: secret {key} is not set: `lead_client.py secret set {key} -`", level="warn"))
+    return out
+
+
 def run_preflight(home: str | None = None, *, warn_only: bool = False) -> dict[str, Any]:
     """Every check; `ok` is False when any check at level 'fail' failed.
     With warn_only, provider failures are downgraded to warnings."""
@@ -311,6 +353,7 @@ def run_preflight(home: str | None = None, *, warn_only: bool = False) -> dict[s
             if extra is not None:
                 checks.append(extra)
         checks += check_providers(cfg, level="warn" if warn_only else "fail")
+        checks += check_schedules(cfg) + check_notify(cfg)
     failed = [c for c in checks if c["level"] == "fail"]
     return {"ok": not failed, "failed": len(failed), "warnings": sum(1 for c in checks if c["level"] == "warn"),
             "checks": checks, "elapsed_s": round(time.monotonic() - started, 3)}

@@ -24,13 +24,15 @@ from .children import (
     killed_while_healthy,
     managed_services,
 )
-from .hosts import base_name, is_local, qualified, supervisor_name
 from .config import role_skills, worker_names
 from .config_drift import ConfigWatch, config_hash
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
+from .hosts import base_name, is_local, qualified, supervisor_name
 from .logs import log_path, setup_process_logging
+from .notify import Notifier
 from .outage import StoreOutage, damage_message
 from .ports import port_taken
+from .schedule import Scheduler, parse_schedules
 from .status_report import render_status, write_status
 
 log = logging.getLogger("fleet.supervisor")
@@ -624,6 +626,8 @@ class Supervisor:
         self.config_watch = ConfigWatch(self.cfg, alert=self._config_alert, resolve=self._config_resolved)
         try:
             self.build_children()
+            self.scheduler = Scheduler(self.store, parse_schedules(self.cfg), actor=self.name)
+            self.notifier = Notifier(self.cfg, self.store, actor=self.name)
             self.timers["integrity"] = time.monotonic() + self.cfg["store"]["integrity_check_interval_s"]
             self.check_integrity()  # before any worker starts: damage parks them instead of a crash loop
             if not self.damaged:
@@ -640,6 +644,8 @@ class Supervisor:
             self._say("fleet: the supervisor hit a fatal error; see logs/supervisor.log")
             return 1
         finally:
+            if hasattr(self, "notifier"):
+                self.notifier.close()
             signal.set_wakeup_fd(-1)
             os.close(rfd)
             os.close(wfd)
@@ -712,6 +718,8 @@ class Supervisor:
                 self.check_stalls()
             if self._due("scale", 2.0):
                 self.scale()
+            self.scheduler.tick()  # [schedule.NAME]: enqueue each due slot once (fleet/schedule.py)
+            self.notifier.tick()  # [notify]: alerts out, deadman ping; never blocks (fleet/notify.py)
         self.chores()
         return False
 

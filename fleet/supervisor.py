@@ -113,8 +113,23 @@ def check_config(home: str | None) -> int:
         elif diff is None:
             print(f"fleet: no {LAST_GOOD} to compare with (it is kept once the fleet has run)", file=sys.stderr)
         return EX_CONFIG
+    if (refused := _check_schedules(cfg)) is not None:
+        return refused
     print(f"fleet: {cfg['config_file']} is valid (config {config_hash(cfg)})")
     return 0
+
+
+def _check_schedules(cfg: dict) -> int | None:
+    """78 (and why) unless each [schedule.NAME] names an installed skill and
+    a payload it accepts."""
+    from .schedule import ScheduleError, check_skills
+
+    try:
+        check_skills(cfg)
+    except ScheduleError as exc:
+        print(f"fleet: configuration error: {cfg['config_file']}: {exc}", file=sys.stderr)
+        return 78
+    return None
 
 
 def main(argv=None) -> int:
@@ -148,6 +163,8 @@ def _run(args) -> int:
         cfg = load_or_exit(args.home)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+    if (refused := _check_schedules(cfg)) is not None:
+        return refused
     from .supervision import Supervisor
 
     lock = InstanceLock(lock_path(cfg))

@@ -112,6 +112,19 @@
       el("span", { class: "muted" }, e.agent || e.actor))));
   }
 
+  async function refreshSchedules() {
+    const s = await get("/api/schedules");
+    document.getElementById("schedules-card").hidden = !s.schedules.length;
+    fill(document.querySelector("#schedules tbody"), s.schedules.map((r) => {
+      const last = r.last_run;
+      return el("tr", { dataset: { schedule: r.name } },
+        el("td", {}, r.name), el("td", {}, r.skill), el("td", { class: "small" }, r.when),
+        el("td", {}, r.paused ? badge("paused") : (r.next_run ? when(r.next_run) : "–")),
+        el("td", { class: "small" }, last ? [el("a", { href: "/tasks/" + last.task_id }, "#" + last.task_id), " ",
+          badge(last.status), " ", when(last.at), last.error ? el("span", { class: "error" }, " " + last.error) : ""] : "never"));
+    }));
+  }
+
   function wireControls() {
     for (const b of document.querySelectorAll("#fleet-controls button")) {
       const what = b.dataset.act;
@@ -125,7 +138,8 @@
 
   Fleet.start(async () => {
     wireControls();
-    await Promise.all([refreshStatus(), refreshSparks(), refreshAlerts(), refreshActivity()]);
+    await Promise.all([refreshStatus(), refreshSparks(), refreshAlerts(), refreshActivity(), refreshSchedules()]);
+    Fleet.live(["task", "fleet"], refreshSchedules);
     Fleet.live(["task", "agent", "fleet"], refreshStatus);
     Fleet.live(["task"], refreshSparks);
     Fleet.live(["alert"], refreshAlerts);
