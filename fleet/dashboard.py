@@ -137,7 +137,7 @@ def serve(app: Flask, sock: socket.socket) -> None:
 
     c = app.extensions["fleet"]
     dash = c.cfg["dashboard"]
-    threads = int(dash["threads"]) + int(dash["max_streams"])
+    threads = int(dash["threads"]) + int(dash["max_streams"]) + int(dash["max_anonymous_streams"])
     waitress_serve(app, sockets=[sock], threads=threads, ident="fleet-dashboard",
                    channel_timeout=max(60, int(dash["keepalive_s"] * 4)), connection_limit=threads + 64,
                    clear_untrusted_proxy_headers=True, channel_request_lookahead=5)

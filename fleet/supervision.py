@@ -19,6 +19,7 @@ from . import procs
 from .children import EX_CONFIG, EX_RECYCLE, EX_TIMEOUT, Child, RespawnPolicy, killed_while_healthy
 from .config import role_skills, worker_names
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
+from .filemodes import shared_read
 from .logs import log_path, setup_process_logging
 from .outage import StoreOutage, damage_message
 from .status_report import render_status, write_status
@@ -98,7 +99,8 @@ class Supervisor:
         env = procs.child_env(self.cfg)
         out = os.path.join(self.cfg["paths"]["logs"], f"{child.name}.out")
         try:
-            child.proc = procs.spawn(child.args, env=env, cwd=self.cfg["home"], output_path=out)
+            child.proc = procs.spawn(child.args, env=env, cwd=self.cfg["home"], output_path=out,
+                                     shared_output=shared_read(self.cfg))
         except OSError as exc:
             log.error("cannot start %s: %s", child.name, exc)
             child.state, child.next_start = "backoff", time.monotonic() + self.policy.maximum

@@ -102,6 +102,7 @@ def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = Tr
         config["paths"]["db"],
         migrate=migrate,
         home_history=lambda: home_history(config),
+        shared_read=bool(config["paths"].get("shared_read")),
         **_queue_options(queue),
     )
 

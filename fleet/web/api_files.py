@@ -34,6 +34,16 @@ def _inside(root: str, rel: str) -> str:
     return full
 
 
+def _log_file(root: str, file_name: str) -> str | None:
+    """The real path of a log file inside the logs folder, or None: a link that
+    leads out of the folder (or to something that is not a file) is not a log."""
+    real_root = os.path.realpath(root)
+    full = os.path.realpath(os.path.join(real_root, file_name))
+    if os.path.dirname(full) != real_root or not os.path.isfile(full):
+        return None
+    return full
+
+
 @bp.get("/api/knowledge")
 @doc("Knowledge artifact inventory: every file skills wrote under knowledge/ (path, size, modified)",
      tag="files")
@@ -88,8 +98,8 @@ def logs():
     out = []
     if os.path.isdir(root):
         for name in sorted(os.listdir(root)):
-            full = os.path.join(root, name)
-            if name.endswith(".log") and os.path.isfile(full):
+            full = _log_file(root, name) if name.endswith(".log") else None
+            if full is not None:
                 st = os.stat(full)
                 out.append({"name": name[:-4], "file": name, "bytes": st.st_size, "modified_at": st.st_mtime})
     return jsonify({"logs": out})
@@ -103,8 +113,8 @@ def log_tail(name: str):
     if not LOG_NAME.match(name) or name.startswith("."):
         raise ApiError(400, "a log name is letters, digits, '_', '-' and '.' (like 'supervisor')")
     root = ctx().cfg["paths"]["logs"]
-    path = os.path.join(root, name if name.endswith(".log") else f"{name}.log")
-    if not os.path.isfile(path):
+    path = _log_file(root, name if name.endswith(".log") else f"{name}.log")
+    if path is None:
         raise ApiError(404, f"no log named {name!r}; see /api/logs")
     lines = int_arg("lines", 200, lo=1, hi=5000)
     return jsonify({"name": name, "lines": tail_lines(path, lines, max_bytes=8 * MAX_READ_BYTES)})

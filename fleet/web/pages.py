@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
+from .auth import safe_next
 from .common import ctx, doc
 
 
@@ -91,10 +92,7 @@ def install(app, c) -> None:
     @doc("Sign-in page: paste the dashboard token once", tag="pages", html=True,
          query={"next": {"type": "string", "description": "page to open after signing in (a local path)"}})
     def signin():
-        nxt = request.args.get("next", "/")
-        if not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/"
-        return _render("signin.html", "signin", "Sign in", next_url=nxt)
+        return _render("signin.html", "signin", "Sign in", next_url=safe_next(request.args.get("next")))
 
     if "/api/thermal" in {r.rule for r in app.url_map.iter_rules()}:
         @bp.get("/hardware")
