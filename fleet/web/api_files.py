@@ -76,7 +76,8 @@ def knowledge():
 
 @bp.get("/api/knowledge/file")
 @doc("Read one knowledge file (text, at most 1 MiB)", tag="files",
-     query={"path": {"type": "string", "description": "path relative to knowledge/"}},
+     query={"path": {"type": "string", "minLength": 1, "maxLength": 1000, "required": True,
+                     "description": "path relative to knowledge/"}},
      responses={"400": "bad or escaping path", "404": "no such file", "415": "not a text file"})
 def knowledge_file():
     rel = request.args.get("path", "")
@@ -107,6 +108,7 @@ def logs():
 
 @bp.get("/api/logs/<name>")
 @doc("The last lines of one process's log", tag="files",
+     path={"name": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$"}},
      query={"lines": {"type": "integer", "minimum": 1, "maximum": 5000}},
      responses={"404": "no such log"})
 def log_tail(name: str):

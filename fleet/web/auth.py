@@ -22,7 +22,7 @@ import urllib.parse
 
 from flask import Blueprint, jsonify, redirect, request, session, url_for
 
-from .common import ApiError, ctx, doc, error_response, json_body
+from .common import ApiError, ctx, declared_body, doc, error_response, json_body
 
 TOKEN_SECRET_KEY = "FLEET_DASHBOARD_TOKEN"  # nosec B105 (a secret's name, not a value)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -311,7 +311,7 @@ def session_get():
 
 @bp.post("/api/session")
 @doc("Sign in a browser: exchange the token for an HttpOnly SameSite session cookie",
-     body={"type": "object", "properties": {"token": {"type": "string"}}}, tag="auth",
+     body={"type": "object", "properties": {"token": {"type": "string"}}}, body_required=False, tag="auth",
      responses={"401": "wrong or missing token"})
 def session_create():
     c = ctx()
@@ -325,6 +325,7 @@ def session_create():
             presented = value.strip()
     if presented is None or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), c.token.encode()):
         raise ApiError(401, f"that is not the dashboard token; it is in {c.token_source}")
+    declared_body()
     previous = session.get("sid")  # a session id is never carried across a sign-in
     session.clear()
     session.permanent = True

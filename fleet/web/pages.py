@@ -5,10 +5,11 @@ lacks (hardware, usage) are not offered.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 
 from .auth import safe_next
 from .common import ctx, doc
+from .params import INT64_MAX
 
 
 def features(app) -> dict:
@@ -61,6 +62,8 @@ def install(app, c) -> None:
     @bp.get("/tasks/<int:task_id>")
     @doc("One task's page: payload, attempts, result, error, actions", tag="pages", html=True)
     def task(task_id: int):
+        if task_id > INT64_MAX:  # no task can have that id
+            abort(404)
         return _render("task.html", "task", f"Task {task_id}", task_id=task_id)
 
     @bp.get("/submit")
