@@ -3,7 +3,7 @@ never redirects off the site, signing out revokes the session on the server,
 a secret is redacted in every encoded form (JSON responses and the live
 stream), logs are served only from inside logs/, every response carries the
 security headers, and the database, its WAL and the logs are private files
-unless [paths] shared_read says otherwise."""
+(and backups of the database) unless [paths] shared_read says otherwise."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import urllib.parse
+from pathlib import Path
 
 import httpx
 import pytest
@@ -198,7 +199,7 @@ def test_database_wal_and_logs_are_private_unless_shared_read(isolated_home, sha
 
     old_umask = os.umask(0o022)  # the common default, which would make them 0644
     try:
-        write_config(isolated_home, paths={"shared_read": shared})
+        cfg = write_config(isolated_home, paths={"shared_read": shared})
         with DashboardProcess(isolated_home) as d:
             assert httpx.post(d.base + "/api/tasks", json={"skill": "noop"}, headers=d.headers(),
                               timeout=10).status_code == 201
@@ -211,9 +212,13 @@ def test_database_wal_and_logs_are_private_unless_shared_read(isolated_home, sha
             procs.spawn(["true"], env=dict(os.environ), cwd=str(isolated_home), output_path=str(out),
                         shared_output=shared).wait(timeout=30)
             want_file, want_dir = (0o644, 0o755) if shared else (0o600, 0o700)
-            for f in [*files, out]:
+            from fleet.backup import create_backup
+
+            backup = Path(create_backup(cfg)["path"])  # a copy of the database is as private as the database
+            for f in [*files, out, backup / "fleet.db"]:
                 assert _mode(f) == want_file, (f, oct(_mode(f)))
-            assert _mode(isolated_home / "logs") == want_dir
+            for folder in (isolated_home / "logs", backup, backup.parent):
+                assert _mode(folder) == want_dir, (folder, oct(_mode(folder)))
     finally:
         os.umask(old_umask)
 
