@@ -146,9 +146,15 @@ _DISPATCH_FIELDS = {
 
 def dispatch_schema(c) -> dict:
     """The dispatch body for this fleet's skills: `skill` names one, and its
-    `payload` follows that skill's PAYLOAD_SCHEMA (null or left out: {})."""
+    `payload` follows that skill's PAYLOAD_SCHEMA (null or left out: {}).
+    Built again only when the skills catalogue is re-read."""
+    catalogue = c.catalogue()
+    return c.cached("dispatch_schema", id(catalogue), 3600.0, lambda: _dispatch_schema(catalogue))
+
+
+def _dispatch_schema(catalogue: dict) -> dict:
     branches = []
-    for name, info in sorted(c.catalogue().items()):
+    for name, info in sorted(catalogue.items()):
         payload = dict(info.payload_schema) if info.payload_schema else {"type": "object"}
         try:
             validate_payload(info, {})
@@ -161,7 +167,7 @@ def dispatch_schema(c) -> dict:
             branch["required"] = ["payload"]
         branches.append(branch)
     return {"type": "object", "required": ["skill"],
-            "properties": {"skill": {"type": "string", "enum": sorted(c.catalogue())},
+            "properties": {"skill": {"type": "string", "enum": sorted(catalogue)},
                            "payload": {"type": ["object", "null"]}, **_DISPATCH_FIELDS},
             "additionalProperties": False, "anyOf": branches,
             "not": {"required": ["available_at", "delay_s"]}}  # one or the other

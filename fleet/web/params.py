@@ -8,6 +8,8 @@ is exactly what the server accepts.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import json
 import math
 import re
 from typing import Any
@@ -68,6 +70,17 @@ _FORMATS.checks("date-time")(lambda v: not isinstance(v, str) or (_DATE_TIME.mat
                                                                    and parse_rfc3339(v) is not None))
 
 
+@functools.lru_cache(maxsize=512)
+def _validator_for(schema_json: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(schema_json), format_checker=_FORMATS)
+
+
+def validator(schema: dict) -> jsonschema.Draft202012Validator:
+    """A (cached) validator: building one checks the schema, which costs more
+    than the validation itself."""
+    return _validator_for(json.dumps(schema, sort_keys=True))
+
+
 def param_schema(schema: dict) -> dict:
     """A declared query or path schema as published: integers get the int64
     bounds the store holds where none are given; documentation keys removed."""
@@ -111,13 +124,8 @@ def check_query(args, declared: dict[str, dict]) -> str | None:
             return f"give query parameter {name!r} once, not {len(values)} times"
         schema = param_schema(spec)
         raw = values[0]
-        for value in _coerce(raw, schema):
-            try:
-                jsonschema.validate(value, schema, format_checker=_FORMATS)
-                break
-            except jsonschema.ValidationError:
-                continue
-        else:
+        check = validator(schema)
+        if not any(check.is_valid(value) for value in _coerce(raw, schema)):
             return f"query parameter {name!r} must be {describe(schema, spec.get('description'))}, got {raw[:80]!r}"
     return None
 
@@ -151,8 +159,7 @@ def describe(schema: dict, description: str | None = None) -> str:
 
 def check_body(data: dict, schema: dict) -> str | None:
     """Why a JSON body breaks its declared schema (the deepest reason), or None."""
-    validator = jsonschema.Draft202012Validator(schema, format_checker=_FORMATS)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    error = jsonschema.exceptions.best_match(validator(schema).iter_errors(data))
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)
