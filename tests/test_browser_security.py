@@ -5,11 +5,14 @@ violation (no inline script, no inline style attribute, no inline handler)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.parse
 
 import pytest
 
-from tests.fakes.dashboard_env import DashboardProcess, write_config
+from tests.fakes.dashboard_env import REPO, DashboardProcess, write_config
+from tests.fakes.fleetproc import env_for
 from tests.test_browser_dashboard import browser  # noqa: F401 (the module-scoped Chromium fixture)
 
 pytestmark = pytest.mark.browser
@@ -30,6 +33,9 @@ def dash(isolated_home):
     store = open_store(cfg)
     store.enqueue("noop", {"n": 1})
     store.close()
+    # a real hw_state.json, so that the hardware page draws its bars (their widths are styles)
+    subprocess.run([sys.executable, str(REPO / "fleet" / "hw_supervisor.py"), "--once", "--no-store"],
+                   cwd=str(REPO), env=env_for(isolated_home), check=True, timeout=60, capture_output=True)
     with DashboardProcess(isolated_home) as d:
         yield d
 
@@ -69,6 +75,10 @@ def test_every_page_runs_under_the_csp_without_a_violation(browser, dash):  # no
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(200)
             assert page.evaluate("window.__csp") == [], path
+            if path == "/hardware":  # the bars are drawn, with their widths
+                page.wait_for_selector("#mem .bar span")
+                assert page.evaluate("document.querySelector('#mem .bar span').style.width").endswith("%")
+                assert page.evaluate("window.__csp") == [], path
         # an inline script really is refused (the policy is enforced, not just sent)
         page.goto(dash.base + "/")
         page.evaluate("""() => { const s = document.createElement('script');
