@@ -243,3 +243,20 @@ def test_success_codes_other_than_200_are_documented(env):
     assert "404" in spec["paths"]["/api/tasks/{task_id}"]["get"]["responses"]
     resp = app.test_client().post("/api/tasks", json={"skill": "noop"}, headers=bearer(app))
     assert resp.status_code == 201
+
+
+def test_host_checks_and_sign_in_redirects_are_documented(env, tmp_path):
+    app, _, _ = env
+    spec = _spec(app)
+    resp = app.test_client().get("/api/status", headers={"Host": "evil.example"})
+    assert resp.status_code == 421 and "421" in spec["paths"]["/api/status"]["get"]["responses"]
+    open_app, _cfg, store = make_app(tmp_path, host="0.0.0.0")  # every endpoint needs the token
+    try:
+        client = open_app.test_client()
+        open_spec = client.get("/api/openapi.json", headers=bearer(open_app)).get_json()
+        assert client.get("/tasks").status_code == 302 and "302" in open_spec["paths"]["/tasks"]["get"]["responses"]
+        assert client.get("/api/status").status_code == 401
+        assert "401" in open_spec["paths"]["/api/status"]["get"]["responses"]
+        assert not {"302", "401"} & set(open_spec["paths"]["/signin"]["get"]["responses"])
+    finally:
+        store.close()

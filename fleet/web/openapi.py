@@ -9,6 +9,7 @@ import re
 
 from flask import Blueprint, current_app, jsonify
 
+from .auth import OPEN_ENDPOINTS
 from .common import body_schema, doc
 from .params import INT64_MAX, param_schema
 
@@ -78,8 +79,15 @@ def build_spec(app) -> dict:
                     responses[str(code)] = {"description": text, **err}
                 else:  # e.g. /api/health's 503 carries the health document itself
                     responses[str(code)] = {"description": text, "content": ok.get("content", {})}
-            if method not in ("GET", "HEAD") or not c.loopback:
+            if rule.endpoint in OPEN_ENDPOINTS:
+                pass  # the sign-in itself: open to all
+            elif meta and meta["html"] and method == "GET" and not c.loopback:
+                responses.setdefault("302", {"description": "not signed in: to the sign-in page"})
+            elif method not in ("GET", "HEAD") or not c.loopback:
                 responses.setdefault("401", {"description": "the dashboard token is needed", **err})
+            if c.loopback:
+                responses.setdefault("421", {"description": "a Host header that is not loopback (DNS rebinding)",
+                                             **err})
             if method not in ("GET", "HEAD"):
                 responses.setdefault("403", {"description": "read-only mode, or a browser session without "
                                                             "its CSRF token", **err})
