@@ -1,7 +1,10 @@
 """Dashboard access control: the token (0600 file in the fleet home, or the
 FLEET_DASHBOARD_TOKEN secret), Bearer checks in constant time, browser
-sign-in with an HttpOnly SameSite cookie, CSRF for cookie-authenticated
-mutations, read-only mode, Host checks on loopback, and response redaction.
+sign-in with an HttpOnly SameSite cookie naming a server-side session
+(sessions.py: rotated at sign-in, ended at sign-out), CSRF for
+cookie-authenticated mutations, read-only mode, Host checks on loopback,
+redaction of every encoded form of a secret, a same-origin `next` after
+sign-in, and the security headers (CSP without inline script) on every response.
 """
 
 from __future__ import annotations
