@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fleet import filemodes
+
 MANIFEST = "manifest.json"
 DB_NAME = "fleet.db"
 _ID_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -42,7 +44,7 @@ def _lock(cfg: dict):
     from filelock import FileLock
 
     root = _root(cfg)
-    root.mkdir(parents=True, exist_ok=True)
+    filemodes.make_dir(root, filemodes.shared_read(cfg))  # copies of the database: private like it
     return FileLock(str(root / ".backup.lock"), timeout=300)
 
 
@@ -132,11 +134,13 @@ def _create_backup(cfg: dict, keep: int, root: Path) -> dict:
         ts = time.time()
         backup_id = _new_id(root, ts)
         partial = root / f".partial-{backup_id}"
-        partial.mkdir(parents=True)
+        partial.mkdir(parents=True, mode=filemodes.dir_mode(filemodes.shared_read(cfg)))
         try:
             store = open_store(cfg)
             try:
                 store.backup_to(partial / DB_NAME)
+                if not filemodes.shared_read(cfg):
+                    filemodes.tighten(partial / DB_NAME, filemodes.PRIVATE_FILE)
                 check = store.check_backup(partial / DB_NAME)
             finally:
                 store.close()

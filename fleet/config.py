@@ -88,6 +88,9 @@ SCHEMA: dict[str, Section] = {
         "knowledge": Key("knowledge", "What skills produce (reviews, indexes, summaries)."),
         "backups": Key("backups", "Backup snapshots (lead_client backup)."),
         "secrets": Key("~/.secrets", "API keys and other secrets (mode 0600); never put them in fleet.toml."),
+        "shared_read": Key(False, "Let other users of this machine read the database, its WAL and the logs "
+                                  "(files 0644, folders 0755). Off: the fleet creates them 0600 and its "
+                                  "folders 0700, and tightens looser ones it finds."),
     }),
     "workers": Section(
         "Roles and how many workers of each to run (0 disables a role). "
@@ -447,8 +450,12 @@ SCHEMA: dict[str, Section] = {
                           "created on first start. The secret FLEET_DASHBOARD_TOKEN overrides it."),
         "session_hours": Key(12.0, "How long a browser sign-in lasts.", type=float, min=0.1),
         "threads": Key(8, "Threads serving plain requests (live streams get their own on top).", min=1, max=256),
-        "max_streams": Key(32, "Most concurrent live streams (/api/stream); more are refused with 503.",
-                           min=1, max=1000),
+        "max_streams": Key(32, "Most concurrent live streams (/api/stream) of signed-in callers (token or "
+                               "browser sign-in); more are refused with 503.", min=1, max=1000),
+        "max_anonymous_streams": Key(8, "Most concurrent live streams without a token (reads are open on "
+                                        "loopback), counted apart from max_streams so that another local "
+                                        "process cannot take every slot and lock the operator out.",
+                                     min=0, max=1000),
         "keepalive_s": Key(15.0, "Seconds between keep-alive comments on an idle live stream.", type=float, min=1),
         "poll_s": Key(0.25, "How often the live stream checks the store for new events.", type=float,
                       min=0.02, max=5),
@@ -773,7 +780,7 @@ def load_config(home: str | os.PathLike | None = None) -> dict:
         raise ConfigError(f"{path}: {exc}") from None
     cfg["home"] = str(root)
     cfg["config_file"] = str(path)
-    cfg["paths"] = {k: _resolve(root, v) for k, v in cfg["paths"].items()}
+    cfg["paths"] = {k: _resolve(root, v) if isinstance(v, str) else v for k, v in cfg["paths"].items()}
     if os.environ.get("FLEET_DB"):
         cfg["paths"]["db"] = _resolve(root, os.environ["FLEET_DB"])
     return cfg

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from flask import Flask, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from fleet.config import EX_CONFIG, load_or_exit
 from fleet.db import InvalidInput, InvalidTransition, NotFound, StoreError, open_store
@@ -27,7 +27,7 @@ from fleet.ports import port_holder
 from fleet.web import register_blueprints
 from fleet.web.auth import install as install_auth
 from fleet.web.auth import load_or_create_token
-from fleet.web.common import ApiError, error_response
+from fleet.web.common import ApiError, check_declared_input, error_response
 from fleet.web.context import FleetContext
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -50,6 +50,7 @@ def create_app(cfg: dict | None = None, *, store=None, token: str | None = None,
     app.json.sort_keys = False
     app.extensions["fleet"] = c
     install_auth(app, c)
+    app.before_request(check_declared_input)  # after the auth check: a stranger learns nothing from it
     register_blueprints(app, c)
     _install_error_handlers(app)
     return app
@@ -82,7 +83,10 @@ def _install_error_handlers(app: Flask) -> None:
         if request.path.startswith("/api/") or request.path == "/metrics":
             hint = {404: f"no such endpoint {request.path}; see /api/openapi.json",
                     405: f"{request.method} is not allowed on {request.path}; see /api/openapi.json"}
-            return error_response(exc.code or 500, hint.get(exc.code, exc.description or exc.name))
+            resp = error_response(exc.code or 500, hint.get(exc.code, exc.description or exc.name))
+            if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110: a 405 names what is allowed
+                resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+            return resp
         return exc
 
     @app.errorhandler(Exception)
@@ -121,7 +125,7 @@ def serve(app: Flask, sock: socket.socket) -> None:
 
     c = app.extensions["fleet"]
     dash = c.cfg["dashboard"]
-    threads = int(dash["threads"]) + int(dash["max_streams"])
+    threads = int(dash["threads"]) + int(dash["max_streams"]) + int(dash["max_anonymous_streams"])
     waitress_serve(app, sockets=[sock], threads=threads, ident="fleet-dashboard",
                    channel_timeout=max(60, int(dash["keepalive_s"] * 4)), connection_limit=threads + 64,
                    clear_untrusted_proxy_headers=True, channel_request_lookahead=5)

@@ -1,4 +1,5 @@
-"""Per-process logging: one rotating file per process under the logs directory.
+"""Per-process logging: one rotating file per process under the logs directory
+(files 0600 in a 0700 folder unless [paths] shared_read).
 
 Every fleet process calls `setup_process_logging(name, cfg)` once; lines carry
 the time, level, process name and (when set) the task id being worked on.
@@ -12,6 +13,7 @@ import os
 import sys
 import time
 
+from .filemodes import make_dir, open_private, shared_read
 from .hosts import base_name
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(processname)s%(taskpart)s %(message)s"
@@ -40,6 +42,15 @@ class _LogFile(logging.handlers.RotatingFileHandler):
 
     _said_at = float("-inf")
 
+    def __init__(self, filename: str, *, shared: bool = False, **kwargs):
+        self.shared = shared  # (set first: the base class opens the file)
+        super().__init__(filename, **kwargs)
+
+    def _open(self):
+        """The file is created 0600 (0644 with [paths] shared_read), never by the umask."""
+        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,  # noqa: SIM115
+                    opener=lambda path, flags: open_private(path, flags, self.shared))
+
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]
         if not isinstance(exc, OSError):
@@ -65,12 +76,14 @@ def setup_process_logging(name: str, cfg: dict, *, to_stderr: bool = False,
                           max_bytes: int = 5 * 1024 * 1024, backups: int = 3) -> logging.Logger:
     """Log to `<logs>/<name>.log` (rotating); optionally also to stderr."""
     global _context
-    os.makedirs(cfg["paths"]["logs"], exist_ok=True)
+    shared = shared_read(cfg)
+    make_dir(cfg["paths"]["logs"], shared)
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
     _context = _ContextFilter(name)
-    handler = _LogFile(log_path(cfg, name), maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    handler = _LogFile(log_path(cfg, name), shared=shared, maxBytes=max_bytes, backupCount=backups,
+                       encoding="utf-8")
     handlers: list[logging.Handler] = [handler]
     if to_stderr:
         handlers.append(logging.StreamHandler(sys.stderr))

@@ -17,6 +17,8 @@ import subprocess  # nosec B404
 import sys
 from pathlib import Path
 
+from fleet.filemodes import open_private
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 PARENT_DEATH_SIGNAL = signal.SIGHUP
@@ -77,16 +79,19 @@ def kill_orphans(known: set[int]) -> list[int]:
     return [p.pid for p in strays]
 
 
-def spawn(args: list[str], *, env: dict, cwd: str, output_path: str | None = None) -> subprocess.Popen:
+def spawn(args: list[str], *, env: dict, cwd: str, output_path: str | None = None,
+          shared_output: bool = False) -> subprocess.Popen:
     """Start `args` in its own session (its own process group) that gets
-    PARENT_DEATH_SIGNAL when this process dies. stdout/stderr go to `output_path`."""
+    PARENT_DEATH_SIGNAL when this process dies. stdout/stderr go to `output_path`
+    (a 0600 file; 0644 with `shared_output`, as [paths] shared_read says)."""
     _load_libc()
     parent = os.getpid()
     out = subprocess.DEVNULL
     fh = None
     if output_path:
         _trim(output_path)
-        fh = open(output_path, "ab", buffering=0)  # noqa: SIM115 - closed below, once the child has it
+        fh = open(output_path, "ab", buffering=0,  # noqa: SIM115 - closed below, once the child has it
+                  opener=lambda path, flags: open_private(path, flags, shared_output))
         out = fh
     try:
         return subprocess.Popen(  # nosec B603

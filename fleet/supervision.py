@@ -27,6 +27,7 @@ from .children import (
 from .config import role_skills, worker_names
 from .config_drift import ConfigWatch, config_hash
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
+from .filemodes import shared_read
 from .hosts import base_name, is_local, qualified, supervisor_name
 from .logs import log_path, setup_process_logging
 from .notify import Notifier
@@ -105,7 +106,8 @@ class Supervisor:
         env = procs.child_env(self.cfg)
         out = os.path.join(self.cfg["paths"]["logs"], f"{base_name(child.name)}.out")
         try:
-            child.proc = procs.spawn(child.args, env=env, cwd=self.cfg["home"], output_path=out)
+            child.proc = procs.spawn(child.args, env=env, cwd=self.cfg["home"], output_path=out,
+                                     shared_output=shared_read(self.cfg))
         except OSError as exc:
             log.error("cannot start %s: %s", child.name, exc)
             child.state, child.next_start = "backoff", time.monotonic() + self.policy.maximum

@@ -164,7 +164,8 @@ def main(argv=None) -> int:
     n_tasks = args.tasks or (10_000 if args.quick else 100_000)
     n_req = args.requests or (60 if args.quick else 300)
     home = Path(tempfile.mkdtemp(prefix="bench_dashboard_"))
-    (home / "fleet.toml").write_text(f"[dashboard]\nmax_streams = {args.streams + 8}\n")
+    (home / "fleet.toml").write_text(f"[dashboard]\nmax_streams = {args.streams + 8}\n"  # the readers are anonymous
+                                     f"max_anonymous_streams = {args.streams + 8}\n")
     os.environ["FLEET_HOME"] = str(home)
     from fleet.config import load_config
     from fleet.db import open_store

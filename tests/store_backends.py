@@ -55,6 +55,16 @@ class SQLiteBackend:
     def drop(self, spec: Spec) -> None:
         shutil.rmtree(Path(spec["path"]).parent, ignore_errors=True)
 
+    @staticmethod
+    def execute_raw(spec: Spec, sql: str) -> None:
+        """The test's own hand on the database (as an operator's tool would
+        prune history), past the store."""
+        import contextlib
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(spec["path"], isolation_level=None)) as db:
+            db.execute(sql)
+
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -124,6 +134,14 @@ class PostgreSQLBackend:
     def drop(self, spec: Spec) -> None:
         self._drop([spec["schema"]])
 
+    @staticmethod
+    def execute_raw(spec: Spec, sql: str) -> None:
+        """The test's own hand on the database, past the store."""
+        import psycopg
+
+        with psycopg.connect(spec["dsn"], autocommit=True, options=f"-c search_path={spec['schema']}") as conn:
+            conn.execute(sql)
+
     def cleanup(self) -> None:
         if self._made:
             self._drop(self._made)
@@ -172,6 +190,10 @@ class StoreFactory:
     def spec_json(self, store: Store) -> str:
         """The spec as one command-line argument for a `python ...` child."""
         return json.dumps(self.spec(store))
+
+    def execute_raw(self, store: Store, sql: str) -> None:
+        """Run `sql` on the store's database directly (not through the store)."""
+        self.backend.execute_raw(self.spec(store), sql)
 
     def reopen(self, store: Store, **overrides) -> Store:
         return self.open(self.spec(store), **overrides)

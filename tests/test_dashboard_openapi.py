@@ -57,7 +57,7 @@ def test_spec_is_openapi_3_with_every_route_documented(env):
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
             assert op["summary"] and op["summary"] != "UNDOCUMENTED", (path, method)
-            assert "200" in op["responses"]
+            assert {"200", "201", "202"} & set(op["responses"]), (path, method)
             names = re.findall(r"{(\w+)}", path)
             assert sorted(p["name"] for p in op.get("parameters", []) if p["in"] == "path") == sorted(names)
 
@@ -206,3 +206,57 @@ def test_what_each_view_reads_is_documented(env):
             if "json_body(" in source or "_role_from_body(" in source:
                 assert "requestBody" in op, f"{method} {path} parses a JSON body but documents none"
     assert checked >= 20
+
+
+def test_a_405_names_the_methods_that_are_allowed(env):
+    app, _, _ = env
+    client = app.test_client()
+    resp = client.put("/api/tasks", headers=bearer(app))
+    assert resp.status_code == 405
+    assert {m.strip() for m in resp.headers["Allow"].split(",")} >= {"GET", "POST"}
+    resp = client.delete("/metrics", headers=bearer(app))
+    assert resp.status_code == 405 and "GET" in resp.headers["Allow"]
+
+
+def test_typed_query_parameters_are_validated_not_ignored(env):
+    """Values the description refuses are refused, also where a view would
+    have skipped the parameter (no channel) or read an empty value as absent."""
+    app, _, _ = env
+    client = app.test_client()
+    for url in ("/api/notes?limit=1001", "/api/usage?period=", "/api/alerts?all=maybe",
+                "/api/alerts?limit=5&limit=x", "/api/tasks?since=yesterday", "/api/tasks?limit=",
+                "/api/knowledge/file", "/api/fleet/idle?min_idle_s=1e3"):
+        resp = client.get(url, headers=bearer(app))
+        assert resp.status_code == 400, (url, resp.status_code)
+        assert "query parameter" in resp.get_json()["error"], url
+    for url in ("/api/tasks?since=2026-01-31", "/api/tasks?since=2026-01-31T12:00:00Z",
+                "/api/tasks?until=1780000000.5", "/api/tasks?status=done,%20failed"):
+        assert client.get(url, headers=bearer(app)).status_code == 200, url
+
+
+def test_success_codes_other_than_200_are_documented(env):
+    app, store, _ = env
+    spec = _spec(app)
+    assert "201" in spec["paths"]["/api/tasks"]["post"]["responses"]
+    assert "201" in spec["paths"]["/api/tasks/{task_id}/requeue"]["post"]["responses"]
+    assert "202" in spec["paths"]["/api/fleet/worker/{name}/pause"]["post"]["responses"]
+    assert "404" in spec["paths"]["/api/tasks/{task_id}"]["get"]["responses"]
+    resp = app.test_client().post("/api/tasks", json={"skill": "noop"}, headers=bearer(app))
+    assert resp.status_code == 201
+
+
+def test_host_checks_and_sign_in_redirects_are_documented(env, tmp_path):
+    app, _, _ = env
+    spec = _spec(app)
+    resp = app.test_client().get("/api/status", headers={"Host": "evil.example"})
+    assert resp.status_code == 421 and "421" in spec["paths"]["/api/status"]["get"]["responses"]
+    open_app, _cfg, store = make_app(tmp_path, host="0.0.0.0")  # every endpoint needs the token
+    try:
+        client = open_app.test_client()
+        open_spec = client.get("/api/openapi.json", headers=bearer(open_app)).get_json()
+        assert client.get("/tasks").status_code == 302 and "302" in open_spec["paths"]["/tasks"]["get"]["responses"]
+        assert client.get("/api/status").status_code == 401
+        assert "401" in open_spec["paths"]["/api/status"]["get"]["responses"]
+        assert not {"302", "401"} & set(open_spec["paths"]["/signin"]["get"]["responses"])
+    finally:
+        store.close()

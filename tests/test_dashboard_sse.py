@@ -26,7 +26,8 @@ from tests.fakes.fleetproc import env_for
 
 @pytest.fixture
 def server(isolated_home):
-    cfg = write_config(isolated_home, dashboard={"keepalive_s": 1.0, "max_streams": 3, "poll_s": 0.05})
+    cfg = write_config(isolated_home, dashboard={"keepalive_s": 1.0, "max_streams": 3,
+                                                        "max_anonymous_streams": 3, "poll_s": 0.05})
     store = open_store(cfg)
     with DashboardProcess(isolated_home) as dash:
         yield dash, store
@@ -105,6 +106,25 @@ def test_stream_cap_refuses_clearly_and_plain_calls_stay_fast(server):
             s.__exit__(None, None, None)
 
 
+def test_anonymous_streams_cannot_lock_the_operator_out(server):
+    """Another local process filling every anonymous slot leaves the signed-in
+    operator's slots free; signed-in streams have a cap of their own."""
+    dash, _ = server
+    anonymous = [_stream(dash) for _ in range(3)]
+    signed_in = [_stream(dash, headers=dash.headers()) for _ in range(3)]
+    try:
+        assert all(s.__enter__().status_code == 200 for s in anonymous)
+        refused = httpx.get(dash.base + "/api/stream", timeout=10)
+        assert refused.status_code == 503 and "without a token" in refused.json()["error"]
+        assert "sign in" in refused.json()["error"]
+        assert all(s.__enter__().status_code == 200 for s in signed_in)
+        over = httpx.get(dash.base + "/api/stream", headers=dash.headers(), timeout=10)
+        assert over.status_code == 503 and "max_streams" in over.json()["error"]
+    finally:
+        for s in anonymous + signed_in:
+            s.__exit__(None, None, None)
+
+
 def test_events_never_carry_the_token(server):
     dash, store = server
     with _stream(dash) as resp:
@@ -172,7 +192,7 @@ def test_resume_too_far_back_ends_with_a_gap_event(server):
 def test_streams_that_never_start_release_their_slot(isolated_home):
     from tests.fakes.dashboard_env import make_app
 
-    app, _cfg, store = make_app(isolated_home, dashboard={"max_streams": 1})
+    app, _cfg, store = make_app(isolated_home, dashboard={"max_streams": 1, "max_anonymous_streams": 1})
     client = app.test_client()
     for _ in range(3):  # HEAD: the body is never iterated; closing it (as the server does) frees the slot
         head = client.head("/api/stream")
@@ -190,7 +210,8 @@ def test_streams_that_never_start_release_their_slot(isolated_home):
 
 
 def test_a_closed_tab_frees_its_slot_long_before_the_next_keep_alive(isolated_home):
-    cfg = write_config(isolated_home, dashboard={"keepalive_s": 60.0, "max_streams": 1})
+    cfg = write_config(isolated_home, dashboard={"keepalive_s": 60.0, "max_streams": 1,
+                                                    "max_anonymous_streams": 1})
     with DashboardProcess(isolated_home) as dash:
         with _stream(dash) as resp:
             SSEReader(resp).until(lambda evs: any(e.get("event") == "hello" for e in evs))

@@ -1,6 +1,8 @@
 """The store's written contract (`fleet/store/contract.py`) holds: each backend
 provides every contract method with the same signature, code outside
-`fleet/store/` calls nothing else on a store, and every method is documented.
+`fleet/store/` calls nothing else on a store, and every method is documented;
+and, on every backend, the task outcome totals are counters that never go
+backwards (retries, pruned history).
 """
 
 from __future__ import annotations
@@ -248,3 +250,41 @@ def test_a_store_is_an_instance_of_the_contract(tmp_path):
         assert isinstance(store, StoreContract)
     finally:
         store.close()
+
+
+# -- behaviour, on every backend -------------------------------------------------
+def _finish(store, skill: str, ok: bool) -> int:
+    task = store.enqueue(skill, {}, max_attempts=1)
+    claimed = store.claim("w1", [skill])
+    assert claimed is not None and claimed.id == task.id
+    if ok:
+        store.complete(claimed.id, claimed.lease_token, {"ok": True})
+    else:
+        store.fail(claimed.id, claimed.lease_token, "boom", retryable=False)
+    return task.id
+
+
+def test_outcome_totals_are_counters_that_survive_retries_and_pruned_history(store, store_factory):
+    assert store.task_outcome_totals() == {}
+    done = [_finish(store, "noop", True) for _ in range(3)]
+    failed = [_finish(store, "noop", False) for _ in range(2)]
+    _finish(store, "other", False)
+    store.enqueue("noop", {})  # pending: counted nowhere
+    expected = {"noop": {"completed": 3, "failed": 2}, "other": {"completed": 0, "failed": 1}}
+    assert store.task_outcome_totals() == expected
+
+    store.retry(failed[0])  # FAILED -> PENDING: the failure happened, the counter keeps it
+    assert store.task_outcome_totals() == expected
+    assert store.counts()["FAILED"] == 2
+
+    # history pruned by hand (as any pruning would): finished rows deleted
+    ids = ", ".join(str(i) for i in [*done[:2], failed[1]])
+    store_factory.execute_raw(store, f"DELETE FROM task_attempts WHERE task_id IN ({ids})")
+    store_factory.execute_raw(store, f"DELETE FROM tasks WHERE id IN ({ids})")
+    assert store.counts()["DONE"] == 1
+    assert store.task_outcome_totals() == expected
+
+    claimed = store.claim("w1", ["noop"])  # the retried task runs again and completes this time
+    store.complete(claimed.id, claimed.lease_token, None)
+    assert store.task_outcome_totals() == {"noop": {"completed": 4, "failed": 2},
+                                           "other": {"completed": 0, "failed": 1}}

@@ -262,9 +262,14 @@ def test_store_migrate_moves_a_sqlite_fleet_with_its_history(pg, isolated_home):
         src.complete(t.id, t.lease_token, {"ok": t.payload["i"]})
     t = src.claim("w1", ["noop"])
     src.fail(t.id, t.lease_token, "boom", retryable=False)
+    src.retry(t.id)  # the failure leaves FAILED: only the outcome totals remember it
+    t = src.claim("w1", ["noop"])
+    src.fail(t.id, t.lease_token, "boom", retryable=False)
     src.raise_alert("warning", "test", "an alert to keep")
     src.send_message("a", "b", {"hello": 1})
-    before = {"counts": src.counts(), "attempts": src.attempts(tasks[0].id), "task": src.get(tasks[0].id)}
+    before = {"counts": src.counts(), "attempts": src.attempts(tasks[0].id), "task": src.get(tasks[0].id),
+              "outcomes": src.task_outcome_totals()}
+    assert before["outcomes"] == {"noop": {"completed": 20, "failed": 2}}
     src.close()
 
     schema = f"fleet_test_migrate_{uuid.uuid4().hex[:8]}"
@@ -280,6 +285,7 @@ def test_store_migrate_moves_a_sqlite_fleet_with_its_history(pg, isolated_home):
         moved = postgres_store(TEST_PG_DSN, schema=schema)
         try:
             assert moved.counts() == before["counts"]
+            assert moved.task_outcome_totals() == before["outcomes"]  # the counters come along
             assert moved.get(tasks[0].id) == before["task"] and moved.attempts(tasks[0].id) == before["attempts"]
             assert [a["message"] for a in moved.list_alerts()] == ["an alert to keep"]
             assert moved.enqueue("noop", {"new": 1}).id > max(t.id for t in tasks)  # ids go on past the copy

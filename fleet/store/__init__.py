@@ -103,6 +103,7 @@ def open_store(config: dict[str, Any] | str | os.PathLike, *, migrate: bool = Tr
         migrate=migrate,
         home_history=lambda: home_history(config),
         host=config.get("fleet", {}).get("host"),
+        shared_read=bool(config["paths"].get("shared_read")),
         **_queue_options(queue),
     )
 

@@ -563,6 +563,19 @@ class StoreContract(Protocol):
         """
         ...
 
+    def task_outcome_totals(self) -> dict[str, dict[str, int]]:
+        """{skill: {"completed": n, "failed": n}}: how many times a task of
+        the skill has become DONE, and FAILED for good (dead letter), ever.
+        Counters: they never go backwards, also when a FAILED task is retried
+        or finished tasks' rows are deleted (pruned history). Skills with
+        neither are left out.
+
+        Errors: StoreUnavailable.
+
+        Atomicity: one consistent read.
+        """
+        ...
+
     def pending_depth(self, skills: Iterable[str] | None = None) -> int:
         """How many tasks are claimable now; with `skills`, only the ones a
         role with those skills could claim: unassigned tasks of those skills

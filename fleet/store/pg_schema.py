@@ -270,15 +270,43 @@ ALTER TABLE alerts ADD COLUMN host {_T};
 ALTER TABLE hw_samples ADD COLUMN host {_T};
 """
 
+# Version 9 (schema.py `_OUTCOME_TOTALS`): per skill, the tasks that left DONE
+# or FAILED (retried, or deleted when history is pruned), so that the outcome
+# totals are task_counts' DONE/FAILED plus these and never go backwards.
+_V9_OUTCOMES = f"""
+CREATE TABLE task_outcomes_left (
+    skill     {_T} NOT NULL PRIMARY KEY,
+    completed BIGINT NOT NULL DEFAULT 0,
+    failed    BIGINT NOT NULL DEFAULT 0
+);
+CREATE FUNCTION fleet_task_outcome_left() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO task_outcomes_left (skill, completed, failed)
+    VALUES (OLD.skill, CASE WHEN OLD.status = 'DONE' THEN 1 ELSE 0 END,
+            CASE WHEN OLD.status = 'FAILED' THEN 1 ELSE 0 END)
+    ON CONFLICT (skill) DO UPDATE SET completed = task_outcomes_left.completed + EXCLUDED.completed,
+                                      failed = task_outcomes_left.failed + EXCLUDED.failed;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tr_tasks_outcome_left AFTER UPDATE OF status, skill ON tasks FOR EACH ROW
+    WHEN (OLD.status IN ('DONE', 'FAILED')
+          AND (OLD.status IS DISTINCT FROM NEW.status OR OLD.skill IS DISTINCT FROM NEW.skill))
+    EXECUTE FUNCTION fleet_task_outcome_left();
+CREATE TRIGGER tr_tasks_outcome_delete AFTER DELETE ON tasks FOR EACH ROW
+    WHEN (OLD.status IN ('DONE', 'FAILED'))
+    EXECUTE FUNCTION fleet_task_outcome_left();
+"""
+
 PG_MIGRATIONS: dict[int, tuple[int, str]] = {
     0: (7, _V7),
     7: (8, _V8_HOSTS),
+    8: (9, _V9_OUTCOMES),
 }
 
 # The tables a store has (the view task_counts aside), for checks and copies.
 TABLES = ("tasks", "task_count_deltas", "task_attempts", "task_deps", "agents", "messages", "notes", "alerts",
           "events", "flags", "locks", "liveness", "hw_samples", "model_usage", "provider_state",
-          "provider_requests", "budget_reservations", "guards")
+          "provider_requests", "budget_reservations", "guards", "task_outcomes_left")
 
 # Where the schema's version is kept (one row).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"

@@ -339,6 +339,35 @@ ALTER TABLE alerts ADD COLUMN host TEXT;
 ALTER TABLE hw_samples ADD COLUMN host TEXT;
 """
 
+# Version 9: task outcome totals for counters that never go backwards
+# (/metrics fleet_tasks_completed_total, fleet_tasks_failed_total). A task in
+# DONE or FAILED is already counted in task_counts; this table keeps, per
+# skill, the ones that have LEFT that status since (retried, or their row
+# deleted when history is pruned). completed = DONE now + left DONE, and
+# likewise for failed: each entry into DONE/FAILED counts once, for good. The
+# hot path (a task becoming DONE) writes nothing more; only rare departures do.
+_OUTCOME_TOTALS = """
+CREATE TABLE task_outcomes_left (
+    skill     TEXT    NOT NULL PRIMARY KEY,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TRIGGER tr_tasks_outcome_left AFTER UPDATE OF status, skill ON tasks
+    WHEN OLD.status IN ('DONE', 'FAILED') AND (OLD.status != NEW.status OR OLD.skill != NEW.skill) BEGIN
+    INSERT INTO task_outcomes_left (skill, completed, failed)
+        VALUES (OLD.skill, OLD.status = 'DONE', OLD.status = 'FAILED')
+        ON CONFLICT (skill) DO UPDATE SET completed = completed + excluded.completed,
+                                          failed = failed + excluded.failed;
+END;
+CREATE TRIGGER tr_tasks_outcome_delete AFTER DELETE ON tasks
+    WHEN OLD.status IN ('DONE', 'FAILED') BEGIN
+    INSERT INTO task_outcomes_left (skill, completed, failed)
+        VALUES (OLD.skill, OLD.status = 'DONE', OLD.status = 'FAILED')
+        ON CONFLICT (skill) DO UPDATE SET completed = completed + excluded.completed,
+                                          failed = failed + excluded.failed;
+END;
+"""
+
 MIGRATIONS: list[str] = [
     _TASKS + _FLEET_STATE,
     _HW_SAMPLES,
@@ -348,6 +377,7 @@ MIGRATIONS: list[str] = [
     _CRASH_SUSPECTS,
     _NO_DONE_INDEX_ENTRIES,
     _HOSTS,
+    _OUTCOME_TOTALS,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from fleet import filemodes
+
 from . import schema
 from . import sqlite_diagnosis as diagnosis
 from .errors import InvalidInput, StoreDamaged, StoreError, StoreUnavailable
@@ -69,6 +71,7 @@ class SQLiteBase:
         migrate: bool = True,
         home_history: Callable[[], dict | None] | None = None,
         host: str | None = None,
+        shared_read: bool = False,
     ):
         """Open (lazily) the database at `path`, creating it and bringing its
         schema up to date now. `migrate=False` reads nothing yet: for
@@ -83,7 +86,10 @@ class SQLiteBase:
         home with history that file was emptied, not new, and is refused
         (StoreDamaged, naming the backups) instead of being re-created empty.
         A missing file is always created: moving a database away is how an
-        operator starts over on purpose."""
+        operator starts over on purpose.
+
+        The database, its WAL and shared-memory files are kept 0600 (a new
+        parent folder 0700) unless `shared_read` ([paths] shared_read)."""
         if synchronous not in DURABILITY_MODES:
             raise InvalidInput(
                 f"durability mode {synchronous!r} is not one of {sorted(DURABILITY_MODES)} "
@@ -110,9 +116,10 @@ class SQLiteBase:
         self._wake = WakeChannel(self.path)
         self._home_history = home_history
         self._schema_in_wal_only = False
+        self.shared_read = shared_read
         parent = os.path.dirname(self.path)
         if parent:
-            os.makedirs(parent, exist_ok=True)
+            os.makedirs(parent, mode=filemodes.dir_mode(shared_read), exist_ok=True)
         if migrate:
             self._check_file()
             try:
@@ -169,6 +176,11 @@ class SQLiteBase:
         conn.execute(f"PRAGMA journal_size_limit = {max(1 << 20, int(self.wal_autocheckpoint_pages) * 2048)}")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -16384")  # 16 MiB per connection
+        if not self.shared_read:
+            # SQLite creates the file by the umask and its -wal/-shm with the file's mode:
+            # tighten the file at once (it holds no rows yet when new) and any sidecar already there.
+            for suffix in ("", "-wal", "-shm"):
+                filemodes.tighten(self.path + suffix, filemodes.PRIVATE_FILE)
         return conn
 
     def _conn(self) -> sqlite3.Connection:

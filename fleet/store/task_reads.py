@@ -242,6 +242,21 @@ class TaskReadsMixin:
             out.setdefault(skill, {})[status] = n
         return out
 
+    def task_outcome_totals(self) -> dict[str, dict[str, int]]:
+        """{skill: {"completed", "failed"}}: every entry into DONE / FAILED ever,
+        as the DONE/FAILED task counts plus the tasks that have left those
+        statuses since (retried, or deleted with pruned history; schema v8)."""
+        rows = self._conn().execute(
+            "SELECT skill, SUM(completed), SUM(failed) FROM ("
+            " SELECT skill, CASE WHEN status = 'DONE' THEN n ELSE 0 END AS completed,"
+            " CASE WHEN status = 'FAILED' THEN n ELSE 0 END AS failed"
+            " FROM task_counts WHERE status = 'DONE' OR status = 'FAILED'"
+            " UNION ALL SELECT skill, completed, failed FROM task_outcomes_left"
+            ") AS outcomes GROUP BY skill ORDER BY skill"
+        ).fetchall()
+        return {skill: {"completed": int(done or 0), "failed": int(failed or 0)}
+                for skill, done, failed in rows if done or failed}
+
     def pending_depth(self, skills: Iterable[str] | None = None) -> int:
         """Claimable-now tasks; with `skills`, only those a role with these
         skills claims: unassigned (a task assigned to a worker by name is

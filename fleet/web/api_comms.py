@@ -8,7 +8,8 @@ from flask import Blueprint, jsonify
 
 from fleet.db import CHANNELS
 
-from .common import ApiError, actor, choice_arg, ctx, doc, int_arg, json_body, str_arg
+from .common import ApiError, actor, choice_arg, ctx, declared_body, doc, int_arg, json_body, str_arg
+from .params import NON_BLANK
 
 bp = Blueprint("comms", __name__)
 SENDABLE_CHANNELS = tuple(ch for ch in CHANNELS if ch != "sup")  # "sup" is the control protocol's
@@ -30,7 +31,8 @@ def comms():
 @bp.post("/api/comms")
 @doc("Send a message to an agent (channel agent, fleet or pool)", tag="comms", body={
     "type": "object", "required": ["recipient", "body"], "properties": {
-        "recipient": {"type": "string"}, "body": {}, "channel": {"type": "string", "enum": list(SENDABLE_CHANNELS)}}})
+        "recipient": {"type": "string", "pattern": NON_BLANK}, "body": {"not": {"enum": [None, ""]}},
+        "channel": {"type": "string", "enum": list(SENDABLE_CHANNELS)}}}, status=201)
 def send():
     c = ctx()
     data = json_body()
@@ -43,6 +45,7 @@ def send():
     if channel not in SENDABLE_CHANNELS:
         raise ApiError(400, f"channel must be one of {', '.join(SENDABLE_CHANNELS)}; "
                             "fleet control goes through /api/fleet/...")
+    declared_body()
     mid = c.store.send_message(actor(), recipient.strip(), body, channel=channel)
     return jsonify({"id": mid}), 201
 
@@ -67,7 +70,7 @@ def ack(alert_id: int):
 
 @bp.get("/api/notes")
 @doc("Note channels with counts, or the notes of one channel", tag="comms", query={
-    "channel": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "channel": {"type": "string", "maxLength": 100}, "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
 })
 def notes():
     c = ctx()
@@ -80,7 +83,8 @@ def notes():
 @bp.post("/api/notes")
 @doc("Post a note to a channel", tag="comms", body={
     "type": "object", "required": ["channel", "body"],
-    "properties": {"channel": {"type": "string"}, "body": {"type": "string"}}})
+    "properties": {"channel": {"type": "string", "maxLength": 100, "pattern": NON_BLANK},
+                   "body": {"type": "string", "pattern": NON_BLANK}}}, status=201)
 def post_note():
     c = ctx()
     data = json_body()
@@ -89,6 +93,7 @@ def post_note():
         raise ApiError(400, "channel must be a name of 1 to 100 characters")
     if not isinstance(body, str) or not body.strip():
         raise ApiError(400, "body must be non-empty text")
+    declared_body()
     nid = c.store.post_note(channel.strip(), body, author=actor())
     return jsonify({"id": nid}), 201
 

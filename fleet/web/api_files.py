@@ -34,6 +34,16 @@ def _inside(root: str, rel: str) -> str:
     return full
 
 
+def _log_file(root: str, file_name: str) -> str | None:
+    """The real path of a log file inside the logs folder, or None: a link that
+    leads out of the folder (or to something that is not a file) is not a log."""
+    real_root = os.path.realpath(root)
+    full = os.path.realpath(os.path.join(real_root, file_name))
+    if os.path.dirname(full) != real_root or not os.path.isfile(full):
+        return None
+    return full
+
+
 @bp.get("/api/knowledge")
 @doc("Knowledge artifact inventory: every file skills wrote under knowledge/ (path, size, modified)",
      tag="files")
@@ -66,7 +76,8 @@ def knowledge():
 
 @bp.get("/api/knowledge/file")
 @doc("Read one knowledge file (text, at most 1 MiB)", tag="files",
-     query={"path": {"type": "string", "description": "path relative to knowledge/"}},
+     query={"path": {"type": "string", "minLength": 1, "maxLength": 1000, "required": True,
+                     "description": "path relative to knowledge/"}},
      responses={"400": "bad or escaping path", "404": "no such file", "415": "not a text file"})
 def knowledge_file():
     rel = request.args.get("path", "")
@@ -88,8 +99,8 @@ def logs():
     out = []
     if os.path.isdir(root):
         for name in sorted(os.listdir(root)):
-            full = os.path.join(root, name)
-            if name.endswith(".log") and os.path.isfile(full):
+            full = _log_file(root, name) if name.endswith(".log") else None
+            if full is not None:
                 st = os.stat(full)
                 out.append({"name": name[:-4], "file": name, "bytes": st.st_size, "modified_at": st.st_mtime})
     return jsonify({"logs": out})
@@ -97,14 +108,15 @@ def logs():
 
 @bp.get("/api/logs/<name>")
 @doc("The last lines of one process's log", tag="files",
+     path={"name": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$"}},
      query={"lines": {"type": "integer", "minimum": 1, "maximum": 5000}},
      responses={"404": "no such log"})
 def log_tail(name: str):
     if not LOG_NAME.match(name) or name.startswith("."):
         raise ApiError(400, "a log name is letters, digits, '_', '-' and '.' (like 'supervisor')")
     root = ctx().cfg["paths"]["logs"]
-    path = os.path.join(root, name if name.endswith(".log") else f"{name}.log")
-    if not os.path.isfile(path):
+    path = _log_file(root, name if name.endswith(".log") else f"{name}.log")
+    if path is None:
         raise ApiError(404, f"no log named {name!r}; see /api/logs")
     lines = int_arg("lines", 200, lo=1, hi=5000)
     return jsonify({"name": name, "lines": tail_lines(path, lines, max_bytes=8 * MAX_READ_BYTES)})

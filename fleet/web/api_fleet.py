@@ -15,7 +15,8 @@ from fleet.hosts import host_of, is_supervisor, supervisor_for, supervisor_name
 from fleet.config import worker_names
 
 from .api_status import EXIT_ACTIONS, agent_rows, health_payload
-from .common import ApiError, actor, ctx, doc, int_arg, json_body, time_arg
+from .common import ApiError, actor, ctx, declared_body, doc, int_arg, json_body, time_arg
+from .params import TIME_SCHEMA
 
 bp = Blueprint("fleet", __name__)
 
@@ -56,15 +57,16 @@ def _count_by(rows: list[dict], key: str) -> dict:
 
 @bp.get("/api/fleet/uptime")
 @doc("Worker uptime from liveness samples (alive vs expected) and the restart history", tag="fleet", query={
-    "since": {"type": "string", "description": "window start (default 24 h ago)"},
-    "until": {"type": "string"},
+    "since": {**TIME_SCHEMA, "description": "window start (default 24 h ago)"},
+    "until": {**TIME_SCHEMA, "description": "window end (default now)"},
 })
 def fleet_uptime():
     c = ctx()
-    until = time_arg("until") or time.time()
-    since = time_arg("since") or until - 86400
-    if since >= until:
-        raise ApiError(400, "since must be before until")
+    until = time_arg("until")
+    until = time.time() if until is None else until
+    since = time_arg("since")
+    # an empty (or reversed) window holds nothing: an empty answer, not an error
+    since = min(until - 86400 if since is None else since, until)
     samples = c.store.liveness_samples(since, until)
     expected = sum(s["expected"] for s in samples)
     alive = sum(min(s["alive"], s["expected"]) for s in samples)
@@ -83,7 +85,7 @@ def fleet_uptime():
 
 @bp.get("/api/fleet/idle")
 @doc("Idle workers and how long each has had no task", tag="fleet",
-     query={"min_idle_s": {"type": "integer", "minimum": 0}})
+     query={"min_idle_s": {"type": "integer", "minimum": 0, "maximum": 10**8}})
 def fleet_idle():
     c = ctx()
     now = time.time()
@@ -144,9 +146,11 @@ def _require_supervisor(c) -> None:
 def _role_from_body(c) -> str | None:
     role = json_body(required=False).get("role")
     if role in (None, ""):
+        declared_body()
         return None
     if not isinstance(role, str) or role not in _roles(c.cfg):
         raise ApiError(400, f"unknown role {role!r}; configured roles: {', '.join(sorted(_roles(c.cfg)))}")
+    declared_body()
     return role
 
 
@@ -157,12 +161,14 @@ def _targets(c) -> set[str]:
     return names
 
 
-def _install_control(app) -> None:
+def _install_control(app, c) -> None:
     cbp = Blueprint("fleet_control", __name__)
+    # a role of this fleet's configuration (null or "" for all of them)
+    role_body = {"type": "object", "properties": {"role": {"enum": [None, "", *sorted(_roles(c.cfg))]}}}
 
     @cbp.post("/api/fleet/start")
     @doc("Start (or restart) fleet workers, all or one role; the supervisor acts within about a second",
-         tag="fleet", body={"type": "object", "properties": {"role": {"type": ["string", "null"]}}},
+         tag="fleet", body=role_body, body_required=False, status=202,
          responses={"409": "the supervisor is not running"})
     def fleet_start():
         c = ctx()
@@ -174,7 +180,7 @@ def _install_control(app) -> None:
     @cbp.post("/api/fleet/stop")
     @doc("Stop fleet workers, every role or one (running tasks get the stop timeout to finish); the "
          "supervisor and its services, this dashboard included, keep running so start brings them back",
-         tag="fleet", body={"type": "object", "properties": {"role": {"type": ["string", "null"]}}},
+         tag="fleet", body=role_body, body_required=False, status=202,
          responses={"409": "the supervisor is not running"})
     def fleet_stop():
         c = ctx()
@@ -203,7 +209,7 @@ def _install_control(app) -> None:
         return jsonify({"paused": False, "resumed_workers": told})
 
     @cbp.post("/api/fleet/worker/<name>/restart")
-    @doc("Restart one worker (by name) or every worker of a role", tag="fleet",
+    @doc("Restart one worker (by name) or every worker of a role", tag="fleet", status=202,
          responses={"404": "no such worker or role", "409": "the supervisor is not running"})
     def worker_restart(name: str):
         c = ctx()
@@ -224,13 +230,13 @@ def _install_control(app) -> None:
         return jsonify({"sent": kind, "target": name, "message_id": mid}), 202
 
     @cbp.post("/api/fleet/worker/<name>/pause")
-    @doc("Pause one worker (it stops claiming after its current task)", tag="fleet",
+    @doc("Pause one worker (it stops claiming after its current task)", tag="fleet", status=202,
          responses={"404": "no such worker"})
     def worker_pause(name: str):
         return _worker_message(name, "pause")
 
     @cbp.post("/api/fleet/worker/<name>/resume")
-    @doc("Resume one paused worker", tag="fleet", responses={"404": "no such worker"})
+    @doc("Resume one paused worker", tag="fleet", status=202, responses={"404": "no such worker"})
     def worker_resume(name: str):
         return _worker_message(name, "resume")
 
@@ -239,4 +245,4 @@ def _install_control(app) -> None:
 
 def install(app, c) -> None:
     app.register_blueprint(bp)
-    _install_control(app)
+    _install_control(app, c)

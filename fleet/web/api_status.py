@@ -14,7 +14,8 @@ from fleet.config import worker_names
 from fleet.config_drift import config_hash, stale_agents
 from fleet.db import StoreError
 
-from .common import ApiError, ctx, doc, int_arg, str_arg, time_arg
+from .common import ctx, doc, int_arg, str_arg, time_arg
+from .params import TIME_SCHEMA
 
 bp = Blueprint("status", __name__)
 
@@ -116,7 +117,8 @@ def status():
      "and completions (those carry id null); with after_id, the audit events after it, oldest first", tag="status", query={
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     "after_id": {"type": "integer", "minimum": 0, "description": "only events after this id (oldest first)"},
-    "task_id": {"type": "integer"}, "agent": {"type": "string"}, "action": {"type": "string"},
+    "task_id": {"type": "integer"}, "agent": {"type": "string", "maxLength": 200},
+    "action": {"type": "string", "maxLength": 200},
 })
 def activity():
     c = ctx()
@@ -132,7 +134,7 @@ def activity():
 
 @bp.get("/api/skills")
 @doc("Installed skills (description, payload schema, flags) with execution stats", tag="status", query={
-    "since": {"type": "string", "description": "only tasks created since (epoch seconds or ISO date)"},
+    "since": {**TIME_SCHEMA, "description": "only tasks created since"},
 })
 def skills():
     c = ctx()
@@ -151,19 +153,21 @@ def skills():
 @bp.get("/api/timeline")
 @doc("Task attempts in a window (for a timeline) and finished-task series per bucket (sparklines)",
      tag="status", query={
-         "since": {"type": "string", "description": "window start (epoch or ISO; default one hour ago)"},
-         "until": {"type": "string", "description": "window end (default now)"},
+         "since": {**TIME_SCHEMA, "description": "window start (default one hour ago)"},
+         "until": {**TIME_SCHEMA, "description": "window end (default now)"},
          "bucket_s": {"type": "integer", "minimum": 10, "maximum": 86400},
          "limit": {"type": "integer", "minimum": 1, "maximum": 2000},
      })
 def timeline():
     c = ctx()
     now = time.time()
-    until = time_arg("until") or now
-    since = time_arg("since") or until - 3600
-    if since >= until:
-        raise ApiError(400, "since must be before until")
+    until = time_arg("until")
+    until = now if until is None else until
+    since = time_arg("since")
+    since = until - 3600 if since is None else since
     bucket = int_arg("bucket_s", 300, lo=10, hi=86400)
+    if since >= until:  # an empty (or reversed) window holds nothing: an empty answer, not an error
+        return jsonify({"since": since, "until": until, "bucket_s": bucket, "attempts": [], "series": {}})
     buckets = int(min(500, max(1, -(-(until - since) // bucket))))
     return jsonify({
         "since": since, "until": until, "bucket_s": bucket,

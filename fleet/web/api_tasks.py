@@ -19,7 +19,8 @@ from fleet.skill_registry import (
     validate_payload,
 )
 
-from .common import ApiError, actor, ctx, doc, int_arg, json_body, parse_time
+from .common import ApiError, actor, ctx, declared_body, doc, int_arg, json_body, parse_time
+from .params import NO_NUL, NON_BLANK, TIME_SCHEMA
 
 bp = Blueprint("tasks", __name__)
 
@@ -27,16 +28,33 @@ BULK_ACTIONS = ("retry", "cancel", "requeue")
 BULK_MAX = 10000
 DECISIONS = ("approve", "reject", "more_info", "feedback")
 FILTER_KEYS = ("status", "skill", "agent", "text", "since", "until")
+# Statuses as parse_filter reads them: any case, spaces around, empty items skipped.
+_ONE_STATUS = " *(" + "|".join("".join(f"[{ch}{ch.lower()}]" if ch.isalpha() else ch for ch in status)
+                                for status in TASK_STATUSES) + ")? *"
+_STATUS_LIST = f"^{_ONE_STATUS}(,{_ONE_STATUS})*$"
+_SOME_STATUS = _ONE_STATUS.replace(")? *", ") *")  # a status that is there
+_STATUS_LIST_NONEMPTY = f"^({_ONE_STATUS},)*{_SOME_STATUS}(,{_ONE_STATUS})*$"  # a filter that filters
 _FILTER_QUERY = {
-    "status": {"type": "string", "description": "one status or several, comma-separated: "
-                                                  + ", ".join(TASK_STATUSES)},
-    "skill": {"type": "string"}, "agent": {"type": "string", "description": "worker that ran it or assignee"},
-    "text": {"type": "string", "description": "substring of skill, payload, result or error"},
-    "since": {"type": "string", "description": "created at or after (epoch seconds or ISO date)"},
-    "until": {"type": "string", "description": "created before (epoch seconds or ISO date)"},
+    "status": {"type": "string", "pattern": _STATUS_LIST,
+               "description": "one status or several, comma-separated: " + ", ".join(TASK_STATUSES)},
+    "skill": {"type": "string", "maxLength": 200, "pattern": NO_NUL},
+    "agent": {"type": "string", "maxLength": 200, "pattern": NO_NUL, "description": "worker that ran it or assignee"},
+    "text": {"type": "string", "maxLength": 200, "pattern": NO_NUL,
+             "description": "substring of skill, payload, result or error"},
+    "since": {**TIME_SCHEMA, "description": "created at or after"},
+    "until": {**TIME_SCHEMA, "description": "created before"},
 }
-_FILTER_SCHEMA = {"type": "object", "properties": {k: {"type": ["string", "number", "array", "null"]}
-                                                   for k in FILTER_KEYS}}
+_FILTER_SCHEMA = {
+    "type": "object", "additionalProperties": False, "properties": {
+        "status": {"anyOf": [{"type": "string", "pattern": _STATUS_LIST_NONEMPTY},
+                             {"type": "array", "minItems": 1, "items": {"enum": list(TASK_STATUSES)}}]},
+        "skill": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+        "agent": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+        "text": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+        "since": TIME_SCHEMA, "until": TIME_SCHEMA,
+    },
+    "minProperties": 1,  # a bulk action never applies to every task
+}
 
 
 def parse_filter(source: dict) -> dict:
@@ -53,7 +71,8 @@ def parse_filter(source: dict) -> dict:
         bad = [s for s in items if s not in TASK_STATUSES]
         if bad:
             raise ApiError(400, f"unknown status {', '.join(bad)}; use one of {', '.join(TASK_STATUSES)}")
-        out["status"] = items
+        if items:  # only commas and spaces: no status filter, like an empty value
+            out["status"] = items
     for key in ("skill", "agent", "text"):
         value = source.get(key)
         if value in (None, ""):
@@ -87,7 +106,7 @@ def task_summary(t) -> dict:
 @doc("Tasks, newest first, filtered and paginated in the database", tag="tasks", query={
     **_FILTER_QUERY,
     "limit": {"type": "integer", "minimum": 1, "maximum": 200},
-    "offset": {"type": "integer", "minimum": 0},
+    "offset": {"type": "integer", "minimum": 0, "maximum": 10**9},
 })
 def list_tasks():
     c = ctx()
@@ -113,13 +132,45 @@ def get_task(task_id: int):
     })
 
 
-_DISPATCH_SCHEMA = {"type": "object", "required": ["skill"], "properties": {
-    "skill": {"type": "string"}, "payload": {"type": "object"},
+_DISPATCH_FIELDS = {
     "priority": {"type": "integer", "minimum": 1, "maximum": 10},
-    "assigned_to": {"type": "string"}, "max_attempts": {"type": "integer", "minimum": 1},
-    "delay_s": {"type": "number", "minimum": 0}, "idempotency_key": {"type": "string"},
-    "depends_on": {"type": "array", "items": {"type": "integer"}},
-}}
+    "assigned_to": {"type": "string", "maxLength": 200, "pattern": NON_BLANK, "description": "a worker's name"},
+    "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "delay_s": {"type": "number", "minimum": 0, "maximum": 1e10},
+    "available_at": {"type": "number", "minimum": 0, "maximum": 1e11, "description": "UTC epoch seconds"},
+    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 500},
+    "depends_on": {"type": "array", "items": {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+                   "description": "ids of tasks that must finish first (an unknown id: 404)"},
+}
+
+
+def dispatch_schema(c) -> dict:
+    """The dispatch body for this fleet's skills: `skill` names one, and its
+    `payload` follows that skill's PAYLOAD_SCHEMA (null or left out: {}).
+    Built again only when the skills catalogue is re-read."""
+    catalogue = c.catalogue()
+    return c.cached("dispatch_schema", id(catalogue), 3600.0, lambda: _dispatch_schema(catalogue))
+
+
+def _dispatch_schema(catalogue: dict) -> dict:
+    branches = []
+    for name, info in sorted(catalogue.items()):
+        payload = dict(info.payload_schema) if info.payload_schema else {"type": "object"}
+        try:
+            validate_payload(info, {})
+            empty_ok = True
+        except InvalidPayload:
+            empty_ok = False
+        branch = {"properties": {"skill": {"const": name},
+                                 "payload": {"anyOf": [{"type": "null"}, payload]} if empty_ok else payload}}
+        if not empty_ok:
+            branch["required"] = ["payload"]
+        branches.append(branch)
+    return {"type": "object", "required": ["skill"],
+            "properties": {"skill": {"type": "string", "enum": sorted(catalogue)},
+                           "payload": {"type": ["object", "null"]}, **_DISPATCH_FIELDS},
+            "additionalProperties": False, "anyOf": branches,
+            "not": {"required": ["available_at", "delay_s"]}}  # one or the other
 
 
 def _checked_spec(data: dict) -> dict:
@@ -146,10 +197,16 @@ def _checked_spec(data: dict) -> dict:
 
 @bp.post("/api/tasks")
 @doc("Dispatch a task (the payload is checked against the skill's PAYLOAD_SCHEMA)", tag="tasks",
-     body=_DISPATCH_SCHEMA, responses={"400": "unknown skill or invalid payload"})
+     body=dispatch_schema, status=201, responses={"400": "unknown skill or invalid payload",
+                                                  "404": "depends_on names a task that does not exist"})
 def dispatch():
     c = ctx()
-    task = c.store.enqueue_many([_checked_spec(json_body())])[0]
+    spec = _checked_spec(json_body())
+    declared_body()
+    for parent in spec.get("depends_on") or ():
+        if c.store.get(parent) is None:  # a reference to nothing: 404, as for any missing resource
+            raise ApiError(404, f"depends_on names task {parent}, which does not exist")
+    task = c.store.enqueue_many([spec])[0]
     body = {"task": task.to_dict()}
     warning = unclaimable_reason(c.cfg, task.skill, task.assigned_to)
     if warning:
@@ -181,7 +238,7 @@ def cancel(task_id: int):
 
 @bp.post("/api/tasks/<int:task_id>/requeue")
 @doc("Enqueue a fresh copy of a task (same skill, payload, priority); the original stays as history",
-     tag="tasks", responses={"404": "no such task"})
+     tag="tasks", status=201, responses={"404": "no such task"})
 def requeue(task_id: int):
     new = _requeue(ctx().store, task_id)
     resp = jsonify({"task": new.to_dict(), "requeued_from": task_id})
@@ -189,12 +246,24 @@ def requeue(task_id: int):
     return resp
 
 
+# Either any JSON `answer`, or a `decision` (with `text` saying what, for more_info and feedback).
+_RESPOND_SCHEMA = {
+    "type": "object",
+    "properties": {"decision": {"type": "string", "enum": list(DECISIONS)}, "text": {"type": "string"},
+                   "answer": {}},
+    "anyOf": [
+        {"required": ["answer"]},
+        {"required": ["decision"],
+         "if": {"properties": {"decision": {"enum": ["more_info", "feedback"]}}},
+         "then": {"required": ["text"], "properties": {"text": {"type": "string", "pattern": NON_BLANK}}}},
+    ],
+}
+
+
 @bp.post("/api/tasks/<int:task_id>/respond")
 @doc("Answer a WAITING_HUMAN task: a decision (approve, reject, more_info, feedback; stored as "
      "{choice, text}) or any JSON answer such as one of the question's options",
-     tag="tasks", body={"type": "object", "properties": {
-         "decision": {"type": "string", "enum": list(DECISIONS)}, "text": {"type": "string"},
-         "answer": {}}},
+     tag="tasks", body=_RESPOND_SCHEMA,
      responses={"404": "no such task", "409": "the task is not waiting for a person"})
 def respond(task_id: int):
     data = json_body()
@@ -211,6 +280,7 @@ def respond(task_id: int):
             raise ApiError(400, f"a {decision.replace('_', ' ')} response needs text saying what you want")
         # "choice" is the field skills read from a dict answer (skills._common.answer_text).
         answer = {"choice": decision, "text": text}
+    declared_body()
     return jsonify({"task": ctx().store.answer(task_id, answer, by=actor()).to_dict()})
 
 
@@ -219,7 +289,10 @@ def respond(task_id: int):
      "expected_count (a mismatch is refused with the current count)", tag="tasks",
      body={"type": "object", "required": ["action", "filter"], "properties": {
          "action": {"type": "string", "enum": list(BULK_ACTIONS)}, "filter": _FILTER_SCHEMA,
-         "expected_count": {"type": "integer", "minimum": 0}, "dry_run": {"type": "boolean"}}},
+         "expected_count": {"type": "integer", "minimum": 0}, "dry_run": {"type": "boolean"}},
+         # without dry_run, the count the caller confirmed
+         "if": {"not": {"required": ["dry_run"], "properties": {"dry_run": {"const": True}}}},
+         "then": {"required": ["expected_count"]}},
      responses={"409": "the number of matching tasks changed; confirm again"})
 def bulk():
     c = ctx()
@@ -235,14 +308,18 @@ def bulk():
         raise ApiError(400, "a bulk action needs at least one filter field; it never applies to every task")
     ids = c.store.matching_ids(**filters)
     if data.get("dry_run"):
+        declared_body()
         return jsonify({"action": action, "filter": filters, "count": len(ids)})
     expected = data.get("expected_count")
+    if isinstance(expected, float) and expected.is_integer():  # 3.0 is the integer JSON Schema says it is
+        expected = int(expected)
     if isinstance(expected, bool) or not isinstance(expected, int):
         raise ApiError(400, f"confirm the count: send expected_count (now {len(ids)} tasks match)",
                        count=len(ids))
     if expected != len(ids):
         raise ApiError(409, f"{len(ids)} tasks match now, not the {expected} you confirmed; check and confirm again",
                        count=len(ids))
+    declared_body()
     if len(ids) > BULK_MAX:
         raise ApiError(400, f"{len(ids)} tasks match; narrow the filter to at most {BULK_MAX}", count=len(ids))
     done, skipped = [], []
@@ -274,13 +351,14 @@ def _install_intent(app) -> None:
     @ibp.post("/api/intent")
     @doc("Turn an instruction into {skill, payload, priority} with the intent parser (does not dispatch)",
          tag="tasks", body={"type": "object", "required": ["instruction"],
-                            "properties": {"instruction": {"type": "string"}}},
+                            "properties": {"instruction": {"type": "string", "pattern": NON_BLANK}}},
          responses={"422": "the instruction matched no skill confidently; candidates are listed"})
     def intent():
         c = ctx()
         text = json_body().get("instruction")
         if not isinstance(text, str) or not text.strip():
             raise ApiError(400, "instruction must be a non-empty string")
+        declared_body()
         try:
             result = parse(text, c.cfg, catalogue=c.catalogue())
         except IntentError as exc:

@@ -10,7 +10,8 @@ import time
 from flask import Blueprint, jsonify, request
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .common import ApiError, choice_arg, ctx, doc, int_arg, parse_time
+from .common import choice_arg, ctx, doc, int_arg, parse_time
+from .params import TIME_SCHEMA
 
 GROUPS = ("skill", "provider", "model", "agent")
 PERIODS = ("day", "week", "month")
@@ -58,8 +59,7 @@ def install(app, c) -> None:
     @bp.get("/api/usage/delta")
     @doc("Usage compared between two date ranges (before: a_start..a_end, after: b_start..b_end); "
          "default: the previous day against the last day", tag="usage", query={
-             "a_start": {"type": "string"}, "a_end": {"type": "string"},
-             "b_start": {"type": "string"}, "b_end": {"type": "string"},
+             "a_start": TIME_SCHEMA, "a_end": TIME_SCHEMA, "b_start": TIME_SCHEMA, "b_end": TIME_SCHEMA,
              "group_by": {"type": "string", "enum": list(GROUPS)}})
     def usage_delta():
         now = time.time()
@@ -68,8 +68,9 @@ def install(app, c) -> None:
         for key, default in defaults.items():
             value = parse_time(request.args.get(key), f"query parameter {key!r}")
             bounds[key] = default if value is None else value
-        if bounds["a_start"] >= bounds["a_end"] or bounds["b_start"] >= bounds["b_end"]:
-            raise ApiError(400, "each range must start before it ends (a_start < a_end, b_start < b_end)")
+        # a range that ends before it starts holds nothing (an empty range, not an error)
+        bounds["a_start"] = min(bounds["a_start"], bounds["a_end"])
+        bounds["b_start"] = min(bounds["b_start"], bounds["b_end"])
         return jsonify(costs.usage_delta(ctx().store, bounds["a_start"], bounds["a_end"], bounds["b_start"],
                                          bounds["b_end"], group_by=choice_arg("group_by", GROUPS, "skill")))
 

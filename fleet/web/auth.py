@@ -1,25 +1,31 @@
 """Dashboard access control: the token (0600 file in the fleet home, or the
 FLEET_DASHBOARD_TOKEN secret), Bearer checks in constant time, browser
-sign-in with an HttpOnly SameSite cookie, CSRF for cookie-authenticated
-mutations, read-only mode, Host checks on loopback, and response redaction.
+sign-in with an HttpOnly SameSite cookie naming a server-side session
+(sessions.py: rotated at sign-in, ended at sign-out), CSRF for
+cookie-authenticated mutations, read-only mode, Host checks on loopback,
+redaction of every encoded form of a secret, a same-origin `next` after
+sign-in, and the security headers (CSP without inline script) on every response.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import ipaddress
+import json
 import logging
 import os
 import re
 import secrets
 import threading
 import time
+import unicodedata
 import urllib.parse
 
 from flask import Blueprint, jsonify, redirect, request, session, url_for
 
-from .common import ApiError, ctx, doc, error_response, json_body
+from .common import ApiError, ctx, declared_body, doc, error_response, json_body
 
 TOKEN_SECRET_KEY = "FLEET_DASHBOARD_TOKEN"  # nosec B105 (a secret's name, not a value)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -119,9 +125,11 @@ class Redactor:
         return sorted((v for v in values if len(v) >= self.MIN_LEN), key=len, reverse=True)
 
     def values(self) -> list[str]:
+        """Every form a secret can take in a response, longest first."""
         with self._lock:
             if time.monotonic() - self._loaded_at > 5.0:
-                self._values = self._collect()
+                forms = {form for value in self._collect() for form in encoded_forms(value)}
+                self._values = sorted(forms, key=len, reverse=True)
                 self._loaded_at = time.monotonic()
             return self._values
 
@@ -130,6 +138,22 @@ class Redactor:
             if value in text:
                 text = text.replace(value, "[redacted]")
         return text
+
+
+def encoded_forms(value: str) -> set[str]:
+    """`value` as it can appear in a response: raw, inside a JSON string (ASCII
+    escapes or not, and as HTML-safe JSON writes it), URL-encoded, HTML-escaped."""
+    forms = {value}
+    for ensure_ascii in (True, False):
+        forms.add(json.dumps(value, ensure_ascii=ensure_ascii)[1:-1])
+    forms.add(json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+              .replace("'", "\\u0027")[1:-1])
+    forms.add(urllib.parse.quote(value, safe=""))
+    forms.add(urllib.parse.quote(value))
+    forms.add(urllib.parse.quote_plus(value))
+    forms.add(html.escape(value))
+    forms.add(html.escape(value, quote=False))
+    return {f for f in forms if len(f) >= Redactor.MIN_LEN}
 
 
 # -- per-request checks ----------------------------------------------------
@@ -153,8 +177,11 @@ def _bearer_ok(token: str) -> bool | None:
 
 
 def _cookie_ok(token: str) -> bool:
+    """A signed cookie for this token whose session id is still live (not signed out)."""
     mark = session.get("auth")
-    return isinstance(mark, str) and hmac.compare_digest(mark, _session_fingerprint(token))
+    if not (isinstance(mark, str) and hmac.compare_digest(mark, _session_fingerprint(token))):
+        return False
+    return ctx().sessions.is_live(session.get("sid"))
 
 
 def _host_name(host: str) -> str:
@@ -222,6 +249,47 @@ def scrub_response(resp):
     return resp
 
 
+# -- headers on every response ---------------------------------------------
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def security_headers(resp):
+    """after_request: no inline script, no framing, no sniffing, no cross-site referrer."""
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)
+    return resp
+
+
+def safe_next(raw: str | None) -> str:
+    """The page to open after sign-in: a same-origin path, else "/". Browsers
+    drop tabs and newlines and read a backslash as a slash, so any of those
+    (or another control character, raw or after NFKC normalising) is refused
+    along with a scheme, a host or a leading '//'."""
+    if not raw:
+        return "/"
+    for candidate in (raw, unicodedata.normalize("NFKC", raw)):
+        if not candidate.startswith("/") or candidate.startswith("//"):
+            return "/"
+        if any(ch == "\\" or ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+               for ch in candidate):
+            return "/"
+        parts = urllib.parse.urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return "/"
+    return raw
+
+
 # -- sign-in endpoints -----------------------------------------------------
 def _session_info() -> dict:
     c = ctx()
@@ -246,7 +314,7 @@ def session_get():
 
 @bp.post("/api/session")
 @doc("Sign in a browser: exchange the token for an HttpOnly SameSite session cookie",
-     body={"type": "object", "properties": {"token": {"type": "string"}}}, tag="auth",
+     body={"type": "object", "properties": {"token": {"type": "string"}}}, body_required=False, tag="auth",
      responses={"401": "wrong or missing token"})
 def session_create():
     c = ctx()
@@ -260,8 +328,11 @@ def session_create():
             presented = value.strip()
     if presented is None or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), c.token.encode()):
         raise ApiError(401, f"that is not the dashboard token; it is in {c.token_source}")
+    declared_body()
+    previous = session.get("sid")  # a session id is never carried across a sign-in
     session.clear()
     session.permanent = True
+    session["sid"] = c.sessions.create(replaces=previous if isinstance(previous, str) else None)
     session["auth"] = _session_fingerprint(c.token)
     session["csrf"] = secrets.token_urlsafe(24)
     request.fleet_auth = "cookie"
@@ -269,8 +340,10 @@ def session_create():
 
 
 @bp.delete("/api/session")
-@doc("Sign out: drop the browser session", tag="auth")
+@doc("Sign out: end the browser session on the server (a copied cookie stops working) and drop the cookie",
+     tag="auth")
 def session_delete():
+    ctx().sessions.revoke(session.get("sid"))
     session.clear()
     return jsonify({"authenticated": False})
 
@@ -286,4 +359,5 @@ def install(app, c) -> None:
     )
     app.before_request(check_request)
     app.after_request(scrub_response)
+    app.after_request(security_headers)
     app.register_blueprint(bp)

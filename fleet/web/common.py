@@ -36,18 +36,25 @@ def error_response(status: int, message: str, **extra: Any):
 # -- OpenAPI documentation attached to view functions ---------------------
 def doc(summary: str, *, query: dict | None = None, body: dict | None = None,
         responses: dict | None = None, tag: str | None = None, html: bool = False,
-        stream: bool = False, text: bool = False):
+        stream: bool = False, text: bool = False, path: dict | None = None, status: int = 200,
+        body_required: bool = True):
     """Describe a route for /api/openapi.json.
 
-    `query` maps a parameter name to a JSON schema (add "description"),
-    `body` is the JSON schema of the request body, `responses` maps extra
-    status codes to descriptions.
+    `query` maps a parameter name to a JSON schema (add "description", and
+    "required": True for a parameter that must be given); every declared query
+    parameter is checked against its schema before the view runs
+    (fleet/web/params.py). `path` gives schemas for string path parameters,
+    `body` is the JSON schema of the request body, or a function of the
+    context returning it (`body_required` False when it may be left out),
+    `responses` maps extra status codes to descriptions, `status` is the
+    success code (201 for a creation).
     """
 
     def deco(fn):
         fn._openapi = {
-            "summary": summary, "query": query or {}, "body": body,
+            "summary": summary, "query": query or {}, "body": body, "body_required": body_required,
             "responses": responses or {}, "tag": tag, "html": html, "stream": stream, "text": text,
+            "path": path or {}, "status": status,
         }
         return fn
 
@@ -55,6 +62,52 @@ def doc(summary: str, *, query: dict | None = None, body: dict | None = None,
 
 
 # -- request parsing -------------------------------------------------------
+def body_schema(meta: dict) -> dict | None:
+    """The declared body schema of a view (`body` may be a function of the
+    context, for schemas that follow the fleet: its skills, its roles)."""
+    body = meta["body"]
+    return body(ctx()) if callable(body) else body
+
+
+def _view_meta() -> dict | None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "_openapi", None)
+
+
+def check_declared_input():
+    """before_request: a documented query parameter that breaks its schema is a
+    400 saying what, before the view runs (so the OpenAPI description is
+    exactly what the server accepts). A body's whole numbers (3.0) are made
+    ints where its schema says integer; the view checks the body itself with
+    `declared_body()`, after its own checks, whose messages say more."""
+    meta = _view_meta()
+    if not meta:
+        return None
+    from .params import check_query, whole_numbers_as_int
+
+    problem = check_query(request.args, meta["query"]) if meta["query"] else None
+    if problem:
+        return error_response(400, problem)
+    if meta["body"] is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+        data = json_body(required=meta["body_required"])
+        whole_numbers_as_int(data, body_schema(meta))  # (the parsed body is cached: the view reads these)
+    return None
+
+
+def declared_body() -> dict:
+    """The request's JSON body, checked against the view's declared schema: a
+    400 naming what breaks it. Views call it after their own checks and before
+    they change anything, so nothing the description refuses gets through."""
+    from .params import check_body
+
+    meta = _view_meta()
+    data = json_body(required=meta["body_required"])
+    problem = check_body(data, body_schema(meta))
+    if problem:
+        raise ApiError(400, problem)
+    return data
+
+
 def json_body(required: bool = True) -> dict:
     """The request's JSON object, or a 400/415 naming the problem."""
     raw = request.get_data(cache=True)
@@ -127,6 +180,11 @@ def parse_time(value: Any, name: str) -> float | None:
             return number
     except ValueError:
         pass
+    from .params import parse_rfc3339
+
+    stamp = parse_rfc3339(text)  # what the OpenAPI description promises (also 't'/'z', leap seconds)
+    if stamp is not None:
+        return stamp
     try:
         when = _dt.datetime.fromisoformat(text)
     except ValueError:

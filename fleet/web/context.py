@@ -1,16 +1,18 @@
-"""The dashboard's per-app state: config, store, token, redactor, live-event
-hub, the skills catalogue, cached aggregates, and readers of the supervisor
-lock and hw_state.json.
+"""The dashboard's per-app state: config, store, token, redactor, browser
+sessions, live-event hub, the skills catalogue, cached aggregates, and
+readers of the supervisor lock and hw_state.json.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 from fleet.skill_registry import discover
 
 from .auth import Redactor, is_loopback_host
+from .sessions import SESSIONS_FILE, SessionRegistry
 
 
 class FleetContext:
@@ -27,6 +29,7 @@ class FleetContext:
         self.loopback = is_loopback_host(self.host)
         self.read_only = dash["read_only"] if read_only is None else read_only
         self.redactor = Redactor(cfg, token)
+        self.sessions = SessionRegistry(os.path.join(cfg["home"], SESSIONS_FILE), dash["session_hours"] * 3600)
         self.started_at = time.time()
         self.hub = None  # set by sse.install
         self._cache: dict[str, tuple[object, float, object]] = {}

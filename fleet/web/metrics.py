@@ -1,6 +1,7 @@
 """/metrics: Prometheus exposition from a custom collector that reads the
-store (tasks by status and skill, durations, restarts, queue depth, agents,
-alerts), hw_state (GPU temperature and VRAM) and the usage ledger when kept.
+store (tasks by status and skill, completed/failed counters, durations,
+restarts, queue depth, agents, alerts), hw_state (GPU temperature and VRAM)
+and the usage ledger when kept.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -17,6 +18,10 @@ from prometheus_client.core import (
 
 from .api_status import EXIT_ACTIONS
 from .common import doc
+
+# The classic text format, which generate_latest writes and every Prometheus
+# (and promtool) reads; prometheus_client's CONTENT_TYPE_LATEST names 1.0.0 now.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class FleetCollector:
@@ -32,10 +37,15 @@ class FleetCollector:
             for status, n in sorted(by_status.items()):
                 tasks.add_metric([status, skill], n)
         yield tasks
-        status_totals = GaugeMetricFamily("fleet_tasks_by_status", "Tasks by status", labels=["status"])
-        for status, n in store.counts().items():
-            status_totals.add_metric([status], n)
-        yield status_totals
+        completed = CounterMetricFamily("fleet_tasks_completed", "Tasks that became DONE, ever (kept by the store: "
+                                        "never goes backwards when history is pruned)", labels=["skill"])
+        failed = CounterMetricFamily("fleet_tasks_failed", "Tasks that became FAILED with their attempts used up, "
+                                     "ever (a retried failure still counts)", labels=["skill"])
+        for skill, totals in sorted(store.task_outcome_totals().items()):
+            completed.add_metric([skill], totals["completed"])
+            failed.add_metric([skill], totals["failed"])
+        yield completed
+        yield failed
         yield GaugeMetricFamily("fleet_queue_ready_depth", "Tasks claimable now", value=store.pending_depth())
         oldest = store.oldest_pending_age()
         yield GaugeMetricFamily("fleet_queue_oldest_pending_age_seconds", "Age of the oldest PENDING task",
@@ -106,8 +116,7 @@ bp = Blueprint("metrics", __name__)
      tag="meta", text=True)
 def metrics():
     registry = current_app.extensions["fleet_metrics"]
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-                    headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
 
 
 def install(app, c) -> None:

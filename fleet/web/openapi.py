@@ -9,7 +9,9 @@ import re
 
 from flask import Blueprint, current_app, jsonify
 
-from .common import doc
+from .auth import OPEN_ENDPOINTS
+from .common import body_schema, doc
+from .params import INT64_MAX, param_schema
 
 UNDOCUMENTED = "UNDOCUMENTED"
 _CONVERTER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
@@ -17,14 +19,19 @@ _ERROR = {"type": "object", "required": ["error", "status"],
           "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}}
 
 
-def openapi_path(rule: str) -> tuple[str, list[dict]]:
-    """'/api/tasks/<int:task_id>' -> ('/api/tasks/{task_id}', [path parameter])."""
+def openapi_path(rule: str, declared: dict | None = None) -> tuple[str, list[dict]]:
+    """'/api/tasks/<int:task_id>' -> ('/api/tasks/{task_id}', [path parameter]);
+    `declared` gives schemas for string parameters (a name's pattern)."""
     params = []
 
     def repl(m):
         conv, name = m.group(1) or "string", m.group(2)
-        schema = {"type": "integer"} if conv == "int" else ({"type": "number"} if conv == "float" else
-                                                            {"type": "string"})
+        if conv == "int":  # werkzeug's int converter: digits only; the store holds int64
+            schema = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
+        elif conv == "float":
+            schema = {"type": "number"}
+        else:
+            schema = param_schema((declared or {}).get(name, {"type": "string"}))
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
         return "{" + name + "}"
 
@@ -39,25 +46,24 @@ def build_spec(app) -> dict:
             continue
         view = app.view_functions[rule.endpoint]
         meta = getattr(view, "_openapi", None)
-        path, path_params = openapi_path(rule.rule)
+        path, path_params = openapi_path(rule.rule, (meta or {}).get("path"))
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict = {"operationId": f"{rule.endpoint}.{method.lower()}",
                         "summary": meta["summary"] if meta else UNDOCUMENTED}
             if meta and meta["tag"]:
                 op["tags"] = [meta["tag"]]
             params = list(path_params)
-            for name, schema in (meta or {}).get("query", {}).items():
-                schema = dict(schema)
-                description = schema.pop("description", None)
-                p = {"name": name, "in": "query", "required": False, "schema": schema}
-                if description:
-                    p["description"] = description
+            for name, declared in (meta or {}).get("query", {}).items():
+                p = {"name": name, "in": "query", "required": bool(declared.get("required")),
+                     "schema": param_schema(declared)}
+                if declared.get("description"):
+                    p["description"] = declared["description"]
                 params.append(p)
             if params:
                 op["parameters"] = params
             if meta and meta["body"] is not None:
-                op["requestBody"] = {"required": True,
-                                     "content": {"application/json": {"schema": meta["body"]}}}
+                op["requestBody"] = {"required": meta["body_required"],
+                                     "content": {"application/json": {"schema": body_schema(meta)}}}
             if meta and meta["html"]:
                 ok = {"description": "HTML page", "content": {"text/html": {}}}
             elif meta and meta["stream"]:
@@ -66,19 +72,34 @@ def build_spec(app) -> dict:
                 ok = {"description": "text", "content": {"text/plain": {}}}
             else:
                 ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
-            responses = {"200": ok}
+            responses = {str(meta["status"]) if meta else "200": ok}
             err = {"content": {"application/json": {"schema": _ERROR}}}
             for code, text in (meta or {}).get("responses", {}).items():
                 if str(code).startswith("4"):
                     responses[str(code)] = {"description": text, **err}
                 else:  # e.g. /api/health's 503 carries the health document itself
                     responses[str(code)] = {"description": text, "content": ok.get("content", {})}
-            if method not in ("GET", "HEAD") or not c.loopback:
+            if rule.endpoint in OPEN_ENDPOINTS:
+                pass  # the sign-in itself: open to all
+            elif meta and meta["html"] and method == "GET" and not c.loopback:
+                responses.setdefault("302", {"description": "not signed in: to the sign-in page"})
+            elif method not in ("GET", "HEAD") or not c.loopback:
                 responses.setdefault("401", {"description": "the dashboard token is needed", **err})
+            if c.loopback:
+                responses.setdefault("421", {"description": "a Host header that is not loopback (DNS rebinding)",
+                                             **err})
             if method not in ("GET", "HEAD"):
                 responses.setdefault("403", {"description": "read-only mode, or a browser session without "
                                                             "its CSRF token", **err})
             responses.setdefault("400", {"description": "bad input; the message says what to fix", **err})
+            if path_params:
+                missing = {"content": {"text/html": {}}} if meta and meta["html"] else err
+                responses.setdefault("404", {"description": "no such resource, or the path does not name one",
+                                             **missing})
+            if method not in ("GET", "HEAD"):
+                responses.setdefault("415", {"description": "a body that is not application/json", **err})
+            responses.setdefault("503", {"description": "the fleet database could not answer; the message says "
+                                                        "why", **err})
             op["responses"] = responses
             if method not in ("GET", "HEAD"):
                 op["security"] = [{"bearer": []}, {"session": []}]

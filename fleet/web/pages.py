@@ -5,9 +5,11 @@ lacks (hardware, usage) are not offered.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 
+from .auth import safe_next
 from .common import ctx, doc
+from .params import INT64_MAX
 
 
 def features(app) -> dict:
@@ -60,6 +62,8 @@ def install(app, c) -> None:
     @bp.get("/tasks/<int:task_id>")
     @doc("One task's page: payload, attempts, result, error, actions", tag="pages", html=True)
     def task(task_id: int):
+        if task_id > INT64_MAX:  # no task can have that id
+            abort(404)
         return _render("task.html", "task", f"Task {task_id}", task_id=task_id)
 
     @bp.get("/submit")
@@ -91,10 +95,7 @@ def install(app, c) -> None:
     @doc("Sign-in page: paste the dashboard token once", tag="pages", html=True,
          query={"next": {"type": "string", "description": "page to open after signing in (a local path)"}})
     def signin():
-        nxt = request.args.get("next", "/")
-        if not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/"
-        return _render("signin.html", "signin", "Sign in", next_url=nxt)
+        return _render("signin.html", "signin", "Sign in", next_url=safe_next(request.args.get("next")))
 
     if "/api/thermal" in {r.rule for r in app.url_map.iter_rules()}:
         @bp.get("/hardware")

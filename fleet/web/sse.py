@@ -1,7 +1,8 @@
 """Live updates: /api/stream (Server-Sent Events). One pump thread tails the
 store's event log and the hardware state file and fans changes out to every
 open stream; streams resume from Last-Event-ID, send a keep-alive comment
-when idle, and are capped (past the cap: a clear 503).
+when idle, and are capped, anonymous and signed-in streams apart (past a
+cap: a clear 503).
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ class EventHub:
     def __init__(self, c):
         self.c = c
         self.poll_s = float(c.cfg["dashboard"]["poll_s"])
-        self.cap = int(c.cfg["dashboard"]["max_streams"])
+        self.cap = int(c.cfg["dashboard"]["max_streams"])  # signed-in streams
+        self.anonymous_cap = int(c.cfg["dashboard"]["max_anonymous_streams"])
         self.cond = threading.Condition()
         self.buffer: collections.deque = collections.deque(maxlen=BUFFER)  # (seq, event_id|None, text)
         self.seq = 0
         self.last_id = 0
-        self.active = 0
+        self.active = 0  # every open stream (the pump runs while there is one)
+        self.anonymous = 0  # of which opened without a token
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._hw_mtime: float | None = None
@@ -138,16 +141,24 @@ class EventHub:
                          for g in hw.get("gpus") or []]}
 
     # -- subscribers -----------------------------------------------------
-    def try_enter(self) -> bool:
+    def try_enter(self, anonymous: bool) -> bool:
+        """Take a slot: anonymous streams and signed-in ones have separate caps,
+        so streams opened without the token can never lock the operator out."""
         with self.cond:
-            if self.active >= self.cap:
+            if anonymous:
+                if self.anonymous >= self.anonymous_cap:
+                    return False
+                self.anonymous += 1
+            elif self.active - self.anonymous >= self.cap:
                 return False
             self.active += 1
             return True
 
-    def leave(self) -> None:
+    def leave(self, anonymous: bool) -> None:
         with self.cond:
             self.active -= 1
+            if anonymous:
+                self.anonymous -= 1
 
     def cursor(self) -> tuple[int, int]:
         """(buffer position, last store event id in the buffer), read together."""
@@ -194,10 +205,17 @@ bp = Blueprint("sse", __name__)
 def stream():
     c = ctx()
     hub: EventHub = c.hub
-    if not hub.try_enter():
-        resp = error_response(
-            503, f"too many live streams are open (the cap is {hub.cap}); close other dashboard tabs "
-                 "or raise [dashboard] max_streams", cap=hub.cap)
+    anonymous = request.fleet_auth is None
+    if not hub.try_enter(anonymous):
+        if anonymous:
+            resp = error_response(
+                503, f"too many live streams without a token are open (the cap is {hub.anonymous_cap}); "
+                     "sign in at /signin (signed-in streams have their own slots) or raise "
+                     "[dashboard] max_anonymous_streams", cap=hub.anonymous_cap)
+        else:
+            resp = error_response(
+                503, f"too many live streams are open (the cap is {hub.cap}); close other dashboard tabs "
+                     "or raise [dashboard] max_streams", cap=hub.cap)
         resp.headers["Retry-After"] = "10"
         return resp
     hub.start()  # after try_enter, so an idle pump cannot exit under a new stream
@@ -259,7 +277,7 @@ def stream():
     def release() -> None:
         if not released.is_set():
             released.set()
-            hub.leave()
+            hub.leave(anonymous)
 
     resp.call_on_close(release)
     resp.headers["Cache-Control"] = "no-cache"

@@ -140,6 +140,7 @@ const Fleet = (() => {
       if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
       else if (k === "class") node.className = v;
       else if (k === "dataset") Object.assign(node.dataset, v);
+      else if (k === "style") node.style.cssText = v;  /* CSSOM: allowed by the CSP, a style attribute is not */
       else node.setAttribute(k, v === true ? "" : v);
     }
     for (const c of children.flat()) {
