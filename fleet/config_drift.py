@@ -68,11 +68,14 @@ def diff_against_last_good(home: str | os.PathLike) -> str | None:
 
 
 def stale_agents(agents: list[dict], starts: dict[str, dict], current: str) -> dict[str, str]:
-    """{agent name: the hash it runs} for live agents whose last start
+    """{agent name: the hash it runs} for live workers whose last start
     recorded a config hash other than `current` (`starts`: the store's
-    last_event_per_agent(["agent_start"]))."""
+    last_event_per_agent(["agent_start"])). The supervisor is left out: it
+    runs on its last good config, and a restart of the fleet is its own."""
     out = {}
     for a in agents:
+        if a.get("role") == "supervisor":
+            continue
         detail = (starts.get(a["name"]) or {}).get("detail") or {}
         ran = detail.get("config_hash") if isinstance(detail, dict) else None
         if ran and ran != current and a["status"] not in ("stopped", "parked"):

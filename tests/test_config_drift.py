@@ -37,6 +37,12 @@ def test_workers_on_an_older_config_are_stale_until_restarted(fleet):  # noqa: F
     assert doc["stale_config"] == ["coder_1", "coder_2"], doc["stale_config"]
     out = cli(fleet.home, "status").out
     assert "stale config: coder_1, coder_2" in out and "restart --stale" in out
+    from fleet.config import load_config
+    from fleet.dashboard import create_app
+
+    api = create_app(load_config(fleet.home), store=store).test_client().get("/api/status").get_json()
+    assert api["stale_config"] == ["coder_1", "coder_2"] and api["config_hash"] == doc["config_hash"]
+    assert [a["stale_config"] for a in api["agents"] if a["name"] == "coder_1"] == [True]
     status_md = wait_until(lambda: "stale config" in (t := (fleet.home / "STATUS.md").read_text()) and t, 30,
                            step=0.2, what="STATUS.md to show the stale workers")
     assert "coder_1" in status_md.split("stale config**:")[1].splitlines()[0]

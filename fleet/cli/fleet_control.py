@@ -258,17 +258,26 @@ def _check_role(ctx: Ctx, role: str | None) -> None:
                          + (f"; services: {', '.join(services)}" if services else ""))
 
 
-def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
-    """Send a control message to the supervisor that manages the target (this
-    host's, or the host named in an agent name like `coder_1@gpu-box`) and wait
-    until it reads it."""
+def request_supervisor(ctx: Ctx, body: dict, what: str, timeout: float | None = None) -> dict:
+    """Send a control request to the supervisor that manages its target (this
+    host's, or the host named in an agent name like `coder_1@gpu-box`) and
+    wait (up to `timeout`, else --timeout, default 10 s) for it to take it.
+    Returns {"request", "message_id", "supervisor", "supervisor_pid" (None for
+    another host's), "acknowledged", "timeout_s"}; raises CliError when that
+    supervisor does not run or exits first. Prints nothing."""
     to = supervisor_for(ctx.cfg, body.get("target"))
-    if to != supervisor_name(ctx.cfg):
-        return _ask_remote_supervisor(ctx, to, body, what)
-    pid = ctx.require_supervisor(what)
     store = ctx.store
+    pid = None
+    if to == supervisor_name(ctx.cfg):
+        pid = ctx.require_supervisor(what)
+    else:  # another host's: no pid to check here, so its heartbeat row says whether it runs
+        agent = store.get_agent(to)
+        limit = float(ctx.cfg["supervisor"]["heartbeat_timeout_s"])
+        if agent is None or agent["status"] == "stopped" or time.time() - (agent["last_heartbeat"] or 0) > limit:
+            raise CliError(f"{what}: {to} is not running (no heartbeat within {limit:g} s); start the fleet on "
+                           f"host {host_of(to)}", EXIT_NO_SUPERVISOR)
     mid = store.send_message(SENDER, to, body, channel="sup")
-    timeout = float(getattr(ctx.args, "timeout", None) or 10.0)
+    timeout = float(timeout or getattr(ctx.args, "timeout", None) or 10.0)
     deadline = time.monotonic() + timeout
     acked = False
     while time.monotonic() < deadline:
@@ -277,42 +286,29 @@ def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
         if row is not None and row.get("read_at"):
             acked = True
             break
-        if ctx.supervisor_pid() is None:
+        if pid is not None and ctx.supervisor_pid() is None:
             raise CliError(f"the supervisor (pid {pid}) exited before taking the request", EXIT_NO_SUPERVISOR)
         time.sleep(0.1)
-    result = {"request": body, "message_id": mid, "supervisor_pid": pid, "acknowledged": acked}
+    return {"request": body, "message_id": mid, "supervisor": to, "supervisor_pid": pid, "acknowledged": acked,
+            "timeout_s": timeout}
+
+
+def _who(result: dict) -> str:
+    pid = result["supervisor_pid"]
+    return f"the supervisor (pid {pid})" if pid is not None else result["supervisor"]
+
+
+def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
+    result = request_supervisor(ctx, body, what)
+    timeout = result.pop("timeout_s")
     if ctx.json:
         print_json(result)
-    elif acked:
-        print(f"{what}: the supervisor (pid {pid}) took the request")
-    if not acked:
-        raise CliError(f"{what}: the supervisor (pid {pid}) did not take the request within {timeout:.0f} s; "
-                       "see logs/supervisor.log", EXIT_FAILED)
+    elif result["acknowledged"]:
+        print(f"{what}: {_who(result)} took the request")
+    if not result["acknowledged"]:
+        raise CliError(f"{what}: {_who(result)} did not take the request within {timeout:.0f} s; "
+                       "see logs/supervisor.log on its host", EXIT_FAILED)
     return EXIT_OK
-
-
-def _ask_remote_supervisor(ctx: Ctx, to: str, body: dict, what: str) -> int:
-    """As _ask_supervisor, for another host's supervisor: no pid to check
-    here, so its heartbeat row says whether it runs."""
-    agent = ctx.store.get_agent(to)
-    limit = float(ctx.cfg["supervisor"]["heartbeat_timeout_s"])
-    if agent is None or agent["status"] == "stopped" or time.time() - (agent["last_heartbeat"] or 0) > limit:
-        raise CliError(f"{what}: {to} is not running (no heartbeat within {limit:g} s); start the fleet on "
-                       f"host {host_of(to)}", EXIT_NO_SUPERVISOR)
-    mid = ctx.store.send_message(SENDER, to, body, channel="sup")
-    timeout = float(getattr(ctx.args, "timeout", None) or 10.0)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = next((m for m in ctx.store.messages(channel="sup", after_id=mid - 1, limit=1000) if m["id"] == mid), None)
-        if row is not None and row.get("read_at"):
-            if ctx.json:
-                print_json({"request": body, "message_id": mid, "supervisor": to, "acknowledged": True})
-            else:
-                print(f"{what}: {to} took the request")
-            return EXIT_OK
-        time.sleep(0.1)
-    raise CliError(f"{what}: {to} did not take the request within {timeout:.0f} s; see its host's "
-                   "logs/supervisor.log", EXIT_FAILED)
 
 
 def cmd_start(ctx: Ctx) -> int:
@@ -329,10 +325,37 @@ def cmd_stop(ctx: Ctx) -> int:
 
 def cmd_restart(ctx: Ctx) -> int:
     target = ctx.args.target
+    if ctx.args.stale:
+        if target:
+            raise UsageError("give a role or worker, or --stale, not both")
+        return _restart_stale(ctx)
+    if not target:
+        raise UsageError("name a role or worker to restart, or --stale for the workers on an older fleet.toml")
     if target not in _known_roles(ctx.cfg) and target not in _known_workers(ctx):
         raise UsageError(f"{target!r} is neither a role nor a worker; roles: {', '.join(_known_roles(ctx.cfg))}; "
                          f"workers: {', '.join(_known_workers(ctx)) or '(none)'}")
     return _ask_supervisor(ctx, {"type": "restart", "target": target}, f"restart {target}")
+
+
+def _restart_stale(ctx: Ctx) -> int:
+    """Restart each worker whose config hash is not the current fleet.toml's."""
+    doc = collect_status(ctx)
+    names = doc["stale_config"]
+    results = [request_supervisor(ctx, {"type": "restart", "target": n}, f"restart {n}") for n in names]
+    missed = [n for n, r in zip(names, results, strict=True) if not r["acknowledged"]]
+    if ctx.json:
+        print_json({"restarted": [n for n in names if n not in missed], "not_taken": missed,
+                    "config_hash": doc["config_hash"]})
+    elif not names:
+        print(f"no worker runs a stale config (all on {doc['config_hash']})")
+    else:
+        for n, r in zip(names, results, strict=True):
+            if r["acknowledged"]:
+                print(f"restart {n}: {_who(r)} took the request")
+    if missed:
+        raise CliError(f"restart --stale: the request for {', '.join(missed)} was not taken in time; "
+                       "see logs/supervisor.log", EXIT_FAILED)
+    return EXIT_OK
 
 
 def _pause_resume(ctx: Ctx, kind: str) -> int:
@@ -489,7 +512,9 @@ def register(sub, json_parent) -> None:
         p.add_argument("--timeout", type=positive_float, default=10.0, help="seconds to wait for the supervisor to take it")
         p.set_defaults(func=fn)
     p = sub.add_parser("restart", parents=[json_parent], help="restart a role's workers or one worker")
-    p.add_argument("target", metavar="ROLE|WORKER")
+    p.add_argument("target", metavar="ROLE|WORKER", nargs="?")
+    p.add_argument("--stale", action="store_true",
+                   help="restart the workers running an older fleet.toml (status shows them as stale config)")
     p.add_argument("--timeout", type=positive_float, default=10.0, help="seconds to wait for the supervisor to take it")
     p.set_defaults(func=cmd_restart)
     for name, fn, text in (("pause", cmd_pause, "stop claiming new tasks (fleet-wide, or one worker)"),
