@@ -1,9 +1,10 @@
 """The lead_client commands, one module per area: fleet control, tasks,
-messaging, cost, logs/alerts, secrets and operations. `fleet/lead_client.py`
+messaging, cost, logs/alerts, secrets, operations and the operator tools
+(debug reports, resolutions, audit, GDPR erase). `fleet/lead_client.py`
 is the thin argparse front; JSON shapes are documented in docs/cli.md.
 """
 
-AREAS = ("fleet_control", "tasks", "messaging", "cost", "logs_alerts", "secrets_cmd", "ops", "smoke")
+AREAS = ("fleet_control", "tasks", "messaging", "cost", "logs_alerts", "secrets_cmd", "ops", "smoke", "operator_tools")
 
 # Which area registers each command: lets the front build only the parser the
 # command line needs (start-up time of `status` matters).
@@ -16,5 +17,7 @@ COMMANDS = {
     **dict.fromkeys(("logs", "alerts"), "logs_alerts"),
     "secret": "secrets_cmd",
     "smoke": "smoke",
-    **dict.fromkeys(("install-service", "uninstall-service", "backup", "restore", "preflight", "report", "store"), "ops"),
+    **dict.fromkeys(("report-issue", "resolutions", "audit", "gdpr-erase"), "operator_tools"),
+    **dict.fromkeys(("install-service", "uninstall-service", "backup", "restore", "preflight", "report", "store"),
+                    "ops"),
 }

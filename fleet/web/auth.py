@@ -1,7 +1,8 @@
 """Dashboard access control: the token (0600 file in the fleet home, or the
 FLEET_DASHBOARD_TOKEN secret), Bearer checks in constant time, browser
 sign-in with an HttpOnly SameSite cookie, CSRF for cookie-authenticated
-mutations, read-only mode, Host checks on loopback, and response redaction.
+mutations, read-only mode, Host checks on loopback, and response redaction (with the
+shared fleet.redact.Redactor).
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ import hmac
 import ipaddress
 import logging
 import os
-import re
 import secrets
-import threading
-import time
-import urllib.parse
 
 from flask import Blueprint, jsonify, redirect, request, session, url_for
+
+from fleet.redact import Redactor  # noqa: F401 - the dashboard's redactor (FleetContext) is the shared one
 
 from .common import ApiError, ctx, doc, error_response, json_body
 
@@ -26,7 +25,6 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Reachable without a token even where reads need one: the sign-in itself.
 OPEN_ENDPOINTS = {"static", "auth.session_get", "auth.session_create", "pages.signin"}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger("dashboard.auth")
@@ -82,54 +80,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-# -- redaction: no response carries a secret -------------------------------
-class Redactor:
-    """Knows every secret value (dashboard token, secrets file, secret-looking
-    environment variables) and blanks them out of outgoing text."""
-
-    MIN_LEN = 8
-
-    def __init__(self, cfg: dict, token: str):
-        self.cfg = cfg
-        self.token = token
-        self._values: list[str] = []
-        self._loaded_at = 0.0
-        self._lock = threading.Lock()
-
-    def _collect(self) -> list[str]:
-        values = {self.token}
-        for name, value in os.environ.items():
-            if _SECRET_NAME.search(name) and value:
-                values.add(value)
-        for prov in self.cfg["providers"].values():
-            env_name = prov["api_key_env"]
-            if env_name and os.environ.get(env_name):  # a provider's key under any variable name
-                values.add(os.environ[env_name])
-            password = urllib.parse.urlsplit(prov["base_url"]).password
-            if password:  # credentials written into a server URL
-                values.add(password)
-        from fleet import secret_file as mod
-
-        try:
-            values.update(str(v) for v in mod.read_secrets(self.cfg).values() if v)
-        except (mod.SecretsError, OSError, ValueError) as exc:
-            log.warning("secrets file unreadable (%s); nothing from it can be leaked either", exc)
-        return sorted((v for v in values if len(v) >= self.MIN_LEN), key=len, reverse=True)
-
-    def values(self) -> list[str]:
-        with self._lock:
-            if time.monotonic() - self._loaded_at > 5.0:
-                self._values = self._collect()
-                self._loaded_at = time.monotonic()
-            return self._values
-
-    def scrub(self, text: str) -> str:
-        for value in self.values():
-            if value in text:
-                text = text.replace(value, "[redacted]")
-        return text
 
 
 # -- per-request checks ----------------------------------------------------
