@@ -64,7 +64,7 @@ ROLE_AFFINITY = {
     "coder": ["code_review", "code_discuss", "code_index", "fma_review", "skill_draft", "code_quality"],
     "archivist": ["summarize", "synthesize", "flashcard", "rag_index", "rag_query", "backup", "memory_optimizer"],
     "analyst": ["summarize", "synthesize", "rag_query"],
-    "security": ["security_review", "code_quality"],
+    "security": ["security_review", "code_quality", "secret_rotate"],
     "planner": ["plan_workload"],
 }
 
