@@ -14,6 +14,7 @@ def register_blueprints(app, c) -> None:
         api_fleet,
         api_hw,
         api_knowledge,
+        api_ops,
         api_status,
         api_tasks,
         api_usage,
@@ -24,5 +25,5 @@ def register_blueprints(app, c) -> None:
     )
 
     for module in (api_status, api_tasks, api_fleet, api_comms, api_files, api_knowledge, api_hw, api_usage,
-                   sse, metrics, openapi, pages):
+                   api_ops, sse, metrics, openapi, pages):
         module.install(app, c)
