@@ -18,11 +18,13 @@ from typing import Any
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|DSN)", re.IGNORECASE)
 REDACTED = "[redacted]"
 # Secret-shaped text whose value no list knows (a key pasted into a log line):
-# `name=value` / `name: value` for secret-looking names, Bearer tokens,
+# `name=value` / `name: value` for names ending in a secret word (so
+# `GITHUB_TOKEN=...` goes, `max_tokens: 1024` stays), Bearer tokens,
 # provider key prefixes, and user:password@ in URLs.
 _SHAPES = (
-    (re.compile(r"(?i)\b([\w.-]*(?:api[_-]?key|token|secret|password|passwd|credential)[\w.-]*)"
-                r"(\s*[=:]\s*|\"\s*:\s*\")(?!\[redacted\])([^\s\"',;&]+)"), r"\1\2" + REDACTED),
+    (re.compile(r"(?i)\b([\w.-]*(?:api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|token|secret|"
+                r"password|passwd|credentials?))(\s*[=:]\s*|\"\s*:\s*\")(?!\[redacted\])([^\s\"',;&]+)"),
+     r"\1\2" + REDACTED),
     (re.compile(r"(?i)\b(Bearer|Basic)\s+(?!\[redacted\])[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
     (re.compile(r"\b(sk-(?:ant-)?|ghp_|gho_|xox[abp]-|AKIA)[A-Za-z0-9_-]{8,}"), REDACTED),
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+):[^@\s/]+@"), r"\1:" + REDACTED + "@"),

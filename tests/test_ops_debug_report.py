@@ -47,6 +47,7 @@ enabled = false
         f"2026-01-01 sent Authorization: Bearer {UNKNOWN_BEARER}\n"
         f"2026-01-01 login password={UNKNOWN_PASSWORD} ok\n"
         f"2026-01-01 pasted {UNKNOWN_SK} by mistake\n"
+        "2026-01-01 usage input_tokens=1200 max_tokens: 1024\n"
         "2026-01-01 LAST LINE of coder_1\n"))
     (logs / "supervisor.log").write_text("2026-01-01 supervisor started\n")
     store = open_store(load_config(home))
@@ -94,6 +95,7 @@ def test_report_has_every_section_and_no_planted_secret(isolated_home):
     assert len(tail) == 50 and tail[-1].endswith("LAST LINE of coder_1")
     assert any("Bearer [redacted]" in line for line in tail)
     assert any("password=[redacted]" in line for line in tail)
+    assert "2026-01-01 usage input_tokens=1200 max_tokens: 1024" in tail  # counts are no secrets
     assert rep["logs"]["supervisor.log"] == ["2026-01-01 supervisor started"]
     assert len(rep["failed_tasks"]) == 3 and all("[redacted]" in t["error"] for t in rep["failed_tasks"])
     assert {c["name"] for c in rep["preflight"]["checks"]} >= {"config", "store", "disk"}
@@ -107,11 +109,22 @@ def test_report_has_every_section_and_no_planted_secret(isolated_home):
     assert audit.rc == 0 and ENV_SECRET not in audit.out and len(audit.json()["items"]) == 1
 
 
-def test_no_logs_leaves_the_logs_out(isolated_home):
+def test_no_logs_leaves_the_logs_out_and_failed_tasks_are_the_last_20(isolated_home):
     _home(isolated_home)
+    store = open_store(load_config(isolated_home))
+    try:
+        for i in range(22):
+            store.enqueue("noop", {"more": i})
+            task = store.claim("coder_1", ["noop"])
+            store.fail(task.id, task.lease_token, f"later failure {i}", retryable=False)
+        newest = [t.id for t in store.list_tasks(status="FAILED", limit=20).items]
+    finally:
+        store.close()
     _, text, _, rep = _report(isolated_home, "--no-logs")
     assert rep["logs"] == "left out (--no-logs)"
     assert "LAST LINE of coder_1" not in text
+    assert [t["id"] for t in rep["failed_tasks"]] == newest and len(newest) == 20
+    assert rep["failed_tasks"][0]["error"] == "later failure 21"
 
 
 def test_resolution_lifecycle_and_exit_codes(isolated_home):
