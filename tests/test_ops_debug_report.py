@@ -148,3 +148,5 @@ def test_resolution_lifecycle_and_exit_codes(isolated_home):
     assert no_note.rc == 2
     plain = cli(isolated_home, "resolutions")
     assert plain.rc == 0 and "raised the lease" in plain.out and "two" in plain.out
+    bare = cli(isolated_home, "resolutions", "--json")  # no sub-command: the list
+    assert bare.rc == 0 and [x["id"] for x in bare.json()["reports"]] == [second["id"], first["id"]]

@@ -134,9 +134,10 @@ def register(sub, json_parent) -> None:
     p.add_argument("--no-logs", action="store_true", help="leave the log tails out")
     p.set_defaults(func=cmd_report_issue)
 
-    p = sub.add_parser("resolutions", help="debug reports and their resolution: list, resolve ID --note TEXT")
+    p = sub.add_parser("resolutions", parents=[json_parent],
+                       help="debug reports and their resolution: list, resolve ID --note TEXT")
     rs = p.add_subparsers(dest="resolutions_command", metavar="list|resolve")
-    p.set_defaults(func=cmd_resolutions, resolutions_command="list", status=None, limit=50, json=False)
+    p.set_defaults(func=cmd_resolutions, resolutions_command="list", status=None, limit=50)
     q = rs.add_parser("list", parents=[json_parent], help="debug reports, newest first")
     q.add_argument("--status", choices=("open", "resolved"))
     q.add_argument("--limit", type=positive_int, default=50)
