@@ -146,5 +146,14 @@ def test_secret_rotate_skill_reports_overdue_keys_without_reading_values(isolate
         assert len(rotate_alert) == 1 and "secret rotate FRESH_TOKEN" in rotate_alert[0]["message"]
         bad = cli(home, "dispatch", "secret_rotate", '{"action": "rotate", "key": "NOPE"}', "--wait", "--json")
         assert bad.rc == 1 and "not in" in bad.json()["task"]["error"]
+        # the overdue keys rotated (the registry edited as `secret rotate` would: the file is unreadable now),
+        # the next check finds nothing overdue and closes its warning
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
+        _age_entry(home, "ANTHROPIC_API_KEY", now, 90)
+        _age_entry(home, "BRAVE_API_KEY", now, 30)
+        clean = cli(home, "dispatch", "secret_rotate", "{}", "--wait", "--json").json()["task"]["result"]
+        assert clean["overdue"] == [] and clean["alert_id"] is None
+        still = [a for a in cli(home, "alerts", "--json").json()["alerts"] if a["id"] == result["alert_id"]]
+        assert still == []
     finally:
         stop(worker)

@@ -1,6 +1,7 @@
 """secret_rotate skill: checks keys_registry.toml (fleet.key_registry) for keys
 past their rotation period and raises a warning alert naming them; or, with
-{"action": "rotate", "key": K}, asks the operator to rotate K now. It reads
+{"action": "rotate", "key": K}, asks the operator to rotate K now. A check
+that finds nothing overdue acknowledges its earlier warning. It reads
 only the registry, never a secret's value (it cannot rotate by itself: a new
 key comes from its provider, through `lead_client.py secret rotate KEY`).
 """
@@ -59,6 +60,10 @@ def run(payload: dict, config: dict, log) -> dict:
         return {"action": "rotate", "key": key, "alert_id": alert_id}
     overdue = key_registry.overdue_keys(config)
     alert_id = None
+    if not overdue:  # every key rotated in time again: the warning has done its work
+        for alert in store.list_alerts(active_only=True, limit=1000):
+            if alert["dedup_key"] == f"{ALERT_COMPONENT}:overdue":
+                store.ack_alert(alert["id"], by=ALERT_COMPONENT)
     if overdue:
         alert_id = store.raise_alert(
             "warning", ALERT_COMPONENT,
