@@ -62,6 +62,10 @@ def test_audit_filters_by_actor_prefix_action_and_time(store):
         store.audit_trail(action="claim")
     with pytest.raises(InvalidInput):
         store.audit_trail(limit=0)
+    with pytest.raises(InvalidInput):
+        store.audit_trail(before_id="12")
+    with pytest.raises(InvalidInput):
+        store.debug_reports(limit=True)
 
 
 def test_audit_pages_with_the_cursor(store):

@@ -988,7 +988,8 @@ class StoreContract(Protocol):
 
         Ordering: newest first (id descending).
 
-        Errors: InvalidInput (unknown action, bad limit); StoreUnavailable.
+        Errors: InvalidInput (unknown action, bad limit or before_id);
+        StoreUnavailable.
 
         Atomicity: one read.
         """
@@ -1023,9 +1024,9 @@ class StoreContract(Protocol):
         """Debug reports as `debug_report` gives them, optionally only "open"
         or only "resolved" ones.
 
-        Ordering: newest first, at most `limit`.
+        Ordering: newest first, at most `limit` (1-1000).
 
-        Errors: InvalidInput (unknown status); StoreUnavailable.
+        Errors: InvalidInput (unknown status, bad limit); StoreUnavailable.
 
         Atomicity: one read.
         """

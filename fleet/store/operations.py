@@ -44,6 +44,11 @@ def via(actor: str) -> str:
     return actor
 
 
+def _check_limit(limit) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise InvalidInput(f"limit must be a whole number from 1 to 1000, got {limit!r}")
+
+
 def _report(row) -> dict:
     detail = loads(row["detail"]) or {}
     resolution = loads(row["resolution"]) or {}
@@ -65,8 +70,9 @@ class OperationsMixin:
                     until: float | None = None, before_id: int | None = None, limit: int = 100) -> dict:
         if action is not None and action not in OPERATOR_ACTIONS:
             raise InvalidInput(f"{action!r} is not an operator action; use one of {', '.join(OPERATOR_ACTIONS)}")
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InvalidInput(f"limit must be a whole number from 1 to 1000, got {limit!r}")
+        _check_limit(limit)
+        if before_id is not None and (isinstance(before_id, bool) or not isinstance(before_id, int)):
+            raise InvalidInput(f"before_id must be an event id (a whole number), got {before_id!r}")
         actions = (action,) if action is not None else OPERATOR_ACTIONS
         clauses = [f"action IN ({','.join('?' * len(actions))})",
                    # a worker acknowledging a cancel finishes the operator's request: not an action of its own
@@ -120,6 +126,7 @@ class OperationsMixin:
     def debug_reports(self, *, status: str | None = None, limit: int = 100) -> list[dict]:
         if status is not None and status not in REPORT_STATES:
             raise InvalidInput(f"report status must be one of {', '.join(REPORT_STATES)}, got {status!r}")
+        _check_limit(limit)
         where = {"open": " AND r.id IS NULL", "resolved": " AND r.id IS NOT NULL", None: ""}[status]
         rows = self._conn().execute(
             f"SELECT {_REPORT_COLUMNS} {_REPORT_JOIN}{where} ORDER BY e.id DESC LIMIT ?", (limit,)  # nosec B608
