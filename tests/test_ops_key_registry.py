@@ -157,3 +157,18 @@ def test_secret_rotate_skill_reports_overdue_keys_without_reading_values(isolate
         assert still == []
     finally:
         stop(worker)
+
+
+def test_backup_keeps_the_registry_and_restore_brings_it_back(isolated_home):
+    home = isolated_home
+    assert cli(home, "secret", "set", "ANTHROPIC_API_KEY", FIRST).rc == 0
+    made = cli(home, "backup", "--json")
+    assert made.rc == 0, made
+    info = made.json()
+    assert info["keys_registry"] is True
+    copied = Path(info["path"]) / "keys_registry.toml"
+    assert copied.read_text() == (home / "keys_registry.toml").read_text() and FIRST not in copied.read_text()
+    (home / "keys_registry.toml").unlink()
+    restored = cli(home, "restore", info["id"], "--json")
+    assert restored.rc == 0, restored
+    assert _registry(home)["ANTHROPIC_API_KEY"]["provider"] == "claude"
