@@ -1,6 +1,6 @@
 """GDPR erase of one agent's data: what it authored in the store (messages,
 notes, events; its usage rows are kept for accounting, pseudonymised) and in
-knowledge/ (the files skills name after it: `..._<agent>.<ext>`). `plan_erase`
+knowledge/ (the files skills name after it: `..._<YYYYMMDD>_<agent>.<ext>`). `plan_erase`
 says what would go; `erase_agent` does it and leaves one audit record with
 counts only (the store's `erase_agent_data`).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -22,13 +23,15 @@ def _file_suffix(agent: str) -> str:
 
 
 def knowledge_files(cfg: dict, agent: str) -> list[Path]:
-    """The files under knowledge/ the agent authored: their stem (the name
-    without its last extension) ends with `_<agent>`. Symlinks are not
-    followed and not counted (they are not the agent's writing)."""
+    """The files under knowledge/ the agent authored, as skills name them:
+    the stem (the name without its last extension) ends with
+    `_<YYYYMMDD>_<agent>` (fleet.skills._common.today and agent_name), so
+    agent `a` does not claim `data_a.md`, nor `coder_1` `..._coder_11.md`.
+    Symlinks are not followed and not counted (they are not its writing)."""
     root = Path(cfg["paths"]["knowledge"])
     if not root.is_dir():
         return []
-    suffix = _file_suffix(agent)
+    authored = re.compile(r"_\d{8}" + re.escape(_file_suffix(agent)) + r"$")
     out = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
@@ -37,7 +40,7 @@ def knowledge_files(cfg: dict, agent: str) -> list[Path]:
             if path.is_symlink() or not path.is_file():
                 continue
             stem = name.rsplit(".", 1)[0] if "." in name else name
-            if stem.endswith(suffix):
+            if authored.search(stem):
                 out.append(path)
     return sorted(out)
 

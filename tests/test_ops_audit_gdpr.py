@@ -104,11 +104,13 @@ def _plant(home: Path) -> dict:
     store.set_agent_status("coder_1", "parked", actor="supervisor", detail={"why": "PRIVATE reason"})
     store.close()
     knowledge = Path(load_config(home)["paths"]["knowledge"])
-    mine = [knowledge / "code_reviews" / "db_py_review_2026-01-01_coder_1.md",
-            knowledge / "summaries" / "notes_summary_2026-01-02_coder_1.md",
-            knowledge / "flashcards" / "topic_cards_2026-01-03_coder_1"]
-    others = [knowledge / "code_reviews" / "db_py_review_2026-01-01_coder_2.md",
-              knowledge / "code_reviews" / "db_py_review_2026-01-01_coder_11.md",
+    # named as the skills name what they write: <what>_<YYYYMMDD>_<agent>[.ext]
+    mine = [knowledge / "code_reviews" / "db_py_review_20260101_coder_1.md",
+            knowledge / "summaries" / "notes_summary_20260102_coder_1.md",
+            knowledge / "flashcards" / "topic_cards_20260103_coder_1"]
+    others = [knowledge / "code_reviews" / "db_py_review_20260101_coder_2.md",
+              knowledge / "code_reviews" / "db_py_review_20260101_coder_11.md",
+              knowledge / "notes" / "about_coder_1.md",      # names it, but no skill wrote it as coder_1
               knowledge / "code_index.jsonl"]
     for p in mine + others:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +176,28 @@ def test_confirm_erases_exactly_that_and_keeps_accounting(isolated_home):
     again = cli(isolated_home, "gdpr-erase", "coder_1", "--json").json()
     assert again["would_erase"] == {"messages": 0, "notes": 0, "events": 0, "knowledge_files": 0}
     assert again["would_pseudonymise"] == {"usage_rows": 0, "events_naming": 0}
+
+
+def test_erase_finds_what_a_real_skill_wrote_as_the_agent(isolated_home, monkeypatch):
+    """The file-name rule matches the skills' own naming: summarize (extractive,
+    no model) run as coder_1 and as coder_2; only coder_1's summary goes."""
+    import logging
+
+    from fleet.skills import summarize
+
+    cfg = write_config(isolated_home)
+    (isolated_home / "notes.md").write_text("The fleet runs skills. Workers claim tasks from the queue. "
+                                            "Each task has a lease that the worker renews while it runs.\n")
+    written = {}
+    for agent in ("coder_1", "coder_2"):
+        monkeypatch.setenv("FLEET_AGENT", agent)
+        written[agent] = Path(summarize.run({"path": "notes.md", "method": "extractive"}, cfg,
+                                            logging.getLogger("test"))["saved_to"])
+    plan = cli(isolated_home, "gdpr-erase", "coder_1", "--json").json()
+    root = Path(cfg["paths"]["knowledge"])
+    assert plan["files"] == [str(written["coder_1"].relative_to(root))]
+    assert cli(isolated_home, "gdpr-erase", "coder_1", "--confirm").rc == 0
+    assert not written["coder_1"].exists() and written["coder_2"].exists()
 
 
 def test_erase_refuses_a_running_agent(isolated_home):
