@@ -33,13 +33,17 @@ def report_dir(cfg: dict) -> Path:
 def _versions(store) -> dict:
     import fleet
 
-    stats = store.stats()
-    store_version = stats.get("sqlite_version") or stats.get("server_version")
+    try:
+        stats = store.stats()
+        store_version = stats.get("sqlite_version") or stats.get("server_version")
+        store_name = f"{'SQLite' if store.backend == 'sqlite' else 'PostgreSQL'} {store_version}"
+    except Exception as exc:  # noqa: BLE001 - the rest of the versions still count
+        stats, store_name = {}, f"unknown: {exc}"
     return {
         "fleet": fleet.__version__,
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
-        "store": f"{'SQLite' if store.backend == 'sqlite' else 'PostgreSQL'} {store_version}",
+        "store": store_name,
         "store_schema": stats.get("schema_version"),
         "os": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),
@@ -87,6 +91,22 @@ def _section(what: str, fn) -> Any:
         return {"error": f"could not collect {what}: {type(exc).__name__}: {exc}"}
 
 
+class _NoStore:
+    """Stands in for a store that could not be opened: every use raises,
+    saying why, so each section that needs the store reports it."""
+
+    backend = "unavailable"
+
+    def __init__(self, why: str | None):
+        self.why = why or "unknown error"
+
+    def __getattr__(self, name: str):
+        def unavailable(*_args, **_kwargs):
+            raise RuntimeError(f"the store could not be opened ({self.why})")
+
+        return unavailable
+
+
 def _clean(value: Any, redactor: Redactor, home_dir: str) -> Any:
     """Every text in `value` scrubbed of secrets, and the user's home shown as ~."""
     if isinstance(value, dict):
@@ -100,12 +120,16 @@ def _clean(value: Any, redactor: Redactor, home_dir: str) -> Any:
 
 
 def build_report(cfg: dict, store, *, description: str | None = None, steps: str | None = None,
-                 include_logs: bool = True) -> dict:
-    """The report as a dict, already redacted (nothing is written)."""
+                 include_logs: bool = True, store_error: str | None = None) -> dict:
+    """The report as a dict, already redacted (nothing is written). `store`
+    None: the store could not be opened (`store_error` says why); the
+    sections that need it say so and the others are still collected."""
     from fleet.hw_state import read_hw_state
     from fleet.preflight import run_preflight
 
     redactor = Redactor(cfg)
+    if store is None:  # the store could not be opened: what needs it says so, the rest is still collected
+        store = _NoStore(store_error)
     report = {
         "generated_at": time.time(),
         "description": description,
@@ -147,12 +171,16 @@ def render_markdown(report: dict, report_id: int | None = None) -> str:
     if isinstance(alerts, list):
         lines += [f"- [{a['severity']}] {a['component']}: {a['message']} (x{a['occurrences']})" for a in alerts] \
             or ["- none active"]
+    else:
+        lines.append(str(alerts.get("error", alerts)))
     lines.append("")
     failed = report["failed_tasks"]
     lines += ["## Last failed tasks", ""]
     if isinstance(failed, list):
         lines += [f"- task {t['id']} ({t['skill']}, {t['attempts']} attempts): {t['error']}" for t in failed] \
             or ["- none"]
+    else:
+        lines.append(str(failed.get("error", failed)))
     lines.append("")
     pre = report["preflight"]
     if "checks" in pre:
@@ -181,18 +209,23 @@ def _free_stem(folder: Path, ts: float) -> str:
 
 
 def generate_debug_report(cfg: dict, store, *, description: str | None = None, steps: str | None = None,
-                          include_logs: bool = True, by: str = "operator") -> dict:
+                          include_logs: bool = True, by: str = "operator", store_error: str | None = None) -> dict:
     """Build a report, write reports/debug/<timestamp>.json and .md (0600: a
     report describes the machine), record it in the store (status open) and
-    return {"id", "json_path", "md_path", "status", "report"}."""
-    report = build_report(cfg, store, description=description, steps=steps, include_logs=include_logs)
+    return {"id", "json_path", "md_path", "status", "report"}. With `store`
+    None (it could not be opened: a report is most needed then) the report is
+    still written, and not recorded: id None, status "unrecorded"."""
+    report = build_report(cfg, store, description=description, steps=steps, include_logs=include_logs,
+                          store_error=store_error)
     folder = report_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     stem = _free_stem(folder, report["generated_at"])
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
     atomic_write_text(json_path, json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n", mode=0o600)
-    record = store.record_debug_report(os.path.join(REPORT_DIR, f"{stem}.json"),
-                                       description=(report["description"] or "")[:2000] or None, by=by)
+    record = {"id": None, "status": "unrecorded"}
+    if store is not None:
+        record = store.record_debug_report(os.path.join(REPORT_DIR, f"{stem}.json"),
+                                           description=(report["description"] or "")[:2000] or None, by=by)
     atomic_write_text(md_path, render_markdown(report, record["id"]), mode=0o600)
     return {"id": record["id"], "json_path": str(json_path), "md_path": str(md_path), "status": record["status"],
             "report": report}

@@ -150,3 +150,27 @@ def test_resolution_lifecycle_and_exit_codes(isolated_home):
     assert plain.rc == 0 and "raised the lease" in plain.out and "two" in plain.out
     bare = cli(isolated_home, "resolutions", "--json")  # no sub-command: the list
     assert bare.rc == 0 and [x["id"] for x in bare.json()["reports"]] == [second["id"], first["id"]]
+
+
+def test_a_report_is_written_when_the_store_is_down(isolated_home):
+    """A report is needed most when the store cannot be reached: it is still
+    written (the sections that need the store say why), just not recorded."""
+    (isolated_home / "fleet.toml").write_text(
+        '[store]\nbackend = "postgresql"\ndsn = "postgresql://fleet@127.0.0.1:1/fleet"\n'
+        "[dashboard]\nenabled = false\n")
+    logs = isolated_home / "logs"
+    logs.mkdir()
+    (logs / "supervisor.log").write_text(f"2026-01-01 store down, key {ENV_SECRET}\n")
+    r = cli(isolated_home, "report-issue", "--json", "--description", "store down", env=ENV, timeout=120)
+    assert r.rc == 0, r
+    assert "could not be opened" in r.err
+    out = r.json()
+    assert out["id"] is None and out["status"] == "unrecorded"
+    text = Path(out["json_path"]).read_text()
+    assert ENV_SECRET not in text and ENV_SECRET not in Path(out["md_path"]).read_text()
+    rep = json.loads(text)
+    assert rep["versions"]["python"] and rep["versions"]["store"].startswith("unknown: the store could not be opened")
+    assert "could not be opened" in rep["status"]["error"] and "could not be opened" in rep["alerts"]["error"]
+    assert rep["logs"]["supervisor.log"] == ["2026-01-01 store down, key [redacted]"]
+    assert rep["config"]["store"]["backend"] == "postgresql"
+    assert any(c["name"] == "store" and not c["ok"] for c in rep["preflight"]["checks"])

@@ -6,6 +6,7 @@ lifecycle), `audit` (every operator action, from the store's events) and
 
 from __future__ import annotations
 
+import sys
 import time
 
 from .common import (
@@ -29,15 +30,25 @@ _LIVE = ("starting", "idle", "busy", "paused")
 def cmd_report_issue(ctx: Ctx) -> int:
     from fleet.debug_report import generate_debug_report
 
+    from fleet.store.errors import StoreError
+
     a = ctx.args
-    out = generate_debug_report(ctx.cfg, ctx.store, description=a.description, steps=a.steps,
-                                include_logs=not a.no_logs, by=SENDER)
+    cfg = ctx.cfg
+    try:
+        store, store_error = ctx.store, None
+    except (CliError, StoreError) as exc:  # a broken store is when a report is needed most: write it anyway
+        store, store_error = None, str(exc)
+        print(f"lead_client.py report-issue: warning: the store could not be opened ({exc}); the report is "
+              "written without what needs it, and is not recorded for `resolutions`", file=sys.stderr)
+    out = generate_debug_report(cfg, store, description=a.description, steps=a.steps,
+                                include_logs=not a.no_logs, by=SENDER, store_error=store_error)
     if ctx.json:
         print_json({k: out[k] for k in ("id", "json_path", "md_path", "status")})
     else:
-        print(f"debug report {out['id']} written to {out['json_path']}")
+        print(f"debug report {out['id'] or '(not recorded)'} written to {out['json_path']}")
         print(f"readable copy: {out['md_path']}")
-        print(f"secrets are redacted; track it with `lead_client.py resolutions resolve {out['id']} --note ...`")
+        if out["id"] is not None:
+            print(f"secrets are redacted; track it with `lead_client.py resolutions resolve {out['id']} --note ...`")
     return EXIT_OK
 
 
