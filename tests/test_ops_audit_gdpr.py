@@ -3,7 +3,8 @@ real SQLite fleet home. Audit: every operator action taken through the CLI
 shows with who, when and what, filtered and paged. GDPR erase: the dry run
 says exactly what would go and changes nothing; --confirm erases exactly
 that, keeps the usage rows' cost and tokens under a hash, and leaves one
-audit record with counts and no content."""
+audit record with counts and no content. The same commands once more on a
+PostgreSQL store."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from fleet.config import load_config
 from fleet.db import open_store
+from tests.conftest import require_system_part
 from tests.fakes.cli_runner import cli
 from tests.fakes.fleetproc import write_config
+from tests.store_backends import PostgreSQLBackend
 
 
 def _store(home: Path):
@@ -208,3 +213,43 @@ def test_erase_refuses_a_running_agent(isolated_home):
     r = cli(isolated_home, "gdpr-erase", "coder_1", "--confirm")
     assert r.rc == 1 and "is running" in r.err
     assert cli(isolated_home, "gdpr-erase", "coder_1", "--json").json()["would_erase"]["messages"] == 2
+
+
+# -- the same commands on a PostgreSQL store -------------------------------
+def test_operator_tools_on_a_postgresql_store(isolated_home, tmp_path):
+    backend = PostgreSQLBackend(tmp_path / "pg")
+    missing = backend.missing()
+    if missing is not None:
+        require_system_part(False, *missing)
+    spec = backend.new_spec()
+    try:
+        cfg = write_config(isolated_home, store={"backend": "postgresql", "dsn": spec["dsn"],
+                                                 "schema": spec["schema"]}, dashboard={"enabled": False})
+        store = open_store(cfg)
+        try:
+            store.send_message("coder_9", "coder_2", "PRIVATE on pg")
+            store.post_note("general", "PRIVATE note", author="coder_9")
+            store.record_model_call({"provider": "claude", "agent": "coder_9", "input_tokens": 7, "cost_usd": 0.5,
+                                     "success": True})
+        finally:
+            store.close()
+        erased = cli(isolated_home, "gdpr-erase", "coder_9", "--confirm", "--json")
+        assert erased.rc == 0, erased
+        assert erased.json()["counts"] == {"messages": 1, "notes": 1, "events": 0, "events_naming": 0,
+                                           "usage_rows": 1, "knowledge_files": 0}
+        report = cli(isolated_home, "report-issue", "--no-logs", "--json")
+        assert report.rc == 0, report
+        rid = report.json()["id"]
+        assert json.loads(Path(report.json()["json_path"]).read_text())["versions"]["store"].startswith("PostgreSQL")
+        assert cli(isolated_home, "resolutions", "resolve", str(rid), "--note", "done").rc == 0
+        assert cli(isolated_home, "resolutions", "resolve", str(rid), "--note", "again").rc == 1
+        actions = [e["action"] for e in cli(isolated_home, "audit", "--json").json()["items"]]
+        assert actions == ["resolution", "debug_report", "gdpr_erase"]
+        store = open_store(cfg)
+        try:
+            assert [u["agent"] for u in store.usage_rows()] == [erased.json()["pseudonym"]]
+            assert store.usage_rows()[0]["cost_usd"] == pytest.approx(0.5)
+        finally:
+            store.close()
+    finally:
+        backend.cleanup()
