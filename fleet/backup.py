@@ -1,5 +1,6 @@
 """Backups of a fleet home: the store's own online-consistent copy plus
-`knowledge/` and the config, in `<backups>/<UTC timestamp>/`, checked by the
+`knowledge/`, the config and the key registry (no secret values), in
+`<backups>/<UTC timestamp>/`, checked by the
 store and pruned to the last N; listing and restore. This module orchestrates
 (folders, locks, knowledge, pruning, the supervisor check); the database files
 are the store's alone (`backup_to`, `check_backup`, `restore_from`).
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet import filemodes
+from fleet.key_registry import registry_path
 
 MANIFEST = "manifest.json"
 DB_NAME = "fleet.db"
@@ -154,6 +156,10 @@ def _create_backup(cfg: dict, keep: int, root: Path) -> dict:
             has_config = config_file.is_file()
             if has_config:
                 shutil.copy2(config_file, partial / "fleet.toml")
+            registry = registry_path(cfg)  # key metadata, never a value: it belongs with the config
+            has_registry = registry.is_file()
+            if has_registry:
+                shutil.copy2(registry, partial / registry.name)
             info: dict[str, Any] = {
                 "id": backup_id,
                 "created_at": ts,
@@ -166,6 +172,7 @@ def _create_backup(cfg: dict, keep: int, root: Path) -> dict:
                 "knowledge_files": knowledge_files,
                 "knowledge_skipped": skipped,
                 "config": has_config,
+                "keys_registry": has_registry,
             }
             (partial / MANIFEST).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
             final = root / backup_id
@@ -343,4 +350,7 @@ def _swap_in(cfg: dict, store, backup_id: str, src: Path) -> tuple[Path, bool]:
     if (src / "fleet.toml").is_file() and not config_file.exists():
         shutil.copy2(src / "fleet.toml", config_file)
         config_restored = True
+    registry = registry_path(cfg)
+    if (src / registry.name).is_file() and not registry.exists():  # as fleet.toml: never over the live one
+        shutil.copy2(src / registry.name, registry)
     return saved, config_restored

@@ -67,7 +67,7 @@ ROLE_AFFINITY = {
     "archivist": ["summarize", "synthesize", "flashcard", "rag_index", "rag_query", "backup", "memory_optimizer",
                   "report", "briefing"],
     "analyst": ["summarize", "synthesize", "rag_query"],
-    "security": ["security_review", "code_quality"],
+    "security": ["security_review", "code_quality", "secret_rotate"],
     "planner": ["plan_workload"],
 }
 

@@ -53,6 +53,8 @@ def test_translation_rewrites_sqlite_spelling_once():
     assert translate("SELECT CAST((x - ?) / ? AS INTEGER) AS b FROM t NOT INDEXED") == \
         "SELECT CAST(TRUNC((x - %s) / %s) AS BIGINT) AS b FROM t"
     assert translate("SELECT json_extract(detail, '$.intent') FROM e") == "SELECT (detail::jsonb ->> 'intent') FROM e"
+    assert translate("SELECT json_extract(r.detail, '$.report') FROM events r") == \
+        "SELECT (r.detail::jsonb ->> 'report') FROM events r"
     assert translate("SELECT CAST(x AS TEXT)") == "SELECT CAST(x AS TEXT)"
 
 

@@ -1,9 +1,12 @@
 """The lead_client commands, one module per area: fleet control, tasks,
-messaging, cost, logs/alerts, secrets, operations and schedules. `fleet/lead_client.py`
-is the thin argparse front; JSON shapes are documented in docs/cli.md.
+messaging, cost, logs/alerts, secrets, operations, schedules and the
+operator tools (debug reports, resolutions, audit, GDPR erase).
+`fleet/lead_client.py` is the thin argparse front; JSON shapes are documented
+in docs/cli.md.
 """
 
-AREAS = ("fleet_control", "tasks", "messaging", "cost", "logs_alerts", "secrets_cmd", "ops", "smoke", "schedule_cmd")
+AREAS = ("fleet_control", "tasks", "messaging", "cost", "logs_alerts", "secrets_cmd", "ops", "smoke", "schedule_cmd",
+         "operator_tools")
 
 # Which area registers each command: lets the front build only the parser the
 # command line needs (start-up time of `status` matters).
@@ -17,5 +20,7 @@ COMMANDS = {
     "secret": "secrets_cmd",
     "smoke": "smoke",
     "schedule": "schedule_cmd",
-    **dict.fromkeys(("install-service", "uninstall-service", "backup", "restore", "preflight", "report", "store"), "ops"),
+    **dict.fromkeys(("report-issue", "resolutions", "audit", "gdpr-erase"), "operator_tools"),
+    **dict.fromkeys(("install-service", "uninstall-service", "backup", "restore", "preflight", "report", "store"),
+                    "ops"),
 }

@@ -375,6 +375,8 @@ def _pause_resume(ctx: Ctx, kind: str) -> int:
         if worker not in _known_workers(ctx):
             raise UsageError(f"unknown worker {worker!r}; workers: {', '.join(_known_workers(ctx)) or '(none)'}")
         mid = store.send_message(SENDER, worker, {"type": kind}, channel="agent")
+        # the worker records its new state itself; the audit trail records who asked
+        store.record_event(SENDER, f"worker_{kind}", agent=worker, detail={"message_id": mid})
         result = {"scope": "worker", "worker": worker, "message_id": mid, "request": kind}
         text = f"{kind} sent to {worker}"
     if ctx.json:

@@ -25,6 +25,7 @@ from .fleetstate import CHANNELS, FleetStateMixin
 from .hardware import HardwareMixin
 from .history import HistoryMixin
 from .monitoring import MonitoringMixin
+from .operations import OperationsMixin
 from .reports import ReportsMixin
 from .schema import ALERT_SEVERITIES, SCHEMA_VERSION, TASK_STATUSES, TERMINAL_STATUSES
 from .sqlite_base import DURABILITY_MODES, SQLiteBase
@@ -33,7 +34,8 @@ from .usage import UsageMixin
 from .values import now
 
 
-class Store(TaskQueueMixin, HistoryMixin, FleetStateMixin, ReportsMixin, MonitoringMixin, HardwareMixin, UsageMixin, SQLiteBase):
+class Store(TaskQueueMixin, HistoryMixin, FleetStateMixin, ReportsMixin, MonitoringMixin, HardwareMixin, UsageMixin,
+            OperationsMixin, SQLiteBase):
     """The fleet's store on SQLite (WAL). Safe to share across threads; each
     thread and each process gets its own reused connection."""
 

@@ -807,7 +807,7 @@ class StoreContract(Protocol):
         Errors: InvalidInput (detail not JSON); StoreUnavailable.
 
         Atomicity: one insert. Events are append-only: never changed or
-        deleted by the store.
+        deleted by the store, except by a GDPR erase (`erase_agent_data`).
         """
         ...
 
@@ -981,6 +981,131 @@ class StoreContract(Protocol):
         Errors: StoreUnavailable.
 
         Atomicity: one read.
+        """
+        ...
+
+    # ------------------------------------------------------------------
+    # operator tools: audit trail, debug reports, GDPR erase (operations.py)
+    # ------------------------------------------------------------------
+    def audit_trail(self, *, actor: str | None = None, action: str | None = None, since: float | None = None,
+                    until: float | None = None, before_id: int | None = None, limit: int = 100) -> dict:
+        """Operator actions from the audit log (the events whose action is in
+        `operations.OPERATOR_ACTIONS`: cancels, retries, approvals, pause and
+        resume, control requests, alert acks, config edits, secret changes by
+        name, erases, debug reports and resolutions), one page of them.
+
+        Args: `actor` an actor name, or a front end's prefix ("dashboard"
+        matches every "dashboard:<how>"); `action` one operator action;
+        `since` <= ts < `until` (epoch seconds); `before_id` the page cursor
+        (the previous page's `next_before_id`); `limit` 1-1000.
+
+        Returns: {"items": [{id, ts, actor, via (cli, dashboard, launcher, or
+        the fleet process), action, task_id, agent, detail}], "next_before_id":
+        id to pass for the next (older) page, or None on the last page}. A
+        worker finishing an operator's cancel (its acknowledgement) is not an
+        action of its own and is left out.
+
+        Ordering: newest first (id descending).
+
+        Errors: InvalidInput (unknown action, bad limit or before_id);
+        StoreUnavailable.
+
+        Atomicity: one read.
+        """
+        ...
+
+    def record_debug_report(self, path: str, *, description: str | None = None, by: str = "operator") -> dict:
+        """Record that a debug report was written to `path` (a file under the
+        home's reports/debug/), opening its resolution lifecycle.
+
+        Returns: the report as `debug_report` gives it (status "open"); its
+        id is the id of its `debug_report` audit event.
+
+        Errors: InvalidInput (empty path, bad `by`, oversize description);
+        StoreUnavailable.
+
+        Atomicity: one insert (the `debug_report` event is the record).
+        """
+        ...
+
+    def debug_report(self, report_id: int) -> dict:
+        """One debug report: {id, created_at, created_by, path, description,
+        status ("open" | "resolved"), resolved_at, resolved_by, note,
+        fix_commit, regression_test} (the resolution fields None while open).
+
+        Errors: NotFound (no such report); StoreUnavailable.
+
+        Atomicity: one read.
+        """
+        ...
+
+    def debug_reports(self, *, status: str | None = None, limit: int = 100) -> list[dict]:
+        """Debug reports as `debug_report` gives them, optionally only "open"
+        or only "resolved" ones.
+
+        Ordering: newest first, at most `limit` (1-1000).
+
+        Errors: InvalidInput (unknown status, bad limit); StoreUnavailable.
+
+        Atomicity: one read.
+        """
+        ...
+
+    def resolve_debug_report(self, report_id: int, note: str, *, by: str = "operator",
+                             fix_commit: str | None = None, regression_test: str | None = None) -> dict:
+        """Move a debug report from open to resolved with a note saying what
+        was done (and, optionally, the commit that fixed it and the test that
+        guards it, as the manual's resolution lifecycle asks).
+
+        Returns: the resolved report.
+
+        Errors: NotFound (no such report); InvalidTransition (already
+        resolved: nothing written); InvalidInput (empty note); StoreUnavailable.
+
+        Atomicity: one transaction: a `resolution` event (the record).
+
+        Concurrency: two resolvers at once: exactly one succeeds, the other
+        gets InvalidTransition (the check and the insert are serialised on
+        the report's row in `guards`).
+        """
+        ...
+
+    def agent_footprint(self, agent: str) -> dict:
+        """What `erase_agent_data` would touch for `agent`: {"messages" it
+        sent, "notes" it wrote, "events" it is the actor of (erased),
+        "events_naming" it as their agent with another actor (pseudonymised),
+        "usage_rows" of its model calls (pseudonymised)}, as counts.
+
+        Errors: InvalidInput (bad name); StoreUnavailable.
+
+        Atomicity: one read snapshot.
+        """
+        ...
+
+    def erase_agent_data(self, agent: str, *, pseudonym: str, by: str = "operator",
+                         extra_counts: dict | None = None) -> dict:
+        """GDPR erase of one agent's data in the store: delete the messages
+        it sent, the notes it wrote and the events it is the actor of; replace
+        its name by `pseudonym` in the usage rows (cost and tokens stay, for
+        accounting) and in other actors' events that name it. Task rows and
+        attempts keep their worker name (the queue's history) and are not
+        touched.
+
+        Args: `pseudonym` what stands for the agent from now on (the caller
+        makes it, e.g. a salted hash); `extra_counts` counts erased outside
+        the store (knowledge files) to put in the record.
+
+        Returns: {"pseudonym", "counts": {messages, notes, events,
+        events_naming, usage_rows, **extra_counts}, "audit_event_id"}.
+
+        Errors: InvalidInput (bad name, empty pseudonym or one equal to the
+        name, non-integer extra count); StoreUnavailable.
+
+        Atomicity: one transaction: the deletes, the updates and a
+        `gdpr_erase` event (actor `by`, agent = the pseudonym, detail = the
+        counts and pseudonym; never the name or any content). The event is
+        written first, so its id is above every deleted one. Events are
+        otherwise append-only: this is the one method that deletes them.
         """
         ...
 

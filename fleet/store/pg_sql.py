@@ -11,7 +11,7 @@ import re
 
 _INDEX_HINT = re.compile(r"\s+(?:INDEXED\s+BY\s+\w+|NOT\s+INDEXED)\b", re.IGNORECASE)
 _IFNULL = re.compile(r"\bIFNULL\s*\(", re.IGNORECASE)
-_JSON_FIELD = re.compile(r"\bjson_extract\(\s*(\w+)\s*,\s*'\$\.(\w+)'\s*\)", re.IGNORECASE)
+_JSON_FIELD = re.compile(r"\bjson_extract\(\s*(\w+(?:\.\w+)?)\s*,\s*'\$\.(\w+)'\s*\)", re.IGNORECASE)
 _LIKE = re.compile(r"(?<!I)\bLIKE\b", re.IGNORECASE)
 _CAST_OPEN = re.compile(r"\bCAST\s*\(", re.IGNORECASE)
 _AS_INTEGER = re.compile(r"\s+AS\s+INTEGER\s*$", re.IGNORECASE)
@@ -25,7 +25,8 @@ def translate(sql: str) -> str:
       reads `%` as the start of a placeholder); text inside quotes is kept.
     * SQLite's index hints (`INDEXED BY ix`, `NOT INDEXED`) are dropped:
       PostgreSQL's planner picks the partial indexes by itself.
-    * IFNULL is COALESCE; `json_extract(col, '$.key')` is `col::jsonb ->> 'key'`.
+    * IFNULL is COALESCE; `json_extract(col, '$.key')` is `col::jsonb ->> 'key'`
+      (`col` may be qualified: `r.detail`).
     * LIKE is ILIKE: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
       (the columns use the "C" collation, so ILIKE folds ASCII only as well).
     * `CAST(x AS INTEGER)` truncates toward zero as SQLite's does (PostgreSQL

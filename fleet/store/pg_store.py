@@ -11,13 +11,14 @@ from .hardware import HardwareMixin
 from .history import HistoryMixin
 from .monitoring import MonitoringMixin
 from .postgres_base import PostgresBase, PostgresDialect
+from .operations import OperationsMixin
 from .reports import ReportsMixin
 from .tasks import TaskQueueMixin
 from .usage import UsageMixin
 
 
 class PostgresStore(PostgresDialect, TaskQueueMixin, HistoryMixin, FleetStateMixin, ReportsMixin, MonitoringMixin,
-                    HardwareMixin, UsageMixin, PostgresBase):
+                    HardwareMixin, UsageMixin, OperationsMixin, PostgresBase):
     """The fleet's store on a shared PostgreSQL server, in one schema. Safe to
     share across threads; each thread and each process gets its own reused
     connection."""

@@ -14,6 +14,7 @@ def register_blueprints(app, c) -> None:
         api_fleet,
         api_hw,
         api_knowledge,
+        api_ops,
         api_schedule,
         api_status,
         api_tasks,
@@ -25,5 +26,5 @@ def register_blueprints(app, c) -> None:
     )
 
     for module in (api_status, api_tasks, api_fleet, api_comms, api_files, api_knowledge, api_hw, api_usage,
-                   api_schedule, sse, metrics, openapi, pages):
+                   api_schedule, api_ops, sse, metrics, openapi, pages):
         module.install(app, c)

@@ -227,6 +227,8 @@ def _install_control(app, c) -> None:
         if agent is None or is_supervisor(agent):
             raise ApiError(404, f"no running worker named {name!r}; see /api/fleet/workers")
         mid = c.store.send_message(actor(), name, {"type": kind}, channel="agent")
+        if kind in ("pause", "resume"):  # who asked, for the audit trail (the worker records its new state)
+            c.store.record_event(actor(), f"worker_{kind}", agent=name, detail={"message_id": mid})
         return jsonify({"sent": kind, "target": name, "message_id": mid}), 202
 
     @cbp.post("/api/fleet/worker/<name>/pause")

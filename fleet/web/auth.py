@@ -3,7 +3,7 @@ FLEET_DASHBOARD_TOKEN secret), Bearer checks in constant time, browser
 sign-in with an HttpOnly SameSite cookie naming a server-side session
 (sessions.py: rotated at sign-in, ended at sign-out), CSRF for
 cookie-authenticated mutations, read-only mode, Host checks on loopback,
-redaction of every encoded form of a secret, a same-origin `next` after
+redaction of every encoded form of a secret (fleet.redact), a same-origin `next` after
 sign-in, and the security headers (CSP without inline script) on every response.
 """
 
@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import html
 import ipaddress
-import json
 import logging
 import os
-import re
 import secrets
-import threading
-import time
 import unicodedata
 import urllib.parse
 
@@ -32,7 +27,6 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Reachable without a token even where reads need one: the sign-in itself.
 OPEN_ENDPOINTS = {"static", "auth.session_get", "auth.session_create", "pages.signin"}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger("dashboard.auth")
@@ -88,72 +82,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-# -- redaction: no response carries a secret -------------------------------
-class Redactor:
-    """Knows every secret value (dashboard token, secrets file, secret-looking
-    environment variables) and blanks them out of outgoing text."""
-
-    MIN_LEN = 8
-
-    def __init__(self, cfg: dict, token: str):
-        self.cfg = cfg
-        self.token = token
-        self._values: list[str] = []
-        self._loaded_at = 0.0
-        self._lock = threading.Lock()
-
-    def _collect(self) -> list[str]:
-        values = {self.token}
-        for name, value in os.environ.items():
-            if _SECRET_NAME.search(name) and value:
-                values.add(value)
-        for prov in self.cfg["providers"].values():
-            env_name = prov["api_key_env"]
-            if env_name and os.environ.get(env_name):  # a provider's key under any variable name
-                values.add(os.environ[env_name])
-            password = urllib.parse.urlsplit(prov["base_url"]).password
-            if password:  # credentials written into a server URL
-                values.add(password)
-        from fleet import secret_file as mod
-
-        try:
-            values.update(str(v) for v in mod.read_secrets(self.cfg).values() if v)
-        except (mod.SecretsError, OSError, ValueError) as exc:
-            log.warning("secrets file unreadable (%s); nothing from it can be leaked either", exc)
-        return sorted((v for v in values if len(v) >= self.MIN_LEN), key=len, reverse=True)
-
-    def values(self) -> list[str]:
-        """Every form a secret can take in a response, longest first."""
-        with self._lock:
-            if time.monotonic() - self._loaded_at > 5.0:
-                forms = {form for value in self._collect() for form in encoded_forms(value)}
-                self._values = sorted(forms, key=len, reverse=True)
-                self._loaded_at = time.monotonic()
-            return self._values
-
-    def scrub(self, text: str) -> str:
-        for value in self.values():
-            if value in text:
-                text = text.replace(value, "[redacted]")
-        return text
-
-
-def encoded_forms(value: str) -> set[str]:
-    """`value` as it can appear in a response: raw, inside a JSON string (ASCII
-    escapes or not, and as HTML-safe JSON writes it), URL-encoded, HTML-escaped."""
-    forms = {value}
-    for ensure_ascii in (True, False):
-        forms.add(json.dumps(value, ensure_ascii=ensure_ascii)[1:-1])
-    forms.add(json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-              .replace("'", "\\u0027")[1:-1])
-    forms.add(urllib.parse.quote(value, safe=""))
-    forms.add(urllib.parse.quote(value))
-    forms.add(urllib.parse.quote_plus(value))
-    forms.add(html.escape(value))
-    forms.add(html.escape(value, quote=False))
-    return {f for f in forms if len(f) >= Redactor.MIN_LEN}
 
 
 # -- per-request checks ----------------------------------------------------

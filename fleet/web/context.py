@@ -11,7 +11,9 @@ import time
 
 from fleet.skill_registry import discover
 
-from .auth import Redactor, is_loopback_host
+from fleet.redact import Redactor
+
+from .auth import is_loopback_host
 from .sessions import SESSIONS_FILE, SessionRegistry
 
 

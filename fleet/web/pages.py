@@ -33,7 +33,8 @@ def _nav(feat: dict) -> list[tuple[str, str]]:
         items.append(("/hardware", "Hardware"))
     if feat["usage"]:
         items.append(("/usage", "Usage"))
-    items += [("/knowledge", "Knowledge"), ("/logs", "Logs"), ("/messages", "Messages")]
+    items += [("/knowledge", "Knowledge"), ("/logs", "Logs"), ("/messages", "Messages"), ("/reports", "Reports"),
+              ("/audit", "Audit")]
     return items
 
 
@@ -90,6 +91,18 @@ def install(app, c) -> None:
     @doc("Messages and notes page", tag="pages", html=True)
     def messages():
         return _render("messages.html", "messages", "Messages")
+
+    @bp.get("/reports")
+    @doc("Reports page: the Report issue form and the debug reports with their resolution", tag="pages", html=True)
+    def reports():
+        return _render("reports.html", "reports", "Reports")
+
+    @bp.get("/audit")
+    @doc("Audit page: every operator action, filtered and paged", tag="pages", html=True)
+    def audit():
+        from fleet.store.operations import OPERATOR_ACTIONS
+
+        return _render("audit.html", "audit", "Audit", actions=OPERATOR_ACTIONS)
 
     @bp.get("/signin")
     @doc("Sign-in page: paste the dashboard token once", tag="pages", html=True,
