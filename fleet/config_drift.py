@@ -86,11 +86,12 @@ def stale_agents(agents: list[dict], starts: dict[str, dict], current: str) -> d
 class ConfigWatch:
     """For the supervisor: notice fleet.toml changing while the fleet runs."""
 
-    def __init__(self, cfg: dict, alert, resolve):
+    def __init__(self, cfg: dict, alert, resolve, changed=None):
         self.cfg = cfg
         self.home = cfg["home"]
         self.path = Path(cfg["config_file"])
-        self.alert, self.resolve = alert, resolve  # (message) -> None; () -> None
+        # (message) -> None; () -> None; (old hash, new hash) -> None
+        self.alert, self.resolve, self.changed = alert, resolve, changed
         self.seen = self._stamp()
         self.bad = False
         self.current = config_hash(cfg)  # the hash of fleet.toml as it is now (its last valid state)
@@ -127,4 +128,6 @@ class ConfigWatch:
         if config_hash(new) != self.current:
             log.warning("fleet.toml changed (config %s -> %s): running workers keep the old one until restarted "
                         "(lead_client.py restart --stale)", self.current, config_hash(new))
-            self.current = config_hash(new)
+            old, self.current = self.current, config_hash(new)
+            if self.changed is not None:
+                self.changed(old, self.current)

@@ -562,6 +562,11 @@ class Supervisor:
     def _config_alert(self, message: str) -> None:
         self.store.raise_alert("warning", self.name, message, dedup_key=qualified(self.cfg, "config_invalid"))
 
+    def _config_changed(self, old: str, new: str) -> None:
+        """fleet.toml changed (validly): the audit trail shows it (config_edit)."""
+        self.store.record_event(self.name, "config_edit", detail={"from": old, "to": new, "file": "fleet.toml",
+                                                                  "seen_by": "supervisor"})
+
     def _config_resolved(self) -> None:
         key = qualified(self.cfg, "config_invalid")
         for alert in self.store.list_alerts(active_only=True, limit=1000):
@@ -625,7 +630,8 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGCHLD, lambda *a: None)
-        self.config_watch = ConfigWatch(self.cfg, alert=self._config_alert, resolve=self._config_resolved)
+        self.config_watch = ConfigWatch(self.cfg, alert=self._config_alert, resolve=self._config_resolved,
+                                        changed=self._config_changed)
         try:
             self.build_children()
             self.scheduler = Scheduler(self.store, parse_schedules(self.cfg), actor=self.name)

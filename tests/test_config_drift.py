@@ -33,6 +33,10 @@ def test_workers_on_an_older_config_are_stale_until_restarted(fleet):  # noqa: F
     assert doc["stale_config"] == [] and len(doc["config_hash"]) == 12
     assert {a["config_hash"] for a in doc["agents"] if a["role"] == "coder"} == {doc["config_hash"]}
     _edit(fleet.home, queue={"lease_s": 7.0})
+    edit = wait_until(lambda: store.events(action="config_edit"), 30, step=0.2, what="the edit in the audit")
+    assert edit[0]["detail"]["from"] == doc["config_hash"]
+    audit = cli(fleet.home, "audit", "--action", "config_edit", "--json").json()["items"]
+    assert [a["action"] for a in audit] == ["config_edit"] and audit[0]["detail"]["to"] != doc["config_hash"]
     doc = cli(fleet.home, "status", "--json").json()
     assert doc["stale_config"] == ["coder_1", "coder_2"], doc["stale_config"]
     out = cli(fleet.home, "status").out
