@@ -55,4 +55,9 @@ INTENT_CASES: list[tuple[str, str]] = [
     ("compact the WAL and prune old knowledge artifacts", "memory_optimizer"),
     ("discuss fleet/db.py with the architect persona", "code_discuss"),
     ("start a code discussion thread about fleet/worker.py", "code_discuss"),
+    ("write the morning briefing", "briefing"),
+    ("give me a briefing of the last 24 hours", "briefing"),
+    ("write the phase report with uptime and capacity utilisation", "report"),
+    ("which API keys are past their rotation period", "secret_rotate"),
+    ("check key rotation in keys_registry.toml", "secret_rotate"),
 ]

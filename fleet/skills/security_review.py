@@ -29,7 +29,7 @@ from fleet.skills._common import (
 )
 
 DESCRIPTION = ("Static security review of a Python file or tree: bandit findings plus a scan for "
-               "committed secrets (masked); report in knowledge/security/reviews/.")
+               "committed or leaked secrets (masked); report in knowledge/security/reviews/.")
 REQUIRES_MODEL = False
 REQUIRES_NETWORK = False
 LOCAL_ONLY = True

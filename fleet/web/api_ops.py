@@ -14,6 +14,7 @@ from flask import Blueprint, jsonify
 from fleet.store.operations import OPERATOR_ACTIONS, REPORT_STATES
 
 from .common import ApiError, actor, choice_arg, ctx, doc, int_arg, json_body, str_arg, time_arg
+from .params import NON_BLANK, TIME_SCHEMA
 
 bp = Blueprint("ops", __name__)
 
@@ -37,8 +38,8 @@ def _text(data: dict, name: str, *, max_len: int, required: bool = False) -> str
      tag="ops", query={
          "actor": {"type": "string", "description": "operator (CLI), dashboard (any sign-in), launcher, or exact"},
          "action": {"type": "string", "enum": list(OPERATOR_ACTIONS)},
-         "since": {"type": "string", "description": "epoch seconds or ISO date/time (UTC)"},
-         "until": {"type": "string", "description": "epoch seconds or ISO date/time (UTC)"},
+         "since": {**TIME_SCHEMA, "description": "window start"},
+         "until": {**TIME_SCHEMA, "description": "window end"},
          "before_id": {"type": "integer", "minimum": 1, "description": "the previous page's next_before_id"},
          "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
      })
@@ -53,7 +54,8 @@ def audit():
 @bp.post("/api/debug-report")
 @doc("Write a debug report (secrets redacted) to reports/debug/ and open its resolution", tag="ops", body={
     "type": "object", "properties": {
-        "description": {"type": "string", "maxLength": 2000}, "steps": {"type": "string", "maxLength": 4000},
+        "description": {"type": ["string", "null"], "maxLength": 2000},
+        "steps": {"type": ["string", "null"], "maxLength": 4000},
         "include_logs": {"type": "boolean", "description": "default true"}}},
     responses={"201": "the report: {id, json_path, md_path, status}"})
 def debug_report_create():
@@ -100,7 +102,8 @@ def resolutions():
 @bp.post("/api/resolutions/<int:report_id>/resolve")
 @doc("Resolve a debug report with a note (and optionally the fixing commit and the regression test)", tag="ops",
      body={"type": "object", "required": ["note"], "properties": {
-         "note": {"type": "string"}, "fix_commit": {"type": "string"}, "regression_test": {"type": "string"}}},
+         "note": {"type": "string", "minLength": 1, "maxLength": 4000, "pattern": NON_BLANK},
+         "fix_commit": {"type": "string", "maxLength": 200}, "regression_test": {"type": "string", "maxLength": 500}}},
      responses={"404": "no such report", "409": "already resolved"})
 def resolve(report_id: int):
     data = json_body()
