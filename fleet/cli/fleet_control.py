@@ -199,11 +199,15 @@ def _check_role(ctx: Ctx, role: str | None) -> None:
         raise UsageError(f"unknown role {role!r}; roles: {', '.join(_known_roles(ctx.cfg))}")
 
 
-def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
+def request_supervisor(ctx: Ctx, body: dict, what: str, timeout: float | None = None) -> dict:
+    """Send a control request to the running supervisor and wait (up to
+    `timeout`, else --timeout, default 10 s) for it to take it. Returns
+    {"request", "message_id", "supervisor_pid", "acknowledged", "timeout_s"}; raises
+    CliError when no supervisor runs or it exits first. Prints nothing."""
     pid = ctx.require_supervisor(what)
     store = ctx.store
     mid = store.send_message(SENDER, "supervisor", body, channel="sup")
-    timeout = float(getattr(ctx.args, "timeout", None) or 10.0)
+    timeout = float(timeout or getattr(ctx.args, "timeout", None) or 10.0)
     deadline = time.monotonic() + timeout
     acked = False
     while time.monotonic() < deadline:
@@ -215,7 +219,13 @@ def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
         if ctx.supervisor_pid() is None:
             raise CliError(f"the supervisor (pid {pid}) exited before taking the request", EXIT_NO_SUPERVISOR)
         time.sleep(0.1)
-    result = {"request": body, "message_id": mid, "supervisor_pid": pid, "acknowledged": acked}
+    return {"request": body, "message_id": mid, "supervisor_pid": pid, "acknowledged": acked,
+            "timeout_s": timeout}
+
+
+def _ask_supervisor(ctx: Ctx, body: dict, what: str) -> int:
+    result = request_supervisor(ctx, body, what)
+    pid, acked, timeout = result["supervisor_pid"], result["acknowledged"], result.pop("timeout_s")
     if ctx.json:
         print_json(result)
     elif acked:
@@ -246,8 +256,9 @@ def cmd_restart(ctx: Ctx) -> int:
     return _ask_supervisor(ctx, {"type": "restart", "target": target}, f"restart {target}")
 
 
-def _pause_resume(ctx: Ctx, kind: str) -> int:
-    worker = ctx.args.worker
+def set_paused(ctx: Ctx, kind: str, worker: str | None = None) -> tuple[dict, str]:
+    """`pause` or `resume` the whole fleet (the store's flag) or one worker (a
+    message to it). Returns (the --json document, the sentence for a person)."""
     store = ctx.store
     if worker is None:
         store.set_flag("paused", kind == "pause", by=SENDER)
@@ -260,6 +271,11 @@ def _pause_resume(ctx: Ctx, kind: str) -> int:
         mid = store.send_message(SENDER, worker, {"type": kind}, channel="agent")
         result = {"scope": "worker", "worker": worker, "message_id": mid, "request": kind}
         text = f"{kind} sent to {worker}"
+    return result, text
+
+
+def _pause_resume(ctx: Ctx, kind: str) -> int:
+    result, text = set_paused(ctx, kind, ctx.args.worker)
     if ctx.json:
         print_json(result)
     else:
@@ -275,24 +291,36 @@ def cmd_resume(ctx: Ctx) -> int:
     return _pause_resume(ctx, "resume")
 
 
-def cmd_drain(ctx: Ctx) -> int:
-    """Pause the fleet, then wait until no task is RUNNING."""
+def drain_fleet(ctx: Ctx, timeout: float, on_tick=None) -> dict:
+    """Pause the fleet, then wait up to `timeout` s until no task is RUNNING;
+    `on_tick(running, elapsed)` is called while it waits. Returns
+    {"drained", "running", "elapsed_s", "paused"}. Prints nothing."""
     store = ctx.store
     store.set_flag("paused", True, by=SENDER)
-    timeout = ctx.args.timeout
     start = time.monotonic()
-    tty = sys.stderr.isatty() and not ctx.json
     running = store.counts()["RUNNING"]
     while running and time.monotonic() - start < timeout:
-        if tty:
-            sys.stderr.write(f"\rdraining: {running} running  {time.monotonic() - start:5.1f}s ")
-            sys.stderr.flush()
+        if on_tick is not None:
+            on_tick(running, time.monotonic() - start)
         time.sleep(0.25)
         running = store.counts()["RUNNING"]
+    elapsed = round(time.monotonic() - start, 3)
+    return {"drained": running == 0, "running": running, "elapsed_s": elapsed, "paused": True}
+
+
+def cmd_drain(ctx: Ctx) -> int:
+    """Pause the fleet, then wait until no task is RUNNING."""
+    timeout = ctx.args.timeout
+    tty = sys.stderr.isatty() and not ctx.json
+
+    def tick(running: int, elapsed: float) -> None:
+        sys.stderr.write(f"\rdraining: {running} running  {elapsed:5.1f}s ")
+        sys.stderr.flush()
+
+    result = drain_fleet(ctx, timeout, tick if tty else None)
     if tty:
         sys.stderr.write("\n")
-    elapsed = round(time.monotonic() - start, 3)
-    result = {"drained": running == 0, "running": running, "elapsed_s": elapsed, "paused": True}
+    running, elapsed = result["running"], result["elapsed_s"]
     if ctx.json:
         print_json(result)
     if running:
