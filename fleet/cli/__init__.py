@@ -1,9 +1,9 @@
 """The lead_client commands, one module per area: fleet control, tasks,
-messaging, cost, logs/alerts, secrets and operations. `fleet/lead_client.py`
+messaging, cost, logs/alerts, secrets, operations and launcher modules. `fleet/lead_client.py`
 is the thin argparse front; JSON shapes are documented in docs/cli.md.
 """
 
-AREAS = ("fleet_control", "tasks", "messaging", "cost", "logs_alerts", "secrets_cmd", "ops")
+AREAS = ("fleet_control", "tasks", "messaging", "cost", "logs_alerts", "secrets_cmd", "ops", "modules_cmd")
 
 # Which area registers each command: lets the front build only the parser the
 # command line needs (start-up time of `status` matters).
@@ -15,5 +15,6 @@ COMMANDS = {
     **dict.fromkeys(("usage", "usage-delta", "budget"), "cost"),
     **dict.fromkeys(("logs", "alerts"), "logs_alerts"),
     "secret": "secrets_cmd",
+    "module": "modules_cmd",
     **dict.fromkeys(("install-service", "uninstall-service", "backup", "restore", "preflight", "report", "store"), "ops"),
 }

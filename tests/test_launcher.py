@@ -1,0 +1,208 @@
+"""The desktop launcher's real Tk window under Xvfb on a real fleet home
+(SQLite store, fleet stopped): start-up (and exit 69 without tkinter), every
+tab builds, refreshes and is screenshotted, Settings saves a valid change and
+refuses an invalid one, a broken module is disabled while the window goes on,
+and a locked store shows "waiting" while the window keeps answering."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.fakes.fleetproc import REPO, write_config
+from tests.launcher_harness import close_launcher, display, open_launcher  # noqa: F401 - display is a fixture
+
+pytestmark = pytest.mark.timeout(120)
+
+TAB_ORDER = ["fleet", "tasks", "comm", "hardware", "usage", "logs", "settings", "knowledge", "reviews", "modules"]
+
+
+@pytest.fixture
+def home(isolated_home):
+    write_config(isolated_home, workers={"coder_count": 1}, dashboard={"enabled": False}, models={"chain": []},
+                 queue={"busy_timeout_s": 2.0})
+    return isolated_home
+
+
+@pytest.fixture
+def ui(home, display, tmp_path_factory):  # noqa: F811 - the display fixture
+    driver = open_launcher(home, display, tmp_path_factory)
+    try:
+        yield driver
+    finally:
+        close_launcher(driver)
+
+
+def test_without_tkinter_it_says_how_to_install_and_exits_69(home):
+    code = ("import sys; sys.modules['tkinter'] = None; sys.path.insert(0, sys.argv[1]); "
+            "from launcher.launcher import main; raise SystemExit(main([]))")
+    r = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert r.returncode == 69, r
+    assert "apt install python3-tk" in r.stderr and "brew install python-tk" in r.stderr
+    r = subprocess.run([sys.executable, str(REPO / "launcher" / "launcher.py"), "--help"], capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert r.returncode == 0 and "--home" in r.stdout, r
+
+
+def test_window_opens_and_every_tab_builds_refreshes_and_is_screenshotted(ui, home):
+    app = ui.app
+    assert [s.name for s in app.slots] == TAB_ORDER
+    ui.until(lambda: app.status_doc is not None, what="the first status")
+    assert app.status_doc["state"] == "no_supervisor"
+    assert app.state_label.cget("text") == "STOPPED" and "Start" in app.state_detail.cget("text")
+    assert app.buttons["stop"].instate(["disabled"]) and not app.buttons["start"].instate(["disabled"])
+    assert (app.root.winfo_width(), app.root.winfo_height()) == (1280, 800)
+    expect = {
+        "fleet": lambda t: "fleet is stopped" in t.agents_note.cget("text"),
+        "tasks": lambda t: t.page_label.cget("text") == "0–0 of 0" and "noop" in t.skill_box.cget("values"),
+        "comm": lambda t: t.count.cget("text") == "none waiting",
+        "hardware": lambda t: t.banner.cget("text").startswith("STALE"),
+        "usage": lambda t: "0 calls" in t.totals.cget("text") and len(t.days) == 30,
+        "logs": lambda t: "no log files yet" in t.info.cget("text"),
+        "settings": lambda t: t.title.cget("text").startswith("[fleet]"),
+        "knowledge": lambda t: "nothing yet" in t.where.cget("text"),
+        "reviews": lambda t: "No review tasks yet" in t.summary.cget("text"),
+        "modules": lambda t: len(t.local.tree.get_children()) == 2,
+    }
+    for name in TAB_ORDER:
+        tab = ui.tab(name)
+        ui.until(lambda tab=tab, name=name: expect[name](tab), what=f"the {name} tab to show its data")
+        path = ui.shot(f"stopped-{name}")
+        assert path.stat().st_size > 5000
+    assert all(s.error is None for s in app.slots), [(s.name, s.error) for s in app.slots if s.error]
+    app.close()
+    assert app.closed
+
+
+def test_settings_saves_a_valid_change_and_refuses_an_invalid_one(ui, home):
+    toml = home / "fleet.toml"
+    toml.write_text("# the operator's own comment\n" + toml.read_text())
+    tab = ui.tab("settings")
+    tab.sections.selection_clear(0, "end")
+    tab.sections.selection_set(tab.section_names.index("queue"))
+    tab.pick()
+    spec, var, shown = tab.vars["lease_s"]
+    assert shown == "5.0"
+    var.set("45")
+    tab.save_button.invoke()
+    ui.until(lambda: tab.result.cget("text").startswith("saved"), what="the save")
+    text = toml.read_text()
+    assert "# the operator's own comment" in text and "lease_s = 45.0" in text
+    assert "restarting the fleet" in tab.result.cget("text")
+    assert ui.app.client.cfg["queue"]["lease_s"] == 45.0
+    tab.vars["lease_s"][1].set("-3")
+    tab.save_button.invoke()
+    ui.until(lambda: tab.result.cget("text").startswith("not saved"), what="the refusal")
+    assert "[queue] lease_s: expected at least 1" in tab.result.cget("text")
+    assert toml.read_text() == text
+    tab.vars["lease_s"][1].set("soon")
+    tab.save_button.invoke()
+    ui.until(lambda: "expected float" in tab.result.cget("text"), what="the type refusal")
+    ui.shot("settings-refused")
+    assert toml.read_text() == text
+
+
+BROKEN = '''
+from tkinter import ttk
+
+
+class Module:
+    NAME = "broken"
+    LABEL = "Broken"
+    VERSION = "0.1"
+    DEFAULT_ENABLED = True
+    DEPENDS_ON = []
+
+    def __init__(self, app):
+        self.app = app
+
+    def build_tab(self, parent):
+        ttk.Label(parent, text="about to fail").pack()
+
+    def on_refresh(self):
+        raise RuntimeError("module bug: refresh exploded")
+
+    def on_close(self):
+        pass
+
+    def get_settings(self):
+        return {}
+
+    def apply_settings(self, cfg):
+        pass
+
+    def export_data(self):
+        return []
+
+    def validate_record(self, data):
+        return True, "OK"
+'''
+
+
+def test_a_broken_module_is_disabled_and_the_window_goes_on(home, display, tmp_path_factory):  # noqa: F811
+    mods = home / "launcher_modules"
+    mods.mkdir()
+    (mods / "mod_broken.py").write_text(BROKEN)
+    (mods / "mod_unimportable.py").write_text("raise ImportError('needs a package that is not installed')\n")
+    (mods / "mod_needy.py").write_text(BROKEN.replace('"broken"', '"needy"').replace("DEPENDS_ON = []",
+                                                                                      'DEPENDS_ON = ["absent"]'))
+    ui = open_launcher(home, display, tmp_path_factory)
+    try:
+        app = ui.app
+        names = [s.name for s in app.slots]
+        assert "broken" in names and "unimportable" not in names and "needy" not in names
+        assert "cannot be loaded: ImportError" in app.left_out["unimportable"]
+        assert app.left_out["needy"] == "needs absent, which is not shown"
+        ui.tab("broken")
+        slot = next(s for s in app.slots if s.name == "broken")
+        ui.until(lambda: slot.error is not None, what="the module to be disabled")
+        assert "refresh exploded" in slot.error
+        assert app.notebook.tab(slot.frame, "text") == "Broken (disabled)"
+        ui.until(lambda: any("launcher module broken disabled" in a["message"]
+                             for a in app.client.ctx.store.list_alerts()), what="the alert")
+        ui.shot("module-disabled")
+        tab = ui.tab("modules")
+        ui.until(lambda: "disabled after an error" in " ".join(
+            str(tab.local.tree.item(i, "values")) for i in tab.local.tree.get_children()), what="the modules list")
+        ui.shot("modules-with-broken")
+        ui.tab("tasks")  # the rest still works
+        ui.until(lambda: app.slot_of(app.slots[1].obj).error is None and
+                 "noop" in app.slots[1].obj.skill_box.cget("values"), what="the tasks tab")
+        assert app.root.winfo_exists()
+    finally:
+        close_launcher(ui)
+
+
+def test_a_locked_store_shows_waiting_and_the_window_keeps_answering(ui, home):
+    tab = ui.tab("tasks")
+    ui.until(lambda: "noop" in tab.skill_box.cget("values"), what="the skills")
+    ui.idle_bg()
+    tab.dispatch_skill.set("noop")
+    tab.build_form()
+    locker = sqlite3.connect(str(home / "fleet.db"), timeout=0)
+    try:
+        locker.execute("BEGIN IMMEDIATE")  # another writer holds the database lock
+        tab.dispatch_button.invoke()
+        longest = 0.0
+        saw_waiting = False
+        end = time.monotonic() + 1.6
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            ui.root.update()
+            longest = max(longest, time.monotonic() - t0)
+            saw_waiting = saw_waiting or ui.app.status_bar.cget("text").startswith("waiting: tasks:dispatch")
+            time.sleep(0.01)
+        assert saw_waiting, ui.app.status_bar.cget("text")
+        assert longest < 0.5, f"the Tk thread stalled {longest:.3f} s"
+        ui.shot("store-locked-waiting")
+    finally:
+        locker.rollback()
+        locker.close()
+    ui.until(lambda: tab.dispatch_result.cget("text") != "", timeout=10, what="the dispatch outcome")
+    text = tab.dispatch_result.cget("text")
+    assert text.startswith("task ") or "locked" in text, text
