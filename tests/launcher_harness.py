@@ -5,9 +5,11 @@ screenshots of the window (tests/fakes/x11_shot.py) kept for a person to look at
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,13 +29,19 @@ def tk_available() -> bool:
 
 
 class Display:
-    """An Xvfb server at 1280x800 on a free display number."""
+    """An Xvfb server at 1280x800 on a free display number, one per test
+    process. It must outlive every Tk interpreter of the process (Tk keeps its
+    X connection after its windows close, and a lost connection ends the
+    process), so it is never stopped by a test: on Linux the kernel sends it
+    SIGTERM when this process ends (PR_SET_PDEATHSIG), elsewhere atexit does."""
+
+    _shared: Display | None = None
 
     def __init__(self):
         read_fd, write_fd = os.pipe()
         self.proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24",
                                       "-nolisten", "tcp"], pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         os.close(write_fd)
         with os.fdopen(read_fd) as fh:
             number = fh.readline().strip()
@@ -41,14 +49,23 @@ class Display:
             self.proc.kill()
             raise RuntimeError("Xvfb did not report a display number")
         self.name = f":{number}"
+        if not sys.platform.startswith("linux"):
+            atexit.register(self.proc.terminate)
 
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+    @classmethod
+    def shared(cls) -> Display:
+        if cls._shared is None or cls._shared.proc.poll() is not None:
+            cls._shared = cls()
+        return cls._shared
+
+
+def _die_with_parent() -> None:
+    """In the Xvfb child before exec: SIGTERM when the test process dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
 def require_display_parts() -> None:
@@ -72,7 +89,7 @@ class Driver:
             self.root.update()
             time.sleep(0.01)
 
-    def until(self, predicate, timeout: float = 20.0, what: str = "condition"):
+    def until(self, predicate, timeout: float = 20.0, what: str = "condition", detail=None):
         end = time.monotonic() + timeout
         while True:
             self.root.update()
@@ -81,7 +98,8 @@ class Driver:
                 return value
             if time.monotonic() > end:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}; status bar: "
-                                     f"{self.app.status_bar.cget('text')!r}")
+                                     f"{self.app.status_bar.cget('text')!r}"
+                                     + (f"; {detail()!r}" if detail is not None else ""))
             time.sleep(0.02)
 
     def tab(self, name: str):
@@ -112,7 +130,7 @@ def shots_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def display():
     require_display_parts()
-    d = Display()
+    d = Display.shared()
     old = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = d.name
     try:
@@ -122,7 +140,6 @@ def display():
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = old
-        d.close()
 
 
 def open_launcher(home: Path, display, tmp_path_factory, refresh_s: float = 0.3) -> Driver:
@@ -144,10 +161,16 @@ def open_launcher(home: Path, display, tmp_path_factory, refresh_s: float = 0.3)
 
 
 def close_launcher(driver: Driver) -> None:
-    """Close the window; stop the supervisor the launcher itself started (only that one)."""
-    started = driver.app.starter.started
-    if not driver.app.closed:
-        driver.app.close()
+    """Close the window; stop the supervisor the launcher itself started (only
+    that one); free the window's objects here, on the Tk thread (see open_launcher)."""
+    import gc
+
+    app = driver.app
+    if app is None:
+        return
+    started = app.starter.started
+    if not app.closed:
+        app.close()
     if started is not None and started.poll() is None:
         started.terminate()
         try:
@@ -155,3 +178,6 @@ def close_launcher(driver: Driver) -> None:
         except subprocess.TimeoutExpired:
             started.kill()
             started.wait(5)
+    driver.app = driver.root = None
+    del app
+    gc.collect()
