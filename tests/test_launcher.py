@@ -148,6 +148,11 @@ def test_a_broken_module_is_disabled_and_the_window_goes_on(home, display, tmp_p
     mods = home / "launcher_modules"
     mods.mkdir()
     (mods / "mod_broken.py").write_text(BROKEN)
+    clumsy = BROKEN.replace('"broken"', '"clumsy"').replace('"Broken"', '"Clumsy"').replace(
+        'raise RuntimeError("module bug: refresh exploded")', 'pass').replace(
+        'ttk.Label(parent, text="about to fail").pack()',
+        'self.button = ttk.Button(parent, text="Go", command=lambda: 1 / 0)\n        self.button.pack()')
+    (mods / "mod_clumsy.py").write_text(clumsy)
     (mods / "mod_unimportable.py").write_text("raise ImportError('needs a package that is not installed')\n")
     (mods / "mod_needy.py").write_text(BROKEN.replace('"broken"', '"needy"').replace("DEPENDS_ON = []",
                                                                                       'DEPENDS_ON = ["absent"]'))
@@ -166,6 +171,13 @@ def test_a_broken_module_is_disabled_and_the_window_goes_on(home, display, tmp_p
         ui.until(lambda: any("launcher module broken disabled" in a["message"]
                              for a in app.client.ctx.store.list_alerts()), what="the alert")
         ui.shot("module-disabled")
+        clumsy_slot = next(s for s in app.slots if s.name == "clumsy")
+        ui.tab("clumsy")
+        ui.pump(0.3)
+        assert clumsy_slot.error is None
+        clumsy_slot.obj.button.invoke()  # a Tk callback of the module's own widget raises
+        ui.until(lambda: clumsy_slot.error is not None, what="the clumsy module to be disabled")
+        assert "ZeroDivisionError" in clumsy_slot.error
         tab = ui.tab("modules")
         ui.until(lambda: "disabled after an error" in " ".join(
             str(tab.local.tree.item(i, "values")) for i in tab.local.tree.get_children()), what="the modules list")
@@ -206,3 +218,77 @@ def test_a_locked_store_shows_waiting_and_the_window_keeps_answering(ui, home):
     ui.until(lambda: tab.dispatch_result.cget("text") != "", timeout=10, what="the dispatch outcome")
     text = tab.dispatch_result.cget("text")
     assert text.startswith("task ") or "locked" in text, text
+
+
+def test_pause_resume_drain_and_open_dashboard_act_as_the_cli(ui, home, tmp_path, monkeypatch):
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER", str(browser))
+    import webbrowser
+
+    monkeypatch.setattr(webbrowser, "_tryorder", None)  # re-read $BROWSER
+    app = ui.app
+    ui.until(lambda: app.status_doc is not None, what="the first status")
+    store = app.client.ctx.store
+    app.buttons["pause"].invoke()
+    ui.until(lambda: store.get_flag("paused") is True and app.status_doc.get("paused"), what="the pause")
+    ui.until(lambda: "(paused)" in app.state_label.cget("text"), what="the sidebar to say paused")
+    app.buttons["resume"].invoke()
+    ui.until(lambda: store.get_flag("paused") is False and not app.status_doc.get("paused"), what="the resume")
+    app.buttons["drain"].invoke()
+    ui.until(lambda: "drained in" in app.message, what="the drain")
+    assert store.get_flag("paused") is True  # drain leaves the fleet paused, as `lead_client drain`
+    app.buttons["dashboard"].invoke()
+    ui.until(lambda: opened.exists(), what="the browser to be asked")
+    assert opened.read_text().strip() == "http://127.0.0.1:5555/"
+
+
+def test_tasks_tab_filters_pages_cancels_retries_and_takes_an_instruction(ui, home):
+    app = ui.app
+    tab = ui.tab("tasks")
+    ui.until(lambda: "noop" in tab.skill_box.cget("values"), what="the skills")
+    ui.idle_bg()
+    store = app.client.ctx.store
+    store.enqueue_many([{"skill": "noop", "payload": {"n": i}} for i in range(55)]
+                       + [{"skill": "sleepy", "payload": {"note": "needle"}}])
+    tab.apply_filter()
+    ui.until(lambda: tab.page_label.cget("text") == "1–50 of 56", what="the first page")
+    tab.page(1)
+    ui.until(lambda: tab.page_label.cget("text") == "51–56 of 56", what="the second page")
+    tab.text_var.set("needle")
+    tab.apply_filter()
+    ui.until(lambda: tab.page_label.cget("text") == "1–1 of 1", what="the text filter")
+    (needle,) = tab.table.tree.get_children()
+    tab.text_var.set("")
+    tab.status_var.set("PENDING")
+    tab.skill_var.set("noop")
+    tab.apply_filter()
+    ui.until(lambda: tab.page_label.cget("text") == "1–50 of 55", what="the status and skill filter")
+    tab.status_var.set("all")
+    tab.skill_var.set("all")
+    tab.apply_filter()
+    ui.until(lambda: tab.table.tree.exists(needle), what="the full list")
+    tab.table.tree.selection_set(needle)
+    tab.single("cancel")
+    ui.until(lambda: store.require(int(needle)).status == "CANCELLED", what="the cancel")
+    tab.single("retry")
+    ui.until(lambda: store.require(int(needle)).status == "PENDING", what="the retry")
+    ui.until(lambda: "retry" in tab.detail.get() or "cancel" in tab.detail.get(), what="the events in the detail")
+    tab.instruction.set('{"skill": "noop", "n": 3, "priority": 8}')
+    tab.instruct()
+    ui.until(lambda: tab.dispatch_result.cget("text").startswith("task "), what="the instruction")
+    t = store.require(tab.last_dispatched)
+    assert (t.skill, t.payload, t.priority) == ("noop", {"n": 3}, 8)
+    tab.dispatch_skill.set("noop")
+    tab.build_form()
+    tab.fields["n"][1].set("many")
+    tab.dispatch()
+    assert tab.dispatch_result.cget("text") == "n: 'many' is not a valid integer"
+    tab.fields["n"][1].set("")
+    tab.fields["sleep_s"][1].set("-1")
+    tab.dispatch()
+    ui.until(lambda: tab.dispatch_result.cget("text").startswith("not queued"), what="the schema refusal")
+    assert "sleep_s" in tab.dispatch_result.cget("text")
+    ui.shot("tasks-filtered")

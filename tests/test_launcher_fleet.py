@@ -49,6 +49,17 @@ def test_start_dispatch_answer_stop_and_start_again(ui, isolated_home):
     ui.until(lambda: fleet.agents.tree.exists("coder_1"), what="coder_1 in the agents table")
     assert fleet.agents.tree.item("coder_1", "values")[3] == "idle"
     ui.shot("running-fleet")
+    before = coder(app)["pid"]
+    fleet.agents.tree.selection_set("coder_1")
+    fleet.act("restart")  # as `lead_client restart coder_1`
+    ui.until(lambda: (coder(app) or {}).get("pid") not in (None, before) and coder(app)["status"] == "idle",
+             timeout=30, what="a new coder_1")
+    assert "took the request: restart coder_1" in " ".join(messages)
+    fleet.act("pause")  # as `lead_client pause coder_1`: a message to the worker
+    ui.until(lambda: "pause sent to coder_1" in " ".join(messages), what="the pause message")
+    ui.until(lambda: (coder(app) or {}).get("status") == "paused", timeout=20, what="coder_1 to pause")
+    fleet.act("resume")
+    ui.until(lambda: (coder(app) or {}).get("status") == "idle", timeout=20, what="coder_1 to resume")
 
     tasks = ui.tab("tasks")
     ui.until(lambda: "noop" in tasks.skill_box.cget("values"), what="the skills")
