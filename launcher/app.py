@@ -23,6 +23,10 @@ from .tabs import BUILTIN_TABS
 WAITING_AFTER_S = 1.0  # a store call running longer than this shows "waiting" in the status bar
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 @dataclass
 class Slot:
     """One tab in the notebook: a built-in tab or a module, and its health."""
@@ -259,7 +263,7 @@ class App:
             self.state_label.configure(text=text, foreground=colour)
             t = doc["tasks"]
             lines = [f"supervisor pid {doc['supervisor']['pid']}" if running else "no supervisor running",
-                     f"{sum(1 for a in doc['agents'] if a['status'] in ('idle', 'busy'))} agents working",
+                     _count(sum(1 for a in doc["agents"] if a["status"] in ("idle", "busy")), "worker") + " up",
                      f"pending {t.get('PENDING', 0)}  running {t.get('RUNNING', 0)}",
                      f"waiting on a person {t.get('WAITING_HUMAN', 0)}"]
             if doc["active_alerts"]:

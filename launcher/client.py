@@ -69,6 +69,36 @@ class FleetClient:
             a["restarts_1h"] = sum(n for (agent, _), n in tally.items() if agent == a["name"])
         return doc
 
+    def services(self, doc: dict | None = None) -> list[dict]:
+        """The managed services ([supervisor] services): from the supervisor's
+        last spawn / exit event of each and its agents row when it has one:
+        [{name, state, pid, since, heartbeat_age_s, detail}]."""
+        doc = doc if doc is not None else fleet_control.collect_status(self.ctx)
+        last = self.ctx.store.last_event_per_agent(("spawn", "child_exit"))
+        rows = {a["name"]: a for a in doc["agents"]}
+        out = []
+        for svc in self.cfg["supervisor"]["services"]:
+            name = svc.rsplit(".", 1)[-1]
+            if name == "dashboard" and not self.cfg["dashboard"]["enabled"]:
+                out.append({"name": name, "state": "off", "pid": None, "since": None, "heartbeat_age_s": None,
+                            "detail": "[dashboard] enabled = false"})
+                continue
+            ev, row = last.get(name), rows.get(name) or {}
+            detail = ev.get("detail") or {} if ev else {}
+            if not doc["supervisor"]["running"]:
+                state = "stopped"
+            elif ev is None:
+                state = "not started"
+            elif ev["action"] == "spawn":
+                state = "running"
+            else:
+                state = "exited" + (f" ({detail.get('intent')})" if detail.get("intent") else "")
+            extra = row.get("detail") or ""
+            out.append({"name": name, "state": state, "pid": detail.get("pid") if state == "running" else None,
+                        "since": ev["ts"] if ev else None, "heartbeat_age_s": row.get("heartbeat_age_s"),
+                        "detail": extra if isinstance(extra, str) else ", ".join(f"{k} {v}" for k, v in extra.items())})
+        return out
+
     def alerts(self, include_acked: bool = False) -> list[dict]:
         return self.ctx.store.list_alerts(active_only=not include_acked, limit=200)
 

@@ -79,7 +79,8 @@ class FleetStarter:
                 start_new_session=True, close_fds=True)
         self.started = proc
         return {"how": "detached", "pid": proc.pid,
-                "detail": f"started the supervisor detached (pid {proc.pid}); its console output goes to {console}"}
+                "detail": f"started the supervisor detached (pid {proc.pid}); console output: "
+                          f"{os.path.relpath(console, cfg['home'])} in the fleet home"}
 
     def reap(self) -> int | None:
         """The exit code of the supervisor this launcher started, once it has exited."""

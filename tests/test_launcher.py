@@ -63,7 +63,7 @@ def test_window_opens_and_every_tab_builds_refreshes_and_is_screenshotted(ui, ho
         "comm": lambda t: t.count.cget("text") == "none waiting",
         "hardware": lambda t: t.banner.cget("text").startswith("STALE"),
         "usage": lambda t: "0 calls" in t.totals.cget("text") and len(t.days) == 30,
-        "logs": lambda t: "no log files yet" in t.info.cget("text"),
+        "logs": lambda t: "no logs yet" in t.info.cget("text"),
         "settings": lambda t: t.title.cget("text").startswith("[fleet]"),
         "knowledge": lambda t: "nothing yet" in t.where.cget("text"),
         "reviews": lambda t: "No review tasks yet" in t.summary.cget("text"),

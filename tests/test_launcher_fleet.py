@@ -16,7 +16,8 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.fixture
 def ui(isolated_home, display, tmp_path_factory):  # noqa: F811 - the display fixture
     write_config(isolated_home, workers={"coder_count": 1}, dashboard={"enabled": False}, models={"chain": []},
-                 affinity={"coder": ["noop", "sleepy", "fails", "ask"]}, queue={"max_attempts": 1})
+                 affinity={"coder": ["noop", "sleepy", "fails", "ask"]}, queue={"max_attempts": 1},
+                 supervisor={"services": ["hw_supervisor"]}, hardware={"interval_s": 0.5})
     driver = open_launcher(isolated_home, display, tmp_path_factory)
     try:
         yield driver
@@ -48,7 +49,23 @@ def test_start_dispatch_answer_stop_and_start_again(ui, isolated_home):
     fleet = ui.tab("fleet")
     ui.until(lambda: fleet.agents.tree.exists("coder_1"), what="coder_1 in the agents table")
     assert fleet.agents.tree.item("coder_1", "values")[3] == "idle"
+    ui.until(lambda: fleet.services.tree.exists("hw_supervisor") and
+             fleet.services.tree.item("hw_supervisor", "values")[1] == "running", timeout=30,
+             what="hw_supervisor in the services table")
     ui.shot("running-fleet")
+    hw = ui.tab("hardware")
+    ui.until(lambda: hw.banner.cget("text").startswith("Live"), timeout=30, what="a live hw_state.json")
+    assert "% of" in hw.cpu.text.cget("text") and "GiB" in hw.ram.text.cget("text")
+    ui.shot("running-hardware")
+    logs = ui.tab("logs")
+    ui.until(lambda: logs.name.get() == "supervisor" and "supervisor.log" in logs.info.cget("text"),
+             what="the supervisor's log")
+    logs.filter.set("coder_1")
+    logs.on_refresh()
+    ui.until(lambda: "matching" in logs.info.cget("text") and "coder_1" in logs.view.get(), what="the filter")
+    assert all("coder_1" in line.lower() for line in logs.view.get().splitlines())
+    ui.shot("running-logs")
+    ui.tab("fleet")
     before = coder(app)["pid"]
     fleet.agents.tree.selection_set("coder_1")
     fleet.act("restart")  # as `lead_client restart coder_1`

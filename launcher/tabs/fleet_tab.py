@@ -45,15 +45,15 @@ class FleetTab(Tab):
         self.hint.pack(side="left", padx=12)
         ttk.Label(parent, text="Services", style="Section.TLabel").grid(row=3, column=0, sticky="w")
         ttk.Label(parent, text="Alerts", style="Section.TLabel").grid(row=3, column=1, sticky="w", padx=(10, 0))
-        self.services = Table(parent, [("name", "Service", 120), ("state", "State", 100), ("hb", "Heartbeat", 90),
-                                       ("pid", "PID", 70), ("detail", "Detail", 200)], height=4)
+        self.services = Table(parent, [("name", "Service", 120), ("state", "State", 100), ("since", "Since", 80),
+                                       ("pid", "PID", 70), ("detail", "Detail", 170)], height=4)
         self.services.grid(row=4, column=0, sticky="nsew", pady=(4, 0))
         right = ttk.Frame(parent)
         right.grid(row=4, column=1, sticky="nsew", padx=(10, 0), pady=(4, 0))
         right.rowconfigure(0, weight=1)
         right.columnconfigure(0, weight=1)
-        self.alerts = Table(right, [("id", "#", 36), ("sev", "Severity", 70), ("comp", "Component", 90),
-                                    ("msg", "Message", 190), ("n", "Times", 50)], height=4)
+        self.alerts = Table(right, [("id", "#", 36), ("sev", "Severity", 70), ("comp", "Component", 100),
+                                    ("msg", "Message", 140), ("n", "Times", 50)], height=4)
         self.alerts.grid(row=0, column=0, sticky="nsew")
         ab = ttk.Frame(right)
         ab.grid(row=1, column=0, sticky="w", pady=(4, 0))
@@ -65,30 +65,32 @@ class FleetTab(Tab):
         if self.app.status_doc is not None:
             self.show_status(self.app.status_doc)
         self.run("alerts", self.client.alerts, self.show_alerts)
+        self.run("services", self.client.services, self.show_services)
 
     def show_status(self, doc: dict) -> None:
         if "agents" not in doc:
             return
-        workers, services = [], {}
+        workers = []
         for a in doc["agents"]:
+            if a["role"] in SERVICE_ROLES or a["name"] == "supervisor":
+                continue
             state = f"lost (was {a['status']})" if a["stale"] else a["status"]
             hb = fmt_age(a["heartbeat_age_s"]) + " ago" if a["heartbeat_age_s"] is not None else ""
-            if a["role"] in SERVICE_ROLES:
-                services[a["name"]] = [a["name"], state, hb, a["pid"], a.get("detail") or ""]
-            elif a["name"] != "supervisor":
-                workers.append((a["name"], [a["name"], a["role"], a["host"], state, hb, a["current_task"] or "",
-                                            a.get("restarts_1h", 0), a["pid"]], "lost" if a["stale"] else a["status"]))
+            workers.append((a["name"], [a["name"], a["role"], a["host"], state, hb, a["current_task"] or "",
+                                        a.get("restarts_1h", 0), a["pid"]], "lost" if a["stale"] else a["status"]))
         self.agents.set_rows(workers)
         running = doc["supervisor"]["running"]
         self.agents_note.configure(text=(f"{len(workers)} worker(s)" if workers else "no workers registered")
                                    + ("" if running else " · the fleet is stopped: Start in the sidebar"))
-        rows = []
-        for name in self.client.cfg["supervisor"]["services"]:
-            name = name.rsplit(".", 1)[-1]
-            row = services.pop(name, None) or [name, "not running", "", "", "the supervisor starts it with the fleet"]
-            rows.append((name, row, "running" if row[1] in ("running", "idle", "busy") else "stopped"))
-        rows += [(n, r, None) for n, r in services.items()]
-        self.services.set_rows(rows)
+
+    def show_services(self, rows: list[dict]) -> None:
+        import time
+
+        now = time.time()
+        tags = {"running": "running", "off": "stale"}
+        self.services.set_rows([(r["name"], [r["name"], r["state"], fmt_age(now - r["since"]) + " ago"
+                                             if r["since"] else "", r["pid"] or "", r["detail"]],
+                                 tags.get(r["state"], "stopped")) for r in rows])
 
     def show_alerts(self, alerts: list[dict]) -> None:
         self.alerts.set_rows([(str(a["id"]), [a["id"], a["severity"], a["component"], a["message"],

@@ -31,7 +31,7 @@ class LogsTab(Tab):
         self.names.bind("<<ComboboxSelected>>", lambda _e: self.on_refresh())
         ttk.Label(bar, text="Filter").pack(side="left")
         self.filter = tk.StringVar()
-        entry = ttk.Entry(bar, textvariable=self.filter, width=28)
+        entry = ttk.Entry(bar, textvariable=self.filter, width=24)
         entry.pack(side="left", padx=(4, 12))
         entry.bind("<KeyRelease>", lambda _e: self.on_refresh())
         self.follow = tk.BooleanVar(value=True)
@@ -66,14 +66,17 @@ class LogsTab(Tab):
             self.name.set("supervisor" if "supervisor" in names else names[0])
             self.on_refresh()
         if not names:
-            self.info.configure(text="no log files yet: they appear when the fleet runs")
+            self.info.configure(text="no logs yet: they appear when the fleet runs")
 
     def show_lines(self, res) -> None:
         name, path, lines = res
         if name != self.name.get():
             return
         self._first = False
-        self.info.configure(text=f"{path} · {len(lines)} line(s)" + (" matching" if self.filter.get() else ""))
+        import os
+
+        shown = os.path.relpath(path, self.client.home) if path.startswith(self.client.home) else path
+        self.info.configure(text=f"{shown} · last {len(lines)} line(s)" + (" matching" if self.filter.get() else ""))
         self.view.set("\n".join(lines) if lines else "(no matching lines)", keep_end=True)
         if self.follow.get():
             self.view.text.see("end")
