@@ -292,3 +292,69 @@ def test_tasks_tab_filters_pages_cancels_retries_and_takes_an_instruction(ui, ho
     ui.until(lambda: tab.dispatch_result.cget("text").startswith("not queued"), what="the schema refusal")
     assert "sleep_s" in tab.dispatch_result.cget("text")
     ui.shot("tasks-filtered")
+
+
+def test_manual_chat_goes_through_call_model_and_shows_the_routing_message(isolated_home, display,  # noqa: F811
+                                                                            tmp_path_factory):
+    from tests.fakes.model_servers import FakeOllama, dead_url, provider_toml, write_model_config
+
+    with FakeOllama(models=["qwen3:8b"]) as ollama:
+        write_model_config(isolated_home, chain=["ollama"], providers=[provider_toml("ollama", "ollama", ollama.url)],
+                           extra="[dashboard]\nenabled = false\n")
+        ollama.reply("hello, operator", usage={"input": 5, "output": 2})
+        ui = open_launcher(isolated_home, display, tmp_path_factory)
+        try:
+            comm = ui.tab("comm")
+            comm.prompt.set("are you there?")
+            comm.send()
+            ui.until(lambda: "hello, operator" in comm.transcript.get(), what="the model's reply")
+            assert "you: are you there?\nollama/qwen3:8b: hello, operator" in comm.transcript.get()
+            assert ollama.requests_to("/api/chat")[0].body["messages"][-1]["content"] == "are you there?"
+            usage = ui.app.client.ctx.store.usage_rows(skill="launcher_chat")
+            assert len(usage) == 1 and usage[0]["provider"] == "ollama"  # recorded like any model call
+            ui.shot("comm-chat")
+        finally:
+            close_launcher(ui)
+    write_model_config(isolated_home, chain=["ollama"], providers=[provider_toml("ollama", "ollama", dead_url())],
+                       extra="[dashboard]\nenabled = false\n")
+    ui = open_launcher(isolated_home, display, tmp_path_factory)
+    try:
+        comm = ui.tab("comm")
+        comm.prompt.set("anyone?")
+        comm.send()
+        ui.until(lambda: "routing: " in comm.transcript.get(), timeout=30, what="the routing message")
+        text = comm.transcript.get()
+        assert "ollama" in text.split("routing: ", 1)[1]
+        ui.shot("comm-chat-no-model")
+    finally:
+        close_launcher(ui)
+
+
+def test_fleet_comm_answers_need_text_and_discuss_opens_a_discussion_task(ui, home):
+    store = ui.app.client.ctx.store
+    ids = []
+    for topic in ("a", "b"):
+        store.enqueue("ask", {"topic": topic})
+        t = store.claim("coder_1", ["ask"])
+        store.ask_human(t.id, t.lease_token, f"proceed with {topic}?", ["yes", "no"])
+        ids.append(t.id)
+    comm = ui.tab("comm")
+    ui.until(lambda: sorted(comm.shown_ids) == ids, what="both requests")
+    comm.toggle(ids[0])
+    ui.until(lambda: ids[0] in comm.texts, what="the first request to expand")
+    comm.respond(ids[0], "more_info")
+    ui.until(lambda: "needs text" in ui.app.message, what="the refusal of an empty 'more info'")
+    assert store.require(ids[0]).status == "WAITING_HUMAN"
+    comm.texts[ids[0]].insert("1.0", "is the cache warm?")
+    comm.respond(ids[0], "discuss")
+    ui.until(lambda: store.require(ids[0]).status == "PENDING", what="the discuss answer")
+    answer = store.require(ids[0]).payload["human_answer"]
+    assert answer["choice"] == "feedback" and "opened discussion task" in answer["text"]
+    (discussion,) = store.list_tasks(skill="code_discuss").items
+    assert discussion.payload == {"thread": f"task-{ids[0]}", "message": "is the cache warm?", "author": "operator"}
+    ui.until(lambda: comm.shown_ids == [ids[1]], what="the list to drop the answered request")
+    comm.toggle(ids[1])
+    ui.until(lambda: ids[1] in comm.texts, what="the second request to expand")
+    comm.answer_option(ids[1], "no")
+    ui.until(lambda: store.require(ids[1]).status == "PENDING", what="the option answer")
+    assert store.require(ids[1]).payload["human_answer"] == "no"
