@@ -6,6 +6,7 @@ and a locked store shows "waiting" while the window keeps answering."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -358,3 +359,43 @@ def test_fleet_comm_answers_need_text_and_discuss_opens_a_discussion_task(ui, ho
     comm.answer_option(ids[1], "no")
     ui.until(lambda: store.require(ids[1]).status == "PENDING", what="the option answer")
     assert store.require(ids[1]).payload["human_answer"] == "no"
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$0 $*" >> "$FAKE_LOG"
+case "$1" in --version) echo "systemd 252 (252.1)"; exit 0;; esac
+exit 0
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the systemd path")
+def test_start_uses_the_installed_service_when_there_is_one(home, tmp_path, monkeypatch):
+    from fleet.config import load_config
+    from launcher.fleet_start import FleetStarter
+    from tests.fakes.cli_runner import cli
+
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    for name in ("systemctl", "loginctl"):
+        (bin_dir / name).write_text(FAKE_SYSTEMCTL)
+        (bin_dir / name).chmod(0o755)
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    cfg = load_config(home)
+    starter = FleetStarter()
+    assert cli(home, "install-service", "--json").rc == 0  # the operator's own install
+    log.write_text("")
+    res = starter.start(cfg)
+    assert res["how"] == "service" and starter.started is None
+    assert log.read_text().strip().endswith("--user start fleet.service")
+    assert cli(home, "uninstall-service").rc == 0
+    log.write_text("")
+    res = starter.start(cfg)  # no service any more: the supervisor, detached
+    try:
+        assert res["how"] == "detached" and starter.started.pid == res["pid"]
+        assert " start " not in log.read_text()
+    finally:
+        starter.started.terminate()
+        starter.started.wait(30)
