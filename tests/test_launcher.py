@@ -399,3 +399,41 @@ def test_start_uses_the_installed_service_when_there_is_one(home, tmp_path, monk
     finally:
         starter.started.terminate()
         starter.started.wait(30)
+
+
+def test_profile_and_launcher_tabs_choose_the_tabs_and_depends_on_is_honoured(isolated_home, display,  # noqa: F811
+                                                                              tmp_path_factory):
+    write_config(isolated_home, dashboard={"enabled": False}, models={"chain": []},
+                 launcher={"profile": "minimal", "tabs": {"hardware": True, "logs": False}})
+    ui = open_launcher(isolated_home, display, tmp_path_factory)
+    try:
+        assert [s.name for s in ui.app.slots] == ["fleet", "tasks", "comm", "hardware", "settings"]
+    finally:
+        close_launcher(ui)
+    write_config(isolated_home, dashboard={"enabled": False}, models={"chain": []},
+                 launcher={"profile": "research", "tabs": {"tasks": False}})
+    ui = open_launcher(isolated_home, display, tmp_path_factory)
+    try:
+        assert [s.name for s in ui.app.slots] == ["fleet", "comm", "hardware", "usage", "logs", "settings",
+                                                  "knowledge"]
+        assert ui.app.left_out["reviews"] == "needs tasks, which is not shown"
+    finally:
+        close_launcher(ui)
+
+
+def test_knowledge_module_previews_files_and_keeps_bookmarks_in_the_store(ui, home):
+    kdir = home / "knowledge" / "summaries"
+    kdir.mkdir(parents=True)
+    (kdir / "paper.md").write_text("# A summary\nthree findings\n")
+    tab = ui.tab("knowledge")
+    ui.until(lambda: tab.files.tree.exists("summaries/paper.md"), what="the knowledge file")
+    tab.files.tree.selection_set("summaries/paper.md")
+    ui.until(lambda: "three findings" in tab.view.get(), what="the preview")
+    tab.note.set("read later")
+    tab.bookmark()
+    ui.until(lambda: tab.bookmarks == [{"path": "summaries/paper.md", "note": "read later"}], what="the bookmark")
+    notes = ui.app.client.ctx.store.notes("module:knowledge")
+    assert len(notes) == 1 and notes[0]["author"] == "launcher"  # module data lives in the store
+    assert tab.export_data() == [{"path": "summaries/paper.md", "note": "read later"}]
+    assert tab.validate_record({"note": "no path"}) == (False, "path is required")
+    ui.shot("knowledge-bookmarked")
