@@ -182,7 +182,7 @@ class App:
         traceback.print_exception(exc, value, tb)
 
     # -- background work ------------------------------------------------------
-    def run(self, key: str, fn, on_done=None, on_error=None, owner=None) -> bool:
+    def run(self, key: str, fn, on_done=None, on_error=None, owner=None, wait: bool = True) -> bool:
         """Run fn() off the Tk thread; its result comes back to on_done on the Tk thread."""
         slot = self.slot_of(owner) if owner is not None else None
 
@@ -206,7 +206,7 @@ class App:
             else:
                 self.set_message(f"{key}: {exc}")
 
-        return self.bg.submit(key, fn, done if on_done is not None else None, failed)
+        return self.bg.submit(key, fn, done if on_done is not None else None, failed, wait=wait)
 
     def _pump(self) -> None:
         if self.closed:
@@ -288,7 +288,7 @@ class App:
                 then(text)
             self.refresh_status()
 
-        if not self.run("action:" + key, fn, done, lambda exc: self.set_message(f"{key} failed: {exc}")):
+        if not self.run("action:" + key, fn, done, lambda exc: self.set_message(f"{key} failed: {exc}"), wait=False):
             self.set_message(f"{key} is already under way")
 
     def start_fleet(self) -> None:

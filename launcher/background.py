@@ -15,13 +15,16 @@ from typing import Any
 class Background:
     """A few daemon threads running jobs; `pump()` (called on the Tk thread)
     delivers each result to its callback. A job submitted under a key that is
-    still in flight is dropped, so a slow store never piles up refreshes."""
+    still in flight waits, and only the newest one waiting runs after it: a
+    slow store never piles up refreshes, and a changed request (a new filter)
+    is never lost."""
 
     def __init__(self, threads: int = 3):
         self._jobs: queue.Queue = queue.Queue()
         self._done: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._in_flight: dict[str, float] = {}
+        self._waiting: dict[str, tuple] = {}
         self._closed = False
         self._workers = [threading.Thread(target=self._work, name=f"launcher-bg-{i}", daemon=True)
                          for i in range(threads)]
@@ -29,10 +32,16 @@ class Background:
             t.start()
 
     def submit(self, key: str, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException], None] | None = None) -> bool:
-        """Run fn() on a worker thread; False when `key` is already running."""
+               on_error: Callable[[BaseException], None] | None = None, *, wait: bool = True) -> bool:
+        """Run fn() on a worker thread; False when `key` is already running.
+        Then, with `wait`, this job runs once that one ends (unless a newer one
+        replaces it); without, it is dropped (an action must not run twice)."""
         with self._lock:
-            if self._closed or key in self._in_flight:
+            if self._closed:
+                return False
+            if key in self._in_flight:
+                if wait:
+                    self._waiting[key] = (fn, on_done, on_error)
                 return False
             self._in_flight[key] = time.monotonic()
         self._jobs.put((key, fn, on_done, on_error))
@@ -61,10 +70,13 @@ class Background:
             n += 1
             with self._lock:
                 self._in_flight.pop(key, None)
+                waiting = self._waiting.pop(key, None)
             if ok and on_done is not None:
                 on_done(value)
             elif not ok and on_error is not None:
                 on_error(value)
+            if waiting is not None:
+                self.submit(key, *waiting)
         return n
 
     def close(self) -> None:

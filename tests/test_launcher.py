@@ -437,3 +437,33 @@ def test_knowledge_module_previews_files_and_keeps_bookmarks_in_the_store(ui, ho
     assert tab.export_data() == [{"path": "summaries/paper.md", "note": "read later"}]
     assert tab.validate_record({"note": "no path"}) == (False, "path is required")
     ui.shot("knowledge-bookmarked")
+
+
+def test_background_runs_the_newest_waiting_request_and_never_repeats_an_action():
+    import threading
+
+    from launcher.background import Background
+
+    bg = Background(threads=2)
+    gate = threading.Event()
+    ran, done = [], []
+    try:
+        assert bg.submit("list", lambda: (gate.wait(10), ran.append("first"))[1], done.append)
+        assert not bg.submit("list", lambda: ran.append("stale filter"), done.append)
+        assert not bg.submit("list", lambda: ran.append("newest filter"), done.append)
+        assert not bg.submit("list", lambda: ran.append("action twice"), done.append, wait=False)
+        assert bg.busy("list") and bg.oldest_wait()[0] == "list"
+        gate.set()
+        end = time.monotonic() + 10
+        while (len(ran) < 2 or bg.busy("list")) and time.monotonic() < end:
+            bg.pump()
+            time.sleep(0.01)
+        assert ran == ["first", "newest filter"] and bg.oldest_wait() is None
+        errors = []
+        bg.submit("boom", lambda: 1 / 0, done.append, errors.append)
+        while not errors and time.monotonic() < end:
+            bg.pump()
+            time.sleep(0.01)
+        assert isinstance(errors[0], ZeroDivisionError)
+    finally:
+        bg.close()

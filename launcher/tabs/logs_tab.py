@@ -52,13 +52,13 @@ class LogsTab(Tab):
         needle = self.filter.get()
         self.run("tail", lambda: self.read(name, needle), self.show_lines)
 
-    def read(self, name: str, needle: str) -> tuple[str, str, list[str]]:
+    def read(self, name: str, needle: str) -> tuple[str, str, str, list[str]]:
         path = self.client.log_path(name)
         lines = tail_lines(path, TAIL)
         if needle:
             low = needle.lower()
             lines = [ln for ln in lines if low in ln.lower()]
-        return name, path, lines
+        return name, needle, path, lines
 
     def show_names(self, names: list[str]) -> None:
         self.names.configure(values=names)
@@ -69,14 +69,14 @@ class LogsTab(Tab):
             self.info.configure(text="no logs yet: they appear when the fleet runs")
 
     def show_lines(self, res) -> None:
-        name, path, lines = res
-        if name != self.name.get():
-            return
+        name, needle, path, lines = res
+        if name != self.name.get() or needle != self.filter.get():
+            return  # an answer to an earlier choice: the current one is on its way
         self._first = False
         import os
 
         shown = os.path.relpath(path, self.client.home) if path.startswith(self.client.home) else path
-        self.info.configure(text=f"{shown} · last {len(lines)} line(s)" + (" matching" if self.filter.get() else ""))
+        self.info.configure(text=f"{shown} · last {len(lines)} line(s)" + (" matching" if needle else ""))
         self.view.set("\n".join(lines) if lines else "(no matching lines)", keep_end=True)
         if self.follow.get():
             self.view.text.see("end")
