@@ -467,3 +467,60 @@ def test_background_runs_the_newest_waiting_request_and_never_repeats_an_action(
         assert isinstance(errors[0], ZeroDivisionError)
     finally:
         bg.close()
+
+
+def test_usage_hardware_and_alerts_show_what_the_fleet_recorded(home, display, tmp_path_factory):  # noqa: F811
+    import json
+
+    from fleet.config import load_config
+    from fleet.db import open_store
+    from fleet.hw_state import SCHEMA_VERSION
+
+    write_config(home, workers={"coder_count": 1}, dashboard={"enabled": False}, models={"chain": []},
+                 budgets={"global_usd": 1.0})
+    cfg = load_config(home)
+    store = open_store(cfg)
+    now = time.time()
+    for day in range(12):
+        store.record_model_call({"ts": now - day * 86400 * 2, "skill": "summarize", "provider": "claude",
+                                 "model": "claude-sonnet-4-6", "input_tokens": 1000 + 300 * day,
+                                 "output_tokens": 200, "cost_usd": 0.01 * (day + 1), "success": 1})
+    alert_id = store.raise_alert("critical", "hw_supervisor", "GPU 0 at 86 C over its 80 C limit")
+    store.close()
+    (home / "hw_state.json").write_text(json.dumps({
+        "schema_version": SCHEMA_VERSION, "written_at": now, "interval_s": 5.0, "host": "bench-host", "source": "nvml",
+        "cpu": {"percent": 42.0, "count": 16}, "memory": {"total_mb": 65536, "used_mb": 30000, "percent": 45.8},
+        "disk": {"total_mb": 1e6, "free_mb": 4e5, "percent": 60.0},
+        "gpus": [{"index": 0, "name": "NVIDIA H200", "vram_total_mb": 143771, "vram_used_mb": 120000,
+                  "temp_c": 86.0},
+                 {"index": 1, "name": "NVIDIA H200", "vram_total_mb": 143771, "vram_used_mb": 2000, "temp_c": 41.0}],
+        "tier": {"name": "large", "model": "qwen3:32b", "reason": "GPU 0 at 86 C: stepped down", "changed_at": now},
+        "thermal": {"state": "hot", "limit_c": 80.0, "gpu_max_sustained_c": 80.0},
+        "models": {"server_reachable": True, "loaded": [{"name": "qwen3:32b", "vram_mb": 21000,
+                                                         "expires_at": "2026-12-04T18:00:00Z"}]}}))
+    ui = open_launcher(home, display, tmp_path_factory)
+    try:
+        usage = ui.tab("usage")
+        ui.until(lambda: "12 calls" in usage.totals.cget("text"), what="the usage totals")
+        ui.until(lambda: usage.budgets.tree.get_children(), what="the budget row")
+        values = usage.budgets.tree.item(usage.budgets.tree.get_children()[0], "values")
+        assert values[0] == "fleet" and values[7] in ("ok", "warning", "exceeded")
+        assert sum(1 for d in usage.days if d["calls"]) == 12 and usage.days[-1]["cost_usd"] == 0.01
+        ui.shot("usage-chart")
+        hw = ui.tab("hardware")
+        ui.until(lambda: hw.banner.cget("text").startswith("Live"), what="the live state")
+        ui.until(lambda: len(hw.gpu_bars) == 2, what="two GPUs")
+        assert hw.gpu_bars[0][0].cget("text") == "GPU 0: NVIDIA H200"
+        assert hw.gpu_bars[0][2].text.cget("text") == "86 °C (limit 80 °C)"
+        assert hw.tier.cget("text") == "large — model qwen3:32b"
+        assert hw.models.tree.exists("0")
+        ui.shot("hardware-gpus")
+        fleet = ui.tab("fleet")
+        ui.until(lambda: fleet.alerts.tree.exists(str(alert_id)), what="the alert")
+        fleet.alerts.tree.selection_set(str(alert_id))
+        fleet.ack()
+        ui.until(lambda: not fleet.alerts.tree.exists(str(alert_id)), what="the acknowledged alert to go")
+        (acked,) = ui.app.client.ctx.store.list_alerts(active_only=False)
+        assert acked["acked_by"] == "operator"
+    finally:
+        close_launcher(ui)
