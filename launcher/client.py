@@ -12,7 +12,7 @@ import time
 
 from fleet.cli import fleet_control, tasks as cli_tasks
 from fleet.cli.common import SENDER, Ctx
-from fleet.cli.logs_alerts import _available_logs
+from fleet.cli.logs_alerts import available_logs
 
 EXIT_ACTIONS = ("child_exit",)  # the events the dashboard counts as restarts (fleet/web/api_status.py)
 DECISIONS = ("approve", "reject", "more_info", "feedback")  # as the dashboard's /api/tasks/<id>/respond
@@ -236,7 +236,7 @@ class FleetClient:
         return costs.budget_status(self.cfg, self.ctx.store)
 
     def log_names(self) -> list[str]:
-        return _available_logs(self.cfg["paths"]["logs"])
+        return available_logs(self.cfg["paths"]["logs"])
 
     def log_path(self, name: str) -> str:
         from fleet.logs import log_path

@@ -19,15 +19,7 @@ def installed_service(cfg: dict):
     """The service_install Plan of this fleet's installed service, or None."""
     from fleet import service_install
 
-    try:
-        plan = service_install.plan(cfg)
-    except service_install.ServiceError:
-        return None
-    if plan.platform == "windows":
-        return plan if plan.path.exists() else None
-    if plan.path.exists() and service_install._not_ours(plan, cfg) is None:
-        return plan
-    return None
+    return service_install.installed_plan(cfg)
 
 
 def start_command(cfg: dict, plan) -> list[str]:
