@@ -142,6 +142,16 @@ def display():
             os.environ["DISPLAY"] = old
 
 
+@pytest.fixture(autouse=True)
+def free_windows_on_the_tk_thread():
+    """After each test (its locals gone), collect the windows it closed here,
+    on the main thread, before any worker thread's collection finds them."""
+    yield
+    import gc
+
+    gc.collect()
+
+
 def open_launcher(home: Path, display, tmp_path_factory, refresh_s: float = 0.3) -> Driver:
     import gc
     import tkinter as tk

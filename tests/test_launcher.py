@@ -15,7 +15,12 @@ import time
 import pytest
 
 from tests.fakes.fleetproc import REPO, write_config
-from tests.launcher_harness import close_launcher, display, open_launcher  # noqa: F401 - display is a fixture
+from tests.launcher_harness import (  # noqa: F401 - display and free_windows_on_the_tk_thread are fixtures
+    close_launcher,
+    display,
+    free_windows_on_the_tk_thread,
+    open_launcher,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
