@@ -75,23 +75,34 @@ class App:
         side.grid_propagate(False)
         side.columnconfigure(0, weight=1)
         ttk.Label(side, text=self.cfg["fleet"]["name"], style="SidebarTitle.TLabel").grid(sticky="w")
-        ttk.Label(side, text=self.cfg["home"], style="Sidebar.TLabel", wraplength=180).grid(sticky="w", pady=(2, 12))
+        home = self.cfg["home"]
+        ttk.Label(side, text=home if len(home) <= 24 else "…" + home[-22:], style="Sidebar.TLabel").grid(
+            sticky="w", pady=(2, 10))  # the whole path is in the window title
         self.state_label = ttk.Label(side, text="connecting…", style="SidebarState.TLabel")
         self.state_label.grid(sticky="w")
         self.state_detail = ttk.Label(side, text="", style="Sidebar.TLabel", wraplength=180, justify="left")
         self.state_detail.grid(sticky="w", pady=(2, 12))
         self.buttons = {}
-        for key, text, cmd in (("start", "Start", self.start_fleet), ("stop", "Stop", lambda: self.control("stop")),
-                               ("pause", "Pause", lambda: self.control("pause")),
-                               ("resume", "Resume", lambda: self.control("resume")),
-                               ("drain", "Drain", lambda: self.control("drain")),
-                               ("dashboard", "Open dashboard", self.open_dashboard)):
-            b = ttk.Button(side, text=text, command=cmd, style="Sidebar.TButton")
-            b.grid(sticky="ew", pady=3)
+        grid = ttk.Frame(side, style="Sidebar.TFrame")
+        grid.grid(sticky="ew")
+        grid.columnconfigure((0, 1), weight=1, uniform="b")
+        for i, (key, text, cmd) in enumerate((
+                ("start", "Start", self.start_fleet), ("stop", "Stop", lambda: self.control("stop")),
+                ("pause", "Pause", lambda: self.control("pause")), ("resume", "Resume", lambda: self.control("resume")),
+                ("drain", "Drain", lambda: self.control("drain")), ("dashboard", "Dashboard", self.open_dashboard))):
+            b = ttk.Button(grid, text=text, command=cmd, style="Sidebar.TButton")
+            b.grid(row=i // 2, column=i % 2, sticky="ew", padx=(0 if i % 2 == 0 else 3, 0 if i % 2 else 3), pady=3)
             self.buttons[key] = b
-        self.notebook = ttk.Notebook(root)
+        ttk.Separator(side).grid(sticky="ew", pady=(12, 8))
+        side.rowconfigure(side.grid_size()[1], weight=1)
+        # The tabs: a list here (it scales to any number of modules; a tab strip would squeeze their labels).
+        self.nav = ttk.Treeview(side, show="tree", selectmode="browse", style="Nav.Treeview")
+        self.nav.tag_configure("disabled", foreground="#ff8a80")
+        self.nav.grid(sticky="nsew")
+        self.nav.bind("<<TreeviewSelect>>", lambda _e: self._nav_selected())
+        self.notebook = ttk.Notebook(root, style="Pages.TNotebook")
         self.notebook.grid(row=0, column=1, sticky="nsew", padx=(8, 8), pady=(8, 0))
-        self.notebook.bind("<<NotebookTabChanged>>", lambda _e: self.refresh_current())
+        self.notebook.bind("<<NotebookTabChanged>>", lambda _e: self._page_changed())
         self.status_bar = ttk.Label(root, text="", style="Status.TLabel", anchor="w")
         self.status_bar.grid(row=1, column=0, columnspan=2, sticky="ew")
 
@@ -125,12 +136,14 @@ class App:
         slot = Slot(name, label, None, frame, builtin, files)
         self.slots.append(slot)
         self.notebook.add(frame, text=label)
+        self.nav.insert("", "end", iid=name, text=f" {label}")
         try:
             slot.obj = cls(self)
         except Exception:  # noqa: BLE001 - contained: the module is disabled
             self.disable(slot, traceback.format_exc(limit=4))
             return
         self.guard(slot, "build_tab", frame)
+        self.guard(slot, "apply_settings", self.cfg)
 
     # -- containment ----------------------------------------------------------
     def slot_of(self, owner) -> Slot | None:
@@ -164,6 +177,7 @@ class App:
         text.pack(fill="both", expand=True)
         try:
             self.notebook.tab(slot.frame, text=f"{slot.label} (disabled)")
+            self.nav.item(slot.name, text=f" {slot.label} (disabled)", tags=("disabled",))
         except tk.TclError:
             pass
         last = slot.error.strip().splitlines()[-1][:300]
@@ -240,6 +254,19 @@ class App:
             return None
         return next((s for s in self.slots if str(s.frame) == frame), None)
 
+    def _nav_selected(self) -> None:
+        sel = self.nav.selection()
+        slot = next((s for s in self.slots if sel and s.name == sel[0]), None)
+        if slot is not None and self.current_slot() is not slot:
+            self.notebook.select(slot.frame)
+
+    def _page_changed(self) -> None:
+        slot = self.current_slot()
+        if slot is not None and self.nav.selection() != (slot.name,):
+            self.nav.selection_set(slot.name)
+            self.nav.see(slot.name)
+        self.refresh_current()
+
     def refresh_current(self) -> None:
         slot = self.current_slot()
         if slot is not None:
@@ -269,13 +296,43 @@ class App:
             if doc["active_alerts"]:
                 lines.append(f"{doc['active_alerts']} active alert(s)")
             if not running:
-                lines.append("Start runs the installed service, or the supervisor detached")
+                lines.append("Start to run it")
             self.state_detail.configure(text="\n".join(lines))
             self.buttons["stop"].state(["!disabled"] if running else ["disabled"])
             for k in ("pause", "resume", "drain"):
                 self.buttons[k].state(["!disabled"])
         for fn in list(self.status_listeners):
             fn(doc)
+
+    def settings_changed(self, cfg: dict) -> None:
+        """fleet.toml was saved: hand every tab and module the new configuration."""
+        self.cfg = cfg
+        for slot in self.slots:
+            self.guard(slot, "apply_settings", cfg)
+
+    def export_module_data(self, name: str, on_done=None) -> bool:
+        """Write a module's export_data() to <home>/exports/<name>-<UTC time>.json (the file on a worker thread)."""
+        import json
+
+        slot = next((s for s in self.slots if s.name == name), None)
+        if slot is None or slot.error is not None:
+            return False
+        records = self.guard(slot, "export_data")
+        if records is None:
+            return False
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = os.path.join(self.cfg["home"], "exports", f"{name}-{stamp}.json")
+
+        def write():
+            from fleet.atomic import atomic_write_text
+
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            atomic_write_text(path, json.dumps(records, indent=2, ensure_ascii=False, default=str) + "\n")
+            return path
+
+        self.run("export:" + name, write, on_done or (lambda p: self.set_message(f"{len(records)} record(s) of "
+                                                                               f"{name} exported to {p}")))
+        return True
 
     # -- actions --------------------------------------------------------------
     def action(self, key: str, fn, then=None) -> None:

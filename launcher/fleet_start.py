@@ -64,11 +64,15 @@ class FleetStarter:
         console = logs / CONSOLE_LOG
         env = dict(os.environ, FLEET_HOME=cfg["home"])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        # Detached: its own session (POSIX) or process group without a console (Windows), so closing the
+        # launcher or its terminal does not stop the fleet.
+        detach = ({"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+                  if os.name == "nt" else {"start_new_session": True})
         with open(console, "ab") as out:
             proc = subprocess.Popen(  # nosec B603 - this interpreter, the repository's supervisor
                 [sys.executable, str(REPO_ROOT / "fleet" / "supervisor.py"), "--home", cfg["home"], "--quiet"],
                 cwd=cfg["home"], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True)
+                close_fds=True, **detach)
         self.started = proc
         return {"how": "detached", "pid": proc.pid,
                 "detail": f"started the supervisor detached (pid {proc.pid}); console output: "

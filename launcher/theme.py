@@ -55,6 +55,12 @@ def apply(root) -> ttk.Style:
                     font=(base.actual("family"), 14, "bold"))
     style.configure("SidebarState.TLabel", background=SIDEBAR, foreground="white",
                     font=(base.actual("family"), 12, "bold"))
-    style.configure("Sidebar.TButton", padding=(8, 5))
+    style.configure("Sidebar.TButton", padding=(2, 5))
+    style.configure("Nav.Treeview", background=SIDEBAR, fieldbackground=SIDEBAR, foreground=SIDEBAR_TEXT,
+                    rowheight=26, borderwidth=0, font=(base.actual("family"), 11))
+    style.layout("Nav.Treeview", [("Nav.Treeview.treearea", {"sticky": "nswe"})])
+    style.map("Nav.Treeview", background=[("selected", ACCENT)], foreground=[("selected", "white")])
     style.configure("Status.TLabel", background="#e4e7eb", foreground=TEXT, padding=(8, 3))
+    style.layout("Pages.TNotebook.Tab", [])  # pages without a tab strip: the sidebar lists them
+    style.configure("Pages.TNotebook", background=BG, borderwidth=0, tabmargins=0)
     return style

@@ -6,6 +6,7 @@ and a locked store shows "waiting" while the window keeps answering."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -60,7 +61,7 @@ def test_window_opens_and_every_tab_builds_refreshes_and_is_screenshotted(ui, ho
     assert [s.name for s in app.slots] == TAB_ORDER
     ui.until(lambda: app.status_doc is not None, what="the first status")
     assert app.status_doc["state"] == "no_supervisor"
-    assert app.state_label.cget("text") == "STOPPED" and "Start" in app.state_detail.cget("text")
+    assert app.state_label.cget("text") == "STOPPED" and "Start to run it" in app.state_detail.cget("text")
     assert app.buttons["stop"].instate(["disabled"]) and not app.buttons["start"].instate(["disabled"])
     assert (app.root.winfo_width(), app.root.winfo_height()) == (1280, 800)
     expect = {
@@ -442,6 +443,13 @@ def test_knowledge_module_previews_files_and_keeps_bookmarks_in_the_store(ui, ho
     assert tab.export_data() == [{"path": "summaries/paper.md", "note": "read later"}]
     assert tab.validate_record({"note": "no path"}) == (False, "path is required")
     ui.shot("knowledge-bookmarked")
+    modules = ui.tab("modules")
+    assert "code_review" in modules.local.tree.item("reviews", "values")[5]  # its get_settings()
+    modules.local.tree.selection_set("knowledge")
+    modules.export()
+    ui.until(lambda: modules.export_note.cget("text").startswith("exported to"), what="the export")
+    (exported,) = (home / "exports").glob("knowledge-*.json")
+    assert json.loads(exported.read_text()) == [{"path": "summaries/paper.md", "note": "read later"}]
 
 
 def test_background_runs_the_newest_waiting_request_and_never_repeats_an_action():
@@ -475,8 +483,6 @@ def test_background_runs_the_newest_waiting_request_and_never_repeats_an_action(
 
 
 def test_usage_hardware_and_alerts_show_what_the_fleet_recorded(home, display, tmp_path_factory):  # noqa: F811
-    import json
-
     from fleet.config import load_config
     from fleet.db import open_store
     from fleet.hw_state import SCHEMA_VERSION

@@ -5,6 +5,7 @@ disabled; and the module hub (launcher/modules/hub.py, the same code as
 
 from __future__ import annotations
 
+import json
 import tkinter as tk
 from tkinter import ttk
 
@@ -21,27 +22,33 @@ class ModulesTab(Tab):
     def build_tab(self, parent) -> None:
         parent.columnconfigure(0, weight=1)
         parent.rowconfigure(1, weight=1)
-        parent.rowconfigure(4, weight=1)
+        parent.rowconfigure(5, weight=1)
         ttk.Label(parent, text="Loaded and found modules", style="Section.TLabel").grid(row=0, column=0, sticky="w")
-        self.local = Table(parent, [("name", "Module", 120), ("label", "Tab", 120), ("version", "Version", 80),
-                                    ("source", "Source", 90), ("state", "State", 420)], height=6)
-        self.local.grid(row=1, column=0, sticky="nsew", pady=(4, 10))
+        self.local = Table(parent, [("name", "Module", 110), ("label", "Tab", 110), ("version", "Version", 70),
+                                    ("source", "Source", 80), ("state", "State", 330), ("settings", "Settings", 250)],
+                           height=6)
+        self.local.grid(row=1, column=0, sticky="nsew", pady=(4, 0))
+        actions = ttk.Frame(parent)
+        actions.grid(row=2, column=0, sticky="ew", pady=(4, 10))
+        ttk.Button(actions, text="Export data", command=self.export).pack(side="left")
+        self.export_note = ttk.Label(actions, text="", style="Muted.TLabel")
+        self.export_note.pack(side="left", padx=10)
         head = ttk.Frame(parent)
-        head.grid(row=2, column=0, sticky="ew")
+        head.grid(row=3, column=0, sticky="ew")
         ttk.Label(head, text="Module hub", style="Section.TLabel").pack(side="left")
         ttk.Label(head, text="registry").pack(side="left", padx=(16, 4))
         self.registry = tk.StringVar(value=self.client.cfg["launcher"]["hub_registry"])
         ttk.Entry(head, textvariable=self.registry, width=60).pack(side="left")
         ttk.Button(head, text="Load", command=self.load_hub).pack(side="left", padx=6)
         bar = ttk.Frame(parent)
-        bar.grid(row=3, column=0, sticky="ew", pady=(6, 4))
+        bar.grid(row=4, column=0, sticky="ew", pady=(6, 4))
         for text, cmd in (("Install / update", self.install), ("Uninstall", self.uninstall)):
             ttk.Button(bar, text=text, command=cmd).pack(side="left", padx=(0, 6))
         self.note = ttk.Label(bar, text="", wraplength=800)
         self.note.pack(side="left", padx=10)
         self.remote = Table(parent, [("name", "Module", 120), ("version", "Hub version", 100),
                                      ("installed", "Installed", 100), ("desc", "Description", 420)], height=5)
-        self.remote.grid(row=4, column=0, sticky="nsew")
+        self.remote.grid(row=5, column=0, sticky="nsew")
         self.show_local()
 
     def on_refresh(self) -> None:
@@ -61,9 +68,19 @@ class ModulesTab(Tab):
                 state, tag = "left out: " + app.left_out[f.name], "degraded"
             else:
                 state, tag = f"hidden (profile {app.cfg['launcher']['profile']} / [launcher.tabs])", "stale"
+            settings = app.guard(slot, "get_settings") if slot is not None and not slot.error else None
             rows.append((f.name, [f.name, f.meta.get("label", ""), f.meta.get("version", ""),
-                                  "bundled" if f.bundled else "hub", state], tag))
+                                  "bundled" if f.bundled else "hub", state,
+                                  json.dumps(settings) if settings else ""], tag))
         self.local.set_rows(rows)
+
+    def export(self) -> None:
+        name = self.local.selected()
+        if name is None:
+            self.export_note.configure(text="select a loaded module first")
+            return
+        if not self.app.export_module_data(name, lambda p: self.export_note.configure(text=f"exported to {p}")):
+            self.export_note.configure(text=f"{name} is not loaded, so it has nothing to export")
 
     def load_hub(self) -> None:
         source = self.registry.get().strip()

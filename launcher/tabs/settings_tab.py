@@ -158,6 +158,7 @@ class SettingsTab(Tab):
         self.result.configure(text=f"saved {keys} to fleet.toml (comments kept). Takes effect after restarting "
                                    + "; and ".join(restart) + ".", foreground=theme.OK)
         self.app.set_message(f"settings saved: {keys}")
+        self.app.settings_changed(self.client.cfg)
         self.pick(self.section)
 
 
