@@ -76,7 +76,8 @@ class App:
         side.columnconfigure(0, weight=1)
         ttk.Label(side, text=self.cfg["fleet"]["name"], style="SidebarTitle.TLabel").grid(sticky="w")
         home = self.cfg["home"]
-        ttk.Label(side, text=home if len(home) <= 24 else "…" + home[-22:], style="Sidebar.TLabel").grid(
+        short_home = home if len(home) <= 22 else "…" + os.sep + os.path.basename(home)[-20:]
+        ttk.Label(side, text=short_home, style="Sidebar.TLabel").grid(
             sticky="w", pady=(2, 10))  # the whole path is in the window title
         self.state_label = ttk.Label(side, text="connecting…", style="SidebarState.TLabel")
         self.state_label.grid(sticky="w")

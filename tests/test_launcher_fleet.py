@@ -119,6 +119,7 @@ def test_start_dispatch_answer_stop_and_start_again(ui, isolated_home):
     comm.respond(ask, "approve")
     ui.until(lambda: store.require(ask).status == "DONE", timeout=30, what="the answered task to finish")
     assert store.require(ask).result == {"answer": {"choice": "approve", "text": "looks good"}}
+    ui.until(lambda: comm.shown_ids == [] and not comm.texts, what="the answered request to leave the list")
 
     app.buttons["stop"].invoke()  # as `lead_client stop`: every role stops, then the supervisor exits
     ui.until(lambda: app.status_doc["state"] == "no_supervisor" and app.starter.started is None, timeout=40,

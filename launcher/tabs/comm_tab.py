@@ -24,7 +24,7 @@ class CommTab(Tab):
 
     def build_tab(self, parent) -> None:
         self.expanded: set[int] = set()
-        self.shown_ids: list[int] = []
+        self.shown_ids: list[int] | None = None  # None: rebuild the list at the next answer
         self.texts: dict[int, tk.Text] = {}
         self.chat_log: list[str] = []
         parent.columnconfigure(0, weight=1)
@@ -124,7 +124,7 @@ class CommTab(Tab):
             self.expanded.discard(task_id)
         else:
             self.expanded.add(task_id)
-        self.shown_ids = []  # rebuild
+        self.shown_ids = None  # rebuild
         self.on_refresh()
 
     def respond(self, task_id: int, decision: str) -> None:
@@ -140,7 +140,7 @@ class CommTab(Tab):
     def answered(self, task) -> None:
         self.app.set_message(f"task {task.id} answered; it is {task.status} again")
         self.expanded.discard(task.id)
-        self.shown_ids = []
+        self.shown_ids = None
         self.on_refresh()
 
     def send(self) -> None:
