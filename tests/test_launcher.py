@@ -44,7 +44,7 @@ def ui(home, display, tmp_path_factory):  # noqa: F811 - the display fixture
         close_launcher(driver)
 
 
-def test_without_tkinter_it_says_how_to_install_and_exits_69(home):
+def test_without_tkinter_it_says_how_to_install_and_exits_69_and_78_on_a_bad_config(home):
     code = ("import sys; sys.modules['tkinter'] = None; sys.path.insert(0, sys.argv[1]); "
             "from launcher.launcher import main; raise SystemExit(main([]))")
     r = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True, timeout=60,
@@ -54,6 +54,10 @@ def test_without_tkinter_it_says_how_to_install_and_exits_69(home):
     r = subprocess.run([sys.executable, str(REPO / "launcher" / "launcher.py"), "--help"], capture_output=True,
                        text=True, timeout=60, check=False)
     assert r.returncode == 0 and "--home" in r.stdout, r
+    (home / "fleet.toml").write_text("[queue]\nlease_s = -3\n")
+    r = subprocess.run([sys.executable, str(REPO / "launcher" / "launcher.py"), "--home", str(home)],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 78 and "[queue] lease_s: expected at least 1" in r.stderr, r
 
 
 def test_window_opens_and_every_tab_builds_refreshes_and_is_screenshotted(ui, home):
