@@ -18,7 +18,7 @@ from tkinter import ttk
 from . import modules as modmod, theme
 from .background import Background
 from .fleet_start import FleetStarter
-from .tabs import BUILTIN_TABS
+from .tabs import BUILTIN_NAMES, BUILTIN_TABS
 
 WAITING_AFTER_S = 1.0  # a store call running longer than this shows "waiting" in the status bar
 
@@ -118,6 +118,8 @@ class App:
         for f in self.found:
             if f.cls is None:
                 self.left_out[f.name] = f"cannot be loaded: {f.error}"
+            elif f.name in BUILTIN_NAMES:
+                continue  # never replaces a built-in tab (the Modules tab says so)
             elif modmod.shown(cfg, f.name, f.meta["default_enabled"]):
                 wanted[f.name] = ("module", f.cls, f)
         deps = {n: list(getattr(cls, "DEPENDS_ON", []) or []) for n, (_, cls, _) in wanted.items()}

@@ -164,6 +164,7 @@ def test_a_broken_module_is_disabled_and_the_window_goes_on(home, display, tmp_p
         'ttk.Label(parent, text="about to fail").pack()',
         'self.button = ttk.Button(parent, text="Go", command=lambda: 1 / 0)\n        self.button.pack()')
     (mods / "mod_clumsy.py").write_text(clumsy)
+    (mods / "mod_tasks.py").write_text(BROKEN.replace('"broken"', '"tasks"'))
     (mods / "mod_unimportable.py").write_text("raise ImportError('needs a package that is not installed')\n")
     (mods / "mod_needy.py").write_text(BROKEN.replace('"broken"', '"needy"').replace("DEPENDS_ON = []",
                                                                                       'DEPENDS_ON = ["absent"]'))
@@ -174,6 +175,7 @@ def test_a_broken_module_is_disabled_and_the_window_goes_on(home, display, tmp_p
         assert "broken" in names and "unimportable" not in names and "needy" not in names
         assert "cannot be loaded: ImportError" in app.left_out["unimportable"]
         assert app.left_out["needy"] == "needs absent, which is not shown"
+        assert names.count("tasks") == 1 and next(s for s in app.slots if s.name == "tasks").builtin
         ui.tab("broken")
         slot = next(s for s in app.slots if s.name == "broken")
         ui.until(lambda: slot.error is not None, what="the module to be disabled")
@@ -192,6 +194,7 @@ def test_a_broken_module_is_disabled_and_the_window_goes_on(home, display, tmp_p
         tab = ui.tab("modules")
         ui.until(lambda: "disabled after an error" in " ".join(
             str(tab.local.tree.item(i, "values")) for i in tab.local.tree.get_children()), what="the modules list")
+        assert tab.local.tree.item("tasks", "values")[4].startswith("left out: its NAME is a built-in tab's")
         ui.shot("modules-with-broken")
         ui.tab("tasks")  # the rest still works
         ui.until(lambda: app.slot_of(app.slots[1].obj).error is None and

@@ -13,3 +13,4 @@ BUILTIN_TABS = (
     ("settings", "launcher.tabs.settings_tab", "SettingsTab"),
     ("modules", "launcher.tabs.modules_tab", "ModulesTab"),
 )
+BUILTIN_NAMES = frozenset(name for name, _, _ in BUILTIN_TABS)  # a module never takes one of these names

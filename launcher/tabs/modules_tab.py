@@ -12,6 +12,7 @@ from tkinter import ttk
 from .. import theme
 from ..modules import hub
 from ..widgets import Table
+from . import BUILTIN_NAMES
 from .base import Tab
 
 
@@ -59,8 +60,10 @@ class ModulesTab(Tab):
         shown = {s.name: s for s in app.slots}
         rows = []
         for f in app.found:
-            slot = shown.get(f.name)
-            if slot is not None and slot.error:
+            slot = shown.get(f.name) if f.name not in BUILTIN_NAMES else None
+            if f.name in BUILTIN_NAMES:
+                state, tag = "left out: its NAME is a built-in tab's; rename the module", "stopped"
+            elif slot is not None and slot.error:
                 state, tag = "disabled after an error: " + slot.error.strip().splitlines()[-1][:120], "stopped"
             elif slot is not None:
                 state, tag = "shown", "ok"
