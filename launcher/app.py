@@ -364,7 +364,7 @@ class App:
 
     def dashboard_url(self) -> str:
         d = self.cfg["dashboard"]
-        host = "127.0.0.1" if d["host"] in ("0.0.0.0", "::", "") else d["host"]  # nosec B104 - not binding
+        host = "127.0.0.1" if d["host"] in ("0.0.0.0", "::", "") else d["host"]  # a wildcard bind: browse loopback
         return f"http://{host}:{d['port']}/"
 
     def open_dashboard(self) -> None:
