@@ -255,13 +255,17 @@ class TasksTab(Tab):
 
     def instruct(self) -> None:
         text = self.instruction.get()
-        self.run("instruct", lambda: self.client.instruct(text)[:2], self.dispatched,
+        self.run("instruct", lambda: self.client.instruct(text), self.dispatched,
                  lambda exc: self.dispatch_result.configure(text=f"not queued: {exc}"))
 
     def dispatched(self, res) -> None:
-        task, warning = res
+        task, warning, *spec = res
         self.last_dispatched = task.id
         text = f"task {task.id} queued: {task.skill} {short(task.payload, 80)}"
+        how = (spec[0].get("intent") or {}) if spec else {}
+        if how:
+            text += f"  (read by the {how.get('method') or 'intent parser'}"
+            text += f", confidence {how['confidence']:.2f})" if how.get("confidence") is not None else ")"
         if warning:
             text += f"  — warning: {warning}"
         self.dispatch_result.configure(text=text)
