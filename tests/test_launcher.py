@@ -548,3 +548,44 @@ def test_usage_hardware_and_alerts_show_what_the_fleet_recorded(home, display, t
         assert acked["acked_by"] == "operator"
     finally:
         close_launcher(ui)
+
+
+def test_the_launcher_works_the_same_on_a_postgresql_store(isolated_home, tmp_path, display,  # noqa: F811
+                                                           tmp_path_factory):
+    from tests.conftest import require_system_part
+    from tests.store_backends import PostgreSQLBackend
+
+    backend = PostgreSQLBackend(tmp_path / "pg")
+    missing = backend.missing()
+    if missing is not None:
+        require_system_part(False, *missing)
+    spec = backend.new_spec()
+    write_config(isolated_home, dashboard={"enabled": False}, models={"chain": []},
+                 store={"backend": "postgresql", "dsn": spec["dsn"], "schema": spec["schema"]})
+    ui = open_launcher(isolated_home, display, tmp_path_factory)
+    try:
+        app = ui.app
+        ui.until(lambda: app.status_doc is not None and app.status_doc.get("state") == "no_supervisor",
+                 what="the status from PostgreSQL")
+        tab = ui.tab("tasks")
+        ui.until(lambda: "noop" in tab.skill_box.cget("values"), what="the skills")
+        tab.dispatch_skill.set("noop")
+        tab.build_form()
+        tab.fields["n"][1].set("4")
+        tab.dispatch()
+        ui.until(lambda: tab.last_dispatched is not None, what="the dispatch")
+        ui.until(lambda: tab.table.tree.exists(str(tab.last_dispatched)), what="the task in the list")
+        (kdir := isolated_home / "knowledge").mkdir()
+        (kdir / "note.md").write_text("x")
+        know = ui.tab("knowledge")
+        ui.until(lambda: know.files.tree.exists("note.md"), what="the knowledge file")
+        know.files.tree.selection_set("note.md")
+        know.bookmark()
+        ui.until(lambda: len(know.bookmarks) == 1, what="the bookmark in PostgreSQL")
+        store = app.client.ctx.store
+        assert type(store).__name__ == "PostgresStore" and not (isolated_home / "fleet.db").exists()
+        assert store.require(tab.last_dispatched).payload == {"n": 4}
+        assert len(store.notes("module:knowledge")) == 1
+    finally:
+        close_launcher(ui)
+        backend.cleanup()
