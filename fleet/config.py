@@ -354,6 +354,20 @@ SCHEMA: dict[str, Section] = {
         "start_limit_burst": Key(5, "Restarts allowed within start_limit_interval_s before giving up.", min=1),
         "start_limit_interval_s": Key(300.0, "Window for start_limit_burst.", type=float, min=1),
     }),
+    "launcher": Section("The desktop launcher (python launcher/launcher.py, fleet-launcher).", {
+        "profile": Key("full", "Which tabs show by default: minimal (fleet, tasks, comm, logs, settings), research "
+                       "(+ hardware, usage, knowledge, reviews) or full (every tab and module).",
+                       choices=("minimal", "research", "full")),
+        "refresh_s": Key(2.0, "Seconds between refreshes of the visible tab.", type=float, min=0.2, max=300),
+        "hub_registry": Key("", "The module hub: URL or path of a registry.json listing name, version, url and "
+                            "sha256 of each module (empty: no hub)."),
+        "modules_dir": Key("launcher_modules", "Where hub-installed modules are written (relative to the fleet "
+                           "home)."),
+    }),
+    "launcher.tabs": Section(
+        "Show (true) or hide (false) a launcher tab or module by name, over the profile's choice.",
+        values=Key(True, "show this tab", type=bool),
+    ),
     "preflight": Section("Checks run by `lead_client.py preflight`.", {
         "min_free_disk_mb": Key(1024, "Least free disk space (MB) where the database lives.", min=0),
         "timeout_s": Key(3.0, "Timeout of each network check (dashboard, model providers).", type=float, min=0.1),
@@ -867,6 +881,39 @@ def load_or_exit(home: str | os.PathLike | None = None) -> dict:
     except ConfigError as exc:
         print(f"fleet: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(EX_CONFIG) from None
+
+
+def edit_config(home: str | os.PathLike | None, changes: dict[tuple[str, str], Any]) -> dict:
+    """Set `changes` ({(section, key): value}) in the home's fleet.toml with
+    tomlkit, so the operator's comments and layout survive. The whole result
+    is validated against the schema first: an invalid value raises
+    ConfigError with the schema's message and the file is left as it was.
+    Written atomically. Returns the new configuration (as load_config)."""
+    import tomlkit
+
+    root = find_home(home)
+    path = root / CONFIG_NAME
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        doc = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}; fix the line it names") from None
+    for (section, key), value in changes.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"[{section}] is not a configuration section")
+        table = doc
+        for part in section.split("."):
+            if part not in table:
+                table[part] = tomlkit.table()
+            table = table[part]
+        table[key] = value
+    with warnings.catch_warnings():  # unknown keys already in the file are load_config's to report
+        warnings.simplefilter("ignore", ConfigWarning)
+        validate(doc.unwrap())
+    from fleet.atomic import atomic_write_text
+
+    atomic_write_text(path, tomlkit.dumps(doc))
+    return load_config(root)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

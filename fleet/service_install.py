@@ -298,6 +298,18 @@ def _not_ours(p: Plan, cfg: dict) -> str | None:
     return None
 
 
+def installed_plan(cfg: dict) -> Plan | None:
+    """This fleet's service on this platform when it is installed (its file
+    exists and, where Fleet can tell, was written for this home), else None."""
+    try:
+        p = plan(cfg)
+    except ServiceError:
+        return None
+    if not p.path.exists() or _not_ours(p, cfg) is not None:
+        return None
+    return p
+
+
 def _refuse_foreign(p: Plan, cfg: dict, doing: str) -> None:
     why = _not_ours(p, cfg)
     if why:

@@ -42,8 +42,9 @@ class UsageError(CliError):
 class Ctx:
     """What a command handler gets: parsed args plus the config and store, opened on first use."""
 
-    def __init__(self, args):
+    def __init__(self, args, actor: str = SENDER):
         self.args = args
+        self.actor = actor  # who the store records as acting: "operator" (the CLI), "launcher"
         self._cfg: dict | None = None
         self._store = None
 

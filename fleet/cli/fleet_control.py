@@ -26,7 +26,6 @@ from .common import (
     EXIT_NO_SUPERVISOR,
     EXIT_OK,
     EXIT_WAIT_TIMEOUT,
-    SENDER,
     CliError,
     Ctx,
     UsageError,
@@ -276,7 +275,7 @@ def request_supervisor(ctx: Ctx, body: dict, what: str, timeout: float | None = 
         if agent is None or agent["status"] == "stopped" or time.time() - (agent["last_heartbeat"] or 0) > limit:
             raise CliError(f"{what}: {to} is not running (no heartbeat within {limit:g} s); start the fleet on "
                            f"host {host_of(to)}", EXIT_NO_SUPERVISOR)
-    mid = store.send_message(SENDER, to, body, channel="sup")
+    mid = store.send_message(ctx.actor, to, body, channel="sup")
     timeout = float(timeout or getattr(ctx.args, "timeout", None) or 10.0)
     deadline = time.monotonic() + timeout
     acked = False
@@ -358,14 +357,15 @@ def _restart_stale(ctx: Ctx) -> int:
     return EXIT_OK
 
 
-def _pause_resume(ctx: Ctx, kind: str) -> int:
-    worker = ctx.args.worker
+def set_paused(ctx: Ctx, kind: str, worker: str | None = None) -> tuple[dict, str]:
+    """`pause` or `resume` the whole fleet (the store's flag) or one worker (a
+    message to it). Returns (the --json document, the sentence for a person)."""
     store = ctx.store
     if worker is None:
         from fleet.pausing import set_fleet_paused
 
         # resume also undoes a pause sent by message (`send`, `broadcast`)
-        told = set_fleet_paused(ctx.cfg, store, kind == "pause", by=SENDER)
+        told = set_fleet_paused(ctx.cfg, store, kind == "pause", by=ctx.actor)
         result = {"scope": "fleet", "paused": kind == "pause"}
         if kind == "resume":
             result["resumed_workers"] = told
@@ -374,11 +374,16 @@ def _pause_resume(ctx: Ctx, kind: str) -> int:
     else:
         if worker not in _known_workers(ctx):
             raise UsageError(f"unknown worker {worker!r}; workers: {', '.join(_known_workers(ctx)) or '(none)'}")
-        mid = store.send_message(SENDER, worker, {"type": kind}, channel="agent")
+        mid = store.send_message(ctx.actor, worker, {"type": kind}, channel="agent")
         # the worker records its new state itself; the audit trail records who asked
-        store.record_event(SENDER, f"worker_{kind}", agent=worker, detail={"message_id": mid})
+        store.record_event(ctx.actor, f"worker_{kind}", agent=worker, detail={"message_id": mid})
         result = {"scope": "worker", "worker": worker, "message_id": mid, "request": kind}
         text = f"{kind} sent to {worker}"
+    return result, text
+
+
+def _pause_resume(ctx: Ctx, kind: str) -> int:
+    result, text = set_paused(ctx, kind, ctx.args.worker)
     if ctx.json:
         print_json(result)
     else:
@@ -394,24 +399,36 @@ def cmd_resume(ctx: Ctx) -> int:
     return _pause_resume(ctx, "resume")
 
 
-def cmd_drain(ctx: Ctx) -> int:
-    """Pause the fleet, then wait until no task is RUNNING."""
+def drain_fleet(ctx: Ctx, timeout: float, on_tick=None) -> dict:
+    """Pause the fleet, then wait up to `timeout` s until no task is RUNNING;
+    `on_tick(running, elapsed)` is called while it waits. Returns
+    {"drained", "running", "elapsed_s", "paused"}. Prints nothing."""
     store = ctx.store
-    store.set_flag("paused", True, by=SENDER)
-    timeout = ctx.args.timeout
+    store.set_flag("paused", True, by=ctx.actor)
     start = time.monotonic()
-    tty = sys.stderr.isatty() and not ctx.json
     running = store.counts()["RUNNING"]
     while running and time.monotonic() - start < timeout:
-        if tty:
-            sys.stderr.write(f"\rdraining: {running} running  {time.monotonic() - start:5.1f}s ")
-            sys.stderr.flush()
+        if on_tick is not None:
+            on_tick(running, time.monotonic() - start)
         time.sleep(0.25)
         running = store.counts()["RUNNING"]
+    elapsed = round(time.monotonic() - start, 3)
+    return {"drained": running == 0, "running": running, "elapsed_s": elapsed, "paused": True}
+
+
+def cmd_drain(ctx: Ctx) -> int:
+    """Pause the fleet, then wait until no task is RUNNING."""
+    timeout = ctx.args.timeout
+    tty = sys.stderr.isatty() and not ctx.json
+
+    def tick(running: int, elapsed: float) -> None:
+        sys.stderr.write(f"\rdraining: {running} running  {elapsed:5.1f}s ")
+        sys.stderr.flush()
+
+    result = drain_fleet(ctx, timeout, tick if tty else None)
     if tty:
         sys.stderr.write("\n")
-    elapsed = round(time.monotonic() - start, 3)
-    result = {"drained": running == 0, "running": running, "elapsed_s": elapsed, "paused": True}
+    running, elapsed = result["running"], result["elapsed_s"]
     if ctx.json:
         print_json(result)
     if running:

@@ -23,7 +23,8 @@ from .common import (
 )
 
 
-def _available_logs(log_dir: str) -> list[str]:
+def available_logs(log_dir: str) -> list[str]:
+    """The names of the processes with a log file in `log_dir` (supervisor, coder_1, ...)."""
     if not os.path.isdir(log_dir):
         return []
     return sorted(f[:-4] for f in os.listdir(log_dir) if f.endswith(".log"))
@@ -49,7 +50,7 @@ def cmd_logs(ctx: Ctx) -> int:
         raise UsageError(f"{a.agent!r} is not an agent name")
     path = log_path(ctx.cfg, a.agent)
     if not os.path.isfile(path):
-        have = _available_logs(ctx.cfg["paths"]["logs"])
+        have = available_logs(ctx.cfg["paths"]["logs"])
         known = _known_agents(ctx)
         if a.agent not in known:  # as pause / restart / start: an unknown name is a usage error
             raise UsageError(f"unknown agent {a.agent!r}; agents: {', '.join(sorted(known))}; "

@@ -66,15 +66,15 @@ def _submit(ctx: Ctx, skill: str, payload: dict, prio: int, assigned_to: str | N
             extra: dict | None = None, options: dict | None = None) -> int:
     """Validate, enqueue and (with --wait) wait. `extra` joins the JSON output;
     `options` are further enqueue options (max_attempts, delay_s, ...)."""
-    _validate(ctx, skill, payload)
     extra = extra or {}
     args = ctx.args
-    if args.wait and not _fleet_can_work(ctx):
-        raise CliError("--wait needs a running fleet, and no supervisor or worker is running; nothing was queued. "
-                       "Start it with `python fleet/supervisor.py`, or queue without --wait", EXIT_NO_SUPERVISOR)
-    task = ctx.store.enqueue(skill, payload, priority=prio, assigned_to=assigned_to, created_by=SENDER,
-                             **(options or {}))
-    warning = unclaimable_reason(ctx.cfg, skill, assigned_to)
+    if args.wait:
+        _validate(ctx, skill, payload)
+        if not _fleet_can_work(ctx):
+            raise CliError("--wait needs a running fleet, and no supervisor or worker is running; nothing was "
+                           "queued. Start it with `python fleet/supervisor.py`, or queue without --wait",
+                           EXIT_NO_SUPERVISOR)
+    task, warning = enqueue_checked(ctx, skill, payload, prio, assigned_to, options)
     if warning:
         extra = {**extra, "warning": warning}
         if not ctx.json:
@@ -108,16 +108,24 @@ def _submit(ctx: Ctx, skill: str, payload: dict, prio: int, assigned_to: str | N
     return EXIT_OK
 
 
-def cmd_dispatch(ctx: Ctx) -> int:
-    a = ctx.args
-    payload = parse_json_object(read_value(a.payload, b64=a.b64, what="payload"), "payload")
-    return _submit(ctx, a.skill, payload, a.priority, a.assigned_to)
+def enqueue_checked(ctx: Ctx, skill: str, payload: dict, prio: int, assigned_to: str | None = None,
+                    options: dict | None = None):
+    """Check skill and payload against the skill registry (UsageError when
+    wrong: nothing is written), then queue the task as the operator.
+    Returns (the Task, a warning when no configured worker can claim it, or None)."""
+    _validate(ctx, skill, payload)
+    task = ctx.store.enqueue(skill, payload, priority=prio, assigned_to=assigned_to, created_by=ctx.actor,
+                             **(options or {}))
+    return task, unclaimable_reason(ctx.cfg, skill, assigned_to)
 
 
-def cmd_task(ctx: Ctx) -> int:
-    text = ctx.args.instruction.strip()
-    prio = ctx.args.priority
-    extra: dict = {}
+def task_from_instruction(ctx: Ctx, text: str, prio: int | None = None) -> dict:
+    """What `task` queues for an instruction: raw JSON (a task spec) or
+    natural language (the intent parser). Returns {"skill", "payload",
+    "priority", "assigned_to", "options", "intent"}; UsageError / CliError
+    when it cannot be turned into a task. Prints nothing."""
+    text = text.strip()
+    intent_info = None
     assigned_to = None
     options: dict = {}
     if text.startswith("{"):  # raw JSON bypasses the intent parser: a task spec (rule in intent.py)
@@ -141,30 +149,46 @@ def cmd_task(ctx: Ctx) -> int:
     else:
         if not text:
             raise UsageError("the instruction is empty")
-        parsed = _parse_intent(ctx, text)
+        parsed = parse_instruction(ctx, text)
         skill, payload = parsed["skill"], dict(parsed.get("payload") or {})
         prio = prio if prio is not None else parsed.get("priority")
-        extra = {"intent": {k: parsed.get(k) for k in ("method", "confidence", "note")}}
-    return _submit(ctx, skill, payload, prio if prio is not None else 5, assigned_to, extra, options)
+        intent_info = {k: parsed.get(k) for k in ("method", "confidence", "note")}
+    return {"skill": skill, "payload": payload, "priority": prio if prio is not None else 5,
+            "assigned_to": assigned_to, "options": options, "intent": intent_info}
 
 
-def _parse_intent(ctx: Ctx, text: str) -> dict:
+def cmd_dispatch(ctx: Ctx) -> int:
+    a = ctx.args
+    payload = parse_json_object(read_value(a.payload, b64=a.b64, what="payload"), "payload")
+    return _submit(ctx, a.skill, payload, a.priority, a.assigned_to)
+
+
+def cmd_task(ctx: Ctx) -> int:
+    spec = task_from_instruction(ctx, ctx.args.instruction, ctx.args.priority)
+    if spec["intent"] is not None and not ctx.json:
+        if spec["intent"].get("note"):
+            print(f"note: {spec['intent']['note']}", file=sys.stderr)
+        print(f"parsed as {spec['skill']} {short(spec['payload'], 80)} ({spec['intent'].get('method') or '?'})",
+              file=sys.stderr)
+    extra = {"intent": spec["intent"]} if spec["intent"] is not None else {}
+    return _submit(ctx, spec["skill"], spec["payload"], spec["priority"], spec["assigned_to"], extra,
+                   spec["options"])
+
+
+def parse_instruction(ctx: Ctx, text: str) -> dict:
+    """The intent parser's reading of a natural-language instruction
+    ({"skill", "payload", "priority", "method", "confidence", "note"});
+    CliError when it finds no task in it. Prints nothing."""
     import logging
 
-    # The model layer logs a failed conductor call; the note below says it once.
+    # The model layer logs a failed conductor call; the caller shows the note once.
     logging.getLogger().addHandler(logging.NullHandler())
     from fleet import intent
 
     try:
-        parsed = intent.parse_intent(text, ctx.cfg)
+        return intent.parse_intent(text, ctx.cfg)
     except intent.IntentError as exc:
         raise CliError(f"could not turn the instruction into a task: {exc}") from None
-    if parsed.get("note") and not ctx.json:
-        print(f"note: {parsed['note']}", file=sys.stderr)
-    if not ctx.json:
-        print(f"parsed as {parsed['skill']} {short(parsed['payload'], 80)} ({parsed.get('method', '?')})",
-              file=sys.stderr)
-    return parsed
 
 
 def _print_task(t, attempts: list[dict]) -> None:
