@@ -410,7 +410,12 @@ SCHEMA: dict[str, Section] = {
 # [schedule.weekly_compact]
 # skill = "memory_optimizer"
 # cron = "0 4 * * 0"
-# payload = { action = "compact" }""",
+# payload = { action = "compact" }
+#
+# [schedule.key_rotation_check]
+# skill = "secret_rotate"
+# cron = "0 8 * * 1"
+# payload = { action = "check" }""",
     ),
     "notify": Section(
         "Notifications: alerts at or above a target's min_severity (and their resolutions) go to each "
