@@ -10,16 +10,28 @@ import logging
 import logging.handlers
 import os
 import sys
+import threading
 import time
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(processname)s%(taskpart)s %(message)s"
 
 
 class _ContextFilter(logging.Filter):
+    """Stamps each record with the process name and the task id its thread
+    works on (per thread: a worker may run several tasks at once)."""
+
     def __init__(self, name: str):
         super().__init__()
         self.processname = name
-        self.task_id: int | None = None
+        self._thread = threading.local()
+
+    @property
+    def task_id(self) -> int | None:
+        return getattr(self._thread, "task_id", None)
+
+    @task_id.setter
+    def task_id(self, value: int | None) -> None:
+        self._thread.task_id = value
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.processname = self.processname
@@ -79,7 +91,7 @@ def setup_process_logging(name: str, cfg: dict, *, to_stderr: bool = False,
 
 
 def current_context() -> tuple[int | None, str | None]:
-    """(task id, process name) this process is working under, as its log lines
+    """(task id, process name) this thread is working under, as its log lines
     show them; (None, None) outside a fleet process."""
     if _context is None:
         return None, None
@@ -87,7 +99,7 @@ def current_context() -> tuple[int | None, str | None]:
 
 
 def set_current_task(task_id: int | None) -> None:
-    """Tag every following log line of this process with `task_id`."""
+    """Tag every following log line of this thread with `task_id`."""
     if _context is not None:
         _context.task_id = task_id
 
