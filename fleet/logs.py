@@ -120,3 +120,19 @@ def tail_lines(path: str, n: int, *, end: int | None = None, max_bytes: int = 8 
             fh.seek(pos)
             data = fh.read(step) + data
     return data.decode("utf-8", errors="replace").splitlines()[-n:]
+
+
+def log_without_locks(message: str | None) -> None:
+    """Write `message` (if any) straight to the log streams and flush them,
+    without the handler locks a stopped thread may hold."""
+    for handler in logging.getLogger().handlers:
+        stream = getattr(handler, "stream", None)
+        if stream is None:
+            continue
+        try:
+            if message:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                stream.write(f"{stamp} ERROR   {message}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass

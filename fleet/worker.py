@@ -28,7 +28,9 @@ import traceback
 from . import procs
 from .config import load_or_exit, role_concurrency, role_skills, skill_timeout
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
+from .logs import log_without_locks as _log_without_locks
 from .logs import set_current_task, setup_process_logging
+from .skill_interrupts import CANCEL_GRACE_S, LeaseInterrupted, TaskCancelled
 from .skills._hitl import APPROVE_WORDS, answer_text, without_human_fields
 
 EX_OK = 0
@@ -39,7 +41,6 @@ EX_CONFIG = 78
 APPROVAL_PREFIX = "Approve running"  # the question asked for a REQUIRES_APPROVAL skill
 EX_RECYCLE = 79  # asked to recycle (memory_optimizer): exit between tasks, the supervisor replaces us
 PARK_WAIT_S = 2.0
-CANCEL_GRACE_S = 5.0
 PERSIST_FIRST_RETRY_S = 0.05  # storing an outcome that the store could not take: first retry, then doubling
 PERSIST_MAX_RETRY_S = 2.0
 STORE_RETRY_MAX_S = 5.0  # an idle worker re-tries a store that cannot take writes at least this often
@@ -49,15 +50,6 @@ log = logging.getLogger("fleet.worker")
 
 class _StopNow(BaseException):
     """Raised by the SIGTERM handler to leave an idle wait at once."""
-
-
-class TaskCancelled(BaseException):
-    """Raised inside a running skill when its task was cancelled (BaseException so
-    a skill's `except Exception` does not swallow it)."""
-
-
-class LeaseInterrupted(BaseException):
-    """Raised inside a running skill when this worker no longer holds the task."""
 
 
 def _parse_body(body):
@@ -676,22 +668,6 @@ class Worker:
         _kill_descendants()
         _log_without_locks(None)
         os._exit(EX_TIMEOUT)
-
-
-def _log_without_locks(message: str | None) -> None:
-    """Write `message` (if any) straight to the log streams and flush them,
-    without the handler locks a stopped thread may hold."""
-    for handler in logging.getLogger().handlers:
-        stream = getattr(handler, "stream", None)
-        if stream is None:
-            continue
-        try:
-            if message:
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-                stream.write(f"{stamp} ERROR   {message}\n")
-            stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 def _reap_exited_children() -> None:

@@ -19,11 +19,10 @@ import threading
 import time
 
 from .db import LeaseLost, StoreError, StoreUnavailable, open_store
-from .logs import set_current_task
+from .logs import log_without_locks, set_current_task
+from .skill_interrupts import CANCEL_GRACE_S, LOST_GRACE_S, LeaseInterrupted, TaskCancelled
 
 log = logging.getLogger("fleet.worker")
-
-LOST_GRACE_S = 1.0  # as the single-task worker: a lost lease must stop at once
 
 
 def _raise_in_thread(ident: int, exc_type: type[BaseException] | None) -> bool:
@@ -54,14 +53,17 @@ class WorkerPool:
     """The claim loop and the watchdog of a worker that runs `size` tasks at once."""
 
     def __init__(self, worker, size: int):
-        from .worker import CANCEL_GRACE_S, LeaseInterrupted, TaskCancelled
-
         self.w = worker
         self.size = size
         self.slots: dict[int, _Slot] = {}
         self.lock = threading.Lock()
         self.changed = threading.Event()  # a slot finished
         self.paused = False
+        # Held by the main thread while it claims and starts a task; the
+        # watchdog takes it to stop all claiming before the process ends, so
+        # no task it releases is claimed again by this very process.
+        self.claiming = threading.Lock()
+        self.ending = False
         self._interrupts = {"cancel": (TaskCancelled, CANCEL_GRACE_S), "lost": (LeaseInterrupted, LOST_GRACE_S)}
 
     # -- the main thread: claim into free slots ---------------------------
@@ -118,10 +120,13 @@ class WorkerPool:
         if w.stop_requested or self.paused:
             return
         while self.busy() < self.size:
-            task = w.claim_one(self.running_models())
-            if task is None:
-                return
-            self._start(task)
+            with self.claiming:
+                if self.ending:
+                    return
+                task = w.claim_one(self.running_models())
+                if task is None:
+                    return
+                self._start(task)
 
     def _start(self, task) -> None:
         slot = _Slot(task, self.w.task_model(task))
@@ -150,7 +155,7 @@ class WorkerPool:
             started = time.monotonic()
             outcome = w.call_skill(task, module, lambda: self._left_skill(slot))
             w._store_outcome(task, outcome, time.monotonic() - started, claim_next=False)
-        except Exception:  # noqa: BLE001 - one task's failure must not end the others
+        except BaseException:  # noqa: BLE001 - one task's failure must not end the others
             log.exception("task %d: the worker could not finish handling it", task_id, extra={"task_id": task_id})
         finally:
             set_current_task(None)
@@ -238,37 +243,35 @@ class WorkerPool:
         exc_type, grace = self._interrupts[slot.interrupt]
         if now - slot.interrupt_at <= grace:
             return
-        from .worker import _log_without_locks
-
-        _log_without_locks(f"task {slot.task.id}: the skill ignores interruption ({slot.interrupt}); "
+        log_without_locks(f"task {slot.task.id}: the skill ignores interruption ({slot.interrupt}); "
                            f"ending this worker process")
         if slot.interrupt == "cancel":
             try:
                 store.acknowledge_cancel(slot.task.id, slot.task.lease_token)
             except StoreError as exc:
-                _log_without_locks(f"task {slot.task.id}: could not record the cancel: {exc}")
+                log_without_locks(f"task {slot.task.id}: could not record the cancel: {exc}")
         self._end_process(store, slot, f"task {slot.task.id} ({slot.task.skill}) ignored its interruption")
 
     def _overran(self, store, slot: _Slot) -> None:
         """A task overran its hard timeout: record it (an attempt used, retried
         as with one task), release the others, end the process."""
-        from .worker import _log_without_locks
-
         task = slot.task
         # No logging locks from here on: a stopped skill thread may hold one.
-        _log_without_locks(f"task {task.id}: skill {task.skill} exceeded its hard timeout of {slot.timeout:.0f} s; "
+        log_without_locks(f"task {task.id}: skill {task.skill} exceeded its hard timeout of {slot.timeout:.0f} s; "
                            f"ending this worker process ({self.busy() - 1} other running task(s) released)")
         try:
             store.fail(task.id, task.lease_token, f"skill {task.skill} exceeded its hard timeout of "
                        f"{slot.timeout:.0f} s", retryable=True, reason="timeout")
         except StoreError as exc:
-            _log_without_locks(f"task {task.id}: could not record the timeout: {exc}")
+            log_without_locks(f"task {task.id}: could not record the timeout: {exc}")
         self._end_process(store, slot, f"task {task.id} ({task.skill}) overran its hard timeout")
 
     def _end_process(self, store, culprit: _Slot, why: str) -> None:
         """Give every other running task back (no attempt used), then exit 75."""
-        from .worker import _log_without_locks
-
+        took = self.claiming.acquire(timeout=5.0)  # a claim under way ends first (its task is released too)
+        self.ending = True
+        if took:
+            self.claiming.release()
         with self.lock:
             others = [s for s in self.slots.values() if s is not culprit]
         for slot in others:
@@ -276,5 +279,5 @@ class WorkerPool:
                 store.release(slot.task.id, slot.task.lease_token, outcome="released",
                               note=f"worker {self.w.name} ended: {why}; released without using an attempt")
             except StoreError as exc:  # finished or reaped meanwhile, or the store is down (the lease expires)
-                _log_without_locks(f"task {slot.task.id}: not released: {exc}")
+                log_without_locks(f"task {slot.task.id}: not released: {exc}")
         self.w._hard_exit()

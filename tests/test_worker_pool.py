@@ -1,0 +1,144 @@
+"""A worker that runs several tasks at once ([workers.concurrency]) and claims
+by loaded model ([workers] loaded_model_max_wait_s): real worker processes on
+a real SQLite file, model calls to a loopback Ollama fake through the real
+routing code, hw_state.json written as the hardware supervisor writes it."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from fleet.db import open_store
+from fleet.hw_state import hw_state_path, write_hw_state
+from tests.fakes.fleetproc import start_worker, stop, wait_until, write_config
+from tests.fakes.model_servers import FakeOllama
+
+AFFINITY = {"coder": ["noop", "sleepy", "hang", "modelchat"]}
+
+
+def _pool_home(home, concurrency: int, **sections):
+    cfg = write_config(home, affinity=AFFINITY, workers={"concurrency": {"coder": concurrency}}, **sections)
+    return cfg, open_store(cfg)
+
+
+def _outcomes(store, task_id):
+    return [a["outcome"] for a in store.attempts(task_id)]
+
+
+def _intervals(marker_dir):
+    """(start, end) wall times of each sleepy run, from its marker files."""
+    starts, ends = {}, {}
+    for name in os.listdir(marker_dir):
+        kind, _pid, stamp = name.split("-")
+        (starts if kind == "start" else ends).setdefault(kind, []).append(float(stamp))
+    return sorted(starts.get("start", [])), sorted(ends.get("end", []))
+
+
+def test_a_hung_task_ends_its_process_and_the_others_lose_no_attempt(isolated_home, tmp_path):
+    cfg, store = _pool_home(isolated_home, 4)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    try:
+        long = [store.enqueue("sleepy", {"seconds": 4, "marker_dir": str(markers)}) for _ in range(2)]
+        hung = store.enqueue("hang", {}, max_attempts=1)  # TIMEOUT_S = 1.5, ignores interruption
+        quick = store.enqueue("noop", {"n": 1})
+        proc = start_worker(isolated_home, "coder", "coder_1")
+        try:
+            # the quick task finishes beside the others; the hung one ends the process at its timeout
+            assert proc.wait(30) == 75
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert store.get(quick.id).status == "DONE"
+        h = store.get(hung.id)
+        assert (h.status, h.error_reason, h.attempts) == ("FAILED", "timeout", 1)
+        assert _outcomes(store, hung.id) == ["timeout"]
+        for t in long:  # were running beside the hung task: released, no attempt used
+            after = store.get(t.id)
+            assert (after.status, after.attempts) == ("PENDING", 0), store.attempts(t.id)
+            assert _outcomes(store, t.id) == ["released"]
+            assert "overran its hard timeout" in store.attempts(t.id)[0]["error"]
+        assert store.get_agent("coder_1")["current_task"] is None
+
+        # a fresh worker runs the released tasks, both at once, each on its first counted attempt
+        for name in os.listdir(markers):
+            os.unlink(markers / name)
+        proc = start_worker(isolated_home, "coder", "coder_1")
+        try:
+            wait_until(lambda: all(store.get(t.id).status == "DONE" for t in long), 30, what="released tasks done")
+            assert [store.get(t.id).attempts for t in long] == [1, 1]
+            assert [_outcomes(store, t.id) for t in long] == [["released", "done"]] * 2
+            starts, ends = _intervals(markers)
+            assert len(starts) == len(ends) == 2 and starts[1] < ends[0]  # the two runs overlapped
+            assert stop(proc, 15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        store.close()
+
+
+def test_cancel_stops_one_task_and_the_others_run_on(isolated_home):
+    cfg, store = _pool_home(isolated_home, 3)
+    proc = start_worker(isolated_home, "coder", "coder_1")
+    try:
+        doomed = store.enqueue("sleepy", {"seconds": 60})
+        other = store.enqueue("sleepy", {"seconds": 2})
+        wait_until(lambda: store.get(doomed.id).status == "RUNNING" and store.get(other.id).status == "RUNNING",
+                   20, what="both running")
+        store.cancel(doomed.id, by="test")
+        wait_until(lambda: store.get(doomed.id).status == "CANCELLED", 15, what="cancelled")
+        wait_until(lambda: store.get(other.id).status == "DONE", 15, what="the other task done")
+        assert store.get(other.id).attempts == 1 and proc.poll() is None
+        nxt = store.enqueue("noop", {"n": 2})
+        wait_until(lambda: store.get(nxt.id).status == "DONE", 10, what="next task after the cancel")
+        assert stop(proc, 15) == 0
+        assert store.get_agent("coder_1")["status"] == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        store.close()
+
+
+def _write_loaded(cfg, models):
+    now = time.time()
+    write_hw_state(hw_state_path(cfg), {
+        "schema_version": 1, "written_at": now, "interval_s": 300.0, "host": "test", "source": "cpu",
+        "tier": {"name": "cpu", "model": models[0], "num_gpu": 0, "reason": "test", "changed_at": now},
+        "models": {"server_url": None, "server_reachable": True, "loaded": [{"name": m} for m in models],
+                   "conductor_loaded": None}})
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_worker_takes_tasks_on_the_loaded_model_first_within_the_age_bound(isolated_home, concurrency):
+    with FakeOllama() as ollama:
+        cfg = write_config(isolated_home, affinity=AFFINITY, workers={"concurrency": {"coder": concurrency},
+                                                                      "loaded_model_max_wait_s": 30.0},
+                           models={"chain": ["local"], "max_wait_s": 0}, hardware={"interval_s": 300.0},
+                           providers={"local": {"type": "ollama", "base_url": ollama.url, "model": "a",
+                                                "min_spacing_ms": 0}})
+        store = open_store(cfg)
+        _write_loaded(cfg, ["b:latest"])
+        try:
+            # c has waited 100 s longer than the rest: past the 30 s bound it goes first;
+            # then every task on the loaded model b, then a (FIFO would alternate a, b)
+            old = store.enqueue("modelchat", {"model": "c"}, available_at=time.time() - 100)
+            mixed = store.enqueue_many([{"skill": "modelchat", "payload": {"model": m}} for m in "abababab"])
+            proc = start_worker(isolated_home, "coder", "coder_1")
+            try:
+                wait_until(lambda: all(store.get(t.id).status == "DONE" for t in [old, *mixed]), 30,
+                           what="all model tasks done")
+                assert stop(proc, 15) == 0
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            tasks = sorted((store.get(t.id) for t in [old, *mixed]), key=lambda t: t.started_at)
+            order = [t.result["model"] for t in tasks]
+            assert order == ["c"] + ["b"] * 4 + ["a"] * 4, order
+            # the real client code made every call, each on the model its task named
+            chats = [r.body["model"] for r in ollama.requests_to("/api/chat")]
+            assert sorted(chats) == sorted(order)
+        finally:
+            store.close()
