@@ -86,10 +86,11 @@ class ModelAffinity:
         return model
 
     def task_model(self, task) -> str | None:
+        """The model `task` runs on, as compared (no ':latest'); None: none known."""
         model = task.payload.get("model") if isinstance(task.payload, dict) else None
-        if isinstance(model, str) and model.strip():
-            return model
-        return self.skill_model(task.skill)
+        if not (isinstance(model, str) and model.strip()):
+            model = self.skill_model(task.skill)
+        return _key(model) if model else None
 
     def prefer(self, running_models=()) -> dict | None:
         """The `prefer` argument for the next claim, or None (plain order):

@@ -250,6 +250,15 @@ class Worker:
             log.warning("no model preference for this claim: %s", exc)
             return None
 
+    def loaded_models(self) -> frozenset[str]:
+        """Models the local server holds by hw_state.json (as compared: no ':latest')."""
+        if self.affinity is None:
+            return frozenset()
+        try:
+            return self.affinity.loaded_models()
+        except Exception:  # noqa: BLE001 - unknown: nothing assumed loaded
+            return frozenset()
+
     def task_model(self, task) -> str | None:
         if self.affinity is None:
             return None

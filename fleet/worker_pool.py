@@ -9,6 +9,11 @@ thread at its next Python instruction; a skill that ignores it past the grace,
 or overruns its hard timeout, still ends the process (exit 75) as it does with
 one task: the overrunning attempt is recorded, and the worker's other running
 tasks are first released back to the queue without using an attempt.
+
+A task on another model than the ones running waits (holding its lease)
+until those finish, so the server swaps once instead of back and forth: its
+requests would otherwise reach the server interleaved with the last ones of
+the running model (see `_may_start`).
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ class _Slot:
     """One running task: its thread, its deadline and interruption state
     (guarded by the pool's lock)."""
 
-    def __init__(self, task, model: str | None):
+    def __init__(self, task, model: str | None, seq: int):
         self.task = task
         self.model = model
+        self.seq = seq  # claim order
+        self.started = False  # past the model gate (`_may_start`)
         self.ident: int | None = None
         self.timeout: float | None = None
         self.deadline: float | None = None  # monotonic; None until the skill starts
@@ -57,6 +64,8 @@ class WorkerPool:
         self.size = size
         self.slots: dict[int, _Slot] = {}
         self.lock = threading.Lock()
+        self.gate = threading.Condition(self.lock)  # a slot started or finished
+        self.seq = 0
         self.changed = threading.Event()  # a slot finished
         self.paused = False
         # Held by the main thread while it claims and starts a task; the
@@ -129,7 +138,8 @@ class WorkerPool:
                 self._start(task)
 
     def _start(self, task) -> None:
-        slot = _Slot(task, self.w.task_model(task))
+        self.seq += 1
+        slot = _Slot(task, self.w.task_model(task), self.seq)
         with self.lock:
             self.slots[task.id] = slot
         self.w.state = "busy"
@@ -142,6 +152,11 @@ class WorkerPool:
         set_current_task(task_id)
         slot.ident = threading.get_ident()
         try:
+            with self.gate:
+                while not self._may_start(slot):
+                    self.gate.wait(1.0)
+                slot.started = True
+                self.gate.notify_all()
             prepared = w.prepare_task(slot.task)
             if prepared is None:
                 return
@@ -159,9 +174,26 @@ class WorkerPool:
             log.exception("task %d: the worker could not finish handling it", task_id, extra={"task_id": task_id})
         finally:
             set_current_task(None)
-            with self.lock:
+            with self.gate:
                 self.slots.pop(task_id, None)
+                self.gate.notify_all()
             self.changed.set()
+
+    def _may_start(self, slot: _Slot) -> bool:
+        """Whether `slot` may start now (the pool's lock held). A task with no
+        known model always may. Otherwise every started task's model must be
+        its own (or all of them loaded together, by hw_state.json), and no
+        task claimed before it may be waiting for another model: the models
+        take turns in claim order, so none waits forever."""
+        if slot.model is None:
+            return True
+        started = {s.model for s in self.slots.values() if s.started and s.model}
+        if started and started != {slot.model}:
+            loaded = self.w.loaded_models()
+            if not loaded or not started | {slot.model} <= loaded:
+                return False
+        return not any(s.model and s.model != slot.model and not s.started and s.seq < slot.seq
+                       for s in self.slots.values())
 
     def _left_skill(self, slot: _Slot) -> None:
         """Skill code is left: no interruption may land from now on (one
