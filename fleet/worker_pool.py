@@ -153,10 +153,14 @@ class WorkerPool:
         slot.ident = threading.get_ident()
         try:
             with self.gate:
-                while not self._may_start(slot):
+                while slot.interrupt is None and not self._may_start(slot):
                     self.gate.wait(1.0)
                 slot.started = True
                 self.gate.notify_all()
+            if slot.interrupt is not None:  # cancelled or lost while waiting: the skill never ran
+                w._store_outcome(slot.task, ("cancelled" if slot.interrupt == "cancel" else "lost", None), 0.0,
+                                 claim_next=False)
+                return
             prepared = w.prepare_task(slot.task)
             if prepared is None:
                 return
@@ -215,7 +219,7 @@ class WorkerPool:
                 for slot in slots:
                     if slot.deadline is not None and now >= slot.deadline and slot.in_skill:
                         self._overran(store, slot)  # does not return
-                    if slot.interrupt is not None and slot.in_skill:
+                    if slot.interrupt is not None and slot.in_skill and slot.interrupt_at:
                         self._check_grace(store, slot, now)
                 if slots and now - last_round >= w.tick:
                     last_round = now
@@ -248,14 +252,18 @@ class WorkerPool:
             cancel = lost = now - slot.last_renewed > self.w.lease_s * 0.9
         if not cancel:
             return
-        with self.lock:
-            if not slot.in_skill:  # not started yet, or already storing its outcome: nothing to stop
+        kind = "lost" if lost else "cancel"
+        with self.gate:
+            if not slot.started:  # still waiting for its model's turn: it will not run at all
+                slot.interrupt = kind
+                self.gate.notify_all()
                 return
-            kind = "lost" if lost else "cancel"
-            log.info("%s: interrupting the skill", "lease lost" if lost else "cancel requested",
-                     extra={"task_id": task.id})
+            if not slot.in_skill:  # preparing, or already storing its outcome: nothing to stop
+                return
             slot.interrupt, slot.interrupt_at = kind, time.monotonic()
             _raise_in_thread(slot.ident, self._interrupts[kind][0])
+        log.info("%s: interrupting the skill", "lease lost" if lost else "cancel requested",
+                 extra={"task_id": task.id})
 
     def _heartbeat(self, store, slots: list[_Slot]) -> None:
         w = self.w

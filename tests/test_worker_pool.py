@@ -142,3 +142,33 @@ def test_worker_takes_tasks_on_the_loaded_model_first_within_the_age_bound(isola
             assert sorted(chats) == sorted(order)
         finally:
             store.close()
+
+
+def test_a_task_on_another_model_waits_for_the_running_model_and_can_be_cancelled_meanwhile(isolated_home):
+    with FakeOllama() as ollama:
+        ollama.default.delay_s = 3.0  # every model call takes 3 s
+        cfg = write_config(isolated_home, affinity=AFFINITY, workers={"concurrency": {"coder": 3}},
+                           models={"chain": ["local"], "max_wait_s": 0}, hardware={"interval_s": 300.0},
+                           providers={"local": {"type": "ollama", "base_url": ollama.url, "model": "a",
+                                                "min_spacing_ms": 0}})
+        store = open_store(cfg)
+        _write_loaded(cfg, ["a"])
+        proc = start_worker(isolated_home, "coder", "coder_1")
+        try:
+            on_a = store.enqueue_many([{"skill": "modelchat", "payload": {"model": "a"}} for _ in range(2)])
+            on_b = store.enqueue("modelchat", {"model": "b"})
+            # all three are claimed (3 slots), but b is not sent to the server while a runs:
+            # the server would swap to b and back
+            wait_until(lambda: all(store.get(t.id).status == "RUNNING" for t in [*on_a, on_b]), 20,
+                       what="three running")
+            assert ollama.wait_for_requests(2, path="/api/chat")
+            store.cancel(on_b.id, by="test")
+            wait_until(lambda: store.get(on_b.id).status == "CANCELLED", 10, what="held task cancelled")
+            assert [r.body["model"] for r in ollama.requests_to("/api/chat")] == ["a", "a"]
+            wait_until(lambda: all(store.get(t.id).status == "DONE" for t in on_a), 20, what="a tasks done")
+            assert _outcomes(store, on_b.id) == ["cancelled"]
+            assert stop(proc, 15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            store.close()
