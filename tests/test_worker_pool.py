@@ -12,7 +12,14 @@ import pytest
 
 from fleet.db import open_store
 from fleet.hw_state import hw_state_path, write_hw_state
-from tests.fakes.fleetproc import start_worker, stop, wait_until, write_config
+from tests.fakes.fleetproc import (
+    fleet,  # noqa: F401 (fixture)
+    live_worker,
+    start_worker,
+    stop,
+    wait_until,
+    write_config,
+)
 from tests.fakes.model_servers import FakeOllama
 
 AFFINITY = {"coder": ["noop", "sleepy", "hang", "modelchat"]}
@@ -172,3 +179,18 @@ def test_a_task_on_another_model_waits_for_the_running_model_and_can_be_cancelle
             if proc.poll() is None:
                 proc.kill()
             store.close()
+
+
+def test_under_the_supervisor_an_overrun_is_replaced_and_costs_the_others_no_attempt(fleet):  # noqa: F811
+    sup = fleet.start(workers={"coder_count": 1, "concurrency": {"coder": 3}}, affinity=AFFINITY)
+    store = fleet.store
+    first = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
+    *long, hung = store.enqueue_many([{"skill": "sleepy", "payload": {"seconds": 3}}] * 2
+                                     + [{"skill": "hang", "payload": {}, "max_attempts": 1}])
+    wait_until(lambda: store.get(hung.id).status == "FAILED", 30, what="the hung task timed out")
+    wait_until(lambda: all(store.get(t.id).status == "DONE" for t in long), 40, what="the others done")
+    assert store.get(hung.id).error_reason == "timeout"
+    for t in long:
+        assert store.get(t.id).attempts == 1 and _outcomes(store, t.id) == ["released", "done"]
+    assert live_worker(store, "coder_1", not_pid=first["pid"])  # the supervisor replaced the worker
+    assert stop(sup) == 0
