@@ -19,6 +19,7 @@ log = logging.getLogger("fleet.model_affinity")
 
 HW_STATE_TTL_S = 1.0  # hw_state.json is re-read at most this often
 SKILL_MODEL_TTL_S = 30.0  # a skill's configured model is re-resolved at most this often
+MAX_NAME = 500  # the longest model name the store's claim preference takes
 
 
 def _key(name: str) -> str:
@@ -59,7 +60,7 @@ class ModelAffinity:
         if not state.get("stale") and info.get("server_reachable"):
             for m in info.get("loaded") or []:
                 name = m.get("name") if isinstance(m, dict) else None
-                if isinstance(name, str) and name.strip():
+                if isinstance(name, str) and 0 < len(_key(name)) <= MAX_NAME:
                     names.add(_key(name))
         models = frozenset(names)
         self._loaded = (time.monotonic(), models)
@@ -98,7 +99,9 @@ class ModelAffinity:
         if not self.enabled:
             return None
         models = set(self.loaded_models())
-        models.update(_key(m) for m in running_models if m)
+        models.update(_key(m) for m in running_models if isinstance(m, str) and m.strip())
+        # the store refuses odd names (a payload may name anything): leave them out, never fail the claim
+        models = {m for m in models if 0 < len(m) <= MAX_NAME}
         if not models:
             return None
         skills = [s for s in self.skills if (m := self.skill_model(s)) is None or _key(m) in models]
