@@ -109,6 +109,38 @@ def test_cancel_stops_one_task_and_the_others_run_on(isolated_home):
         store.close()
 
 
+def test_a_lost_lease_stops_that_task_only(isolated_home, tmp_path):
+    import sqlite3
+
+    from fleet.logs import log_path
+
+    cfg, store = _pool_home(isolated_home, 2)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    proc = start_worker(isolated_home, "coder", "coder_1")
+    try:
+        victim = store.enqueue("sleepy", {"seconds": 60, "marker_dir": str(markers)})
+        other = store.enqueue("sleepy", {"seconds": 3})
+        wait_until(lambda: store.get(victim.id).status == "RUNNING" and store.get(other.id).status == "RUNNING",
+                   20, what="both running")
+        # another holder took the victim's lease (as after a reap and a new claim elsewhere)
+        db = sqlite3.connect(cfg["paths"]["db"], isolation_level=None)
+        db.execute("UPDATE tasks SET lease_token = 'taken-elsewhere' WHERE id = ?", (victim.id,))
+        db.close()
+        text = lambda: open(log_path(cfg, "coder_1"), encoding="utf-8").read()  # noqa: E731
+        wait_until(lambda: f"[task {victim.id}] stopped: this worker no longer holds" in text(), 15,
+                   what="the victim's skill stopped")
+        assert not [n for n in os.listdir(markers) if n.startswith("end-")]  # interrupted, not finished
+        wait_until(lambda: store.get(other.id).status == "DONE", 15, what="the other task done")
+        assert store.get(victim.id).lease_token == "taken-elsewhere"  # nothing was written for it
+        assert proc.poll() is None
+        assert stop(proc, 15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        store.close()
+
+
 def _write_loaded(cfg, models):
     now = time.time()
     write_hw_state(hw_state_path(cfg), {
