@@ -18,20 +18,24 @@ _FORMAT = "%(asctime)s %(levelname)-7s %(processname)s%(taskpart)s %(message)s"
 
 class _ContextFilter(logging.Filter):
     """Stamps each record with the process name and the task id its thread
-    works on (per thread: a worker may run several tasks at once)."""
+    works on: per thread (a worker may run several tasks at once), and for a
+    thread that set none (a skill's own helper thread), the main thread's."""
 
     def __init__(self, name: str):
         super().__init__()
         self.processname = name
         self._thread = threading.local()
+        self._main_task: int | None = None
 
     @property
     def task_id(self) -> int | None:
-        return getattr(self._thread, "task_id", None)
+        return getattr(self._thread, "task_id", self._main_task)
 
     @task_id.setter
     def task_id(self, value: int | None) -> None:
         self._thread.task_id = value
+        if threading.current_thread() is threading.main_thread():
+            self._main_task = value
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.processname = self.processname

@@ -226,3 +226,45 @@ def test_under_the_supervisor_an_overrun_is_replaced_and_costs_the_others_no_att
         assert store.get(t.id).attempts == 1 and _outcomes(store, t.id) == ["released", "done"]
     assert live_worker(store, "coder_1", not_pid=first["pid"])  # the supervisor replaced the worker
     assert stop(sup) == 0
+
+
+def test_log_lines_and_usage_rows_name_the_task_of_their_own_thread(tmp_path):
+    import logging
+    import threading
+
+    import fleet.logs
+    from fleet.logs import current_context, set_current_task, setup_process_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, fleet.logs._context)
+    try:
+        setup_process_logging("pooltest", {"paths": {"logs": str(tmp_path)}})
+        set_current_task(7)  # the main thread's task (a single-task worker)
+        seen = {}
+
+        def slot():
+            set_current_task(9)  # a pool slot's own task
+            seen["slot"] = current_context()
+            logging.getLogger("fleet.test").warning("from the slot")
+
+        def helper():  # a thread a skill starts itself: the main thread's task
+            seen["helper"] = current_context()
+
+        for target in (slot, helper):
+            t = threading.Thread(target=target)
+            t.start()
+            t.join()
+        assert seen == {"slot": (9, "pooltest"), "helper": (7, "pooltest")}
+        assert current_context() == (7, "pooltest")
+        for h in logging.getLogger().handlers:
+            h.flush()
+        assert "pooltest [task 9] from the slot" in (tmp_path / "pooltest.log").read_text()
+    finally:
+        set_current_task(None)
+        for h in list(root.handlers):
+            root.removeHandler(h)
+            h.close()
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])
+        fleet.logs._context = saved[2]  # this process is no fleet process again
