@@ -48,7 +48,8 @@ def test_a_hung_task_ends_its_process_and_the_others_lose_no_attempt(isolated_ho
     markers = tmp_path / "markers"
     markers.mkdir()
     try:
-        long = [store.enqueue("sleepy", {"seconds": 4, "marker_dir": str(markers)}) for _ in range(2)]
+        # the long tasks outlast the hung one's 1.5 s timeout by far, even on a loaded machine
+        long = [store.enqueue("sleepy", {"seconds": 6, "marker_dir": str(markers)}) for _ in range(2)]
         hung = store.enqueue("hang", {}, max_attempts=1)  # TIMEOUT_S = 1.5, ignores interruption
         quick = store.enqueue("noop", {"n": 1})
         proc = start_worker(isolated_home, "coder", "coder_1")
@@ -217,7 +218,8 @@ def test_under_the_supervisor_an_overrun_is_replaced_and_costs_the_others_no_att
     sup = fleet.start(workers={"coder_count": 1, "concurrency": {"coder": 3}}, affinity=AFFINITY)
     store = fleet.store
     first = wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
-    *long, hung = store.enqueue_many([{"skill": "sleepy", "payload": {"seconds": 3}}] * 2
+    # the long tasks outlast the hung one's 1.5 s timeout by far, even on a loaded machine
+    *long, hung = store.enqueue_many([{"skill": "sleepy", "payload": {"seconds": 8}}] * 2
                                      + [{"skill": "hang", "payload": {}, "max_attempts": 1}])
     wait_until(lambda: store.get(hung.id).status == "FAILED", 30, what="the hung task timed out")
     wait_until(lambda: all(store.get(t.id).status == "DONE" for t in long), 40, what="the others done")
