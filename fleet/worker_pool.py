@@ -269,7 +269,10 @@ class WorkerPool:
         w = self.w
         w.progress += 1
         first = min(slots, key=lambda s: s.task.id)
-        detail = {"task": first.task.id, "skill": first.task.skill, "deadline": first.wall_deadline,
+        # "deadline": the earliest of the running tasks' (the supervisor leaves a silent worker be
+        # only until then); "tasks": each with its own, so only an overrun one is failed as a timeout
+        deadlines = [s.wall_deadline for s in slots if s.wall_deadline is not None]
+        detail = {"task": first.task.id, "skill": first.task.skill, "deadline": min(deadlines, default=None),
                   "attempt": first.task.attempts,
                   "tasks": [{"task": s.task.id, "skill": s.task.skill, "deadline": s.wall_deadline}
                             for s in sorted(slots, key=lambda s: s.task.id)]}

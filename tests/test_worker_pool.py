@@ -270,3 +270,18 @@ def test_log_lines_and_usage_rows_name_the_task_of_their_own_thread(tmp_path):
             root.addHandler(h)
         root.setLevel(saved[1])
         fleet.logs._context = saved[2]  # this process is no fleet process again
+
+
+def test_the_supervisor_fails_only_the_overrun_task_of_a_pool_worker():
+    from fleet.children import overran_timeout
+
+    now = 1000.0
+    single = {"detail": {"task": 5, "skill": "hang", "deadline": 990.0}}
+    pool = {"detail": {"task": 5, "deadline": 990.0, "tasks": [{"task": 5, "skill": "hang", "deadline": 990.0},
+                                                               {"task": 6, "skill": "sleepy", "deadline": 1200.0},
+                                                               {"task": 7, "skill": "sleepy", "deadline": None}]}}
+    assert overran_timeout(single, 5, now) and overran_timeout(None, 5, now)  # one task: it is the one
+    assert overran_timeout(pool, 5, now)
+    assert not overran_timeout(pool, 6, now)  # still within its timeout: a bystander
+    assert not overran_timeout(pool, 7, now)  # its skill had not started
+    assert not overran_timeout(pool, 8, now)  # claimed after the last heartbeat
