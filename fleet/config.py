@@ -95,7 +95,10 @@ SCHEMA: dict[str, Section] = {
                     "it is running), so a mixed-model backlog does not swap models on every task. A task's "
                     "model is its payload's 'model' field, else the model its skill's provider chain uses. "
                     "Priorities still win, and a task that has waited this many seconds longer than a "
-                    "loaded-model task is taken before it, so none starves. 0 turns the preference off.",
+                    "loaded-model task is taken before it, so none starves. A worker running several tasks "
+                    "at once ([workers.concurrency]) also starts a task on another model only when its "
+                    "running model's tasks are done, so the server swaps once, not back and forth. "
+                    "0 turns both off (plain priority-then-FIFO claiming).",
              type=float, min=0)},
         values=Key(1, "worker count for a role", type=int, min=0, max=64),
         defaults={"researcher": 1, "archivist": 1, "analyst": 1, "security": 1, "planner": 1},
