@@ -1,6 +1,7 @@
-"""Several tasks at once in one worker process ([workers.concurrency] > 1): one
-thread per running task and one watchdog thread for all of them, so a model
-server with parallel slots stays busy.
+"""Several tasks at once in one worker process ([workers.concurrency] > 1): a
+fixed set of slot threads, each running one task at a time, and one watchdog
+thread for all of them, so a model server with parallel slots stays busy. (The
+threads live as long as the worker: the store keeps a connection per thread.)
 
 Each task keeps what a single-task worker gives it: its own lease (renewed),
 heartbeat, cancel and hard timeout. Python cannot stop one thread from
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import queue
 import threading
 import time
 
@@ -74,6 +76,7 @@ class WorkerPool:
         self.claiming = threading.Lock()
         self.ending = False
         self._interrupts = {"cancel": (TaskCancelled, CANCEL_GRACE_S), "lost": (LeaseInterrupted, LOST_GRACE_S)}
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()  # claimed tasks for the slot threads
 
     # -- the main thread: claim into free slots ---------------------------
     def busy(self) -> int:
@@ -91,6 +94,8 @@ class WorkerPool:
         w = self.w
         threading.Thread(target=self._watch_loop, args=(open_store(w.cfg),), name="pool-watchdog",
                          daemon=True).start()
+        for i in range(self.size):
+            threading.Thread(target=self._slot_loop, name=f"slot-{i + 1}", daemon=True).start()
         while not w.stop_requested:
             try:
                 self._fill()
@@ -144,9 +149,13 @@ class WorkerPool:
             self.slots[task.id] = slot
         self.w.state = "busy"
         self.w.last_beat = time.monotonic()  # the claim wrote the agent row
-        threading.Thread(target=self._run_slot, args=(slot,), name=f"task-{task.id}", daemon=True).start()
+        self._jobs.put(slot)  # a slot thread is free: at most `size` tasks are held
 
-    # -- a slot's thread: one task ------------------------------------------
+    # -- the slot threads: one task at a time each --------------------------
+    def _slot_loop(self) -> None:
+        while True:
+            self._run_slot(self._jobs.get())
+
     def _run_slot(self, slot: _Slot) -> None:
         w, task_id = self.w, slot.task.id
         set_current_task(task_id)

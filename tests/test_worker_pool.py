@@ -88,6 +88,38 @@ def test_a_hung_task_ends_its_process_and_the_others_lose_no_attempt(isolated_ho
         store.close()
 
 
+def test_the_store_connections_of_a_pool_worker_stay_bounded(isolated_home):
+    # The store keeps one connection per thread: a thread per task would leak
+    # them (file descriptors here; server connections on PostgreSQL).
+    cfg, store = _pool_home(isolated_home, 3)
+    proc = start_worker(isolated_home, "coder", "coder_1")
+    db = os.path.realpath(cfg["paths"]["db"])
+
+    def db_fds():
+        fds = []
+        for fd in os.listdir(f"/proc/{proc.pid}/fd"):
+            try:
+                fds.append(os.readlink(f"/proc/{proc.pid}/fd/{fd}"))
+            except OSError:
+                pass
+        return sum(1 for target in fds if target == db)
+
+    try:
+        wait_until(lambda: (a := store.get_agent("coder_1")) and a["status"] == "idle", 20, what="worker idle")
+        for batch in range(3):
+            tasks = store.enqueue_many([{"skill": "noop", "payload": {"n": i}} for i in range(20)])
+            wait_until(lambda ts=tasks: all(store.get(t.id).status == "DONE" for t in ts), 30, what="a batch done")
+            if batch == 0:
+                after_first = db_fds()
+        # 60 tasks later, no more connections than after the first 20 (a few per slot thread)
+        assert db_fds() <= after_first <= 2 * (3 + 2) + 2, (after_first, db_fds())
+        assert stop(proc, 15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        store.close()
+
+
 def test_cancel_stops_one_task_and_the_others_run_on(isolated_home):
     cfg, store = _pool_home(isolated_home, 3)
     proc = start_worker(isolated_home, "coder", "coder_1")
