@@ -43,8 +43,19 @@ def _intervals(marker_dir):
     return sorted(starts.get("start", [])), sorted(ends.get("end", []))
 
 
-def test_a_hung_task_ends_its_process_and_the_others_lose_no_attempt(isolated_home, tmp_path):
-    cfg, store = _pool_home(isolated_home, 4)
+def _on_backend(store_factory, monkeypatch) -> dict:
+    """fleet.toml sections that point a worker at a fresh store of this test's
+    backend (SQLite file or PostgreSQL schema)."""
+    spec = store_factory.spec(store_factory())  # created, closed and dropped by the factory
+    if spec["backend"] == "postgresql":
+        monkeypatch.setenv("FLEET_STORE_DSN", spec["dsn"])
+        return {"store": {"backend": "postgresql", "schema": spec["schema"]}}
+    return {"paths": {"db": spec["path"]}}
+
+
+def test_a_hung_task_ends_its_process_and_the_others_lose_no_attempt(store_factory, isolated_home, tmp_path,
+                                                                     monkeypatch):
+    cfg, store = _pool_home(isolated_home, 4, **_on_backend(store_factory, monkeypatch))
     markers = tmp_path / "markers"
     markers.mkdir()
     try:
@@ -65,7 +76,8 @@ def test_a_hung_task_ends_its_process_and_the_others_lose_no_attempt(isolated_ho
         assert _outcomes(store, hung.id) == ["timeout"]
         for t in long:  # were running beside the hung task: released, no attempt used
             after = store.get(t.id)
-            assert (after.status, after.attempts) == ("PENDING", 0), store.attempts(t.id)
+            assert (after.status, after.attempts) == ("PENDING", 0), [
+                (a["attempt_no"], a["outcome"], a["error"]) for a in store.attempts(t.id)]
             assert _outcomes(store, t.id) == ["released"]
             assert "overran its hard timeout" in store.attempts(t.id)[0]["error"]
         assert store.get_agent("coder_1")["current_task"] is None
@@ -76,7 +88,8 @@ def test_a_hung_task_ends_its_process_and_the_others_lose_no_attempt(isolated_ho
         proc = start_worker(isolated_home, "coder", "coder_1")
         try:
             wait_until(lambda: all(store.get(t.id).status == "DONE" for t in long), 30, what="released tasks done")
-            assert [store.get(t.id).attempts for t in long] == [1, 1]
+            assert [store.get(t.id).attempts for t in long] == [1, 1], [
+                [(a["attempt_no"], a["outcome"], a["error"]) for a in store.attempts(t.id)] for t in long]
             assert [_outcomes(store, t.id) for t in long] == [["released", "done"]] * 2
             starts, ends = _intervals(markers)
             assert len(starts) == len(ends) == 2 and starts[1] < ends[0]  # the two runs overlapped
@@ -317,3 +330,33 @@ def test_the_supervisor_fails_only_the_overrun_task_of_a_pool_worker():
     assert not overran_timeout(pool, 6, now)  # still within its timeout: a bystander
     assert not overran_timeout(pool, 7, now)  # its skill had not started
     assert not overran_timeout(pool, 8, now)  # claimed after the last heartbeat
+
+
+def test_a_skill_loaded_by_several_slots_at_once_is_never_taken_half_loaded(isolated_home, tmp_path):
+    import sys
+    import threading
+
+    from fleet import skill_registry
+
+    skills = tmp_path / "slowskills"
+    skills.mkdir()
+    (skills / "slowload.py").write_text('"""Test skill: slow to import."""\nimport time\n\ntime.sleep(0.3)\n\n\n'
+                                        'def run(payload, config, log):\n    return {}\n')
+    cfg = write_config(isolated_home, skills={"extra_paths": [str(skills)]})
+    info = skill_registry.get_info("slowload", cfg)
+    got = []
+
+    def load():
+        module = skill_registry.load_module(info)
+        got.append((module, callable(getattr(module, "run", None))))  # as the slot gets it, not later
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert len(got) == 6 and all(ready for _, ready in got)
+        assert len({id(m) for m, _ in got}) == 1  # loaded once
+    finally:
+        sys.modules.pop("fleet_extra_skill_slowload", None)
