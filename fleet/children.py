@@ -139,3 +139,21 @@ def managed_services(cfg: dict) -> list[tuple[str, str, str | None]]:
             found = False
         out.append((name, module, None if found else f"skipped: module {module} is not installed"))
     return out
+
+
+def overran_timeout(agent: dict | None, task_id: int, now: float) -> bool:
+    """Whether `task_id`, held by a worker that ended at a hard timeout (exit
+    75, or replaced as stalled past its deadline), is the one that overran.
+    A single-task worker ran only that task: yes. A worker running several
+    at once ([workers.concurrency]) lists each with its deadline in its agent
+    row's detail ("tasks"): only a task past its deadline overran; the others
+    were innocent bystanders and must not lose an attempt."""
+    detail = (agent or {}).get("detail")
+    tasks = detail.get("tasks") if isinstance(detail, dict) else None
+    if not isinstance(tasks, list):
+        return True
+    for entry in tasks:
+        if isinstance(entry, dict) and entry.get("task") == task_id:
+            deadline = entry.get("deadline")
+            return isinstance(deadline, (int, float)) and now >= deadline
+    return False

@@ -96,9 +96,27 @@ SCHEMA: dict[str, Section] = {
         "Roles and how many workers of each to run (0 disables a role). "
         "Coders are named coder_1..N; other roles use the role name (role_1..N when more than one).",
         {"coder_count": Key(1, "How many coder workers to run.", min=0, max=64),
-         "idle_takes_any_skill": Key(False, "Let an idle worker claim skills outside its role's affinity.")},
+         "idle_takes_any_skill": Key(False, "Let an idle worker claim skills outside its role's affinity."),
+         "loaded_model_max_wait_s": Key(
+             120.0, "Model-aware claiming: among tasks of equal priority a worker first takes those whose model "
+                    "the local model server already holds (hw_state.json models, plus the models of the tasks "
+                    "it is running), so a mixed-model backlog does not swap models on every task. A task's "
+                    "model is its payload's 'model' field, else the model its skill's provider chain uses. "
+                    "Priorities still win, and a task that has waited this many seconds longer than a "
+                    "loaded-model task is taken before it, so none starves. A worker running several tasks "
+                    "at once ([workers.concurrency]) also starts a task on another model only when its "
+                    "running model's tasks are done, so the server swaps once, not back and forth. "
+                    "0 turns both off (plain priority-then-FIFO claiming).",
+             type=float, min=0)},
         values=Key(1, "worker count for a role", type=int, min=0, max=64),
         defaults={"researcher": 1, "archivist": 1, "analyst": 1, "security": 1, "planner": 1},
+    ),
+    "workers.concurrency": Section(
+        "Tasks one worker of a role runs at once (role = N; default 1). For model-bound roles: a model server "
+        "with parallel slots (Ollama OLLAMA_NUM_PARALLEL, llama.cpp --parallel, vLLM) stays busy. Each task "
+        "keeps its own lease, cancel and hard timeout; a task that overruns its timeout still ends the worker "
+        "process, and the worker's other running tasks go back to the queue without using an attempt.",
+        values=Key(1, "tasks at once for a role's worker", type=int, min=1, max=64),
     ),
     "affinity": Section(
         "Which skills each role claims (role = [skills]). Tasks assigned to a worker by name are always claimed by it.",
@@ -861,6 +879,11 @@ def air_gap_refusal(cfg: dict, skill: str) -> str | None:
 
 def role_skills(cfg: dict, role: str) -> list[str]:
     return list(cfg["affinity"].get(role, []))
+
+
+def role_concurrency(cfg: dict, role: str) -> int:
+    """How many tasks one worker of `role` runs at once ([workers.concurrency])."""
+    return int(cfg["workers"].get("concurrency", {}).get(role, 1))
 
 
 def skill_timeout(cfg: dict, skill: str, declared: float | None) -> float:

@@ -11,6 +11,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import threading
 import time
 
 from .filemodes import make_dir, open_private, shared_read
@@ -20,10 +21,25 @@ _FORMAT = "%(asctime)s %(levelname)-7s %(processname)s%(taskpart)s %(message)s"
 
 
 class _ContextFilter(logging.Filter):
+    """Stamps each record with the process name and the task id its thread
+    works on: per thread (a worker may run several tasks at once), and for a
+    thread that set none (a skill's own helper thread), the main thread's."""
+
     def __init__(self, name: str):
         super().__init__()
         self.processname = name
-        self.task_id: int | None = None
+        self._thread = threading.local()
+        self._main_task: int | None = None
+
+    @property
+    def task_id(self) -> int | None:
+        return getattr(self._thread, "task_id", self._main_task)
+
+    @task_id.setter
+    def task_id(self, value: int | None) -> None:
+        self._thread.task_id = value
+        if threading.current_thread() is threading.main_thread():
+            self._main_task = value
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.processname = self.processname
@@ -96,7 +112,7 @@ def setup_process_logging(name: str, cfg: dict, *, to_stderr: bool = False,
 
 
 def current_context() -> tuple[int | None, str | None]:
-    """(task id, process name) this process is working under, as its log lines
+    """(task id, process name) this thread is working under, as its log lines
     show them; (None, None) outside a fleet process."""
     if _context is None:
         return None, None
@@ -104,7 +120,7 @@ def current_context() -> tuple[int | None, str | None]:
 
 
 def set_current_task(task_id: int | None) -> None:
-    """Tag every following log line of this process with `task_id`."""
+    """Tag every following log line of this thread with `task_id`."""
     if _context is not None:
         _context.task_id = task_id
 
@@ -125,3 +141,19 @@ def tail_lines(path: str, n: int, *, end: int | None = None, max_bytes: int = 8 
             fh.seek(pos)
             data = fh.read(step) + data
     return data.decode("utf-8", errors="replace").splitlines()[-n:]
+
+
+def log_without_locks(message: str | None) -> None:
+    """Write `message` (if any) straight to the log streams and flush them,
+    without the handler locks a stopped thread may hold."""
+    for handler in logging.getLogger().handlers:
+        stream = getattr(handler, "stream", None)
+        if stream is None:
+            continue
+        try:
+            if message:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                stream.write(f"{stamp} ERROR   {message}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass

@@ -15,6 +15,7 @@ import dataclasses
 import importlib.util
 import os
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -179,19 +180,25 @@ def validate_payload(info: SkillInfo, payload: Any) -> None:
     raise InvalidPayload(f"invalid payload for skill {info.name}: {where}: {error.message}")
 
 
+_loading = threading.RLock()  # a worker running several tasks at once loads skills from several threads
+
+
 def load_module(info: SkillInfo) -> ModuleType:
-    """Import the skill's module (fresh name per skill, not cached across files)."""
+    """Import the skill's module (fresh name per skill, not cached across files).
+    One thread at a time: the module is in sys.modules while it executes, and
+    another thread must not take it half-initialised (no `run` yet)."""
     mod_name = f"fleet.skills.{info.name}" if Path(info.path).parent == BUILTIN_DIR else f"fleet_extra_skill_{info.name}"
-    if mod_name in sys.modules and getattr(sys.modules[mod_name], "__file__", None) == info.path:
-        return sys.modules[mod_name]
-    spec = importlib.util.spec_from_file_location(mod_name, info.path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(mod_name, None)
-        raise
+    with _loading:
+        if mod_name in sys.modules and getattr(sys.modules[mod_name], "__file__", None) == info.path:
+            return sys.modules[mod_name]
+        spec = importlib.util.spec_from_file_location(mod_name, info.path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(mod_name, None)
+            raise
     if not callable(getattr(module, "run", None)):
         raise UnknownSkill(f"skill {info.name} ({info.path}) has no run(payload, config, log) function")
     return module

@@ -23,6 +23,7 @@ from .children import (
     RespawnPolicy,
     killed_while_healthy,
     managed_services,
+    overran_timeout,
 )
 from .config import role_skills, worker_names
 from .config_drift import ConfigWatch, config_hash
@@ -288,10 +289,13 @@ class Supervisor:
 
     def _settle_tasks(self, child: Child, rc: int, desc: dict, intent: str | None) -> None:
         """What the dead worker held: released (graceful stop), failed as a timeout,
-        or requeued with the attempt counted (crash)."""
+        or requeued with the attempt counted (crash). Of a worker that ran
+        several tasks at once, only the one past its deadline is failed as a
+        timeout; the others are requeued without using an attempt."""
         try:
             held = [t for t in self.store.list_tasks(status="RUNNING", agent=child.name, limit=100).items
                     if t.worker == child.name]
+            agent = self.store.get_agent(child.name) if held else None
             for task in held:
                 if intent in GRACEFUL or self.stopping:
                     self.store.release(task.id, task.lease_token)
@@ -299,7 +303,7 @@ class Supervisor:
                 elif task.cancel_requested:  # its skill ignored the cancel, so the worker ended itself
                     self.store.acknowledge_cancel(task.id, task.lease_token)
                     log.info("task %d cancelled (its skill ignored the request; the worker ended)", task.id)
-                elif rc == EX_TIMEOUT or child.timed_out:
+                elif (rc == EX_TIMEOUT or child.timed_out) and overran_timeout(agent, task.id, time.time()):
                     self.store.fail(task.id, task.lease_token, f"skill {task.skill} exceeded its hard timeout",
                                     retryable=True, reason="timeout")
                     log.warning("task %d failed: timeout", task.id)

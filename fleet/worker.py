@@ -2,7 +2,8 @@
 
 `python fleet/worker.py --role coder --name coder_1`. The skill runs in the main
 thread while a watchdog thread renews the lease and heartbeats; at the skill's
-hard timeout the process ends (exit 75) so the skill really stops.
+hard timeout the process ends (exit 75) so the skill really stops. A role with
+[workers.concurrency] above 1 runs that many tasks at once (worker_pool.py).
 """
 
 if __package__ in (None, ""):  # run as `python fleet/worker.py`
@@ -25,12 +26,14 @@ import time
 import traceback
 
 from . import procs
-from .hosts import qualified
-from .config import air_gap_refusal, load_or_exit, role_skills, skill_timeout
+from .config import air_gap_refusal, load_or_exit, role_concurrency, role_skills, skill_timeout
 from .config_drift import config_hash
 from .fs_guard import running_skill
 from .db import InvalidInput, LeaseLost, StoreError, StoreUnavailable, open_store
+from .hosts import qualified
+from .logs import log_without_locks as _log_without_locks
 from .logs import set_current_task, setup_process_logging
+from .skill_interrupts import CANCEL_GRACE_S, LeaseInterrupted, TaskCancelled
 from .skills._hitl import APPROVE_WORDS, answer_text, without_human_fields
 
 EX_OK = 0
@@ -41,7 +44,6 @@ EX_CONFIG = 78
 APPROVAL_PREFIX = "Approve running"  # the question asked for a REQUIRES_APPROVAL skill
 EX_RECYCLE = 79  # asked to recycle (memory_optimizer): exit between tasks, the supervisor replaces us
 PARK_WAIT_S = 2.0
-CANCEL_GRACE_S = 5.0
 PERSIST_FIRST_RETRY_S = 0.05  # storing an outcome that the store could not take: first retry, then doubling
 PERSIST_MAX_RETRY_S = 2.0
 STORE_RETRY_MAX_S = 5.0  # an idle worker re-tries a store that cannot take writes at least this often
@@ -51,15 +53,6 @@ log = logging.getLogger("fleet.worker")
 
 class _StopNow(BaseException):
     """Raised by the SIGTERM handler to leave an idle wait at once."""
-
-
-class TaskCancelled(BaseException):
-    """Raised inside a running skill when its task was cancelled (BaseException so
-    a skill's `except Exception` does not swallow it)."""
-
-
-class LeaseInterrupted(BaseException):
-    """Raised inside a running skill when this worker no longer holds the task."""
 
 
 def _parse_body(body):
@@ -99,6 +92,9 @@ class Worker:
         self._interrupt: type[BaseException] | None = None
         self._parked = threading.Event()
         self._skill_done = threading.Event()
+        self.concurrency = role_concurrency(cfg, role)
+        self._pool = None  # the WorkerPool when concurrency > 1
+        self.affinity = None  # ModelAffinity: what the next claim prefers
 
     # -- signals ---------------------------------------------------------
     def install_signals(self) -> None:
@@ -187,11 +183,20 @@ class Worker:
                                   config_hash=config_hash(self.cfg), status="starting")
         self.start_watchdog()
         self._preload_model_clients()
-        log.info("worker %s (role %s, pid %d) started; skills: %s", self.name, self.role, os.getpid(),
+        self._start_affinity()
+        log.info("worker %s (role %s, pid %d%s) started; skills: %s", self.name, self.role, os.getpid(),
+                 f", {self.concurrency} tasks at once" if self.concurrency > 1 else "",
                  ", ".join(role_skills(self.cfg, self.role)) or "(none: assigned tasks only)")
         self.beat("idle")
         try:
-            while not self.stop_requested:
+            if self.concurrency > 1:
+                from .worker_pool import WorkerPool
+
+                self._pool = WorkerPool(self, self.concurrency)
+                self._pool.run()  # returns once stopped, with every running task finished
+            else:
+                self.start_watchdog()
+            while self._pool is None and not self.stop_requested:
                 try:
                     self.loop_once()
                 except StoreUnavailable as exc:
@@ -226,6 +231,55 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - the first call reports a real problem
             log.warning("could not preload the model clients: %s", exc)
 
+    def _start_affinity(self) -> None:
+        """Model-aware claiming ([workers] loaded_model_max_wait_s): on for a
+        role whose skills call models."""
+        from .model_affinity import ModelAffinity
+
+        try:
+            self.affinity = ModelAffinity(self.cfg, role_skills(self.cfg, self.role))
+        except Exception as exc:  # noqa: BLE001 - the plain claim order still works
+            log.warning("model-aware claiming is off: %s", exc)
+            return
+        if not self.affinity.enabled:
+            self.affinity = None
+
+    def prefer(self, running_models=()) -> dict | None:
+        """The next claim's `prefer` (see model_affinity.py); None: the plain order."""
+        if self.affinity is None:
+            return None
+        try:
+            return self.affinity.prefer(running_models)
+        except Exception as exc:  # noqa: BLE001 - never let a preference stop a claim
+            log.warning("no model preference for this claim: %s", exc)
+            return None
+
+    def loaded_models(self) -> frozenset[str]:
+        """Models the local server holds by hw_state.json (as compared: no ':latest')."""
+        if self.affinity is None:
+            return frozenset()
+        try:
+            return self.affinity.loaded_models()
+        except Exception:  # noqa: BLE001 - unknown: nothing assumed loaded
+            return frozenset()
+
+    def task_model(self, task) -> str | None:
+        if self.affinity is None:
+            return None
+        try:
+            return self.affinity.task_model(task)
+        except Exception:  # noqa: BLE001 - unknown model: no preference from it
+            return None
+
+    def claim_one(self, running_models=()):
+        """Claim one task for this worker (its role's skills, the model
+        preference; then any skill when [workers] idle_takes_any_skill)."""
+        skills, any_skill = self.claim_skills()
+        task = self.store.claim(self.name, skills, lease_s=self.lease_s, prefer=self.prefer(running_models))
+        if task is None and any_skill:
+            task = self.store.claim(self.name, [], lease_s=self.lease_s, any_skill=True)
+        return task
+
     def next_claim(self) -> list[str] | None:
         """Between two tasks: read messages, the pause flag and the training
         lock, and say which skills the next claim may take (None: claim
@@ -245,10 +299,7 @@ class Worker:
                 self.beat("paused")
             self._idle_wait()
             return
-        skills, any_skill = self.claim_skills()
-        task = self.store.claim(self.name, skills, lease_s=self.lease_s)
-        if task is None and any_skill:
-            task = self.store.claim(self.name, [], lease_s=self.lease_s, any_skill=True)
+        task = self.claim_one()
         if task is not None:
             self.last_beat = time.monotonic()  # the claim wrote the agent row (busy, heartbeat)
             while task is not None:  # each successful task claims the next in its own commit
@@ -294,6 +345,19 @@ class Worker:
     def run_task(self, task):
         """Run one claimed task and store its outcome; returns the next task
         when the successful completion claimed one in the same commit."""
+        set_current_task(task.id)
+        self.state = "busy"
+        try:
+            prepared = self.prepare_task(task)
+            return None if prepared is None else self._execute(*prepared)
+        finally:
+            set_current_task(None)
+            self.state = "idle"
+
+    def prepare_task(self, task):
+        """Everything before the skill runs: look the skill up, check the
+        payload, offline mode and approval, load the module. Returns (task,
+        module, timeout), or None when the task's outcome is already stored."""
         from .skill_registry import (
             InvalidPayload,
             UnknownSkill,
@@ -302,41 +366,34 @@ class Worker:
             validate_payload,
         )
 
-        set_current_task(task.id)
-        self.state = "busy"
         try:
-            try:
-                info = self.skill_info(task.skill) or get_info(task.skill, catalogue=self.catalogue)
-                validate_payload(info, without_human_fields(task.payload))
-            except UnknownSkill as exc:
-                return self._fail(task, str(exc), retryable=False, reason="unknown_skill")
-            except InvalidPayload as exc:
-                return self._fail(task, str(exc), retryable=False, reason="invalid_payload")
-            refusal = air_gap_refusal(self.cfg, task.skill)
-            if refusal:
-                return self._fail(task, refusal, retryable=False, reason="air_gap")
-            if info.requires_network and self.cfg["fleet"]["offline_mode"]:
-                mode = "air-gap" if self.cfg["fleet"]["air_gap_mode"] else "offline"
-                return self._fail(
-                    task, f"skill {task.skill} needs the network, but the fleet is in {mode} mode; "
-                    f"turn off [fleet] offline_mode/air_gap_mode in fleet.toml to run it",
-                    retryable=False, reason="offline")
-            if info.requires_approval:
-                if not self._approved(task):
-                    return
-                if str(task.payload.get("human_question", "")).startswith(APPROVAL_PREFIX):
-                    # the approval was ours, not the skill's: run it with the payload as sent
-                    task = dataclasses.replace(task, payload=without_human_fields(task.payload))
-            try:
-                module = load_module(info)
-            except Exception as exc:  # noqa: BLE001 - a broken skill file fails its task
-                return self._fail(task, f"skill {task.skill} could not be loaded: {type(exc).__name__}: {exc}",
-                                  retryable=False, reason="skill_load_error")
-            timeout = skill_timeout(self.cfg, task.skill, info.timeout_s)
-            return self._execute(task, module, timeout)
-        finally:
-            set_current_task(None)
-            self.state = "idle"
+            info = self.skill_info(task.skill) or get_info(task.skill, catalogue=self.catalogue)
+            validate_payload(info, without_human_fields(task.payload))
+        except UnknownSkill as exc:
+            return self._fail(task, str(exc), retryable=False, reason="unknown_skill")
+        except InvalidPayload as exc:
+            return self._fail(task, str(exc), retryable=False, reason="invalid_payload")
+        refusal = air_gap_refusal(self.cfg, task.skill)
+        if refusal:
+            return self._fail(task, refusal, retryable=False, reason="air_gap")
+        if info.requires_network and self.cfg["fleet"]["offline_mode"]:
+            mode = "air-gap" if self.cfg["fleet"]["air_gap_mode"] else "offline"
+            return self._fail(
+                task, f"skill {task.skill} needs the network, but the fleet is in {mode} mode; "
+                f"turn off [fleet] offline_mode/air_gap_mode in fleet.toml to run it",
+                retryable=False, reason="offline")
+        if info.requires_approval:
+            if not self._approved(task):
+                return None
+            if str(task.payload.get("human_question", "")).startswith(APPROVAL_PREFIX):
+                # the approval was ours, not the skill's: run it with the payload as sent
+                task = dataclasses.replace(task, payload=without_human_fields(task.payload))
+        try:
+            module = load_module(info)
+        except Exception as exc:  # noqa: BLE001 - a broken skill file fails its task
+            return self._fail(task, f"skill {task.skill} could not be loaded: {type(exc).__name__}: {exc}",
+                              retryable=False, reason="skill_load_error")
+        return task, module, skill_timeout(self.cfg, task.skill, info.timeout_s)
 
     def _approved(self, task) -> bool:
         """REQUIRES_APPROVAL: park a new task for a person's approval, fail it
@@ -417,8 +474,6 @@ class Worker:
                 pass  # the next try tells
 
     def _execute(self, task, module, timeout: float):
-        from .skills._hitl import NeedsHuman
-
         self.state = "busy"
         # One INFO line per task (at its end): two lines per task cost a short
         # task as much as its commit (rotating-file checks, formatting).
@@ -427,19 +482,35 @@ class Worker:
         self._parked.clear()
         self._skill_done.clear()
         self._interrupt = None
-        skill_log = logging.getLogger(f"fleet.skill.{task.skill}")
-        outcome = None
         self._in_skill = True
         self._watch_idle.clear()
         self._watch_jobs.put((task, time.monotonic() + timeout, timeout, time.time() + timeout))
         started = time.monotonic()
+
+        def left_skill():
+            self._in_skill = False
+            self._skill_done.set()
+
+        outcome = self.call_skill(task, module, left_skill)
+        self._watch_idle.wait()
+        elapsed = time.monotonic() - started
+        return self._store_outcome(task, outcome, elapsed)
+
+    def call_skill(self, task, module, left_skill) -> tuple:
+        """Run the skill's `run()` in this thread and say how it ended:
+        (kind, value). `left_skill()` is called the moment skill code is
+        left (returned or raised), before the outcome is classified, so an
+        interruption aimed at the skill can no longer land."""
+        from .skills._hitl import NeedsHuman
+
+        skill_log = logging.getLogger(f"fleet.skill.{task.skill}")
+        outcome = None
         try:
             try:
                 with running_skill(task.skill, task.id, self.cfg):  # the filesystem guard's subject
                     outcome = ("ok", module.run(dict(task.payload), self.cfg, skill_log))
             finally:
-                self._in_skill = False
-                self._skill_done.set()
+                left_skill()
         except NeedsHuman as exc:
             outcome = ("human", exc)
         except TaskCancelled:
@@ -456,14 +527,13 @@ class Worker:
             defer = getattr(exc, "defer_until", None)  # a busy model provider frees up then (ProviderBusy)
             if isinstance(defer, (int, float)) and not isinstance(defer, bool):
                 outcome = ("defer", (float(defer), str(exc)))
-        self._watch_idle.wait()
-        elapsed = time.monotonic() - started
-        return self._store_outcome(task, outcome, elapsed)
+        return outcome
 
-    def _store_outcome(self, task, outcome, elapsed: float):
+    def _store_outcome(self, task, outcome, elapsed: float, *, claim_next: bool = True):
         """Record how the attempt ended. A success also claims this worker's
         next task in the same transaction (one commit per task), which is
-        returned; every store call here writes the agent row too."""
+        returned (not with `claim_next=False`: a pool slot, whose next claim
+        is the main thread's); every store call here writes the agent row too."""
         kind, value = outcome
         nxt = None
         try:
@@ -473,15 +543,17 @@ class Worker:
                                retryable=False, reason="bad_result")
                 else:
                     try:
-                        skills = self.next_claim()
+                        skills = self.next_claim() if claim_next else None
                     except StoreError:  # the next claim can wait; this result must not
                         skills = None
                     if skills is None:
                         self._persist(task, lambda: self.store.complete(task.id, task.lease_token, value))
                     else:
+                        # the model this task just used is loaded: the next claim prefers it
+                        prefer = self.prefer([self.task_model(task)])
                         _, nxt = self._persist(task, lambda: self.store.complete_and_claim(
                             task.id, task.lease_token, value, worker=self.name, skills=skills,
-                            lease_s=self.lease_s))
+                            lease_s=self.lease_s, prefer=prefer))
                     log.info("%s done in %.3f s (attempt %d/%d)", task.skill, elapsed, task.attempts,
                              task.max_attempts, extra={"task_id": task.id})
             elif kind == "human":
@@ -509,10 +581,10 @@ class Worker:
                        retryable=False, reason="bad_result")
         except StoreError as exc:
             log.error("could not store the outcome: %s", exc, extra={"task_id": task.id})
-            if time.monotonic() - self.last_beat >= self.hb_interval:
+            if self._pool is None and time.monotonic() - self.last_beat >= self.hb_interval:
                 self._guard(lambda: self.beat("idle", current_task=None, detail=None), task)
             return None
-        if kind == "lost":  # nothing was stored, so the agent row still names the task
+        if kind == "lost" and self._pool is None:  # nothing was stored, so the agent row still names the task
             self._guard(lambda: self.beat("idle", current_task=None, detail=None), task)
         else:  # the outcome's transaction wrote the agent row (idle, or busy on the next task)
             self.progress += 1
@@ -613,22 +685,6 @@ class Worker:
         _kill_descendants()
         _log_without_locks(None)
         os._exit(EX_TIMEOUT)
-
-
-def _log_without_locks(message: str | None) -> None:
-    """Write `message` (if any) straight to the log streams and flush them,
-    without the handler locks a stopped thread may hold."""
-    for handler in logging.getLogger().handlers:
-        stream = getattr(handler, "stream", None)
-        if stream is None:
-            continue
-        try:
-            if message:
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-                stream.write(f"{stamp} ERROR   {message}\n")
-            stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 def _reap_exited_children() -> None:

@@ -84,6 +84,66 @@ def test_delayed_and_future_tasks_are_not_claimable_until_due(store):
     assert store.get(far.id).status == "PENDING"
 
 
+# -- model-aware claiming (claim_order.py) --------------------------------
+def _models_of(tasks):
+    return [t.payload.get("model", t.skill) for t in tasks]
+
+
+def test_claim_prefers_tasks_on_a_loaded_model_within_a_priority(store):
+    specs = [{"skill": "s", "payload": {"model": m, "i": i}} for i, m in enumerate("abcabcabc")]
+    specs += [{"skill": "s", "payload": {"model": "c", "urgent": True}, "priority": 9},
+              {"skill": "chat", "payload": {}}, {"skill": "s", "payload": {"model": "b:latest"}}]
+    made = store.enqueue_many(specs)
+    prefer = {"models": ["b"], "skills": ["chat"], "max_wait_s": 600}
+    claimed = _claim_all(store, skills=("s", "chat"), prefer=prefer)
+    # the priority-9 task first (priorities win), then every task on model b
+    # (":latest" is the same model) and the skill preferred for model-less
+    # payloads, oldest first; then the rest in the plain order
+    assert _models_of(claimed) == ["c", "b", "b", "b", "chat", "b:latest", "a", "c", "a", "c", "a", "c"]
+    assert sorted(t.id for t in claimed) == sorted(t.id for t in made)
+    # without a preference the order is the plain one (priority, then id)
+    store.enqueue_many([{"skill": "s", "payload": {"model": m}} for m in "abab"])
+    assert _models_of(_claim_all(store)) == ["a", "b", "a", "b"]
+
+
+def test_the_waiting_age_bound_overrides_the_preference(store):
+    old = store.enqueue("s", {"model": "b"}, available_at=time.time() - 100)
+    fresh = store.enqueue_many([{"skill": "s", "payload": {"model": "a"}} for _ in range(3)])
+    # b has waited 100 s longer than every task on the loaded model a: with a
+    # bound of 1000 s the preference wins; with 30 s b is taken first
+    running = store.claim("w", ["s"], prefer={"models": ["a"], "max_wait_s": 1000})
+    assert running.id == fresh[0].id
+    # complete_and_claim applies the same order in its one transaction
+    _, nxt = store.complete_and_claim(running.id, running.lease_token, {}, worker="w", skills=["s"],
+                                      prefer={"models": ["a"], "max_wait_s": 1000})
+    assert nxt.id == fresh[1].id
+    _, nxt = store.complete_and_claim(nxt.id, nxt.lease_token, {}, worker="w", skills=["s"],
+                                      prefer={"models": ["a"], "max_wait_s": 30})
+    assert nxt.id == old.id
+    assert store.claim("w", ["s"], prefer={"models": ["a"], "max_wait_s": 30}).id == fresh[2].id
+
+
+def test_preferring_claimers_never_take_the_same_task(store_factory):
+    import threading
+
+    store = store_factory()
+    store.enqueue_many([{"skill": "s", "payload": {"model": "abc"[i % 3]}} for i in range(150)])
+    got: dict[str, list[int]] = {}
+
+    def claimer(name, model):
+        ids = got.setdefault(name, [])  # one Store shared by the threads, as a worker's slots share it
+        while (t := store.claim(name, ["s"], prefer={"models": [model]})) is not None:
+            ids.append(t.id)
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}", "abc"[i % 3])) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    everything = [i for ids in got.values() for i in ids]
+    assert len(everything) == len(set(everything)) == 150
+
+
 # -- leases, renew, release ----------------------------------------------
 def test_renew_extends_lease_and_reports_cancel(store):
     t = store.enqueue("s", {})
@@ -461,6 +521,11 @@ def test_list_pagination_and_filters(store):
     (lambda s: s.list_tasks(skill={"s": 1}), "skill"),
     (lambda s: s.cancel(1, by={"a": 1}), "by"),
     (lambda s: s.renew(1, [1]), "token"),
+    (lambda s: s.claim("w", ["s"], prefer=["a"]), "prefer must be a dict"),
+    (lambda s: s.claim("w", ["s"], prefer={"models": "a"}), "list of names"),
+    (lambda s: s.claim("w", ["s"], prefer={"models": ["a"], "max_wait_s": -1}), "max_wait_s"),
+    (lambda s: s.claim("w", ["s"], prefer={"skills": ["bad skill!"]}), "skill name"),
+    (lambda s: s.claim("w", ["s"], prefer={"model": ["a"]}), "unknown field"),
 ])
 def test_bad_input_raises_a_clear_error_and_writes_nothing(store, call, match):
     store.enqueue("s", {"seed": True})

@@ -133,7 +133,7 @@ class StoreContract(Protocol):
         ...
 
     def claim(self, worker: str, skills: Iterable[str] | None = None, *,
-              lease_s: float | None = None, any_skill: bool = False) -> Task | None:
+              lease_s: float | None = None, any_skill: bool = False, prefer: dict | None = None) -> Task | None:
         """Claim the best claimable task for `worker` and lease it.
 
         Claimable: PENDING, no unfinished dependency, `available_at` reached,
@@ -146,11 +146,23 @@ class StoreContract(Protocol):
         store's configured [queue] lease_s), or None when
         nothing is claimable.
 
-        Errors: InvalidInput (bad worker name, skill name, or `lease_s` not in
-        (0, 1 week]); StoreUnavailable.
+        `prefer` (None: the plain order) is what the worker's model server
+        holds: `{"models": [names], "skills": [names], "max_wait_s": s}`. A
+        task's model is its payload's `model` field; a task whose payload
+        names none is preferred when its skill is in `skills`. Model names
+        compare without an Ollama ":latest" tag. `max_wait_s` (default 120)
+        is the waiting-age bound.
+
+        Errors: InvalidInput (bad worker name, skill name, `prefer` field, or
+        `lease_s` not in (0, 1 week]); StoreUnavailable.
 
         Ordering: highest priority first, then lowest id (FIFO within a
-        priority).
+        priority). With `prefer`: within the top claimable priority, tasks
+        on a loaded model go first (lowest id first), but never ahead of a
+        task that became ready more than `max_wait_s` before them: that one
+        is taken first, so no task starves. Only the first rows of the plain
+        order are looked at (`claim_order.PREFER_WINDOW`). Priorities win
+        over the preference.
 
         Atomicity: one transaction: the task row and the worker's agent row
         (busy, current_task, heartbeat). No audit event: the running attempt
@@ -204,9 +216,9 @@ class StoreContract(Protocol):
 
     def complete_and_claim(self, task_id: int, token: str, result: Any = None, *, worker: str,
                            skills: Iterable[str] | None = None, lease_s: float | None = None,
-                           any_skill: bool = False) -> tuple[Task, Task | None]:
+                           any_skill: bool = False, prefer: dict | None = None) -> tuple[Task, Task | None]:
         """`complete()` then `claim()` in one transaction: the worker's one
-        commit per task.
+        commit per task (`prefer` as in `claim`).
 
         Returns: (the finished Task, the next claimed Task or None).
 

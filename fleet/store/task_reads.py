@@ -28,6 +28,16 @@ CLAIM_CANDIDATE_SQL = (
     "AND (assigned_to = ? OR (assigned_to IS NULL AND {skills})) "
     "ORDER BY priority DESC, id LIMIT 1"
 )
+# The same scan, wider, with what the model-aware order needs (claim_order.py):
+# the first rows in the plain order, each with its skill, readiness and the
+# model its payload names (NULL when none).
+CLAIM_WINDOW_SQL = (
+    "SELECT id, priority, skill, available_at, json_extract(payload, '$.model') AS model "
+    "FROM tasks INDEXED BY ix_tasks_claim "
+    "WHERE status = 'PENDING' AND deps_pending = 0 AND available_at <= ? "
+    "AND (assigned_to = ? OR (assigned_to IS NULL AND {skills})) "
+    "ORDER BY priority DESC, id LIMIT {window}"
+)
 
 
 # DONE tasks, newest first, without an index on status that holds them (a

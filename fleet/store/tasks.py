@@ -31,7 +31,8 @@ from .task_model import (  # noqa: F401
     escaped_text,
     prepare_spec,
 )
-from .task_reads import CLAIM_CANDIDATE_SQL, TaskReadsMixin, skill_clause
+from .claim_order import PREFER_WINDOW, check_preference, claim_order
+from .task_reads import CLAIM_CANDIDATE_SQL, CLAIM_WINDOW_SQL, TaskReadsMixin, skill_clause
 from .values import dumps, loads, now
 
 _INSERT_TASK = """INSERT INTO tasks (skill, payload, priority, status, assigned_to, idempotency_key,
@@ -51,6 +52,12 @@ _COUNT_NEW = """INSERT INTO task_counts (status, skill, n) VALUES (?, ?, ?)
 _CLAIM = """UPDATE tasks SET status = 'RUNNING', attempts = attempts + 1, worker = ?,
     lease_token = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
     WHERE id = (%s{lock}) AND status = 'PENDING' RETURNING *""" % CLAIM_CANDIDATE_SQL
+# One named candidate of the model-aware order, re-checked and locked (a
+# row another claimer holds is skipped, not waited for).
+_CLAIM_ONE = """UPDATE tasks SET status = 'RUNNING', attempts = attempts + 1, worker = ?,
+    lease_token = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
+    WHERE id = (SELECT id FROM tasks WHERE id = ? AND status = 'PENDING' AND deps_pending = 0
+                AND available_at <= ?{lock}) RETURNING *"""
 # (skills, any_skill, row lock) -> (claim SQL, its skill parameters, candidate SQL)
 _CLAIM_SQL: dict[tuple, tuple[str, list, str]] = {}
 _LOCK_TASKS = "UPDATE tasks SET updated_at = updated_at"  # + WHERE ... RETURNING *: see _owned
@@ -298,15 +305,17 @@ class TaskQueueMixin(TaskReadsMixin):
 
     # -- claim and lease -------------------------------------------------
     def claim(self, worker: str, skills: Iterable[str] | None = None, *,
-              lease_s: float | None = None, any_skill: bool = False) -> Task | None:
+              lease_s: float | None = None, any_skill: bool = False, prefer: dict | None = None) -> Task | None:
         """Atomically claim the best claimable task for `worker`.
 
         Claimable: PENDING, no unfinished dependencies, `available_at` reached,
         and either assigned to this worker by name, or unassigned with a skill
         in `skills` (or any skill when `any_skill`). Highest priority first,
-        then lowest id. Returns exactly the row it claimed, with its lease
-        token, or None.
+        then lowest id; with `prefer` (see claim_order.py), loaded-model
+        tasks first within the top priority and the waiting-age bound.
+        Returns exactly the row it claimed, with its lease token, or None.
         """
+        pref = check_preference(prefer)
         args = self._claim_args(worker, skills, lease_s, any_skill)
         ts = now()
         # A read-only look first: a worker with nothing to do (woken by some
@@ -314,7 +323,7 @@ class TaskQueueMixin(TaskReadsMixin):
         if self._conn().execute(args[4], (ts, worker, *args[2])).fetchone() is None:
             return None
         with self._write() as conn:
-            return self._claim_in(conn, *args[:4], ts)
+            return self._claim_in(conn, *args[:4], ts, pref, args[5])
 
     def _claim_args(self, worker, skills, lease_s, any_skill) -> tuple:
         check_name(worker, "worker")
@@ -329,14 +338,25 @@ class TaskQueueMixin(TaskReadsMixin):
                 check_skill(s)
             clause, params = skill_clause(list(skills), any_skill)
             sql = (_CLAIM.format(skills=clause, lock=self._claim_lock), params,
-                   CLAIM_CANDIDATE_SQL.format(skills=clause))
+                   CLAIM_CANDIDATE_SQL.format(skills=clause),
+                   CLAIM_WINDOW_SQL.format(skills=clause, window=PREFER_WINDOW))
             if len(_CLAIM_SQL) < 256:
                 _CLAIM_SQL[key] = sql
-        return worker, sql[0], sql[1], lease_s, sql[2]
+        return worker, sql[0], sql[1], lease_s, sql[2], sql[3]
 
-    def _claim_in(self, conn, worker: str, sql: str, params: list, lease_s: float, ts: float) -> Task | None:
+    def _claim_in(self, conn, worker: str, sql: str, params: list, lease_s: float, ts: float,
+                  pref=None, window_sql: str | None = None) -> Task | None:
         token = secrets.token_hex(12)
-        row = conn.execute(sql, (worker, token, ts + lease_s, ts, ts, ts, worker, *params)).fetchone()
+        if pref is None:
+            row = conn.execute(sql, (worker, token, ts + lease_s, ts, ts, ts, worker, *params)).fetchone()
+        else:  # the model-aware order: read a window of candidates, take the first still free
+            row = None
+            candidates = conn.execute(window_sql, (ts, worker, *params)).fetchall()
+            one = _CLAIM_ONE.format(lock=self._claim_lock)
+            for task_id in claim_order(candidates, pref):
+                row = conn.execute(one, (worker, token, ts + lease_s, ts, ts, task_id, ts)).fetchone()
+                if row is not None:
+                    break
         if row is None:
             return None
         # The agent's state rides in the claim's transaction: no separate
@@ -384,7 +404,7 @@ class TaskQueueMixin(TaskReadsMixin):
 
     def complete_and_claim(self, task_id: int, token: str, result: Any = None, *, worker: str,
                            skills: Iterable[str] | None = None, lease_s: float | None = None,
-                           any_skill: bool = False) -> tuple[Task, Task | None]:
+                           any_skill: bool = False, prefer: dict | None = None) -> tuple[Task, Task | None]:
         """`complete()` then `claim()` in ONE transaction: a busy worker pays
         one commit (one fsync at full durability) per task instead of two.
 
@@ -394,11 +414,12 @@ class TaskQueueMixin(TaskReadsMixin):
         """
         check_token(token)
         result_text = dumps(result, "result")
+        pref = check_preference(prefer)
         args = self._claim_args(worker, skills, lease_s, any_skill)
         ts = now()
         with self._write() as conn:
             done, _ = self._complete_in(conn, task_id, token, result_text, ts, False)
-            nxt = self._claim_in(conn, *args[:4], ts)
+            nxt = self._claim_in(conn, *args[:4], ts, pref, args[5])
             if nxt is None:  # a claimed next task already replaced current_task
                 self._agent_idle(conn, done["worker"], task_id, ts)
         self.notify()
