@@ -471,6 +471,9 @@ class Supervisor:
                         self.policy.clear(child.role)
                         self.flap_alerted.discard(child.role)
                         child.consecutive, child.next_start = 0, time.monotonic()
+                    elif kind == "start" and child.term_at is not None and child.intent in ("stop", "park"):
+                        # still stopping (a start right after a stop): start it again once it has exited
+                        child.intent = "restart"
                     elif kind in ("stop", "restart"):
                         self.terminate(child, kind)
             else:

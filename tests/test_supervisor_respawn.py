@@ -75,7 +75,17 @@ def test_control_messages_stop_start_restart_and_status_file(fleet):  # noqa: F8
     second = wait_until(lambda: live_worker(store, "coder_1", not_pid=first["pid"]), 20, what="coder restarted")
 
     store.send_message("test", "supervisor", {"type": "restart", "target": "coder_1"}, channel="sup")
-    wait_until(lambda: live_worker(store, "coder_1", not_pid=second["pid"]), 20, what="coder_1 restarted")
+    third = wait_until(lambda: live_worker(store, "coder_1", not_pid=second["pid"]), 20, what="coder_1 restarted")
+
+    # A start that arrives while the stopped worker is still finishing its task
+    # (a Start right after a Stop) brings it back once it has exited.
+    busy = store.enqueue("sleepy", {"seconds": 2})
+    wait_until(lambda: store.get(busy.id).status == "RUNNING", 20, what="the worker busy")
+    store.send_message("test", "supervisor", {"type": "stop", "role": "coder"}, channel="sup")
+    wait_until(lambda: store.get_agent("coder_1")["status"] == "stopping", 20, what="coder stopping")
+    store.send_message("test", "supervisor", {"type": "start", "role": "coder"}, channel="sup")
+    wait_until(lambda: live_worker(store, "coder_1", not_pid=third["pid"]), 30, what="coder back after its stop")
+    assert store.get(busy.id).status == "DONE"  # it finished its task before going
 
     status = wait_until(lambda: (fleet.home / "STATUS.md").exists() and (fleet.home / "STATUS.md").read_text(), 10)
     assert "coder_1" in status and "archivist" in status and "| PENDING |" in status
