@@ -67,7 +67,7 @@ ROLE_AFFINITY = {
     "archivist": ["summarize", "synthesize", "flashcard", "rag_index", "rag_query", "backup", "memory_optimizer",
                   "report", "briefing"],
     "analyst": ["summarize", "synthesize", "rag_query"],
-    "security": ["security_review", "code_quality", "secret_rotate"],
+    "security": ["security_review", "code_quality", "secret_rotate", "security_audit"],
     "planner": ["plan_workload"],
 }
 
@@ -235,7 +235,7 @@ SCHEMA: dict[str, Section] = {
     "knowledge": Section("The knowledge folder: what skills produce, and how long it is kept.", {
         "retention_days": Key(90.0, "memory_optimizer compact deletes artifacts older than this in prune_dirs "
                               "(0 keeps everything).", type=float, min=0),
-        "prune_dirs": Key(["code_reviews", "fma_reviews", "quality/reviews", "security/reviews", "summaries",
+        "prune_dirs": Key(["code_reviews", "fma_reviews", "quality/reviews", "security/reviews", "security/audits", "summaries",
                            "syntheses", "flashcards", "research/search", "research/arxiv", ".pending"],
                           "Knowledge sub-folders whose old files may be pruned.", type=list),
     }),

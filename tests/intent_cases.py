@@ -60,4 +60,5 @@ INTENT_CASES: list[tuple[str, str]] = [
     ("write the phase report with uptime and capacity utilisation", "report"),
     ("which API keys are past their rotation period", "secret_rotate"),
     ("check key rotation in keys_registry.toml", "secret_rotate"),
+    ("audit the repository at ~/src/app for security problems", "security_audit"),
 ]

@@ -28,8 +28,8 @@ from fleet.skills._common import (
     utc_stamp,
 )
 
-DESCRIPTION = ("Static security review of a Python file or tree: bandit findings plus a scan for "
-               "committed or leaked secrets (masked); report in knowledge/security/reviews/.")
+DESCRIPTION = ("Static security review of a Python file or tree: bandit findings (vulnerabilities) plus a "
+               "scan for committed or leaked secrets (masked); report in knowledge/security/reviews/.")
 REQUIRES_MODEL = False
 REQUIRES_NETWORK = False
 LOCAL_ONLY = True
