@@ -219,6 +219,10 @@ SCHEMA: dict[str, Section] = {
         "model_idle_s": Key(300.0, "A loaded model unused this long (and not the tier or conductor model) is unloaded.",
                             type=float, min=0),
         "keep_models": Key([], "Models never unloaded by optimize.", type=list),
+        "min_available_mb": Key(512.0, "monitor: available RAM under this is memory pressure (0: RSS only).",
+                                type=float, min=0),
+        "monitor_cooldown_s": Key(60.0, "monitor: least time between two actions under continued pressure.",
+                                  type=float, min=0),
     }),
     "search": Section("web_search: the search provider. Brave and Tavily read BRAVE_API_KEY / TAVILY_API_KEY "
                       "from the secrets file.", {
@@ -429,6 +433,11 @@ SCHEMA: dict[str, Section] = {
 # skill = "memory_optimizer"
 # cron = "0 4 * * 0"
 # payload = { action = "compact" }
+#
+# [schedule.memory_watch]
+# skill = "memory_optimizer"
+# every = "1h"
+# payload = { action = "monitor", duration_s = 3540 }
 #
 # [schedule.key_rotation_check]
 # skill = "secret_rotate"

@@ -457,6 +457,8 @@ class Supervisor:
             self.store.record_event(msg["sender"], f"control_{kind}", detail={"target": target})
             if kind == "stop" and not target:
                 self.begin_drain("stop requested by " + str(msg["sender"]))
+            elif kind == "scale_down":
+                self.scale_down_idle_extras(str(body.get("reason") or "asked by " + str(msg["sender"])))
             elif kind in ("start", "stop", "restart"):
                 matched = [c for c in self.children.values()
                            if not target or target in (c.role, c.name, base_name(c.name))]
@@ -480,6 +482,19 @@ class Supervisor:
                 log.warning("unknown control message %r from %s", msg["body"], msg["sender"])
 
     # -- dynamic scaling -------------------------------------------------
+    def scale_down_idle_extras(self, why: str) -> list[str]:
+        """Stop every extra worker that runs no task now (memory pressure:
+        memory_optimizer monitor): a graceful stop, so no task is touched."""
+        agents = {a["name"]: a for a in self.store.list_agents()}
+        stopped = []
+        for c in self.children.values():
+            a = agents.get(c.name)
+            if c.extra and c.proc is not None and c.term_at is None and a and not a["current_task"]:
+                self.terminate(c, "scale_down")
+                stopped.append(c.name)
+        log.warning("scale down (%s): stopping idle extra worker(s) %s", why, ", ".join(stopped) or "(none idle)")
+        return stopped
+
     def scale(self) -> None:
         depth_limit = int(self.sup["scale_up_depth"])
         if depth_limit <= 0 or self.sup["scale_max_extra"] <= 0:

@@ -323,4 +323,4 @@ def test_shipped_examples_are_valid_when_uncommented(isolated_home):
     from fleet.config import load_config
 
     names = set(parse_schedules(load_config(isolated_home)))
-    assert names == {"nightly_backup", "nightly_report", "morning_briefing", "weekly_compact", "key_rotation_check"}
+    assert names == {"nightly_backup", "nightly_report", "morning_briefing", "weekly_compact", "key_rotation_check", "memory_watch"}

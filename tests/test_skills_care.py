@@ -111,3 +111,47 @@ def test_compact_checkpoints_and_prunes_by_retention(isolated_home):
     assert out["checkpoint"]["busy"] is False
     assert out["after"]["wal_mb"] == 0.0
     assert not old.exists() and new.exists() and other.exists()
+
+
+def test_monitor_under_pressure_scales_down_idle_extras_and_unloads_idle_models(isolated_home):
+    """A real fleet with an extra worker the load started, now idle, and a
+    model server with an idle model: memory_optimizer monitor, run by a real
+    worker under pressure (the available-RAM floor set above what any machine
+    has), asks the supervisor to stop the idle extra (it does, by message,
+    long before its idle timeout) and unloads the idle model; the role's own
+    worker stays."""
+    from tests.fakes.fleetproc import live_worker, start_supervisor, stop, wait_until, write_config
+
+    with FakeOllama() as ollama:
+        ollama.loaded = {"qwen3:4b": time.time() + 590, "llama3.2:1b": time.time() + 10}
+        cfg = write_config(isolated_home, workers={"coder_count": 1, "archivist": 1},
+                           affinity={"archivist": ["memory_optimizer"]},
+                           supervisor={"scale_up_depth": 2, "scale_up_after_s": 0.0, "scale_max_extra": 1,
+                                       "scale_idle_s": 600.0},
+                           providers={"ollama": {"type": "ollama", "base_url": ollama.url}},
+                           models={"conductor_model": "qwen3:4b"},
+                           skills={"memory_optimizer": {"min_available_mb": 10 ** 9, "model_idle_s": 300.0}})
+        sup = start_supervisor(isolated_home)
+        store = open_store(cfg)
+        try:
+            wait_until(lambda: live_worker(store, "coder_1"), 30, what="coder_1 up")
+            load = [t.id for t in store.enqueue_many([{"skill": "sleepy", "payload": {"seconds": 0.2}}
+                                                      for _ in range(12)])]
+            wait_until(lambda: live_worker(store, "coder_extra1"), 30, what="an extra coder")
+            wait_until(lambda: all(store.get(i).status == "DONE" for i in load), 60, what="the load done")
+            wait_until(lambda: store.get_agent("coder_extra1")["status"] == "idle", 30, what="the extra idle")
+            watch = store.enqueue("memory_optimizer", {"action": "monitor", "duration_s": 2, "interval_s": 0.5})
+            done = wait_until(lambda: (t := store.get(watch.id)).status in ("DONE", "FAILED") and t, 60,
+                              what="the monitor run")
+            assert done.status == "DONE", done.error
+            (action,) = done.result["actions"]  # one action: the cooldown (60 s) holds the rest back
+            assert "available RAM" in action["why"] and action["unloaded_models"] == ["llama3.2:1b"]
+            assert done.result["looks"] >= 3
+            wait_until(lambda: store.get_agent("coder_extra1") is None, 30, what="the idle extra stopped")
+            assert live_worker(store, "coder_1")  # the role's own worker stays
+            assert "qwen3:4b" in ollama.loaded and "llama3.2:1b" not in ollama.loaded
+            log = (isolated_home / "logs" / "archivist.log").read_text()
+            assert "asked the supervisor to stop its idle extra workers" in log and "unloaded idle model" in log
+        finally:
+            store.close()
+            assert stop(sup) == 0

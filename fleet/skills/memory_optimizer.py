@@ -1,7 +1,10 @@
 """memory_optimizer skill (fleet care, no model): `audit` RSS per worker, models loaded
 on the local model server and store/WAL sizes; `optimize` unloads idle models and asks
 high-RSS workers to recycle between tasks; `compact` checkpoints the WALs and prunes old
-knowledge artifacts per [knowledge] retention. Never touches a running task.
+knowledge artifacts per [knowledge] retention; `monitor` watches memory for `duration_s`
+and, under pressure (available RAM under [skills.memory_optimizer] min_available_mb, or a
+worker over rss_limit_mb), asks the supervisor through a store message to stop its idle
+extra workers and unloads idle models, logging each action. Never touches a running task.
 """
 
 from __future__ import annotations
@@ -17,16 +20,21 @@ from fleet.skills._common import SkillError, knowledge_root, skill_options
 
 DESCRIPTION = ("Fleet memory care: audit (worker RSS, loaded models, store/WAL size), optimize (unload idle "
                "models, ask high-RSS workers to recycle between tasks), compact (WAL checkpoint, prune old "
-               "knowledge artifacts per [knowledge] retention).")
+               "knowledge artifacts per [knowledge] retention), monitor (watch memory pressure: scale down "
+               "idle extra workers, unload idle models).")
 REQUIRES_MODEL = False
 REQUIRES_NETWORK = False  # talks only to the local model server
 LOCAL_ONLY = True
 IDEMPOTENT = True
-TIMEOUT_S = 300
+TIMEOUT_S = 3900  # a monitor watches for up to an hour; the other actions take seconds
 PAYLOAD_SCHEMA = {
     "type": "object",
     "properties": {
-        "action": {"enum": ["audit", "optimize", "compact"]},
+        "action": {"enum": ["audit", "optimize", "compact", "monitor"]},
+        "duration_s": {"type": "number", "minimum": 1, "maximum": 3600,
+                       "description": "monitor: how long to watch (default 3600; schedule it to keep watching)"},
+        "interval_s": {"type": "number", "minimum": 0.2, "maximum": 600,
+                       "description": "monitor: seconds between looks (default 15)"},
         "dry_run": {"type": "boolean", "description": "report what optimize/compact would do, change nothing"},
         "rss_limit_mb": {"type": "number", "exclusiveMinimum": 0, "description": "override the recycle threshold"},
     },
@@ -238,5 +246,60 @@ def run(payload: dict, config: dict, log) -> dict:
         pruned = prune_knowledge(config, dry)
         return {"action": "compact", "dry_run": dry, "checkpoint": checkpoint, "pruned": pruned,
                 "before": before, "after": storage(config, store)}
-    raise SkillError(f"unknown action {action!r}; use audit, optimize or compact")
+    if action == "monitor":
+        return monitor(config, store, log, duration_s=float(payload.get("duration_s") or 3600),
+                       interval_s=float(payload.get("interval_s") or 15), limit_mb=limit_mb)
+    raise SkillError(f"unknown action {action!r}; use audit, optimize, compact or monitor")
+
+
+def pressure(config: dict, store, limit_mb: float) -> str | None:
+    """Why memory is under pressure now, or None: available RAM under
+    min_available_mb, or a live worker of this host over the RSS limit."""
+    import psutil
+
+    floor = float(skill_options(config, "memory_optimizer")["min_available_mb"])
+    available = _mb(psutil.virtual_memory().available)
+    if floor and available < floor:
+        return f"available RAM {available} MB is under {floor:g} MB"
+    big = [w for w in worker_memory(store, config["fleet"]["host"])
+           if w["alive"] and (w["rss_mb"] or 0) > limit_mb and not is_supervisor(w)]
+    if big:
+        return ", ".join(f"{w['name']} at {w['rss_mb']} MB" for w in big) + f" over the {limit_mb:g} MB RSS limit"
+    return None
+
+
+def monitor(config: dict, store, log, *, duration_s: float, interval_s: float, limit_mb: float) -> dict:
+    """Look every `interval_s` for `duration_s`. Under pressure, at most once a
+    cooldown: ask this host's supervisor (a store message) to stop its idle
+    extra workers, and unload idle models. Each action is logged and returned."""
+    from fleet.hosts import supervisor_name
+
+    cooldown = float(skill_options(config, "memory_optimizer")["monitor_cooldown_s"])
+    actions, looks, last_acted = [], 0, -1e18
+    end = time.monotonic() + duration_s
+    while True:
+        looks += 1
+        why = pressure(config, store, limit_mb)
+        if why and time.monotonic() - last_acted >= cooldown:
+            last_acted = time.monotonic()
+            mid = store.send_message("memory_optimizer", supervisor_name(config),
+                                     {"type": "scale_down", "reason": why}, channel="sup")
+            log.warning("memory pressure (%s): asked the supervisor to stop its idle extra workers", why)
+            unloaded = []
+            for server in loaded_models(config):
+                for m in server["models"]:
+                    if m["idle"]:
+                        try:
+                            unload_model(server["server"], m["name"])
+                            unloaded.append(m["name"])
+                            log.warning("memory pressure: unloaded idle model %s from %s", m["name"], server["server"])
+                        except Exception as exc:  # noqa: BLE001 - report it, keep watching
+                            log.warning("memory pressure: could not unload %s: %s", m["name"], exc)
+            actions.append({"at": time.time(), "why": why, "scale_down_message": mid, "unloaded_models": unloaded})
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(interval_s, left))
+    return {"action": "monitor", "looks": looks, "duration_s": duration_s, "actions": actions,
+            "pressure_now": pressure(config, store, limit_mb)}
 
