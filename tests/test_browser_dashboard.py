@@ -142,6 +142,7 @@ def test_approval_in_the_ui_resumes_the_task(browser, fleet):
     page.goto(fleet["base"] + "/approvals")
     card = f'.approval[data-task-id="{task.id}"]'
     page.wait_for_selector(card)
+    page.click(f"{card} summary")  # a compact row: open it to answer
     page.fill(f"{card} textarea", "looks fine")
     _shot(page, "approvals")
     page.click(f"{card} >> text=Approve")
@@ -158,6 +159,7 @@ def test_approval_in_the_ui_resumes_the_task(browser, fleet):
     wait_until(lambda: store.get(second.id).status == "WAITING_HUMAN", timeout=30, what="the second question")
     page.goto(fleet["base"] + "/approvals")
     card = f'.approval[data-task-id="{second.id}"]'
+    page.click(f"{card} summary")
     page.click(f"{card} .options button:text-is('no')")
     done = wait_until(lambda: store.get(second.id).status == "DONE" and store.get(second.id), timeout=30,
                       what="the option-answered task to finish")
