@@ -145,11 +145,12 @@ def test_approval_in_the_ui_resumes_the_task(browser, fleet):
     page.click(f"{card} summary")  # a compact row: open it to answer
     page.fill(f"{card} textarea", "looks fine")
     _shot(page, "approvals")
-    page.click(f"{card} >> text=Approve")
+    # The question has options (yes/no): its one set of buttons is those options and "Send feedback".
+    page.click(f"{card} >> text=Send feedback")
     page.wait_for_selector(card, state="detached")
     done = wait_until(lambda: store.get(task.id).status == "DONE" and store.get(task.id), timeout=30,
-                      what="the approved task to finish")
-    assert done.result == {"answer": {"choice": "approve", "text": "looks fine"}}
+                      what="the answered task to finish")
+    assert done.result == {"answer": {"choice": "feedback", "text": "looks fine"}}
     page.goto(fleet["base"] + f"/tasks/{task.id}")
     page.wait_for_selector("#status >> text=DONE")
     assert json.loads(page.inner_text("#result")) == done.result

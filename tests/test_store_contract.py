@@ -308,3 +308,16 @@ def test_usage_series_buckets_requests_tokens_and_cost_per_day(store):
     assert [round(s["cost_usd"], 6) for s in series] == [0.75, 0.0, 1.0]
     with pytest.raises(InvalidInput):
         store.usage_series(since, 0, 3)
+
+
+def test_messages_page_back_with_before_id_and_filter_by_agent(store):
+    """The Messages page: pages further back (`before_id`) and one agent's
+    messages, sent or received."""
+    ids = [store.send_message("a" if i % 2 else "b", "c" if i % 3 else "a", f"m{i}") for i in range(10)]
+    newest = store.messages(limit=4)
+    assert [m["id"] for m in newest] == ids[-4:]
+    older = store.messages(limit=4, before_id=newest[0]["id"])
+    assert [m["id"] for m in older] == ids[2:6]
+    mine = store.messages(agent="a", limit=100)
+    assert mine and all("a" in (m["sender"], m["recipient"]) for m in mine)
+    assert {m["id"] for m in mine} == {ids[i] for i in range(10) if i % 2 or not i % 3}

@@ -137,7 +137,9 @@ def activity():
     if after is not None:  # the resumable audit log: operator actions and anomalies
         events = c.store.events(after_id=after, limit=want, **filters)
     else:  # merged with task creations, claims and completions (which write no event)
-        events = c.store.activity(want, **filters)
+        version = c.task_version()  # moves with each of those and each event: a cached feed is current
+        key = f"activity:{want}:{sorted(filters.items())}"
+        events = c.cached(key, version, AGGREGATE_CACHE_S, lambda: c.store.activity(want, **filters))
     if exclude:
         events = [e for e in events if e["action"] not in exclude][:limit]
     return jsonify({"events": events, "last_event_id": c.store.last_event_id()})
