@@ -67,7 +67,7 @@ def filter_urls(since: float) -> dict[str, tuple[str, str]]:
 def page_urls(task_id: int) -> dict[str, str]:
     """label -> URL: every GET the dashboard's pages make (static/*.js), with
     the arguments they send; target p99 <= 20 ms at 100,000 tasks. Live
-    refetches of the heavy ones (timeline, skills) are throttled client-side."""
+    refetches of the heavy ones (timeline, activity) are throttled client-side."""
     since = int((time.time() - 7200) // 300 * 300)  # the overview aligns its window to a bucket
     return {
         "session (every page)": "/api/session",
@@ -77,7 +77,7 @@ def page_urls(task_id: int) -> dict[str, str]:
         "overview: activity": "/api/activity?limit=25&exclude=agent_status,agent_start,heartbeat",
         "overview: schedules": "/api/schedules",
         "tasks: first page": "/api/tasks?limit=50&offset=0",
-        "tasks / submit: skills": "/api/skills",
+        "tasks / submit: skills (catalogue)": "/api/skills?stats=false",
         "task detail": f"/api/tasks/{task_id}",
         "approvals: waiting page": "/api/tasks?status=WAITING_HUMAN&limit=100&offset=0",
         "hardware: thermal": "/api/thermal",
@@ -252,7 +252,8 @@ def main(argv=None) -> int:
                     rows.append((f"  page {label}", pct(ms, 50), pct(ms, 99), TARGETS_MS["page"]))
                 # What a cache miss costs (no target): the heavy aggregates right after a task change.
                 # Pages refetch them at most once per few seconds (throttled live updates).
-                for label in ("overview: timeline (2 h sparklines)", "tasks / submit: skills", "fleet health"):
+                for label in ("overview: timeline (2 h sparklines)", "tasks / submit: skills (catalogue)",
+                              "fleet health"):
                     ms = []
                     for i in range(max(10, n_req // 30)):
                         store.enqueue("skill_0", {"bench_miss": i})

@@ -126,6 +126,25 @@ def test_overview_charts_have_axes_and_values_the_feed_skips_agent_noise_alerts_
     assert sev == ["critical", "warning", "info"], sev
 
 
+def test_a_burst_of_task_events_refetches_the_heavy_aggregates_once(page, site):
+    """SSE-triggered refetches are coalesced: 30 task changes in a second
+    cost the overview at most one timeline and one activity refetch."""
+    page.goto(site["base"] + "/")
+    page.wait_for_selector("#live:not(.off)")
+    page.wait_for_selector("#spark-done text.ylab")
+    seen: list[str] = []
+    page.on("request", lambda r: seen.append(r.url))
+    store = site["store"]
+    for i in range(30):
+        store.cancel(store.enqueue("noop", {"burst": i}).id)
+        time.sleep(0.03)
+    page.wait_for_timeout(2500)
+    timeline = [u for u in seen if "/api/timeline" in u]
+    activity = [u for u in seen if "/api/activity" in u]
+    status = [u for u in seen if "/api/status" in u]
+    assert 1 <= len(activity) <= 2 and len(timeline) <= 1 and len(status) <= 4, (timeline, activity, status)
+
+
 def test_tasks_scheduled_state_worker_column_sorting(page, site):
     ids = site["ids"]
     page.goto(site["base"] + "/tasks?skill=noop")

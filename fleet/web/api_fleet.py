@@ -37,7 +37,10 @@ def _fleet_health(c, window: int) -> dict:
     since = time.time() - window
     health = health_payload(c)
     failures = c.store.events(action="fail", since=since, limit=1000)
-    failed = c.store.list_tasks(status="FAILED", since=since, limit=10)
+    # The newest FAILED tasks (an index read; a `since` filter would count every match),
+    # those that finished in the window.
+    failed = [t for t in c.store.list_tasks(status="FAILED", limit=10).items
+              if t.finished_at is not None and t.finished_at >= since]
     agents = agent_rows(c)
     sup = c.store.get_agent(supervisor_name(c.cfg))
     return {
@@ -50,7 +53,7 @@ def _fleet_health(c, window: int) -> dict:
         "window_s": window,
         "failed_attempts": len(failures),
         "recent_failures": [{"id": t.id, "skill": t.skill, "error": (t.error or "")[:300],
-                             "finished_at": t.finished_at} for t in failed.items],
+                             "finished_at": t.finished_at} for t in failed],
         "active_alerts": c.store.list_alerts(active_only=True, limit=20),
     }
 

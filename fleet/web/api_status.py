@@ -15,7 +15,7 @@ from fleet.skills._hitl import HUMAN_FIELDS
 from fleet.config_drift import config_hash, stale_agents
 from fleet.db import StoreError
 
-from .common import ctx, doc, int_arg, str_arg, time_arg
+from .common import choice_arg, ctx, doc, int_arg, str_arg, time_arg
 from .params import TIME_SCHEMA
 
 bp = Blueprint("status", __name__)
@@ -148,13 +148,16 @@ def activity():
 @bp.get("/api/skills")
 @doc("Installed skills (description, payload schema, flags) with execution stats", tag="status", query={
     "since": {**TIME_SCHEMA, "description": "only tasks created since"},
+    "stats": {"type": "boolean", "description": "false: the catalogue only, without execution stats "
+                                                "(what the tasks and submit pages need; no task is counted)"},
 })
 def skills():
     c = ctx()
     since = time_arg("since")
+    with_stats = choice_arg("stats", ("true", "false", "1", "0"), "true") in ("true", "1")
     # Recounted only when a task changed (c.task_version) or the value is old.
-    stats = dict(c.cached(f"skill_stats:{since}", c.task_version(), AGGREGATE_CACHE_S,
-                          lambda: c.store.skill_stats(since)))
+    stats = {} if not with_stats else dict(c.cached(f"skill_stats:{since}", c.task_version(), AGGREGATE_CACHE_S,
+                                                    lambda: c.store.skill_stats(since)))
     out = []
     for name, info in sorted(c.catalogue().items()):
         entry = info.to_dict()
@@ -164,7 +167,7 @@ def skills():
         entry["internal_fields"] = [f for f in HUMAN_FIELDS if f in props]  # the store sets them, not a person
         entry["stats"] = stats.pop(name, None)
         out.append(entry)
-    for name, st in sorted(stats.items()):  # tasks of skills no longer installed
+    for name, st in sorted(stats.items()) if with_stats else []:  # tasks of skills no longer installed
         out.append({"name": name, "installed": False, "stats": st})
     return jsonify({"skills": out})
 

@@ -139,7 +139,7 @@
   }
 
   Fleet.start(async () => {
-    const s = await get("/api/skills");
+    const s = await get("/api/skills?stats=false");  /* the catalogue only: no task is counted */
     skills = Object.fromEntries(s.skills.filter((k) => k.installed).map((k) => [k.name, k]));
     /* skills the fleet's mode refuses (air-gap, offline) are listed last and never the default */
     const names = Object.keys(skills);

@@ -139,7 +139,7 @@
   }
 
   async function loadSkills() {
-    const s = await get("/api/skills");
+    const s = await get("/api/skills?stats=false");  /* names only: no task is counted */
     document.getElementById("skill-list").replaceChildren(...s.skills.map((k) => el("option", { value: k.name })));
   }
 
