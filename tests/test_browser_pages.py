@@ -167,13 +167,25 @@ def test_tasks_scheduled_state_worker_column_sorting(page, site):
 
 def test_bulk_button_says_what_it_does_and_does_it(page, site):
     ids = site["ids"]["bulk"]
+    store = site["store"]
     page.goto(site["base"] + "/tasks")
     page.wait_for_selector("#tasks tbody tr")
     assert page.is_disabled("#bulk-go")  # no filter: never every task
+    # retry counts only the finished tasks of the filter (pending ones cannot be retried)
+    page.goto(site["base"] + "/tasks?skill=noop")
+    finished = len(store.matching_ids(skill="noop", status=["DONE", "FAILED", "CANCELLED"]))
+    assert finished < store.list_tasks(skill="noop").total
+    page.wait_for_function(f"() => document.getElementById('bulk-go').textContent === "
+                           f"'Retry {finished} finished tasks matching this filter'")
     page.goto(site["base"] + "/tasks?skill=sleepy")
     page.wait_for_selector(f'#tasks tr[data-task-id="{ids[-1]}"]')
+    page.select_option("#bulk-action", "retry")
+    page.wait_for_function("() => document.getElementById('bulk-go').textContent === "
+                           "'No finished tasks here to retry'")
+    assert page.is_disabled("#bulk-go")
     page.select_option("#bulk-action", "cancel")
-    assert page.inner_text("#bulk-go") == "Cancel 3 tasks matching this filter"
+    page.wait_for_function("() => document.getElementById('bulk-go').textContent === "
+                           "'Cancel 3 unfinished tasks matching this filter'")
     page.on("dialog", lambda dialog: dialog.accept())
     page.click("#bulk-go")
     page.wait_for_selector("#toast.show >> text=3 of 3 done")

@@ -116,20 +116,46 @@
     render();
   }
 
-  /* the button names the action and how many tasks it applies to */
-  function bulkLabel() {
+  /* A bulk action applies to the tasks it can act on: retry to finished ones,
+     cancel to unfinished ones, requeue (a copy) to any. The button names the
+     action and counts exactly those; pressing it sends that narrowed filter. */
+  const STATUSES = ["PENDING", "RUNNING", "WAITING_HUMAN", "DONE", "FAILED", "CANCELLED"];
+  const APPLIES = { retry: ["DONE", "FAILED", "CANCELLED"], cancel: ["PENDING", "RUNNING", "WAITING_HUMAN"], requeue: null };
+  const NOUN = { retry: "finished task", cancel: "unfinished task", requeue: "task" };
+  let bulkFilter = null, labelSeq = 0;
+
+  function narrowed(action) {
+    const f = { ...applied };
+    if (!APPLIES[action]) return f;
+    const keep = (f.status ? f.status.split(",") : STATUSES).filter((s) => APPLIES[action].includes(s));
+    if (!keep.length) return null;
+    f.status = keep.join(",");
+    return f;
+  }
+
+  async function bulkLabel() {
     const btn = document.getElementById("bulk-go");
     const action = document.getElementById("bulk-action").value;
-    const filtered = Object.keys(applied).length > 0;
-    btn.disabled = !filtered || !total;
-    btn.textContent = !filtered ? "Set a filter to act on its tasks"
-      : `${ACTION_WORDS[action]} ${total} task${total === 1 ? "" : "s"} matching this filter`;
+    const seq = ++labelSeq;
+    bulkFilter = null;
+    btn.disabled = true;
+    if (!Object.keys(applied).length) { btn.textContent = "Set a filter to act on its tasks"; return; }
+    const f = narrowed(action);
+    let n = 0;
+    if (f) {
+      try { n = (await get("/api/tasks?" + new URLSearchParams({ ...f, limit: 1 }))).total; } catch (e) { n = 0; }
+    }
+    if (seq !== labelSeq) return;  /* a newer label is on its way */
+    if (!n) { btn.textContent = `No ${NOUN[action]}s here to ${action}`; return; }
+    bulkFilter = f;
+    btn.disabled = false;
+    btn.textContent = `${ACTION_WORDS[action]} ${n} ${NOUN[action]}${n === 1 ? "" : "s"} matching this filter`;
   }
 
   async function bulk() {
     const action = document.getElementById("bulk-action").value;
-    const filter = applied;  /* the filter the list (and the button's count) shows */
-    if (!Object.keys(filter).length) { Fleet.toast("Set a filter first: bulk actions never apply to every task.", true); return; }
+    const filter = bulkFilter;  /* the filter the button counted */
+    if (!filter) return;
     const dry = await act(() => post("/api/tasks/bulk", { action, filter, dry_run: true }));
     if (!dry) return;
     if (!confirm(`${ACTION_WORDS[action]} ${dry.count} task(s) matching this filter?`)) return;
