@@ -77,9 +77,8 @@ def page_urls(task_id: int) -> dict[str, str]:
         "overview: activity": "/api/activity?limit=25&exclude=agent_status,agent_start,heartbeat",
         "overview: schedules": "/api/schedules",
         "tasks: first page": "/api/tasks?limit=50&offset=0",
-        "tasks: bulk button count (retry, skill filter)": "/api/tasks?skill=skill_3&status=DONE,FAILED,CANCELLED&limit=1",
-        "tasks: bulk button count (cancel, skill filter)": "/api/tasks?skill=skill_3&status=PENDING,RUNNING,WAITING_HUMAN"
-                                                           "&limit=1",
+        "tasks: bulk button count (skill filter)": "/api/tasks?skill=skill_3&status=PENDING,RUNNING,WAITING_HUMAN"
+                                                   "&limit=1",
         "tasks / submit: skills (catalogue)": "/api/skills?stats=false",
         "task detail": f"/api/tasks/{task_id}",
         "approvals: waiting page": "/api/tasks?status=WAITING_HUMAN&limit=100&offset=0",

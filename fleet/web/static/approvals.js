@@ -54,7 +54,10 @@
     const have = new Map([...box.children].map((c) => [c.dataset.taskId, c]));
     const want = page.items.map((t) => String(t.id));
     for (const [id, node] of have) if (!want.includes(id)) node.remove();
-    for (const t of page.items) box.append(have.get(String(t.id)) || row(t));  /* append moves: page order */
+    page.items.forEach((t, i) => {  /* page order; a row already in place is not moved (it keeps focus) */
+      const node = have.get(String(t.id)) || row(t);
+      if (box.children[i] !== node) box.insertBefore(node, box.children[i] || null);
+    });
     document.getElementById("count").textContent = page.total;
     document.getElementById("none").hidden = page.total > 0;
     const last = offset + page.items.length;

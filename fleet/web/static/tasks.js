@@ -118,7 +118,8 @@
 
   /* A bulk action applies to the tasks it can act on: retry to finished ones,
      cancel to unfinished ones, requeue (a copy) to any. The button names the
-     action and counts exactly those; pressing it sends that narrowed filter. */
+     action and counts exactly those; pressing it sends that narrowed filter
+     (the server's dry run then confirms the count). */
   const STATUSES = ["PENDING", "RUNNING", "WAITING_HUMAN", "DONE", "FAILED", "CANCELLED"];
   const APPLIES = { retry: ["DONE", "FAILED", "CANCELLED"], cancel: ["PENDING", "RUNNING", "WAITING_HUMAN"], requeue: null };
   const NOUN = { retry: "finished task", cancel: "unfinished task", requeue: "task" };
@@ -141,10 +142,13 @@
     btn.disabled = true;
     if (!Object.keys(applied).length) { btn.textContent = "Set a filter to act on its tasks"; return; }
     const f = narrowed(action);
-    let n = 0;
-    if (f) {
-      try { n = (await get("/api/tasks?" + new URLSearchParams({ ...f, limit: 1 }))).total; } catch (e) { n = 0; }
+    /* one cheap count, of the filter's unfinished tasks (few, indexed): retry acts on the rest */
+    const unfinished = (applied.status ? applied.status.split(",") : STATUSES).filter((x) => APPLIES.cancel.includes(x));
+    let u = 0;
+    if (f && action !== "requeue" && unfinished.length) {
+      try { u = (await get("/api/tasks?" + new URLSearchParams({ ...applied, status: unfinished.join(","), limit: 1 }))).total; } catch (e) { u = 0; }
     }
+    const n = !f ? 0 : action === "cancel" ? u : action === "retry" ? Math.max(0, total - u) : total;
     if (seq !== labelSeq) return;  /* a newer label is on its way */
     if (!n) { btn.textContent = `No ${NOUN[action]}s here to ${action}`; return; }
     bulkFilter = f;
