@@ -142,13 +142,15 @@ def test_approval_in_the_ui_resumes_the_task(browser, fleet):
     page.goto(fleet["base"] + "/approvals")
     card = f'.approval[data-task-id="{task.id}"]'
     page.wait_for_selector(card)
+    page.click(f"{card} summary")  # a compact row: open it to answer
     page.fill(f"{card} textarea", "looks fine")
     _shot(page, "approvals")
-    page.click(f"{card} >> text=Approve")
+    # The question has options (yes/no): its one set of buttons is those options and "Send feedback".
+    page.click(f"{card} >> text=Send feedback")
     page.wait_for_selector(card, state="detached")
     done = wait_until(lambda: store.get(task.id).status == "DONE" and store.get(task.id), timeout=30,
-                      what="the approved task to finish")
-    assert done.result == {"answer": {"choice": "approve", "text": "looks fine"}}
+                      what="the answered task to finish")
+    assert done.result == {"answer": {"choice": "feedback", "text": "looks fine"}}
     page.goto(fleet["base"] + f"/tasks/{task.id}")
     page.wait_for_selector("#status >> text=DONE")
     assert json.loads(page.inner_text("#result")) == done.result
@@ -158,6 +160,7 @@ def test_approval_in_the_ui_resumes_the_task(browser, fleet):
     wait_until(lambda: store.get(second.id).status == "WAITING_HUMAN", timeout=30, what="the second question")
     page.goto(fleet["base"] + "/approvals")
     card = f'.approval[data-task-id="{second.id}"]'
+    page.click(f"{card} summary")
     page.click(f"{card} .options button:text-is('no')")
     done = wait_until(lambda: store.get(second.id).status == "DONE" and store.get(second.id), timeout=30,
                       what="the option-answered task to finish")

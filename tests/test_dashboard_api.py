@@ -533,3 +533,20 @@ def test_port_zero_is_refused_not_replaced_by_the_configured_port(isolated_home)
     proc = subprocess.run([sys.executable, str(REPO / "fleet" / "dashboard.py"), "--port", "0"], cwd=str(REPO),
                           env=env_for(isolated_home), capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "--port must be from 1 to 65535, got 0" in proc.stderr, proc.stderr
+
+
+def test_skills_without_stats_counts_no_task_and_health_lists_recent_failures(isolated_home):
+    """/api/skills?stats=false (the tasks and submit pages) is the catalogue
+    alone; /api/fleet/health names the newest failures of its window."""
+    app, _cfg, store = make_app(isolated_home)
+    client = app.test_client()
+    store.enqueue("noop", {})
+    t = store.enqueue("fails", {}, max_attempts=1)
+    claimed = store.claim("w1", ["fails"])
+    store.fail(claimed.id, claimed.lease_token, "boom", retryable=False)
+    plain = client.get("/api/skills?stats=false").get_json()["skills"]
+    assert plain and all(s["stats"] is None for s in plain)
+    assert any(s["stats"] for s in client.get("/api/skills").get_json()["skills"])
+    health = client.get("/api/fleet/health").get_json()
+    assert [f["id"] for f in health["recent_failures"]] == [t.id]
+    store.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fleet.store import Store
+from fleet.store.errors import InvalidInput
 from fleet.store.contract import (
     CONTRACT_ATTRIBUTES,
     CONTRACT_METHODS,
@@ -288,3 +289,35 @@ def test_outcome_totals_are_counters_that_survive_retries_and_pruned_history(sto
     store.complete(claimed.id, claimed.lease_token, None)
     assert store.task_outcome_totals() == {"noop": {"completed": 4, "failed": 2},
                                            "other": {"completed": 0, "failed": 1}}
+
+
+def test_usage_series_buckets_requests_tokens_and_cost_per_day(store):
+    """The Usage page's cost-per-day and tokens charts: one entry per day,
+    oldest first, empty days as zeros, rows outside the window left out."""
+    day = 86400.0
+    since = 1_700_000_000.0
+    row = {"skill": "noop", "provider": "claude", "model": "m", "success": True}
+    for ts, tin, tout, cost in ((since + 10, 100, 50, 0.25), (since + 20, 1, 2, 0.5),
+                                (since + 2 * day + 5, 7, 3, 1.0), (since - 5, 999, 999, 9.0),
+                                (since + 3 * day, 999, 999, 9.0)):
+        store.record_model_call({**row, "ts": ts, "input_tokens": tin, "output_tokens": tout, "cost_usd": cost})
+    series = store.usage_series(since, day, 3)
+    assert [s["start"] for s in series] == [since, since + day, since + 2 * day]
+    assert [(s["requests"], s["input_tokens"], s["output_tokens"]) for s in series] == [(2, 101, 52), (0, 0, 0),
+                                                                                          (1, 7, 3)]
+    assert [round(s["cost_usd"], 6) for s in series] == [0.75, 0.0, 1.0]
+    with pytest.raises(InvalidInput):
+        store.usage_series(since, 0, 3)
+
+
+def test_messages_page_back_with_before_id_and_filter_by_agent(store):
+    """The Messages page: pages further back (`before_id`) and one agent's
+    messages, sent or received."""
+    ids = [store.send_message("a" if i % 2 else "b", "c" if i % 3 else "a", f"m{i}") for i in range(10)]
+    newest = store.messages(limit=4)
+    assert [m["id"] for m in newest] == ids[-4:]
+    older = store.messages(limit=4, before_id=newest[0]["id"])
+    assert [m["id"] for m in older] == ids[2:6]
+    mine = store.messages(agent="a", limit=100)
+    assert mine and all("a" in (m["sender"], m["recipient"]) for m in mine)
+    assert {m["id"] for m in mine} == {ids[i] for i in range(10) if i % 2 or not i % 3}

@@ -771,9 +771,12 @@ class StoreContract(Protocol):
         """
         ...
 
-    def messages(self, *, channel: str | None = None, limit: int = 100, after_id: int = 0) -> list[dict]:
-        """Message history across agents after `after_id`: the newest
-        `limit`, returned oldest first.
+    def messages(self, *, channel: str | None = None, limit: int = 100, after_id: int = 0,
+                 before_id: int | None = None, agent: str | None = None) -> list[dict]:
+        """Message history across agents with after_id < id < before_id
+        (a page further back: `before_id` = the oldest id shown), optionally
+        only those `agent` sent or received: the newest `limit`, returned
+        oldest first.
 
         Errors: InvalidInput (unknown channel); StoreUnavailable.
 
@@ -1294,6 +1297,20 @@ class StoreContract(Protocol):
         Ordering: cost descending, then key.
 
         Errors: InvalidInput (unknown group_by); StoreUnavailable.
+
+        Atomicity: one read.
+        """
+        ...
+
+    def usage_series(self, since: float, bucket_s: float, buckets: int) -> list[dict]:
+        """Model usage per time bucket from `since` (buckets `bucket_s`
+        seconds wide, e.g. days for a cost-per-day chart): `buckets` entries
+        {start, requests, input_tokens, output_tokens, cost_usd}, empty
+        buckets as zeros.
+
+        Ordering: oldest bucket first.
+
+        Errors: InvalidInput (bucket_s <= 0, buckets outside 1-1000); StoreUnavailable.
 
         Atomicity: one read.
         """

@@ -271,9 +271,16 @@ class FleetStateMixin:
                 )
         return rows
 
-    def messages(self, *, channel: str | None = None, limit: int = 100, after_id: int = 0) -> list[dict]:
+    def messages(self, *, channel: str | None = None, limit: int = 100, after_id: int = 0,
+                 before_id: int | None = None, agent: str | None = None) -> list[dict]:
         """Message history across agents (newest last)."""
         clauses, params = ["id > ?"], [after_id]
+        if before_id is not None:
+            clauses.append("id < ?")
+            params.append(before_id)
+        if agent is not None:
+            clauses.append("(sender = ? OR recipient = ?)")
+            params += [agent, agent]
         if channel is not None:
             clauses.append("channel = ?")
             params.append(self._check_channel(channel))

@@ -182,6 +182,22 @@ class UsageMixin:
             (since, until)).fetchall()
         return [_row(r) for r in rows]
 
+    def usage_series(self, since: float, bucket_s: float, buckets: int) -> list[dict]:
+        """Requests, tokens and cost per bucket from `since` (ix_usage_ts)."""
+        if not bucket_s or bucket_s <= 0 or not 1 <= buckets <= 1000:
+            raise InvalidInput("bucket_s must be above 0 and buckets 1-1000")
+        out = [{"start": since + i * bucket_s, "requests": 0, "input_tokens": 0, "output_tokens": 0,
+                "cost_usd": 0.0} for i in range(buckets)]
+        rows = self._conn().execute(
+            """SELECT CAST((ts - ?) / ? AS INTEGER) AS b, COUNT(*), COALESCE(SUM(input_tokens), 0),
+                      COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0)
+               FROM model_usage WHERE ts >= ? AND ts < ? GROUP BY b""",
+            (since, bucket_s, since, since + bucket_s * buckets)).fetchall()
+        for b, n, tin, tout, cost in rows:
+            if 0 <= b < buckets:
+                out[b].update(requests=int(n), input_tokens=int(tin), output_tokens=int(tout), cost_usd=float(cost))
+        return out
+
     def usage_totals(self, since: float, *, skill: str | None = None) -> dict:
         """Spend and successful calls since `since` (one skill or all), plus live reservations."""
         ts = now()

@@ -20,12 +20,17 @@ SENDABLE_CHANNELS = tuple(ch for ch in CHANNELS if ch != "sup")  # "sup" is the 
     "channel": {"type": "string", "enum": list(CHANNELS)},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     "after_id": {"type": "integer", "minimum": 0},
+    "before_id": {"type": "integer", "minimum": 0, "description": "only older messages (the next page back)"},
+    "agent": {"type": "string", "maxLength": 200, "description": "only messages this agent sent or received"},
 })
 def comms():
     c = ctx()
-    msgs = c.store.messages(channel=choice_arg("channel", CHANNELS), limit=int_arg("limit", 100, lo=1, hi=1000),
-                            after_id=int_arg("after_id", 0, lo=0))
-    return jsonify({"messages": msgs})
+    limit = int_arg("limit", 100, lo=1, hi=1000)
+    # one more than asked: whether an older page exists
+    msgs = c.store.messages(channel=choice_arg("channel", CHANNELS), limit=limit + 1,
+                            after_id=int_arg("after_id", 0, lo=0), before_id=int_arg("before_id", None, lo=0),
+                            agent=str_arg("agent"))
+    return jsonify({"messages": msgs[-limit:], "more": len(msgs) > limit})
 
 
 @bp.post("/api/comms")

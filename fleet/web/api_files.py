@@ -93,16 +93,19 @@ def knowledge_file():
 
 
 @bp.get("/api/logs")
-@doc("Log files of the fleet's processes (name, size, modified)", tag="files")
+@doc("Log files of the fleet's processes (name, size, modified, kind): each process's log, and its "
+     "crash output (`<name>.out`: what it wrote to stdout/stderr, a traceback that killed it)", tag="files")
 def logs():
     root = ctx().cfg["paths"]["logs"]
     out = []
     if os.path.isdir(root):
         for name in sorted(os.listdir(root)):
-            full = _log_file(root, name) if name.endswith(".log") else None
+            full = _log_file(root, name) if name.endswith((".log", ".out")) else None
             if full is not None:
                 st = os.stat(full)
-                out.append({"name": name[:-4], "file": name, "bytes": st.st_size, "modified_at": st.st_mtime})
+                log = name.endswith(".log")
+                out.append({"name": name[:-4] if log else name, "file": name, "kind": "log" if log else "crash output",
+                            "bytes": st.st_size, "modified_at": st.st_mtime})
     return jsonify({"logs": out})
 
 
@@ -115,7 +118,7 @@ def log_tail(name: str):
     if not LOG_NAME.match(name) or name.startswith("."):
         raise ApiError(400, "a log name is letters, digits, '_', '-' and '.' (like 'supervisor')")
     root = ctx().cfg["paths"]["logs"]
-    path = _log_file(root, name if name.endswith(".log") else f"{name}.log")
+    path = _log_file(root, name if name.endswith((".log", ".out")) else f"{name}.log")
     if path is None:
         raise ApiError(404, f"no log named {name!r}; see /api/logs")
     lines = int_arg("lines", 200, lo=1, hi=5000)

@@ -19,6 +19,7 @@ from .common import ApiError, actor, ctx, declared_body, doc, int_arg, json_body
 from .params import TIME_SCHEMA
 
 bp = Blueprint("fleet", __name__)
+HEALTH_CACHE_S = 2.0
 
 
 @bp.get("/api/fleet/health")
@@ -27,13 +28,22 @@ bp = Blueprint("fleet", __name__)
 def fleet_health():
     c = ctx()
     window = int_arg("window_s", 3600, lo=60, hi=604800)
+    # Reused while no task or event changed and for at most HEALTH_CACHE_S (ages move slowly).
+    out = c.cached(f"fleet_health:{window}", c.task_version(), HEALTH_CACHE_S, lambda: _fleet_health(c, window))
+    return jsonify({**out, "dashboard_uptime_s": time.time() - c.started_at})
+
+
+def _fleet_health(c, window: int) -> dict:
     since = time.time() - window
     health = health_payload(c)
     failures = c.store.events(action="fail", since=since, limit=1000)
-    failed = c.store.list_tasks(status="FAILED", since=since, limit=10)
+    # The newest FAILED tasks (an index read; a `since` filter would count every match),
+    # those that finished in the window.
+    failed = [t for t in c.store.list_tasks(status="FAILED", limit=10).items
+              if t.finished_at is not None and t.finished_at >= since]
     agents = agent_rows(c)
     sup = c.store.get_agent(supervisor_name(c.cfg))
-    return jsonify({
+    return {
         "status": health["status"],
         "components": {k: v["status"] for k, v in health["components"].items()},
         "agents": {"total": len(agents), "alive": sum(a["alive"] for a in agents),
@@ -43,9 +53,9 @@ def fleet_health():
         "window_s": window,
         "failed_attempts": len(failures),
         "recent_failures": [{"id": t.id, "skill": t.skill, "error": (t.error or "")[:300],
-                             "finished_at": t.finished_at} for t in failed.items],
+                             "finished_at": t.finished_at} for t in failed],
         "active_alerts": c.store.list_alerts(active_only=True, limit=20),
-    })
+    }
 
 
 def _count_by(rows: list[dict], key: str) -> dict:

@@ -10,11 +10,12 @@ import time
 from flask import Blueprint, jsonify
 
 from fleet.hosts import host_summary, is_local, is_supervisor, supervisor_name
-from fleet.config import worker_names
+from fleet.config import air_gap_refusal, worker_names
+from fleet.skills._hitl import HUMAN_FIELDS
 from fleet.config_drift import config_hash, stale_agents
 from fleet.db import StoreError
 
-from .common import ctx, doc, int_arg, str_arg, time_arg
+from .common import choice_arg, ctx, doc, int_arg, str_arg, time_arg
 from .params import TIME_SCHEMA
 
 bp = Blueprint("status", __name__)
@@ -27,6 +28,9 @@ QUEUE_STALL_S = 900.0
 # Queue aggregates in /api/status are reused while the event log has not moved,
 # for at most this long (a delayed task becoming ready writes no event).
 QUEUE_CACHE_S = 1.0
+# Heavier aggregates (skill stats, timeline, fleet health) the pages poll: reused
+# while the event log has not moved, for at most this long.
+AGGREGATE_CACHE_S = 5.0
 
 
 def agent_rows(c) -> list[dict]:
@@ -119,33 +123,51 @@ def status():
     "after_id": {"type": "integer", "minimum": 0, "description": "only events after this id (oldest first)"},
     "task_id": {"type": "integer"}, "agent": {"type": "string", "maxLength": 200},
     "action": {"type": "string", "maxLength": 200},
+    "exclude": {"type": "string", "maxLength": 1000,
+                "description": "comma-separated actions to leave out (e.g. agent_status)"},
 })
 def activity():
     c = ctx()
     limit = int_arg("limit", 100, lo=1, hi=1000)
     after = int_arg("after_id", None, lo=0)
+    exclude = {a.strip() for a in (str_arg("exclude", max_len=1000) or "").split(",") if a.strip()}
     filters = {"task_id": int_arg("task_id"), "agent": str_arg("agent"), "action": str_arg("action")}
+    # With exclusions, read further back so that `limit` entries usually remain.
+    want = min(1000, limit * 8) if exclude else limit
     if after is not None:  # the resumable audit log: operator actions and anomalies
-        events = c.store.events(after_id=after, limit=limit, **filters)
+        events = c.store.events(after_id=after, limit=want, **filters)
     else:  # merged with task creations, claims and completions (which write no event)
-        events = c.store.activity(limit, **filters)
+        version = c.task_version()  # moves with each of those and each event: a cached feed is current
+        key = f"activity:{want}:{sorted(filters.items())}"
+        events = c.cached(key, version, AGGREGATE_CACHE_S, lambda: c.store.activity(want, **filters))
+    if exclude:
+        events = [e for e in events if e["action"] not in exclude][:limit]
     return jsonify({"events": events, "last_event_id": c.store.last_event_id()})
 
 
 @bp.get("/api/skills")
 @doc("Installed skills (description, payload schema, flags) with execution stats", tag="status", query={
     "since": {**TIME_SCHEMA, "description": "only tasks created since"},
+    "stats": {"type": "boolean", "description": "false: the catalogue only, without execution stats "
+                                                "(what the tasks and submit pages need; no task is counted)"},
 })
 def skills():
     c = ctx()
-    stats = c.store.skill_stats(time_arg("since"))
+    since = time_arg("since")
+    with_stats = choice_arg("stats", ("true", "false", "1", "0"), "true") in ("true", "1")
+    # Recounted only when a task changed (c.task_version) or the value is old.
+    stats = {} if not with_stats else dict(c.cached(f"skill_stats:{since}", c.task_version(), AGGREGATE_CACHE_S,
+                                                    lambda: c.store.skill_stats(since)))
     out = []
     for name, info in sorted(c.catalogue().items()):
         entry = info.to_dict()
         entry["installed"] = True
+        entry["mode_refusal"] = mode_refusal(c.cfg, info)
+        props = (info.payload_schema or {}).get("properties") or {}
+        entry["internal_fields"] = [f for f in HUMAN_FIELDS if f in props]  # the store sets them, not a person
         entry["stats"] = stats.pop(name, None)
         out.append(entry)
-    for name, st in sorted(stats.items()):  # tasks of skills no longer installed
+    for name, st in sorted(stats.items()) if with_stats else []:  # tasks of skills no longer installed
         out.append({"name": name, "installed": False, "stats": st})
     return jsonify({"skills": out})
 
@@ -169,11 +191,26 @@ def timeline():
     if since >= until:  # an empty (or reversed) window holds nothing: an empty answer, not an error
         return jsonify({"since": since, "until": until, "bucket_s": bucket, "attempts": [], "series": {}})
     buckets = int(min(500, max(1, -(-(until - since) // bucket))))
-    return jsonify({
+    limit = int_arg("limit", 500, lo=1, hi=2000)
+    # Reused while no task changed (c.task_version) and for at most
+    # AGGREGATE_CACHE_S; an open-ended window is keyed by its start only.
+    key = f"timeline:{since}:{until if time_arg('until') is not None else ''}:{bucket}:{limit}"
+    return jsonify(c.cached(key, c.task_version(), AGGREGATE_CACHE_S, lambda: {
         "since": since, "until": until, "bucket_s": bucket,
-        "attempts": c.store.attempt_timeline(since, until, int_arg("limit", 500, lo=1, hi=2000)),
+        "attempts": c.store.attempt_timeline(since, until, limit),
         "series": c.store.finished_series(since, bucket, buckets),
-    })
+    }))
+
+
+def mode_refusal(cfg: dict, info) -> str | None:
+    """Why the fleet's mode refuses to run this skill (air-gap mode: only
+    [air_gap] allowed_skills; offline mode: no network skills), or None."""
+    refusal = air_gap_refusal(cfg, info.name)
+    if refusal:
+        return refusal
+    if cfg["fleet"]["offline_mode"] and info.requires_network:
+        return "the fleet is in offline mode ([fleet] offline_mode), which refuses skills that need the network"
+    return None
 
 
 def health_payload(c) -> dict:

@@ -7,6 +7,7 @@ matching this filter" (the caller confirms the count), and intent parsing.
 from __future__ import annotations
 
 import json
+import time
 
 from flask import Blueprint, jsonify, request
 
@@ -89,9 +90,15 @@ def parse_filter(source: dict) -> dict:
     return out
 
 
-def task_summary(t) -> dict:
+def task_summary(t, agents: set[str] | None = None) -> dict:
+    """A task's row for lists. `scheduled`: PENDING with `available_at` in the
+    future (due then); `assignee_known`: whether `assigned_to` names an agent
+    the fleet has (given `agents`, the known names; None when not assigned)."""
     payload = json.dumps(t.payload, ensure_ascii=False)
     return {
+        "available_at": t.available_at,
+        "scheduled": t.status == "PENDING" and t.available_at is not None and t.available_at > time.time(),
+        "assignee_known": None if not t.assigned_to or agents is None else t.assigned_to in agents,
         "id": t.id, "skill": t.skill, "status": t.status, "priority": t.priority,
         "attempts": t.attempts, "max_attempts": t.max_attempts, "worker": t.worker,
         "assigned_to": t.assigned_to, "created_at": t.created_at, "updated_at": t.updated_at,
@@ -113,7 +120,8 @@ def list_tasks():
     filters = parse_filter({k: v for k, v in request.args.items() if k not in ("limit", "offset")})
     page = c.store.list_tasks(**filters, limit=int_arg("limit", 50, lo=1, hi=200),
                               offset=int_arg("offset", 0, lo=0, hi=10**9))
-    return jsonify({"items": [task_summary(t) for t in page.items], "total": page.total,
+    agents = {a["name"] for a in c.store.list_agents()}
+    return jsonify({"items": [task_summary(t, agents) for t in page.items], "total": page.total,
                     "limit": page.limit, "offset": page.offset, "filter": filters})
 
 

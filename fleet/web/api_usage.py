@@ -101,6 +101,15 @@ def install(app, c) -> None:
         return jsonify({"group_by": group_by, "period_s": span, "threshold_pct": threshold,
                         "regressions": [r for r in rows if r["regressed"]], "rows": rows})
 
+    @bp.get("/api/usage/series")
+    @doc("Model requests, tokens and cost per UTC day for the last `days` days (today included), "
+         "oldest first, for the Usage page's charts", tag="usage",
+         query={"days": {"type": "integer", "minimum": 1, "maximum": 366}})
+    def usage_series():
+        days = int_arg("days", 14, lo=1, hi=366)
+        since = (time.time() // 86400 - (days - 1)) * 86400  # midnight UTC, days - 1 days ago
+        return jsonify({"since": since, "bucket_s": 86400, "days": ctx().store.usage_series(since, 86400.0, days)})
+
     @bp.get("/api/usage/budgets")
     @doc("Budget status per skill (and global): spend, calls, percent used, ok | warning | exceeded",
          tag="usage")

@@ -17,6 +17,10 @@ from .auth import is_loopback_host
 from .sessions import SESSIONS_FILE, SessionRegistry
 
 
+# At most this many cached aggregates (their names carry query arguments).
+CACHE_ENTRIES = 256
+
+
 class FleetContext:
     """Everything a request handler needs; one per Flask app."""
 
@@ -57,8 +61,16 @@ class FleetContext:
         if hit is not None and hit[0] == version and now - hit[1] <= max_age_s:
             return hit[2]
         value = compute()
+        if len(self._cache) >= CACHE_ENTRIES and name not in self._cache:
+            self._cache.clear()  # keys carry query arguments: bound the table, never grow it without end
         self._cache[name] = (version, now, value)
         return value
+
+    def task_version(self) -> tuple:
+        """Where the event log and the task tables stand: it moves on every
+        event and on every task creation, claim and finished attempt (those
+        write no event), so an aggregate of tasks cached under it is current."""
+        return (self.store.last_event_id(), *self.store.task_change_cursor())
 
     # -- optional parts --------------------------------------------------
     def supervisor_pid(self) -> int | None:

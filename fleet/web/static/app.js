@@ -69,19 +69,29 @@ const Fleet = (() => {
   }
 
   /* ---- live updates ---------------------------------------------------- */
-  const subscribers = [];   // {kinds:Set, fn, busy, again}
+  const subscribers = [];   // {kinds:Set, fn, busy, again, gap, last, wait}
   let source = null, pending = new Map(), timer = null;
   const KINDS = ["task", "agent", "alert", "fleet", "hw"];
 
-  function live(kinds, fn) {
-    const sub = { kinds: new Set(kinds), fn, busy: false, again: null };
+  /* fn(events) runs after events of these kinds, at most one call at a time and,
+     with minGapMs, at most once per gap (a heavy aggregate refetch): events in
+     between are gathered into the next call. */
+  function live(kinds, fn, minGapMs) {
+    const sub = { kinds: new Set(kinds), fn, busy: false, again: null, gap: minGapMs || 0, last: 0, wait: null };
     subscribers.push(sub);
     return sub;
   }
 
   async function runSub(sub, events) {
-    if (sub.busy) { sub.again = (sub.again || []).concat(events); return; }
+    if (sub.busy || sub.wait) { sub.again = (sub.again || []).concat(events); return; }
+    const early = sub.last + sub.gap - Date.now();
+    if (early > 0) {
+      sub.again = (sub.again || []).concat(events);
+      sub.wait = setTimeout(() => { sub.wait = null; const ev = sub.again || []; sub.again = null; runSub(sub, ev); }, early);
+      return;
+    }
     sub.busy = true;
+    sub.last = Date.now();
     try { await sub.fn(events); } catch (e) { console.warn("refresh failed", e); }
     sub.busy = false;
     if (sub.again) { const ev = sub.again; sub.again = null; runSub(sub, ev); }
@@ -199,6 +209,58 @@ const Fleet = (() => {
     }
   }
 
+  /* A small chart in plain SVG with axes and values: y from 0 to the max
+     (both labelled), x labels under the first, middle and last point, a
+     <title> per point; kind "line" or "bar". opts: {labels, kind, fmt, cls}. */
+  function chart(svg, values, opts) {
+    const o = opts || {}, fmt = o.fmt || ((v) => String(Math.round(v * 100) / 100));
+    const W = 320, H = 110, L = 44, R = 8, T = 8, B = 20;
+    const ns = "http://www.w3.org/2000/svg";
+    const mk = (tag, attrs, text) => {
+      const n = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+      if (text !== undefined) n.textContent = text;
+      return n;
+    };
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    svg.classList.add("chart");
+    svg.replaceChildren();
+    const vals = (values || []).map((v) => (v === null || v === undefined ? 0 : v));
+    const labels = o.labels || vals.map((_, i) => String(i));
+    const max = Math.max(...vals, 0) || 1;
+    const pw = W - L - R, ph = H - T - B, n = Math.max(1, vals.length);
+    const y = (v) => T + ph - (v / max) * ph;
+    svg.append(mk("line", { x1: L, x2: L, y1: T, y2: T + ph, class: "axis" }),
+      mk("line", { x1: L, x2: W - R, y1: T + ph, y2: T + ph, class: "axis" }),
+      mk("line", { x1: L, x2: W - R, y1: T, y2: T, class: "grid" }),
+      mk("text", { x: L - 4, y: T + 4, class: "ylab" }, fmt(max)),
+      mk("text", { x: L - 4, y: T + ph, class: "ylab" }, fmt(0)));
+    if (!vals.length) { svg.append(mk("text", { x: L + pw / 2, y: T + ph / 2, class: "empty" }, "no data")); return; }
+    const step = o.kind === "bar" ? pw / n : (n > 1 ? pw / (n - 1) : 0);
+    const xAt = (i) => (o.kind === "bar" ? L + step * i + step / 2 : L + step * i);
+    for (const i of [...new Set([0, Math.floor((n - 1) / 2), n - 1])]) {
+      svg.append(mk("text", { x: xAt(i), y: H - 6, class: "xlab" }, labels[i] ?? ""));
+    }
+    if (o.kind === "bar") {
+      vals.forEach((v, i) => {
+        const r = mk("rect", { x: L + step * i + step * 0.15, y: y(v), width: Math.max(1, step * 0.7), height: T + ph - y(v), class: "col" });
+        r.append(mk("title", {}, `${labels[i]}: ${fmt(v)}`));
+        svg.append(r);
+      });
+    } else {
+      const pts = vals.map((v, i) => `${xAt(i)},${y(v)}`).join(" ");
+      svg.append(mk("polygon", { points: `${L},${T + ph} ${pts} ${xAt(n - 1)},${T + ph}`, class: "area" }),
+        mk("polyline", { points: pts, class: "line" }));
+      vals.forEach((v, i) => {
+        const c = mk("circle", { cx: xAt(i), cy: y(v), r: 2.2, class: "pt" });
+        c.append(mk("title", {}, `${labels[i]}: ${fmt(v)}`));
+        svg.append(c);
+      });
+    }
+  }
+
+  function clock(ts) { return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); }
+
   let toastTimer = null;
   function toast(message, isError) {
     const t = document.getElementById("toast");
@@ -209,15 +271,26 @@ const Fleet = (() => {
     toastTimer = setTimeout(() => { t.className = "toast"; }, isError ? 8000 : 3000);
   }
 
+  /* Narrow screens: the nav collapses behind a menu button. */
+  function wireNav() {
+    const btn = document.getElementById("nav-toggle");
+    if (!btn) return;
+    btn.addEventListener("click", () => {
+      const open = document.body.classList.toggle("nav-open");
+      btn.setAttribute("aria-expanded", String(open));
+    });
+  }
+
   /* Page start-up: session first (for the CSRF token), then the page, then live. */
   function start(init) {
     document.addEventListener("DOMContentLoaded", async () => {
+      wireNav();
       await loadSession();
       try { await init(); } catch (e) { toast(e.message, true); }
       connect();
     });
   }
 
-  return { api, get, post, act, live, el, fill, age, when, badge, json, sparkline, toast, start,
+  return { api, get, post, act, live, el, fill, age, when, badge, json, sparkline, chart, clock, toast, start,
            features, session: () => session, loadSession };
 })();

@@ -5,10 +5,16 @@
   const { el, get, age, sparkline, features } = Fleet;
   let history = [];
 
+  const gib = (mb) => (mb === null || mb === undefined ? "–" : (mb / 1024).toFixed(mb >= 10240 ? 0 : 1));
+
+  /* a labelled bar: the label sits on its own line above the bar, never over it */
   function bar(used, total, unit, cls) {
     const pct = total ? Math.min(100, (100 * used) / total) : 0;
-    return el("div", { class: "bar " + (cls || "") }, el("span", { style: `width:${pct.toFixed(1)}%` }),
-      el("em", {}, `${used ?? "–"} / ${total ?? "–"} ${unit}`));
+    const text = unit === "GiB" ? `${gib(used)} / ${gib(total)} GiB` : `${used ?? "–"} / ${total ?? "–"} ${unit}`;
+    return el("div", { class: "meter" }, el("div", { class: "meter-label" }, text,
+      el("span", { class: "muted" }, total ? ` (${pct.toFixed(0)} %)` : "")),
+    el("div", { class: "bar " + (cls || ""), role: "meter", "aria-valuenow": pct.toFixed(0), "aria-valuemin": 0, "aria-valuemax": 100 },
+      el("span", { style: `width:${pct.toFixed(1)}%` })));
   }
 
   function svg(id) {
@@ -22,7 +28,7 @@
     const tempSpark = svg("spark-temp-" + g.index), vramSpark = svg("spark-vram-" + g.index);
     const node = el("div", { class: "card grow gpu", dataset: { gpu: g.index } },
       el("h3", {}, `GPU ${g.index}: ${g.name || "?"}`),
-      el("div", {}, "VRAM"), bar(g.vram_used_mb, g.vram_total_mb, "MiB"),
+      el("div", {}, "VRAM"), bar(g.vram_used_mb, g.vram_total_mb, "GiB"),
       el("div", {}, "Temperature ", el("b", { class: hot ? "error" : "" }, g.temp_c === null ? "–" : g.temp_c + " °C"),
         el("span", { class: "muted" }, ` (sustained limit ${limits.gpu_max_sustained_c ?? "–"} °C, slowdown ${g.slowdown_c ?? "–"} °C)`)),
       bar(g.temp_c, g.slowdown_c || limits.gpu_max_sustained_c || 100, "°C", hot ? "hot" : ""),
@@ -63,11 +69,11 @@
     document.getElementById("cpu").replaceChildren(el("div", {}, `${cpu.percent ?? "–"} % of ${cpu.count ?? "?"} cores`),
       el("div", { class: "muted" }, "load " + (cpu.load_avg || []).join(" / ")),
       features.hw_history ? el("div", { class: "spark-row" }, el("span", { class: "lbl" }, "CPU 15 min"), cpuSpark) : null);
-    document.getElementById("mem").replaceChildren(bar(mem.used_mb, mem.total_mb, "MiB"),
+    document.getElementById("mem").replaceChildren(bar(mem.used_mb, mem.total_mb, "GiB"),
       features.hw_history ? el("div", { class: "spark-row" }, el("span", { class: "lbl" }, "memory 15 min"), memSpark) : null);
     sparkline(cpuSpark, history.map((s) => s.cpu_pct), { max: 100 });
     sparkline(memSpark, history.map((s) => s.mem_pct), { max: 100 });
-    document.getElementById("disk").replaceChildren(bar(disk.used_mb, disk.total_mb, "MiB"));
+    document.getElementById("disk").replaceChildren(bar(disk.used_mb, disk.total_mb, "GiB"));
     const tr = await get("/api/training");
     document.getElementById("training").textContent = tr.active
       ? `Training lock held by ${tr.lock.holder} (until ${new Date(tr.lock.expires_at * 1000).toLocaleTimeString()}); GPU skills wait.`

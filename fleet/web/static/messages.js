@@ -4,12 +4,28 @@
   const { el, get, post, act, fill, when } = Fleet;
   let noteChannel = null;
 
+  /* newest page first; "Older" pages back with before_id (the oldest id shown) */
+  const PAGE = 50;
+  let pages = [null], more = false;  /* before_id of each page seen, the current one last */
+
   async function refreshMessages() {
-    const ch = document.getElementById("channel").value;
-    const m = await get("/api/comms?limit=200" + (ch ? "&channel=" + ch : ""));
-    fill(document.querySelector("#messages tbody"), m.messages.slice().reverse().map((x) => el("tr", {},
+    const p = new URLSearchParams({ limit: PAGE });
+    const ch = document.getElementById("channel").value, agent = document.getElementById("agent").value.trim();
+    if (ch) p.set("channel", ch);
+    if (agent) p.set("agent", agent);
+    const before = pages[pages.length - 1];
+    if (before) p.set("before_id", before);
+    const m = await get("/api/comms?" + p);
+    more = m.more;
+    const list = m.messages.slice().reverse();
+    fill(document.querySelector("#messages tbody"), list.map((x) => el("tr", { dataset: { messageId: x.id } },
       el("td", {}, x.id), el("td", {}, when(x.created_at)), el("td", {}, x.sender), el("td", {}, x.recipient),
       el("td", {}, x.channel), el("td", { class: "clip" }, x.body))));
+    document.getElementById("msg-none").hidden = list.length > 0;
+    document.getElementById("msg-newer").disabled = pages.length <= 1;
+    document.getElementById("msg-older").disabled = !more;
+    document.getElementById("msg-page").textContent = list.length ? `#${list[list.length - 1].id}–#${list[0].id}` : "";
+    document.getElementById("msg-older").dataset.before = list.length ? list[list.length - 1].id : "";
   }
 
   async function refreshNotes() {
@@ -27,7 +43,11 @@
   }
 
   Fleet.start(async () => {
-    document.getElementById("channel").addEventListener("change", refreshMessages);
+    const restart = () => { pages = [null]; refreshMessages(); };
+    document.getElementById("channel").addEventListener("change", restart);
+    document.getElementById("msg-filter").addEventListener("submit", (ev) => { ev.preventDefault(); restart(); });
+    document.getElementById("msg-older").addEventListener("click", (ev) => { pages.push(parseInt(ev.target.dataset.before, 10)); refreshMessages(); });
+    document.getElementById("msg-newer").addEventListener("click", () => { if (pages.length > 1) pages.pop(); refreshMessages(); });
     document.getElementById("send").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const out = await act(() => post("/api/comms", { recipient: document.getElementById("to").value, body: document.getElementById("body").value }), "Message sent");
@@ -40,6 +60,7 @@
       if (out) { noteChannel = ch; document.getElementById("note-body").value = ""; refreshNotes(); }
     });
     await Promise.all([refreshMessages(), refreshNotes()]);
-    setInterval(() => { if (!document.hidden) { refreshMessages(); refreshNotes(); } }, 5000);
+    /* only the newest page follows new messages */
+    setInterval(() => { if (!document.hidden) { if (pages.length === 1) refreshMessages(); refreshNotes(); } }, 5000);
   });
 })();

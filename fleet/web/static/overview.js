@@ -1,7 +1,8 @@
 /* Overview page: queue counts, agents, sparklines, alerts, activity, fleet controls. */
 "use strict";
 (() => {
-  const { el, get, post, act, fill, age, when, badge, sparkline, features } = Fleet;
+  const { el, get, post, act, fill, age, when, badge, chart, clock, features } = Fleet;
+  const SEVERITY = { critical: 0, warning: 1, info: 2 };
   const STATUSES = ["PENDING", "RUNNING", "WAITING_HUMAN", "DONE", "FAILED", "CANCELLED"];
 
   async function refreshStatus() {
@@ -83,11 +84,13 @@
   }
 
   async function refreshSparks() {
-    const now = Date.now() / 1000;
-    const t = await get("/api/timeline?bucket_s=300&since=" + Math.floor(now - 7200) + "&limit=1");
+    /* the window starts on a bucket boundary: the same URL for five minutes, so the server's cache applies */
+    const since = Math.floor((Date.now() / 1000 - 7200) / 300) * 300;
+    const t = await get("/api/timeline?bucket_s=300&since=" + since + "&limit=1");
     const done = t.series.DONE, failed = t.series.FAILED;
-    sparkline(document.getElementById("spark-done"), done);
-    sparkline(document.getElementById("spark-failed"), failed);
+    const labels = done.map((_, i) => clock(since + i * 300));
+    chart(document.getElementById("spark-done"), done, { labels });
+    chart(document.getElementById("spark-failed"), failed, { labels });
     document.getElementById("spark-done-n").textContent = done.reduce((a, b) => a + b, 0);
     document.getElementById("spark-failed-n").textContent = failed.reduce((a, b) => a + b, 0);
   }
@@ -96,7 +99,9 @@
     const a = await get("/api/alerts");
     const list = document.getElementById("alerts");
     if (!a.alerts.length) { list.replaceChildren(el("li", { class: "muted" }, "No active alerts.")); return; }
-    list.replaceChildren(...a.alerts.map((al) => el("li", { class: "alert sev-" + al.severity, dataset: { alertId: al.id } },
+    /* critical first, then warning, then info; newest first within a severity */
+    const sorted = a.alerts.slice().sort((x, y) => ((SEVERITY[x.severity] ?? 3) - (SEVERITY[y.severity] ?? 3)) || (y.updated_at - x.updated_at));
+    list.replaceChildren(...sorted.map((al) => el("li", { class: "alert sev-" + al.severity, dataset: { alertId: al.id } },
       el("span", { class: "badge sev-" + al.severity }, al.severity), " ",
       el("b", {}, al.component), ": ", al.message,
       al.occurrences > 1 ? el("span", { class: "muted" }, " ×" + al.occurrences) : null,
@@ -105,12 +110,15 @@
   }
 
   async function refreshActivity() {
-    const a = await get("/api/activity?limit=25");
-    document.getElementById("activity").replaceChildren(...a.events.map((e) => el("li", {},
+    /* task and operator events: agent state changes are the agents table's business */
+    const a = await get("/api/activity?limit=25&exclude=" + NOISE.join(","));
+    document.getElementById("activity").replaceChildren(...a.events.map((e) => el("li", { dataset: { action: e.action } },
       el("span", { class: "muted" }, when(e.ts)), " ", el("b", {}, e.action), " ",
       e.task_id ? el("a", { href: "/tasks/" + e.task_id }, "#" + e.task_id) : "", " ",
       el("span", { class: "muted" }, e.agent || e.actor))));
   }
+
+  const NOISE = ["agent_status", "agent_start", "heartbeat"];
 
   async function refreshSchedules() {
     const s = await get("/api/schedules");
@@ -139,11 +147,12 @@
   Fleet.start(async () => {
     wireControls();
     await Promise.all([refreshStatus(), refreshSparks(), refreshAlerts(), refreshActivity(), refreshSchedules()]);
-    Fleet.live(["task", "fleet"], refreshSchedules);
-    Fleet.live(["task", "agent", "fleet"], refreshStatus);
-    Fleet.live(["task"], refreshSparks);
+    Fleet.live(["task", "fleet"], refreshSchedules, 2000);
+    Fleet.live(["task", "agent", "fleet"], refreshStatus, 1000);
+    /* heavy aggregates: at most one refetch per few seconds however busy the queue is */
+    Fleet.live(["task"], refreshSparks, 5000);
     Fleet.live(["alert"], refreshAlerts);
-    Fleet.live(["task", "agent", "alert", "fleet"], refreshActivity);
+    Fleet.live(["task", "alert", "fleet"], refreshActivity, 2000);
     setInterval(() => { if (!document.hidden) refreshStatus(); }, 10000);  /* heartbeat ages move */
   });
 })();

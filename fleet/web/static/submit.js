@@ -50,8 +50,13 @@
     document.getElementById("skill-desc").textContent = info.description || "";
     const schema = info.payload_schema || {};
     const req = new Set(schema.required || []);
-    for (const [name, prop] of Object.entries(schema.properties || {})) fieldsBox.append(inputFor(name, prop, req.has(name)));
-    if (!Object.keys(schema.properties || {}).length) fieldsBox.append(el("p", { class: "muted" }, "This skill takes no declared fields; use the JSON box for a free-form payload."));
+    const internal = new Set(info.internal_fields || []);  /* set by the store when a person answers */
+    const shown = Object.entries(schema.properties || {}).filter(([name]) => !internal.has(name));
+    for (const [name, prop] of shown) fieldsBox.append(inputFor(name, prop, req.has(name)));
+    const refusal = document.getElementById("skill-refusal");
+    refusal.textContent = info.mode_refusal ? "Not runnable now: " + info.mode_refusal : "";
+    refusal.hidden = !info.mode_refusal;
+    if (!shown.length) fieldsBox.append(el("p", { class: "muted" }, "This skill takes no declared fields; use the JSON box for a free-form payload."));
   }
 
   function collect() {
@@ -134,11 +139,17 @@
   }
 
   Fleet.start(async () => {
-    const s = await get("/api/skills");
+    const s = await get("/api/skills?stats=false");  /* the catalogue only: no task is counted */
     skills = Object.fromEntries(s.skills.filter((k) => k.installed).map((k) => [k.name, k]));
-    select.replaceChildren(...Object.keys(skills).map((n) => el("option", { value: n }, n)));
+    /* skills the fleet's mode refuses (air-gap, offline) are listed last and never the default */
+    const names = Object.keys(skills);
+    const allowed = names.filter((n) => !skills[n].mode_refusal), refused = names.filter((n) => skills[n].mode_refusal);
+    select.replaceChildren(...allowed.map((n) => el("option", { value: n }, n)),
+      refused.length ? el("optgroup", { label: "not allowed in this mode" },
+        ...refused.map((n) => el("option", { value: n, title: skills[n].mode_refusal }, n))) : null);
     const want = new URLSearchParams(location.search).get("skill");
     if (want && skills[want]) select.value = want;
+    else if (allowed.length) select.value = allowed[0];
     select.addEventListener("change", renderForm);
     renderForm();
     document.getElementById("submit-form").addEventListener("submit", submit);

@@ -1,13 +1,27 @@
-/* Usage page: tokens and cost by skill / provider / model for day, week, month; delta; budgets. */
+/* Usage page: cost per day and tokens per day (plain SVG charts); tokens and
+   cost by skill / provider / model for day, week, month; delta; budgets. */
 "use strict";
 (() => {
-  const { el, get, fill } = Fleet;
+  const { el, get, fill, chart } = Fleet;
   const money = (v) => "$" + (v || 0).toFixed(4);
   const n = (v) => (v || 0).toLocaleString();
+  const compact = (v) => (v >= 1e6 ? (v / 1e6).toFixed(1) + "M" : v >= 1e3 ? (v / 1e3).toFixed(1) + "k" : String(Math.round(v)));
 
   function change(c, fmt) {
     const sign = c.delta > 0 ? "+" : "";
     return `${fmt(c.before)} → ${fmt(c.after)} (${sign}${c.delta_pct === null ? "new" : c.delta_pct + " %"})`;
+  }
+
+  async function refreshCharts() {
+    const s = await get("/api/usage/series?days=14");
+    const labels = s.days.map((d) => new Date(d.start * 1000).toISOString().slice(5, 10));
+    chart(document.getElementById("cost-chart"), s.days.map((d) => d.cost_usd),
+      { labels, kind: "bar", fmt: (v) => "$" + (v >= 100 ? v.toFixed(0) : v.toFixed(2)) });
+    chart(document.getElementById("tokens-chart"), s.days.map((d) => d.input_tokens + d.output_tokens),
+      { labels, kind: "bar", fmt: compact });
+    const cost = s.days.reduce((a, d) => a + d.cost_usd, 0), tokens = s.days.reduce((a, d) => a + d.input_tokens + d.output_tokens, 0);
+    document.getElementById("cost-total").textContent = money(cost) + " in 14 days";
+    document.getElementById("tokens-total").textContent = n(tokens) + " tokens in 14 days";
   }
 
   async function refresh() {
@@ -28,12 +42,14 @@
       el("td", {}, x.budget), el("td", {}, x.period), el("td", {}, money(x.spent_usd)), el("td", {}, x.limit_usd ? money(x.limit_usd) : "–"),
       el("td", {}, x.max_calls ? `${x.calls} / ${x.max_calls}` : x.calls), el("td", {}, x.percent_used + " %"),
       el("td", {}, el("span", { class: "badge " + (x.state === "ok" ? "st-done" : x.state === "warning" ? "st-waiting_human" : "st-failed") }, x.state)))));
+    document.getElementById("no-budgets").hidden = b.budgets.length > 0;
+    document.getElementById("budgets").hidden = !b.budgets.length;
   }
 
   Fleet.start(async () => {
     document.getElementById("period").addEventListener("change", refresh);
     document.getElementById("group").addEventListener("change", refresh);
-    await refresh();
-    Fleet.live(["task"], refresh);
+    await Promise.all([refresh(), refreshCharts()]);
+    Fleet.live(["task"], async () => { await refresh(); await refreshCharts(); }, 5000);
   });
 })();
