@@ -266,6 +266,23 @@ def test_overview_shows_hosts_a_lost_host_and_filters_by_host(browser, fleet):
     store.remove_agent("hw_supervisor@host-b")
 
 
+def test_overview_names_the_config_and_marks_a_worker_on_an_older_one(browser, fleet):
+    import tomlkit
+
+    page = _signed_in_page(browser, fleet)
+    page.wait_for_selector('#agents tr[data-agent="coder_1"]')
+    before = httpx.get(fleet["base"] + "/api/status", timeout=5).json()["config_hash"]
+    page.wait_for_selector(f"#config-hash >> text=config {before}")
+    toml = fleet["home"] / "fleet.toml"
+    doc = tomlkit.parse(toml.read_text())
+    doc["queue"]["lease_s"] = 9.0
+    toml.write_text(tomlkit.dumps(doc))
+    page.wait_for_selector('#agents tr[data-agent="coder_1"] >> text=stale config')
+    assert "restart --stale" in page.inner_text("#config-hash")
+    _shot(page, "overview-stale-config")
+    page.close()
+
+
 def test_fleet_controls_work_from_the_overview(browser, fleet):
     store = fleet["store"]
     page = _signed_in_page(browser, fleet)

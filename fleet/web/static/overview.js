@@ -13,6 +13,10 @@
     const extra = ["ready now: " + s.ready_depth];
     if (s.oldest_pending_age_s !== null) extra.push("oldest pending: " + age(s.oldest_pending_age_s));
     document.getElementById("queue-extra").textContent = extra.join(" · ");
+    const stale = (s.stale_config || []).length;
+    document.getElementById("config-hash").textContent = s.config_hash
+      ? "config " + s.config_hash + (stale ? " · " + stale + " worker(s) on an older fleet.toml (lead_client.py restart --stale)" : "")
+      : "";
     const state = document.getElementById("fleet-state");
     let label = s.paused ? "paused" : "running";
     if (s.supervisor && !s.supervisor.running) label = "supervisor not running";
