@@ -52,7 +52,8 @@ class PostgresDialect:
     # Lessons are searched with PostgreSQL full-text search (SQLite: FTS5).
     _lesson_search_sql = (
         "SELECT l.* FROM workflow_lessons l, to_tsquery('english', ?) q "
-        "WHERE l.tsv @@ q AND l.repo = ? ORDER BY ts_rank(l.tsv, q) DESC, l.id DESC LIMIT ?")
+        "WHERE to_tsvector('english', l.text) @@ q AND l.repo = ? "
+        "ORDER BY ts_rank(to_tsvector('english', l.text), q) DESC, l.id DESC LIMIT ?")
 
     @staticmethod
     def _lesson_query(words: list[str]) -> str:

@@ -197,7 +197,7 @@ class WorkflowMixin:
         else:
             rows = self._conn().execute(
                 "SELECT * FROM workflow_lessons ORDER BY id DESC LIMIT ?", (int(limit),)).fetchall()
-        return [{k: r[k] for k in r.keys() if k != "tsv"} for r in rows]
+        return [{k: r[k] for k in r.keys()} for r in rows]
 
     def delete_lesson(self, lesson_id: int, *, by: str = "operator") -> None:
         with self._write() as conn:
