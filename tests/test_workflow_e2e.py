@@ -1,0 +1,208 @@
+"""Code-factory workflows end to end: a real fleet (supervisor and worker
+processes), `lead_client workflow ...` as a subprocess, a small git repository
+made in a temp dir, and loopback model servers speaking the Anthropic and
+OpenAI-compatible protocols, scripted by prompt (planner, executor, reviewer,
+learner each recognised by their prompt)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from fakes.cli_runner import cli
+from fakes.fleetproc import fleet, wait_until  # noqa: F401 - fixture
+from fakes.model_servers import FakeAnthropic, FakeOpenAI, dead_url
+
+BUGGY = "def page(items, number, size):\n    \"\"\"Items of page `number` (0-based).\"\"\"\n" \
+        "    return items[number * size:(number + 1) * size - 1]\n"
+FIXED = BUGGY.replace("(number + 1) * size - 1]", "(number + 1) * size]")
+WRONG = BUGGY.replace("(number + 1) * size - 1]", "(number + 1) * size + 1]")
+TESTS = "from pager import page\n\n\ndef test_full_page():\n    assert page(list(range(10)), 0, 3) == [0, 1, 2]\n"
+PLAN = {"goal": "Fix the off-by-one in pagination", "steps": ["return whole pages"], "files": ["pager.py"],
+        "criteria": ["page(items, 0, 3) returns three items", "the tests pass"]}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def diff_to(repo: Path, new_text: str) -> str:
+    """The unified diff that turns pager.py into `new_text` (made in the repo, then undone)."""
+    (repo / "pager.py").write_text(new_text)
+    out = git(repo, "diff")
+    git(repo, "checkout", "--", "pager.py")
+    return out
+
+
+@pytest.fixture
+def repo(tmp_path):
+    r = tmp_path / "project"
+    r.mkdir()
+    git(r, "init", "-q", "-b", "main")
+    git(r, "config", "user.email", "dev@example.com")
+    git(r, "config", "user.name", "Dev")
+    (r / "pager.py").write_text(BUGGY)
+    (r / "test_pager.py").write_text(TESTS)
+    git(r, "add", "-A")
+    git(r, "commit", "-qm", "initial")
+    return r
+
+
+def prompt_of(body: dict) -> str:
+    return "\n".join(str(m.get("content")) for m in body.get("messages", []))
+
+
+@pytest.fixture
+def models(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-key")
+    with FakeAnthropic() as claude, FakeOpenAI() as oai:
+        yield claude, oai
+
+
+def start_fleet(fleet, claude_url: str, oai_url: str, *, reviewer_url: str | None = None, **workflow):  # noqa: F811
+    providers = {
+        "claude": {"type": "claude", "base_url": claude_url, "model": "claude-sonnet-4-6", "min_spacing_ms": 0,
+                   "rpm": 0},
+        "oai": {"type": "openai_compatible", "base_url": oai_url, "model": "served-model", "min_spacing_ms": 0},
+    }
+    reviewer = "claude"
+    if reviewer_url is not None:
+        providers["rev"] = {"type": "openai_compatible", "base_url": reviewer_url, "model": "rev-model",
+                            "min_spacing_ms": 0}
+        reviewer = "rev"
+    fleet.start(workers={"planner": 1}, affinity={"planner": ["workflow"]},
+                models={"chain": ["claude", "oai"], "max_wait_s": 0.0}, providers=providers,
+                workflow={"planner": "claude", "executor": "oai", "reviewer": reviewer,
+                          "test_command": "python -m pytest -q -p no:cacheprovider", "gate_timeout_s": 60.0,
+                          **workflow})
+
+
+def workflow(home, wid: int) -> dict:
+    r = cli(home, "workflow", "status", str(wid), "--json")
+    assert r.rc == 0, r
+    return r.json()["workflow"]
+
+
+def wait_for(home, wid: int, pred, what: str, timeout: float = 60.0) -> dict:
+    return wait_until(lambda: (lambda w: w if pred(w) else None)(workflow(home, wid)), timeout=timeout, step=0.2,
+                      what=what)
+
+
+def test_happy_path_plan_approval_execute_review_gates_commit(fleet, models, repo):  # noqa: F811
+    claude, oai = models
+    good = diff_to(repo, FIXED)
+    claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else
+                   json.dumps({"verdict": "approve", "findings": [], "criteria_met": PLAN["criteria"]})
+                   if "ROLE: reviewer" in prompt_of(body) else None)
+    oai.respond(lambda body: f"Here is the change:\n```diff\n{good}```\n" if "ROLE: executor" in prompt_of(body)
+                else None)
+    start_fleet(fleet, claude.url, oai.url)
+    r = cli(fleet.home, "workflow", "start", "Fix the off-by-one in pagination", "--repo", str(repo), "--json")
+    assert r.rc == 0, r
+    wid = r.json()["workflow"]["id"]
+
+    w = wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the plan to wait for approval")
+    assert w["phase"] == "approve" and w["plan"]["criteria"] == PLAN["criteria"]
+    # nothing touched the repository before approval
+    assert "fleet/wf-" not in git(repo, "branch", "--list") and oai.request_count == 0
+
+    r = cli(fleet.home, "workflow", "approve", str(wid), "--by", "alice")
+    assert r.rc == 0, r
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
+    assert w["status"] == "DONE", w
+    assert w["approver"] == "alice" and w["branch"] == f"fleet/wf-{wid}"
+    assert [h["phase"] for h in w["history"]] == ["plan", "approve", "execute", "review", "gates", "done"]
+    assert w["history"][0]["model_calls"] == 1 and w["history"][0]["input_tokens"] > 0
+
+    # the user's working tree is untouched; the branch holds one commit by Fleet workflow
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+    assert (repo / "pager.py").read_text() == BUGGY and git(repo, "status", "--porcelain") == ""
+    log = git(repo, "log", "--format=%an|%B", f"main..fleet/wf-{wid}")
+    assert log.startswith("Fleet workflow|Fix the off-by-one") and f"Fleet-Workflow: {wid}" in log
+    assert "implemented by oai/served-model, reviewed by claude/claude-sonnet-4-6" in log
+    assert git(repo, "show", f"fleet/wf-{wid}:pager.py") == FIXED
+    assert git(repo, "rev-list", "--count", f"main..fleet/wf-{wid}").strip() == "1"
+    assert str(fleet.home / "workflows") not in git(repo, "worktree", "list")  # the worktree is gone
+
+    # the reviewer was another provider than the executor, and saw the diff
+    reviews = [b for b in (r.body for r in claude.requests_to("/v1/messages")) if "ROLE: reviewer" in prompt_of(b)]
+    assert len(reviews) == 1 and "+    return items[number * size:(number + 1) * size]" in prompt_of(reviews[0])
+    report = Path(w["report"]).read_text()
+    for part in ("## Plan", "page(items, 0, 3) returns three items", "### Attempt 1 by oai/served-model (applied)",
+                 "### Diff 1: approve by claude/claude-sonnet-4-6", "**tests** passed", "**ruff** passed",
+                 "**bandit** passed", "| 0 | plan | planned | 1 |", "approved by: alice"):
+        assert part in report, part
+    assert Path(w["report"]) == fleet.home / "knowledge" / "workflows" / f"{wid}.md"
+
+
+def test_a_diff_failing_the_tests_goes_back_with_the_gate_output_then_learns(fleet, models, repo):  # noqa: F811
+    claude, oai = models
+    good, wrong = diff_to(repo, FIXED), diff_to(repo, WRONG)
+    rule = {"name": "no size plus one", "pattern": r"size \+ 1\]", "message": "a page has `size` items"}
+
+    def claude_script(body):
+        text = prompt_of(body)
+        if "ROLE: planner" in text:
+            return json.dumps(PLAN)
+        if "ROLE: reviewer" in text:
+            return json.dumps({"verdict": "approve", "findings": []})
+        if "ROLE: learner" in text:
+            return json.dumps({"lessons": ["A page holds exactly `size` items: slice to (number + 1) * size"],
+                               "rules": [rule, {"name": "too broad", "pattern": "return", "message": "x"}]})
+        return None
+
+    claude.respond(claude_script)
+    oai.respond(lambda body: (good if "GATE tests FAILED" in prompt_of(body) else wrong)
+                if "ROLE: executor" in prompt_of(body) else None)
+    start_fleet(fleet, claude.url, oai.url)
+    r = cli(fleet.home, "workflow", "start", "Fix the off-by-one in pagination", "--repo", str(repo), "--json")
+    wid = r.json()["workflow"]["id"]
+    wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+    assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
+    assert w["status"] == "DONE", w
+    assert [h["phase"] for h in w["history"]] == ["plan", "approve", "execute", "review", "gates", "execute",
+                                                  "review", "gates", "done", "learn"]
+    assert [h["outcome"] for h in w["history"]][4] == "failed" and w["attempts"] == 1
+    fix_prompt = [prompt_of(r.body) for r in oai.requests_to("/v1/chat/completions")][-1]
+    assert "GATE tests FAILED" in fix_prompt and "assert" in fix_prompt  # pytest's own output went back
+    assert git(repo, "show", f"fleet/wf-{wid}:pager.py") == FIXED
+    report = Path(w["report"]).read_text()
+    assert "**tests** FAILED" in report and "### Attempt 2" in report
+
+    # learned: the lesson (searchable), and only the rule that tells the failing diff from the accepted one
+    lessons = cli(fleet.home, "workflow", "lessons", "--repo", str(repo), "--json").json()["lessons"]
+    assert [x["text"] for x in lessons] == ["A page holds exactly `size` items: slice to (number + 1) * size"]
+    kept = cli(fleet.home, "workflow", "rules", "--repo", str(repo), "--json").json()["rules"]
+    assert [k["pattern"] for k in kept] == [rule["pattern"]]
+    assert "rule too broad: dropped (fires on the accepted diff)" in report
+
+
+def test_the_same_model_as_executor_and_reviewer_is_refused(fleet, models, repo):  # noqa: F811
+    claude, oai = models
+    start_fleet(fleet, claude.url, oai.url)
+    r = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--reviewer", "oai/served-model")
+    assert r.rc == 1 and "self-review is not review" in r.err, r
+    assert cli(fleet.home, "workflow", "list", "--json").json()["workflows"] == []
+    r = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--reviewer", "oai/other-model",
+            "--json")
+    assert r.rc == 0, r  # the same provider with another model is a different reviewer
+
+
+def test_a_reviewer_that_is_down_fails_closed(fleet, models, repo):  # noqa: F811
+    claude, oai = models
+    good = diff_to(repo, FIXED)
+    claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else None)
+    oai.respond(lambda body: good if "ROLE: executor" in prompt_of(body) else None)
+    start_fleet(fleet, claude.url, oai.url, reviewer_url=dead_url())
+    wid = cli(fleet.home, "workflow", "start", "Fix the off-by-one", "--repo", str(repo), "--json").json()[
+        "workflow"]["id"]
+    wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+    assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to end")
+    assert w["status"] == "FAILED" and "fail closed" in w["error"], w
+    assert [h["phase"] for h in w["history"]][-1] == "review"
+    assert "fleet/wf-" not in git(repo, "branch", "--list")  # no commit, so no branch is left
+    assert (repo / "pager.py").read_text() == BUGGY
