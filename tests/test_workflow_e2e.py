@@ -206,3 +206,100 @@ def test_a_reviewer_that_is_down_fails_closed(fleet, models, repo):  # noqa: F81
     assert [h["phase"] for h in w["history"]][-1] == "review"
     assert "fleet/wf-" not in git(repo, "branch", "--list")  # no commit, so no branch is left
     assert (repo / "pager.py").read_text() == BUGGY
+
+
+def test_a_review_rejection_swaps_the_roles(fleet, models, repo):  # noqa: F811
+    claude, oai = models
+    good, wrong = diff_to(repo, FIXED), diff_to(repo, WRONG)
+
+    def claude_script(body):
+        text = prompt_of(body)
+        if "ROLE: planner" in text:
+            return json.dumps(PLAN)
+        if "ROLE: reviewer" in text:  # claude reviews oai's first diff
+            return json.dumps({"verdict": "reject", "findings": ["a page of 3 returns 4 items"]})
+        if "ROLE: executor" in text:  # after the swap claude implements, with its own findings
+            return good if "a page of 3 returns 4 items" in text else None
+        if "ROLE: learner" in text:
+            return json.dumps({"lessons": ["Check the page length against size"], "rules": []})
+        return None
+
+    claude.respond(claude_script)
+    oai.respond(lambda body: wrong if "ROLE: executor" in prompt_of(body) else
+                json.dumps({"verdict": "approve", "findings": []}) if "ROLE: reviewer" in prompt_of(body) else None)
+    start_fleet(fleet, claude.url, oai.url)
+    wid = cli(fleet.home, "workflow", "start", "Fix the off-by-one", "--repo", str(repo), "--json").json()[
+        "workflow"]["id"]
+    wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+    assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
+    assert w["status"] == "DONE" and w["handoffs"] == 1, w
+    assert [h["outcome"] for h in w["history"]][2:7] == ["applied", "rejected", "applied", "approved", "passed"]
+    log = git(repo, "log", "-1", "--format=%B", f"fleet/wf-{wid}")
+    assert "implemented by claude/claude-sonnet-4-6, reviewed by oai/served-model" in log
+    report = Path(w["report"]).read_text()
+    assert "### Diff 1: reject by claude/claude-sonnet-4-6" in report and "### Diff 2: approve by oai/served-model" \
+        in report
+
+
+def test_a_learned_rule_catches_the_mistake_in_a_second_workflow_before_review(fleet, models, repo):  # noqa: F811
+    claude, oai = models
+    good, wrong = diff_to(repo, FIXED), diff_to(repo, WRONG)
+    rule = {"name": "no size plus one", "pattern": r"size \+ 1\]", "message": "a page has `size` items"}
+    claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else
+                   json.dumps({"verdict": "approve", "findings": []}) if "ROLE: reviewer" in prompt_of(body) else
+                   json.dumps({"lessons": ["Slice pages to (number + 1) * size"], "rules": [rule]})
+                   if "ROLE: learner" in prompt_of(body) else None)
+    oai.respond(lambda body: (good if "FAILED" in prompt_of(body) else wrong)
+                if "ROLE: executor" in prompt_of(body) else None)
+    start_fleet(fleet, claude.url, oai.url)
+    ids = []
+    for _ in range(2):
+        wid = cli(fleet.home, "workflow", "start", "Fix the off-by-one in pagination", "--repo", str(repo),
+                  "--json").json()["workflow"]["id"]
+        wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+        assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
+        w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
+        assert w["status"] == "DONE", w
+        ids.append(wid)
+        reviews_after = sum("ROLE: reviewer" in prompt_of(r.body) for r in claude.requests_to("/v1/messages"))
+        history = [(h["phase"], h["outcome"]) for h in w["history"]]
+    first, second = (workflow(fleet.home, i) for i in ids)
+    assert ("gates", "failed") in [(h["phase"], h["outcome"]) for h in first["history"]]
+    # the second workflow: the rule sent the wrong diff back from execute, with no review and no test run
+    assert history[2:5] == [("execute", "rule_fired"), ("execute", "applied"), ("review", "approved")]
+    assert reviews_after == 3  # two in the first workflow, one in the second
+    planner_prompts = [prompt_of(r.body) for r in claude.requests_to("/v1/messages") if "ROLE: planner" in
+                       prompt_of(r.body)]
+    assert "Slice pages to (number + 1) * size" in planner_prompts[-1]  # lessons fed to the later plan
+    assert "Slice pages" not in planner_prompts[0]
+
+
+def test_the_budget_ends_the_workflow_with_the_figures(fleet, models, repo):  # noqa: F811
+    from fakes.model_servers import Reply
+
+    claude, oai = models
+    # 10,000 output tokens of claude-sonnet (15 USD per Mtok) is 0.15 USD, over a 0.10 USD budget
+    claude.respond(lambda body: Reply(text=json.dumps(PLAN), usage={"input": 100, "output": 10000})
+                   if "ROLE: planner" in prompt_of(body) else None)
+    start_fleet(fleet, claude.url, oai.url)
+    wid = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--budget", "0.10", "--json").json()[
+        "workflow"]["id"]
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to end")
+    assert w["status"] == "FAILED" and "budget of 0.1000 USD is spent: 0.1503 USD used" in w["error"], w
+    assert [h["phase"] for h in w["history"]] == ["plan", "approve"] and oai.request_count == 0
+    assert abs(w["spent_usd"] - 0.1503) < 1e-9
+
+
+def test_cancel_stops_at_the_phase_boundary(fleet, models, repo):  # noqa: F811
+    claude, oai = models
+    claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else None)
+    start_fleet(fleet, claude.url, oai.url)
+    wid = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--json").json()["workflow"]["id"]
+    wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+    r = cli(fleet.home, "workflow", "cancel", str(wid))
+    assert r.rc == 0, r
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to stop")
+    assert w["status"] == "CANCELLED" and w["history"][-1]["outcome"] == "cancelled"
+    assert oai.request_count == 0 and "fleet/wf-" not in git(repo, "branch", "--list")
+    assert cli(fleet.home, "workflow", "cancel", str(wid)).rc == 1  # already ended

@@ -75,6 +75,7 @@ def test_lessons_are_searchable_per_repo(store):
     store.add_lesson("/other", "pagination lesson of another repository")
     found = store.lessons(repo="/repo", query="fix the pagination bug")
     assert [row["id"] for row in found] == [a]
+    assert [row["id"] for row in store.lessons(repo="/repo", query="last pages")] == [a]  # stemmed on both backends
     assert store.lessons(repo="/repo", query="!!") == []
     assert len(store.lessons(repo="/repo")) == 2 and len(store.lessons()) == 3
     store.delete_lesson(a)

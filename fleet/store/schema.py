@@ -421,7 +421,8 @@ CREATE TABLE workflow_lessons (
     created_at  REAL    NOT NULL
 );
 CREATE INDEX ix_workflow_lessons_repo ON workflow_lessons (repo, id);
-CREATE VIRTUAL TABLE workflow_lessons_fts USING fts5(text, content='workflow_lessons', content_rowid='id');
+CREATE VIRTUAL TABLE workflow_lessons_fts USING fts5(text, content='workflow_lessons', content_rowid='id',
+    tokenize='porter unicode61');
 CREATE TRIGGER tr_workflow_lessons_ai AFTER INSERT ON workflow_lessons BEGIN
     INSERT INTO workflow_lessons_fts (rowid, text) VALUES (new.id, new.text);
 END;

@@ -75,7 +75,11 @@ def fail(phase: str, outcome: str, error: str, **detail) -> Outcome:
 # -- plan -------------------------------------------------------------------
 def plan(ctx) -> Outcome:
     wf, st = ctx.wf, ctx.state
+    # the lessons that match the goal best, then the newest others of this repo
     lessons = ctx.store.lessons(repo=wf["repo"], query=wf["goal"], limit=5)
+    seen = {row["id"] for row in lessons}
+    lessons += [row for row in ctx.store.lessons(repo=wf["repo"], limit=5) if row["id"] not in seen]
+    lessons = lessons[:5]
     files = gitwt.git(wf["repo"], "ls-tree", "-r", "--name-only", st["base_commit"]).stdout.splitlines()[:200]
     prompt = (f"ROLE: planner\nGOAL: {wf['goal']}\n\nFILES IN THE REPOSITORY:\n" + "\n".join(files)
               + "\n\nLESSONS FROM EARLIER FAILURES ON THIS REPOSITORY:\n"
@@ -161,6 +165,14 @@ def execute(ctx) -> Outcome:
         return ctx.attempt_failed("execute", "diff_rejected", f"git apply --check refused the diff:\n{problem}")
     gitwt.apply(wt, diff)
     entry["applies"] = True
+    # The learned rules cost no model call: a diff they catch goes straight
+    # back to the executor, before any review.
+    caught = rules.gate(rules.load(ctx.cfg, wf["repo"]), diff)
+    if caught is not None and not caught["ok"]:
+        st["learn"] = True
+        st.setdefault("gates", []).append({"diff": number, "results": [caught]})
+        return ctx.attempt_failed("execute", "rule_fired", f"GATE rules FAILED:\n{caught['output']}",
+                                  gates=["rules"])
     st.pop("feedback", None)
     return Outcome("applied", "review", detail={"diff": number, "by": entry["by"]})
 
@@ -261,9 +273,12 @@ def learn(ctx) -> Outcome:
               + f"\n\nACCEPTED DIFF:\n{accepted}")
     result = ctx.ask("learner", prompt, system=LEARNER_SYSTEM, json_schema=LESSONS_SCHEMA)
     kept_lessons = []
+    # a re-run of this phase after a crash does not keep a lesson twice
+    had = {row["text"] for row in ctx.store.lessons(repo=wf["repo"], limit=500) if row["workflow_id"] == wf["id"]}
     for text in result.json.get("lessons", [])[:5]:
         if isinstance(text, str) and text.strip():
-            ctx.store.add_lesson(wf["repo"], text.strip()[:2000], workflow_id=wf["id"])
+            if text.strip()[:2000] not in had:
+                ctx.store.add_lesson(wf["repo"], text.strip()[:2000], workflow_id=wf["id"])
             kept_lessons.append(text.strip())
     proposed = [r for r in result.json.get("rules", []) if isinstance(r, dict)][:5]
     verdicts = rules.vet_and_keep(ctx.cfg, wf["repo"], proposed,
