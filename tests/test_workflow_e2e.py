@@ -137,10 +137,11 @@ def test_happy_path_plan_approval_execute_review_gates_commit(fleet, models, rep
     assert Path(w["report"]) == fleet.home / "knowledge" / "workflows" / f"{wid}.md"
 
 
-def test_a_diff_failing_the_tests_goes_back_with_the_gate_output_then_learns(fleet, models, repo):  # noqa: F811
+def test_a_failed_gate_goes_back_then_its_learned_rule_acts_next_time(fleet, models, repo):  # noqa: F811
     claude, oai = models
     good, wrong = diff_to(repo, FIXED), diff_to(repo, WRONG)
     rule = {"name": "no size plus one", "pattern": r"size \+ 1\]", "message": "a page has `size` items"}
+    lesson = "A page holds exactly `size` items: slice to (number + 1) * size"
 
     def claude_script(body):
         text = prompt_of(body)
@@ -149,35 +150,48 @@ def test_a_diff_failing_the_tests_goes_back_with_the_gate_output_then_learns(fle
         if "ROLE: reviewer" in text:
             return json.dumps({"verdict": "approve", "findings": []})
         if "ROLE: learner" in text:
-            return json.dumps({"lessons": ["A page holds exactly `size` items: slice to (number + 1) * size"],
+            return json.dumps({"lessons": [lesson],
                                "rules": [rule, {"name": "too broad", "pattern": "return", "message": "x"}]})
         return None
 
     claude.respond(claude_script)
-    oai.respond(lambda body: (good if "GATE tests FAILED" in prompt_of(body) else wrong)
+    # the executor repeats its mistake until some feedback says what failed
+    oai.respond(lambda body: (good if "FAILED" in prompt_of(body) else wrong)
                 if "ROLE: executor" in prompt_of(body) else None)
     start_fleet(fleet, claude.url, oai.url)
-    r = cli(fleet.home, "workflow", "start", "Fix the off-by-one in pagination", "--repo", str(repo), "--json")
-    wid = r.json()["workflow"]["id"]
-    wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
-    assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
-    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
-    assert w["status"] == "DONE", w
-    assert [h["phase"] for h in w["history"]] == ["plan", "approve", "execute", "review", "gates", "execute",
-                                                  "review", "gates", "done", "learn"]
-    assert [h["outcome"] for h in w["history"]][4] == "failed" and w["attempts"] == 1
-    fix_prompt = [prompt_of(r.body) for r in oai.requests_to("/v1/chat/completions")][-1]
-    assert "GATE tests FAILED" in fix_prompt and "assert" in fix_prompt  # pytest's own output went back
-    assert git(repo, "show", f"fleet/wf-{wid}:pager.py") == FIXED
-    report = Path(w["report"]).read_text()
-    assert "**tests** FAILED" in report and "### Attempt 2" in report
+    runs = []
+    for _ in range(2):
+        wid = cli(fleet.home, "workflow", "start", "Fix the off-by-one in pagination", "--repo", str(repo),
+                  "--json").json()["workflow"]["id"]
+        wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+        assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
+        w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
+        assert w["status"] == "DONE", w
+        reviews = sum("ROLE: reviewer" in prompt_of(r.body) for r in claude.requests_to("/v1/messages"))
+        runs.append((w, reviews, [prompt_of(r.body) for r in oai.requests_to("/v1/chat/completions")][-1]))
 
-    # learned: the lesson (searchable), and only the rule that tells the failing diff from the accepted one
+    (first, reviews_first, fix_prompt), (second, reviews_both, _) = runs
+    # the first workflow: the wrong diff fails the tests; pytest's output goes back; the fix passes
+    assert [h["phase"] for h in first["history"]] == ["plan", "approve", "execute", "review", "gates", "execute",
+                                                      "review", "gates", "done", "learn"]
+    assert first["history"][4]["outcome"] == "failed" and first["attempts"] == 1
+    assert "GATE tests FAILED" in fix_prompt and "assert" in fix_prompt
+    assert git(repo, "show", f"fleet/wf-{first['id']}:pager.py") == FIXED
+    report = Path(first["report"]).read_text()
+    assert "**tests** FAILED" in report and "### Attempt 2" in report
+    # learned: the lesson, and only the rule that fires on the failing diff and not on the accepted one
     lessons = cli(fleet.home, "workflow", "lessons", "--repo", str(repo), "--json").json()["lessons"]
-    assert [x["text"] for x in lessons] == ["A page holds exactly `size` items: slice to (number + 1) * size"]
+    assert [x["text"] for x in lessons] == [lesson]
     kept = cli(fleet.home, "workflow", "rules", "--repo", str(repo), "--json").json()["rules"]
     assert [k["pattern"] for k in kept] == [rule["pattern"]]
     assert "rule too broad: dropped (fires on the accepted diff)" in report
+    # the second workflow: the rule sends the same mistake back from execute, before any review or test run
+    assert [(h["phase"], h["outcome"]) for h in second["history"]][2:5] == [
+        ("execute", "rule_fired"), ("execute", "applied"), ("review", "approved")]
+    assert (reviews_first, reviews_both) == (2, 3)
+    planner_prompts = [prompt_of(r.body) for r in claude.requests_to("/v1/messages")
+                       if "ROLE: planner" in prompt_of(r.body)]
+    assert lesson not in planner_prompts[0] and lesson in planner_prompts[-1]  # lessons feed the later plan
 
 
 def test_the_same_model_as_executor_and_reviewer_is_refused(fleet, models, repo):  # noqa: F811
@@ -242,39 +256,6 @@ def test_a_review_rejection_swaps_the_roles(fleet, models, repo):  # noqa: F811
         in report
 
 
-def test_a_learned_rule_catches_the_mistake_in_a_second_workflow_before_review(fleet, models, repo):  # noqa: F811
-    claude, oai = models
-    good, wrong = diff_to(repo, FIXED), diff_to(repo, WRONG)
-    rule = {"name": "no size plus one", "pattern": r"size \+ 1\]", "message": "a page has `size` items"}
-    claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else
-                   json.dumps({"verdict": "approve", "findings": []}) if "ROLE: reviewer" in prompt_of(body) else
-                   json.dumps({"lessons": ["Slice pages to (number + 1) * size"], "rules": [rule]})
-                   if "ROLE: learner" in prompt_of(body) else None)
-    oai.respond(lambda body: (good if "FAILED" in prompt_of(body) else wrong)
-                if "ROLE: executor" in prompt_of(body) else None)
-    start_fleet(fleet, claude.url, oai.url)
-    ids = []
-    for _ in range(2):
-        wid = cli(fleet.home, "workflow", "start", "Fix the off-by-one in pagination", "--repo", str(repo),
-                  "--json").json()["workflow"]["id"]
-        wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
-        assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
-        w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
-        assert w["status"] == "DONE", w
-        ids.append(wid)
-        reviews_after = sum("ROLE: reviewer" in prompt_of(r.body) for r in claude.requests_to("/v1/messages"))
-        history = [(h["phase"], h["outcome"]) for h in w["history"]]
-    first, second = (workflow(fleet.home, i) for i in ids)
-    assert ("gates", "failed") in [(h["phase"], h["outcome"]) for h in first["history"]]
-    # the second workflow: the rule sent the wrong diff back from execute, with no review and no test run
-    assert history[2:5] == [("execute", "rule_fired"), ("execute", "applied"), ("review", "approved")]
-    assert reviews_after == 3  # two in the first workflow, one in the second
-    planner_prompts = [prompt_of(r.body) for r in claude.requests_to("/v1/messages") if "ROLE: planner" in
-                       prompt_of(r.body)]
-    assert "Slice pages to (number + 1) * size" in planner_prompts[-1]  # lessons fed to the later plan
-    assert "Slice pages" not in planner_prompts[0]
-
-
 def test_the_budget_ends_the_workflow_with_the_figures(fleet, models, repo):  # noqa: F811
     from fakes.model_servers import Reply
 
@@ -303,3 +284,64 @@ def test_cancel_stops_at_the_phase_boundary(fleet, models, repo):  # noqa: F811
     assert w["status"] == "CANCELLED" and w["history"][-1]["outcome"] == "cancelled"
     assert oai.request_count == 0 and "fleet/wf-" not in git(repo, "branch", "--list")
     assert cli(fleet.home, "workflow", "cancel", str(wid)).rc == 1  # already ended
+
+
+def test_a_worker_killed_during_execute_and_during_gates_resumes(fleet, models, repo, tmp_path):  # noqa: F811
+    import os
+    import signal
+
+    from fakes.model_servers import Reply
+
+    claude, oai = models
+    marker = tmp_path / "gate-started"
+    # the test command: on its first run it says so and hangs (the worker is killed then); later runs test
+    (repo / "gate_probe.py").write_text(
+        "import pathlib, subprocess, sys, time\n"
+        f"marker = pathlib.Path({str(marker)!r})\n"
+        "if not marker.exists():\n    marker.write_text('x')\n    time.sleep(20)\n    sys.exit(1)\n"
+        "sys.exit(subprocess.call([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', "
+        "'test_pager.py']))\n")
+    git(repo, "add", "gate_probe.py")
+    git(repo, "commit", "-qm", "probe")
+    good = diff_to(repo, FIXED)
+    executor_calls = []
+
+    def oai_script(body):
+        if "ROLE: executor" not in prompt_of(body):
+            return None
+        executor_calls.append(1)
+        return Reply(text=good, delay_s=30) if len(executor_calls) == 1 else good  # the first one hangs
+
+    claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else
+                   json.dumps({"verdict": "approve", "findings": []}) if "ROLE: reviewer" in prompt_of(body)
+                   else None)
+    oai.respond(oai_script)
+    start_fleet(fleet, claude.url, oai.url, test_command="python gate_probe.py")
+    wid = cli(fleet.home, "workflow", "start", "Fix the off-by-one", "--repo", str(repo), "--json").json()[
+        "workflow"]["id"]
+    wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+    assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
+
+    def kill_worker_running(phase: str) -> None:
+        w = workflow(fleet.home, wid)
+        assert w["phase"] == phase and w["status"] == "RUNNING", w
+        agent = fleet.store.get_agent("planner")
+        assert agent["current_task"] == w["task_id"], agent
+        os.kill(agent["pid"], signal.SIGKILL)
+
+    wait_until(lambda: executor_calls, timeout=30, what="the executor's first call")
+    kill_worker_running("execute")
+    wait_until(marker.exists, timeout=60, what="the gates to start")
+    kill_worker_running("gates")
+
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish", timeout=90)
+    assert w["status"] == "DONE", w
+    # each phase finished once, on the re-run attempt of its task
+    assert [h["phase"] for h in w["history"]] == ["plan", "approve", "execute", "review", "gates", "done"]
+    outcomes = {t.payload["step"]: [a["outcome"] for a in fleet.store.attempts(t.id)]
+                for t in fleet.store.list_tasks(skill="workflow").items}
+    assert outcomes[2] == ["crashed", "done"] and outcomes[4] == ["crashed", "done"], outcomes
+    assert len(executor_calls) == 2
+    assert git(repo, "branch", "--list", "fleet/*").split() == [f"fleet/wf-{wid}"]
+    assert git(repo, "rev-list", "--count", f"main..fleet/wf-{wid}").strip() == "1"
+    assert git(repo, "show", f"fleet/wf-{wid}:pager.py") == FIXED

@@ -273,8 +273,8 @@ def learn(ctx) -> Outcome:
               + f"\n\nACCEPTED DIFF:\n{accepted}")
     result = ctx.ask("learner", prompt, system=LEARNER_SYSTEM, json_schema=LESSONS_SCHEMA)
     kept_lessons = []
-    # a re-run of this phase after a crash does not keep a lesson twice
-    had = {row["text"] for row in ctx.store.lessons(repo=wf["repo"], limit=500) if row["workflow_id"] == wf["id"]}
+    # a lesson the repo already has (learned again, or a re-run of this phase after a crash) is not kept twice
+    had = {row["text"] for row in ctx.store.lessons(repo=wf["repo"], limit=1000)}
     for text in result.json.get("lessons", [])[:5]:
         if isinstance(text, str) and text.strip():
             if text.strip()[:2000] not in had:
