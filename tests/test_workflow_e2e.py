@@ -93,9 +93,17 @@ def wait_for(home, wid: int, pred, what: str, timeout: float = 60.0) -> dict:
 def test_happy_path_plan_approval_execute_review_gates_commit(fleet, models, repo):  # noqa: F811
     claude, oai = models
     good = diff_to(repo, FIXED)
-    claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else
-                   json.dumps({"verdict": "approve", "findings": [], "criteria_met": PLAN["criteria"]})
-                   if "ROLE: reviewer" in prompt_of(body) else None)
+    no_criteria = {**PLAN, "criteria": []}
+
+    def claude_script(body):
+        text = prompt_of(body)
+        if "ROLE: planner" in text:  # a plan without criteria first: it is sent back once
+            return json.dumps(PLAN if "NO ACCEPTANCE CRITERIA" in text else no_criteria)
+        if "ROLE: reviewer" in text:
+            return json.dumps({"verdict": "approve", "findings": [], "criteria_met": PLAN["criteria"]})
+        return None
+
+    claude.respond(claude_script)
     oai.respond(lambda body: f"Here is the change:\n```diff\n{good}```\n" if "ROLE: executor" in prompt_of(body)
                 else None)
     start_fleet(fleet, claude.url, oai.url)
@@ -114,7 +122,7 @@ def test_happy_path_plan_approval_execute_review_gates_commit(fleet, models, rep
     assert w["status"] == "DONE", w
     assert w["approver"] == "alice" and w["branch"] == f"fleet/wf-{wid}"
     assert [h["phase"] for h in w["history"]] == ["plan", "approve", "execute", "review", "gates", "done"]
-    assert w["history"][0]["model_calls"] == 1 and w["history"][0]["input_tokens"] > 0
+    assert w["history"][0]["model_calls"] == 2 and w["history"][0]["input_tokens"] > 0
 
     # the user's working tree is untouched; the branch holds one commit by Fleet workflow
     assert git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
@@ -132,7 +140,7 @@ def test_happy_path_plan_approval_execute_review_gates_commit(fleet, models, rep
     report = Path(w["report"]).read_text()
     for part in ("## Plan", "page(items, 0, 3) returns three items", "### Attempt 1 by oai/served-model (applied)",
                  "### Diff 1: approve by claude/claude-sonnet-4-6", "**tests** passed", "**ruff** passed",
-                 "**bandit** passed", "| 0 | plan | planned | 1 |", "approved by: alice"):
+                 "**bandit** passed", "| 0 | plan | planned | 2 |", "approved by: alice"):
         assert part in report, part
     assert Path(w["report"]) == fleet.home / "knowledge" / "workflows" / f"{wid}.md"
 
@@ -208,8 +216,10 @@ def test_the_same_model_as_executor_and_reviewer_is_refused(fleet, models, repo)
 def test_a_reviewer_that_is_down_fails_closed(fleet, models, repo):  # noqa: F811
     claude, oai = models
     good = diff_to(repo, FIXED)
+    stale = good.replace("-    return items", "-    return the_items")  # a context line the file lacks
     claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else None)
-    oai.respond(lambda body: good if "ROLE: executor" in prompt_of(body) else None)
+    oai.respond(lambda body: (good if "git apply --check" in prompt_of(body) else stale)
+                if "ROLE: executor" in prompt_of(body) else None)
     start_fleet(fleet, claude.url, oai.url, reviewer_url=dead_url())
     wid = cli(fleet.home, "workflow", "start", "Fix the off-by-one", "--repo", str(repo), "--json").json()[
         "workflow"]["id"]
@@ -217,7 +227,11 @@ def test_a_reviewer_that_is_down_fails_closed(fleet, models, repo):  # noqa: F81
     assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
     w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to end")
     assert w["status"] == "FAILED" and "fail closed" in w["error"], w
-    assert [h["phase"] for h in w["history"]][-1] == "review"
+    # the first diff did not apply: git's own message went back to the executor, and it used an attempt
+    assert [(h["phase"], h["outcome"]) for h in w["history"]][2:] == [
+        ("execute", "diff_rejected"), ("execute", "applied"), ("review", "no_review")]
+    retry = [prompt_of(r.body) for r in oai.requests_to("/v1/chat/completions")][-1]
+    assert "patch failed: pager.py" in retry and w["attempts"] == 1
     assert "fleet/wf-" not in git(repo, "branch", "--list")  # no commit, so no branch is left
     assert (repo / "pager.py").read_text() == BUGGY
 
@@ -272,7 +286,7 @@ def test_the_budget_ends_the_workflow_with_the_figures(fleet, models, repo):  # 
     assert abs(w["spent_usd"] - 0.1503) < 1e-9
 
 
-def test_cancel_stops_at_the_phase_boundary(fleet, models, repo):  # noqa: F811
+def test_cancel_stops_at_the_phase_boundary_and_reject_ends_it(fleet, models, repo):  # noqa: F811
     claude, oai = models
     claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else None)
     start_fleet(fleet, claude.url, oai.url)
@@ -284,6 +298,14 @@ def test_cancel_stops_at_the_phase_boundary(fleet, models, repo):  # noqa: F811
     assert w["status"] == "CANCELLED" and w["history"][-1]["outcome"] == "cancelled"
     assert oai.request_count == 0 and "fleet/wf-" not in git(repo, "branch", "--list")
     assert cli(fleet.home, "workflow", "cancel", str(wid)).rc == 1  # already ended
+
+    other = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--json").json()["workflow"]["id"]
+    wait_for(fleet.home, other, lambda w: w["waiting_for_approval"], "the second approval question")
+    r = cli(fleet.home, "workflow", "reject", str(other), "--by", "bob", "--reason", "too broad")
+    assert r.rc == 0, r
+    w = wait_for(fleet.home, other, lambda w: w["status"] != "RUNNING", "the rejection")
+    assert w["status"] == "REJECTED" and w["error"] == "plan rejected by bob: too broad", w
+    assert oai.request_count == 0
 
 
 def test_a_worker_killed_during_execute_and_during_gates_resumes(fleet, models, repo, tmp_path):  # noqa: F811
