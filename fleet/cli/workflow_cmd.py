@@ -9,27 +9,21 @@ from __future__ import annotations
 import json
 import os
 
-from .common import EXIT_OK, SENDER, CliError, Ctx, UsageError, fmt_ts, positive_float, positive_int, print_json, \
-    print_kv, print_table
+from fleet.workflow.view import workflow_view
 
-
-def _status_view(store, wf: dict) -> dict:
-    steps = store.workflow_steps(wf["id"])
-    task = store.get(wf["task_id"]) if wf.get("task_id") else None
-    st = wf["state"]
-    waiting = task is not None and task.status == "WAITING_HUMAN"
-    return {
-        "id": wf["id"], "goal": wf["goal"], "repo": wf["repo"], "base": wf["base"], "status": wf["status"],
-        "phase": wf["phase"], "step": wf["step"], "waiting_for_approval": waiting,
-        "task_id": wf.get("task_id"), "task_status": task.status if task else None,
-        "spent_usd": wf["spent_usd"], "budget_usd": wf["budget_usd"], "input_tokens": wf["input_tokens"],
-        "output_tokens": wf["output_tokens"], "error": wf["error"], "cancel_requested": bool(wf["cancel_requested"]),
-        "branch": st.get("branch"), "commit": st.get("commit"), "report": st.get("report"),
-        "approver": st.get("approver"), "plan": st.get("plan"), "attempts": st.get("attempts", 0),
-        "handoffs": st.get("handoffs", 0), "created_at": wf["created_at"], "finished_at": wf["finished_at"],
-        "history": [{k: s[k] for k in ("step", "phase", "outcome", "model_calls", "input_tokens", "output_tokens",
-                                       "cost_usd", "finished_at")} for s in steps],
-    }
+from .common import (
+    EXIT_OK,
+    SENDER,
+    CliError,
+    Ctx,
+    UsageError,
+    fmt_ts,
+    positive_float,
+    positive_int,
+    print_json,
+    print_kv,
+    print_table,
+)
 
 
 def _workflow(ctx: Ctx) -> dict:
@@ -57,7 +51,7 @@ def cmd_workflow(ctx: Ctx) -> int:
     if verb == "list":
         rows = ctx.store.list_workflows(status=a.status, limit=a.limit)
         if ctx.json:
-            print_json({"workflows": [_status_view(ctx.store, w) for w in rows]})
+            print_json({"workflows": [workflow_view(ctx.store, w) for w in rows]})
         elif not rows:
             print("no workflows yet: `lead_client workflow start GOAL --repo PATH` starts one")
         else:
@@ -69,7 +63,7 @@ def cmd_workflow(ctx: Ctx) -> int:
         return _learned(ctx, verb)
     wf = _workflow(ctx)
     if verb == "status":
-        view = _status_view(ctx.store, wf)
+        view = workflow_view(ctx.store, wf)
         if ctx.json:
             print_json({"workflow": view})
             return EXIT_OK
@@ -90,7 +84,7 @@ def cmd_workflow(ctx: Ctx) -> int:
             # a parked approval would never reach the boundary: let it run once to stop there
             ctx.store.answer(task.id, {"choice": "cancel"}, by=SENDER)
         if ctx.json:
-            print_json({"workflow": _status_view(ctx.store, ctx.store.get_workflow(wf["id"]))})
+            print_json({"workflow": workflow_view(ctx.store, ctx.store.get_workflow(wf["id"]))})
         else:
             print(f"workflow {wf['id']}: cancel requested; it stops at the next phase boundary")
         return EXIT_OK
@@ -127,7 +121,7 @@ def _start(ctx: Ctx) -> int:
     except WorkflowError as exc:
         raise CliError(str(exc)) from None
     if ctx.json:
-        print_json({"workflow": _status_view(ctx.store, wf)})
+        print_json({"workflow": workflow_view(ctx.store, wf)})
     else:
         print(wf["id"])
     return EXIT_OK

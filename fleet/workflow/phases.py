@@ -84,6 +84,8 @@ def plan(ctx) -> Outcome:
     prompt = (f"ROLE: planner\nGOAL: {wf['goal']}\n\nFILES IN THE REPOSITORY:\n" + "\n".join(files)
               + "\n\nLESSONS FROM EARLIER FAILURES ON THIS REPOSITORY:\n"
               + ("\n".join(f"- {row['text']}" for row in lessons) or "(none)"))
+    if st.get("plan_feedback"):
+        prompt += f"\n\nTHE PERSON WHO APPROVES PLANS ASKED FOR ANOTHER PLAN:\n{st['plan_feedback']}"
     st["lessons_used"] = [row["text"] for row in lessons]
     result = ctx.ask("planner", prompt, system=PLANNER_SYSTEM, json_schema=PLAN_SCHEMA)
     the_plan = result.json
@@ -118,7 +120,12 @@ def approve(ctx) -> Outcome:
             return fail("approve", "bad_edit", f"{who} sent an edited plan without acceptance criteria")
         st["plan"], st["approver"], st["plan_edited_by"] = revised, who, who
         return Outcome("edited", "execute", detail={"approver": who, "plan": revised})
-    reason = (raw.get("reason") if isinstance(raw, dict) else None) or "no reason given"
+    text = (raw.get("reason") or raw.get("text") if isinstance(raw, dict) else None) or ""
+    if answer in ("feedback", "more_info") and text.strip():
+        # the person wants another plan: the planner gets their words
+        st["plan_feedback"] = f"{who}: {text.strip()}"
+        return Outcome("replan", "plan", detail={"by": who, "feedback": text.strip()})
+    reason = text.strip() or "no reason given"
     return Outcome("rejected", "approve", status="REJECTED", error=f"plan rejected by {who}: {reason}",
                    detail={"by": who, "reason": reason})
 
