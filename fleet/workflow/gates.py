@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 OUTPUT_LIMIT = 8000
@@ -48,8 +49,9 @@ def _tool(name: str) -> str | None:
 
 
 def run_gate(name: str, argv: list[str], worktree: str, timeout_s: float) -> dict:
-    """Run one gate; {name, command, ok, returncode, output} (output bounded)."""
+    """Run one gate; {name, command, ok, returncode, output (bounded), seconds}."""
     env = clean_env(worktree)
+    started = time.monotonic()
     try:
         proc = subprocess.run([*_netns_prefix(), *argv], cwd=worktree, env=env, capture_output=True, text=True,
                               timeout=timeout_s, stdin=subprocess.DEVNULL)
@@ -66,7 +68,7 @@ def run_gate(name: str, argv: list[str], worktree: str, timeout_s: float) -> dic
     if len(output) > OUTPUT_LIMIT:
         output = output[:OUTPUT_LIMIT // 2] + "\n[...]\n" + output[-OUTPUT_LIMIT // 2:]
     return {"name": name, "command": " ".join(shlex.quote(a) for a in argv), "ok": ok, "returncode": code,
-            "output": output}
+            "output": output, "seconds": round(time.monotonic() - started, 3)}
 
 
 def run_gates(worktree: str, changed: list[str], *, test_command: str, timeout_s: float,
