@@ -107,19 +107,28 @@ def test_happy_path_plan_approval_execute_review_gates_commit(fleet, models, rep
     oai.respond(lambda body: f"Here is the change:\n```diff\n{good}```\n" if "ROLE: executor" in prompt_of(body)
                 else None)
     start_fleet(fleet, claude.url, oai.url)
-    r = cli(fleet.home, "workflow", "start", "Fix the off-by-one in pagination", "--repo", str(repo), "--json")
-    assert r.rc == 0, r
-    wid = r.json()["workflow"]["id"]
+    # two workflows on one repository at once, each in its own worktree and branch
+    ids = []
+    for _ in range(2):
+        r = cli(fleet.home, "workflow", "start", "Fix the off-by-one in pagination", "--repo", str(repo), "--json")
+        assert r.rc == 0, r
+        ids.append(r.json()["workflow"]["id"])
+    wid, other = ids
 
-    w = wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the plan to wait for approval")
-    assert w["phase"] == "approve" and w["plan"]["criteria"] == PLAN["criteria"]
+    for i in ids:
+        w = wait_for(fleet.home, i, lambda w: w["waiting_for_approval"], "the plan to wait for approval")
+        assert w["phase"] == "approve" and w["plan"]["criteria"] == PLAN["criteria"]
     # nothing touched the repository before approval
     assert "fleet/wf-" not in git(repo, "branch", "--list") and oai.request_count == 0
 
-    r = cli(fleet.home, "workflow", "approve", str(wid), "--by", "alice")
-    assert r.rc == 0, r
+    for i in ids:
+        r = cli(fleet.home, "workflow", "approve", str(i), "--by", "alice")
+        assert r.rc == 0, r
+    w2 = wait_for(fleet.home, other, lambda w: w["status"] != "RUNNING", "the second workflow to finish")
     w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
-    assert w["status"] == "DONE", w
+    assert w["status"] == "DONE" and w2["status"] == "DONE", (w, w2)
+    assert git(repo, "branch", "--list", "fleet/*").split() == [f"fleet/wf-{wid}", f"fleet/wf-{other}"]
+    assert git(repo, "show", f"fleet/wf-{other}:pager.py") == FIXED
     assert w["approver"] == "alice" and w["branch"] == f"fleet/wf-{wid}"
     assert [h["phase"] for h in w["history"]] == ["plan", "approve", "execute", "review", "gates", "done"]
     assert w["history"][0]["model_calls"] == 2 and w["history"][0]["input_tokens"] > 0
@@ -136,7 +145,7 @@ def test_happy_path_plan_approval_execute_review_gates_commit(fleet, models, rep
 
     # the reviewer was another provider than the executor, and saw the diff
     reviews = [b for b in (r.body for r in claude.requests_to("/v1/messages")) if "ROLE: reviewer" in prompt_of(b)]
-    assert len(reviews) == 1 and "+    return items[number * size:(number + 1) * size]" in prompt_of(reviews[0])
+    assert len(reviews) == 2 and "+    return items[number * size:(number + 1) * size]" in prompt_of(reviews[0])
     report = Path(w["report"]).read_text()
     for part in ("## Plan", "page(items, 0, 3) returns three items", "### Attempt 1 by oai/served-model (applied)",
                  "### Diff 1: approve by claude/claude-sonnet-4-6", "**tests** passed", "**ruff** passed",
