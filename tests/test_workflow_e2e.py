@@ -300,7 +300,14 @@ def test_cancel_stops_at_the_phase_boundary_and_reject_ends_it(fleet, models, re
     claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else None)
     start_fleet(fleet, claude.url, oai.url)
     wid = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--json").json()["workflow"]["id"]
-    wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+    w = wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+    # feedback (the Approvals page's {choice, text}) sends the plan back to the planner with the person's words
+    fleet.store.answer(w["task_id"], {"choice": "feedback", "text": "keep it to one file"}, by="carol")
+    w = wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"] and w["step"] == 3, "the second plan")
+    assert [(h["phase"], h["outcome"]) for h in w["history"]] == [("plan", "planned"), ("approve", "replan"),
+                                                                 ("plan", "planned")]
+    planner = [prompt_of(r.body) for r in claude.requests_to("/v1/messages") if "ROLE: planner" in prompt_of(r.body)]
+    assert "carol: keep it to one file" in planner[-1] and "carol" not in planner[0]
     r = cli(fleet.home, "workflow", "cancel", str(wid))
     assert r.rc == 0, r
     w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to stop")
@@ -376,3 +383,13 @@ def test_a_worker_killed_during_execute_and_during_gates_resumes(fleet, models, 
     assert git(repo, "branch", "--list", "fleet/*").split() == [f"fleet/wf-{wid}"]
     assert git(repo, "rev-list", "--count", f"main..fleet/wf-{wid}").strip() == "1"
     assert git(repo, "show", f"fleet/wf-{wid}:pager.py") == FIXED
+
+
+def test_a_planner_that_stays_down_fails_the_workflow_after_the_task_attempts(fleet, models, repo):  # noqa: F811
+    _, oai = models
+    start_fleet(fleet, dead_url(), oai.url)
+    wid = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--json").json()["workflow"]["id"]
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING" or w["stalled"], "the workflow to end")
+    assert w["status"] == "FAILED" and w["stalled"] is None, w
+    assert "plan phase's model" in w["error"] and [h["phase"] for h in w["history"]] == ["plan"]
+    assert "fleet/wf-" not in git(repo, "branch", "--list")

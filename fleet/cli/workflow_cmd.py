@@ -72,7 +72,7 @@ def cmd_workflow(ctx: Ctx) -> int:
                   ("phase", view["phase"]), ("spent", f"{view['spent_usd']:.4f} USD"
                                              + (f" of {view['budget_usd']:.2f}" if view["budget_usd"] else "")),
                   ("branch", view["branch"] or "-"), ("report", view["report"] or "-"),
-                  ("error", view["error"] or "-")])
+                  ("error", view["error"] or view["stalled"] or "-")])
         print_table(["step", "phase", "outcome", "calls", "tokens in", "tokens out", "USD", "at"],
                     [[h["step"], h["phase"], h["outcome"], h["model_calls"], h["input_tokens"], h["output_tokens"],
                       f"{h['cost_usd']:.4f}", fmt_ts(h["finished_at"])] for h in view["history"]])

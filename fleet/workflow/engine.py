@@ -153,6 +153,8 @@ def run_step(payload: dict, cfg: dict, log) -> dict:
             outcome = phases.fail(phase, "budget", str(exc))
         except gitwt.GitError as exc:
             outcome = phases.fail(phase, "git", f"git failed in {phase}: {exc}")
+        except Exception as exc:
+            outcome = _model_failure(cfg, store, task_id, phase, exc)
     if outcome.status == "FAILED" and phase not in ("done", "learn"):
         _drop_worktree(ctx)
     try:
@@ -165,6 +167,28 @@ def run_step(payload: dict, cfg: dict, log) -> dict:
     log.info("workflow %d step %d: %s -> %s (%s)", wid, step, phase, outcome.outcome, after["status"])
     return {"workflow": wid, "step": step, "phase": phase, "outcome": outcome.outcome, "next": after["phase"],
             "status": after["status"], "error": outcome.error}
+
+
+def _model_failure(cfg: dict, store, task_id: int | None, phase: str, exc: Exception) -> Outcome:
+    """A model call that failed: the step's task is retried while it has
+    attempts left (re-raised), and a provider busy for less than [models]
+    max_wait_s is waited for (the worker defers the task); on the last
+    attempt, past that wait, or for an answer that will not parse, the
+    workflow fails with the reason instead of waiting on a dead task."""
+    from fleet.skills._models import ModelError, ModelOutputInvalid, ProviderBusy
+
+    if not isinstance(exc, ModelError):
+        raise exc
+    if isinstance(exc, ProviderBusy):
+        if exc.retry_at - time.time() <= float(cfg["models"]["max_wait_s"]):
+            raise exc
+        return phases.fail(phase, "model", f"the {phase} phase's model providers are busy past [models] "
+                                           f"max_wait_s: {exc}")
+    task = store.get(task_id) if task_id is not None else None
+    if task is not None and task.attempts < task.max_attempts and not isinstance(exc, ModelOutputInvalid):
+        raise exc
+    tries = f" after {task.attempts} attempts" if task is not None else ""
+    return phases.fail(phase, "model", f"the {phase} phase's model call failed{tries}: {exc}")
 
 
 def _drop_worktree(ctx) -> None:

@@ -11,6 +11,9 @@ def workflow_view(store, wf: dict) -> dict:
     task = store.get(wf["task_id"]) if wf.get("task_id") else None
     st = wf["state"]
     waiting = task is not None and task.status == "WAITING_HUMAN"
+    stalled = None
+    if wf["status"] == "RUNNING" and task is not None and task.status in ("FAILED", "CANCELLED"):
+        stalled = f"its {wf['phase']} task {task.id} is {task.status}: {task.error}"
     return {
         "id": wf["id"], "goal": wf["goal"], "repo": wf["repo"], "base": wf["base"], "status": wf["status"],
         "phase": wf["phase"], "step": wf["step"], "waiting_for_approval": waiting,
@@ -19,7 +22,8 @@ def workflow_view(store, wf: dict) -> dict:
         "output_tokens": wf["output_tokens"], "error": wf["error"], "cancel_requested": bool(wf["cancel_requested"]),
         "branch": st.get("branch"), "commit": st.get("commit"), "report": st.get("report"),
         "approver": st.get("approver"), "plan": st.get("plan"), "attempts": st.get("attempts", 0),
-        "handoffs": st.get("handoffs", 0), "created_at": wf["created_at"], "finished_at": wf["finished_at"],
+        "handoffs": st.get("handoffs", 0), "stalled": stalled, "created_at": wf["created_at"],
+        "finished_at": wf["finished_at"],
         "history": [{k: s[k] for k in ("step", "phase", "outcome", "model_calls", "input_tokens", "output_tokens",
                                        "cost_usd", "finished_at")} for s in steps],
     }
