@@ -30,6 +30,10 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 BUGGY = "def page(items, number, size):\n    return items[number * size:(number + 1) * size - 1]\n"
 FIXED = BUGGY.replace("size - 1]", "size]")
 TESTS = "from pager import page\n\n\ndef test_full_page():\n    assert page(list(range(10)), 0, 3) == [0, 1, 2]\n"
+# pytest without this venv's plugins (their loading takes seconds; the gate's clean environment has no
+# PYTEST_DISABLE_PLUGIN_AUTOLOAD, so the command sets it itself)
+TEST_COMMAND = ("python -c \"import os, sys; os.environ['PYTEST_DISABLE_PLUGIN_AUTOLOAD'] = '1'; import pytest; "
+                "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider']))\"")
 PLAN = {"goal": "Fix the off-by-one in pagination", "steps": ["return whole pages"], "files": ["pager.py"],
         "criteria": ["page(items, 0, 3) returns three items"]}
 
@@ -95,8 +99,7 @@ def main(argv=None) -> int:
                                       "min_spacing_ms": 0, "rpm": 0},
                            "oai": {"type": "openai_compatible", "base_url": oai.url, "model": "served-model",
                                    "min_spacing_ms": 0}},
-                workflow={"planner": "claude", "executor": "oai", "reviewer": "claude",
-                          "test_command": "python -m pytest -q -p no:cacheprovider"})
+                workflow={"planner": "claude", "executor": "oai", "reviewer": "claude", "test_command": TEST_COMMAND})
             store = open_store(cfg)
             sup = start_supervisor(home)
             try:

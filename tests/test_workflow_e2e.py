@@ -20,6 +20,11 @@ BUGGY = "def page(items, number, size):\n    \"\"\"Items of page `number` (0-bas
 FIXED = BUGGY.replace("(number + 1) * size - 1]", "(number + 1) * size]")
 WRONG = BUGGY.replace("(number + 1) * size - 1]", "(number + 1) * size + 1]")
 TESTS = "from pager import page\n\n\ndef test_full_page():\n    assert page(list(range(10)), 0, 3) == [0, 1, 2]\n"
+# The repository's test command: pytest, without the plugins this venv holds
+# (their loading takes seconds; the gate's clean environment carries no
+# PYTEST_DISABLE_PLUGIN_AUTOLOAD, so the command sets it itself).
+TEST_COMMAND = ("python -c \"import os, sys; os.environ['PYTEST_DISABLE_PLUGIN_AUTOLOAD'] = '1'; import pytest; "
+                "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider']))\"")
 PLAN = {"goal": "Fix the off-by-one in pagination", "steps": ["return whole pages"], "files": ["pager.py"],
         "criteria": ["page(items, 0, 3) returns three items", "the tests pass"]}
 
@@ -61,7 +66,9 @@ def models(monkeypatch):
         yield claude, oai
 
 
-def start_fleet(fleet, claude_url: str, oai_url: str, *, reviewer_url: str | None = None, **workflow):  # noqa: F811
+def start_fleet(fleet, claude_url: str, oai_url: str, *, reviewer_url: str | None = None, run: bool = True,  # noqa: F811
+                **workflow):
+    """Write the fleet's config (the fakes as providers) and start it (`run`)."""
     providers = {
         "claude": {"type": "claude", "base_url": claude_url, "model": "claude-sonnet-4-6", "min_spacing_ms": 0,
                    "rpm": 0},
@@ -72,11 +79,16 @@ def start_fleet(fleet, claude_url: str, oai_url: str, *, reviewer_url: str | Non
         providers["rev"] = {"type": "openai_compatible", "base_url": reviewer_url, "model": "rev-model",
                             "min_spacing_ms": 0}
         reviewer = "rev"
-    fleet.start(workers={"planner": 1}, affinity={"planner": ["workflow"]},
-                models={"chain": ["claude", "oai"], "max_wait_s": 0.0}, providers=providers,
-                workflow={"planner": "claude", "executor": "oai", "reviewer": reviewer,
-                          "test_command": "python -m pytest -q -p no:cacheprovider", "gate_timeout_s": 60.0,
-                          **workflow})
+    from fakes.fleetproc import write_config
+
+    config = {"workers": {"planner": 1}, "affinity": {"planner": ["workflow"]},
+              "models": {"chain": ["claude", "oai"], "max_wait_s": 0.0}, "providers": providers,
+              "workflow": {"planner": "claude", "executor": "oai", "reviewer": reviewer, "test_command": TEST_COMMAND,
+                           "gate_timeout_s": 60.0, **workflow}}
+    if run:
+        fleet.start(**config)
+    else:
+        write_config(fleet.home, **config)
 
 
 def workflow(home, wid: int) -> dict:
@@ -213,7 +225,7 @@ def test_a_failed_gate_goes_back_then_its_learned_rule_acts_next_time(fleet, mod
 
 def test_the_same_model_as_executor_and_reviewer_is_refused(fleet, models, repo):  # noqa: F811
     claude, oai = models
-    start_fleet(fleet, claude.url, oai.url)
+    start_fleet(fleet, claude.url, oai.url, run=False)  # refused before any task exists: no fleet needed
     r = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--reviewer", "oai/served-model")
     assert r.rc == 1 and "self-review is not review" in r.err, r
     assert cli(fleet.home, "workflow", "list", "--json").json()["workflows"] == []
@@ -337,6 +349,7 @@ def test_a_worker_killed_during_execute_and_during_gates_resumes(fleet, models, 
         "import pathlib, subprocess, sys, time\n"
         f"marker = pathlib.Path({str(marker)!r})\n"
         "if not marker.exists():\n    marker.write_text('x')\n    time.sleep(20)\n    sys.exit(1)\n"
+        "import os\nos.environ['PYTEST_DISABLE_PLUGIN_AUTOLOAD'] = '1'\n"
         "sys.exit(subprocess.call([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', "
         "'test_pager.py']))\n")
     git(repo, "add", "gate_probe.py")
