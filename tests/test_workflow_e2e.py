@@ -280,13 +280,21 @@ def test_a_review_rejection_swaps_the_roles(fleet, models, repo):  # noqa: F811
     wid = cli(fleet.home, "workflow", "start", "Fix the off-by-one", "--repo", str(repo), "--json").json()[
         "workflow"]["id"]
     wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
-    assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
+    edited = {**PLAN, "criteria": PLAN["criteria"] + ["page(items, 1, 3) returns items 3 to 5"]}
+    (repo.parent / "plan.json").write_text(json.dumps(edited))
+    r = cli(fleet.home, "workflow", "edit", str(wid), str(repo.parent / "plan.json"), "--by", "dave")
+    assert r.rc == 0, r
     w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
     assert w["status"] == "DONE" and w["handoffs"] == 1, w
+    assert w["approver"] == "dave" and w["plan"] == edited and w["history"][1]["outcome"] == "edited"
+    first_review = next(prompt_of(r.body) for r in claude.requests_to("/v1/messages")
+                        if "ROLE: reviewer" in prompt_of(r.body))
+    assert "page(items, 1, 3) returns items 3 to 5" in first_review  # the edited criteria are reviewed
     assert [h["outcome"] for h in w["history"]][2:7] == ["applied", "rejected", "applied", "approved", "passed"]
     log = git(repo, "log", "-1", "--format=%B", f"fleet/wf-{wid}")
     assert "implemented by claude/claude-sonnet-4-6, reviewed by oai/served-model" in log
     report = Path(w["report"]).read_text()
+    assert "(plan edited by dave)" in report
     assert "### Diff 1: reject by claude/claude-sonnet-4-6" in report and "### Diff 2: approve by oai/served-model" \
         in report
 
@@ -406,3 +414,24 @@ def test_a_planner_that_stays_down_fails_the_workflow_after_the_task_attempts(fl
     assert w["status"] == "FAILED" and w["stalled"] is None, w
     assert "plan phase's model" in w["error"] and [h["phase"] for h in w["history"]] == ["plan"]
     assert "fleet/wf-" not in git(repo, "branch", "--list")
+
+
+def test_cancel_while_a_phase_runs_stops_at_the_next_boundary(fleet, models, repo):  # noqa: F811
+    from fakes.model_servers import Reply
+
+    claude, oai = models
+    good = diff_to(repo, FIXED)
+    claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else None)
+    oai.respond(lambda body: Reply(text=good, delay_s=1.5) if "ROLE: executor" in prompt_of(body) else None)
+    start_fleet(fleet, claude.url, oai.url)
+    wid = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--json").json()["workflow"]["id"]
+    wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+    assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
+    assert oai.wait_for_requests(1, timeout=30)  # execute is waiting on the executor
+    assert cli(fleet.home, "workflow", "cancel", str(wid)).rc == 0
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to stop")
+    # execute finished its diff; the next phase boundary stopped it, removed the worktree and the empty branch
+    assert w["status"] == "CANCELLED", w
+    assert [(h["phase"], h["outcome"]) for h in w["history"]][2:] == [("execute", "applied"), ("review", "cancelled")]
+    assert "ROLE: reviewer" not in "".join(prompt_of(r.body) for r in claude.requests_to("/v1/messages"))
+    assert "fleet/wf-" not in git(repo, "branch", "--list") and str(fleet.home) not in git(repo, "worktree", "list")
