@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fakes.cli_runner import cli
-from fakes.fleetproc import fleet, wait_until  # noqa: F401 - fixture
+from fakes.fleetproc import fleet, pid_gone, wait_until  # noqa: F401 - fixture
 from fakes.model_servers import FakeAnthropic, FakeOpenAI, dead_url
 
 BUGGY = "def page(items, number, size):\n    \"\"\"Items of page `number` (0-based).\"\"\"\n" \
@@ -344,7 +344,7 @@ def test_cancel_stops_at_the_phase_boundary_and_reject_ends_it(fleet, models, re
     assert oai.request_count == 0
 
 
-def test_a_worker_killed_during_execute_and_during_gates_resumes(fleet, models, repo, tmp_path):  # noqa: F811
+def test_a_worker_killed_in_execute_and_the_supervisor_killed_in_gates_resume(fleet, models, repo, tmp_path):  # noqa: F811
     import os
     import signal
 
@@ -381,17 +381,20 @@ def test_a_worker_killed_during_execute_and_during_gates_resumes(fleet, models, 
     wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
     assert cli(fleet.home, "workflow", "approve", str(wid)).rc == 0
 
-    def kill_worker_running(phase: str) -> None:
+    def worker_running(phase: str) -> int:
         w = workflow(fleet.home, wid)
         assert w["phase"] == phase and w["status"] == "RUNNING", w
         agent = fleet.store.get_agent("planner")
         assert agent["current_task"] == w["task_id"], agent
-        os.kill(agent["pid"], signal.SIGKILL)
+        return agent["pid"]
 
     wait_until(lambda: executor_calls, timeout=30, what="the executor's first call")
-    kill_worker_running("execute")
+    os.kill(worker_running("execute"), signal.SIGKILL)  # the worker dies; its supervisor replaces it
     wait_until(marker.exists, timeout=60, what="the gates to start")
-    kill_worker_running("gates")
+    worker = worker_running("gates")
+    os.kill(fleet.store.get_agent("supervisor")["pid"], signal.SIGKILL)  # the supervisor dies, taking its workers
+    wait_until(lambda: pid_gone(worker), timeout=10, what="the worker to go with its supervisor")
+    start_fleet(fleet, claude.url, oai.url, test_command="python gate_probe.py")  # a new supervisor resumes
 
     w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish", timeout=90)
     assert w["status"] == "DONE", w
