@@ -60,4 +60,6 @@ INTENT_CASES: list[tuple[str, str]] = [
     ("write the phase report with uptime and capacity utilisation", "report"),
     ("which API keys are past their rotation period", "secret_rotate"),
     ("check key rotation in keys_registry.toml", "secret_rotate"),
+    ("run the next phase of code-factory workflow 3", "workflow"),
+    ("commit and cross-model review the workflow's diff", "workflow"),
 ]
