@@ -175,8 +175,10 @@ def _model_failure(cfg: dict, store, task_id: int | None, phase: str, exc: Excep
     max_wait_s is waited for (the worker defers the task); on the last
     attempt, past that wait, or for an answer that will not parse, the
     workflow fails with the reason instead of waiting on a dead task."""
-    from fleet.skills._models import ModelError, ModelOutputInvalid, ProviderBusy
+    from fleet.skills._models import BudgetExceeded, ModelError, ModelOutputInvalid, ProviderBusy
 
+    if isinstance(exc, BudgetExceeded):  # a [budgets] block: retrying within its period cannot help
+        return phases.fail(phase, "budget", str(exc))
     if not isinstance(exc, ModelError):
         raise exc
     if isinstance(exc, ProviderBusy):
