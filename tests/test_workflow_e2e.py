@@ -221,6 +221,12 @@ def test_a_failed_gate_goes_back_then_its_learned_rule_acts_next_time(fleet, mod
     planner_prompts = [prompt_of(r.body) for r in claude.requests_to("/v1/messages")
                        if "ROLE: planner" in prompt_of(r.body)]
     assert lesson not in planner_prompts[0] and lesson in planner_prompts[-1]  # lessons feed the later plan
+    # an operator can delete a lesson and a rule
+    assert cli(fleet.home, "workflow", "lessons", "--delete", str(lessons[0]["id"])).rc == 0
+    assert cli(fleet.home, "workflow", "rules", "--repo", str(repo), "--delete", str(kept[0]["id"])).rc == 0
+    assert cli(fleet.home, "workflow", "lessons", "--repo", str(repo), "--json").json()["lessons"] == []
+    assert cli(fleet.home, "workflow", "rules", "--repo", str(repo), "--json").json()["rules"] == []
+    assert cli(fleet.home, "workflow", "rules").rc == 2  # rules are per repository
 
 
 def test_the_same_model_as_executor_and_reviewer_is_refused(fleet, models, repo):  # noqa: F811
