@@ -276,7 +276,7 @@ def test_a_review_rejection_swaps_the_roles(fleet, models, repo):  # noqa: F811
         if "ROLE: executor" in text:  # after the swap claude implements, with its own findings
             return good if "a page of 3 returns 4 items" in text else None
         if "ROLE: learner" in text:
-            return json.dumps({"lessons": ["Check the page length against size"], "rules": []})
+            return "I have nothing to add."  # not the JSON asked for
         return None
 
     claude.respond(claude_script)
@@ -301,6 +301,9 @@ def test_a_review_rejection_swaps_the_roles(fleet, models, repo):  # noqa: F811
     assert "implemented by claude/claude-sonnet-4-6, reviewed by oai/served-model" in log
     report = Path(w["report"]).read_text()
     assert "(plan edited by dave)" in report
+    # a learner that does not answer as asked costs the lessons, not the committed change
+    assert w["history"][-1]["phase"] == "learn" and w["history"][-1]["outcome"] == "not_learned"
+    assert "the learner did not answer" in report
     assert "### Diff 1: reject by claude/claude-sonnet-4-6" in report and "### Diff 2: approve by oai/served-model" \
         in report
 
@@ -319,6 +322,10 @@ def test_the_budget_ends_the_workflow_with_the_figures(fleet, models, repo):  # 
     assert w["status"] == "FAILED" and "budget of 0.1000 USD is spent: 0.1503 USD used" in w["error"], w
     assert [h["phase"] for h in w["history"]] == ["plan", "approve"] and oai.request_count == 0
     assert abs(w["spent_usd"] - 0.1503) < 1e-9
+    text = cli(fleet.home, "workflow", "status", str(wid))  # the plain-text views
+    assert text.rc == 0 and "FAILED" in text.out and "0.1503 USD of 0.10" in text.out, text
+    listing = cli(fleet.home, "workflow", "list")
+    assert listing.rc == 0 and "Fix it" in listing.out, listing
 
 
 def test_cancel_stops_at_the_phase_boundary_and_reject_ends_it(fleet, models, repo):  # noqa: F811

@@ -278,7 +278,17 @@ def learn(ctx) -> Outcome:
     prompt = (f"ROLE: learner\nGOAL: {wf['goal']}\nFAILURES:\n" + "\n".join(failures)
               + "\n\nFAILING DIFFS:\n" + "\n".join(diffs.get(n, "") for n in sorted(set(failing_diffs)))
               + f"\n\nACCEPTED DIFF:\n{accepted}")
-    result = ctx.ask("learner", prompt, system=LEARNER_SYSTEM, json_schema=LESSONS_SCHEMA)
+    from fleet.skills._models import BudgetExceeded, ModelError
+
+    from .engine import BudgetSpent
+
+    try:
+        result = ctx.ask("learner", prompt, system=LEARNER_SYSTEM, json_schema=LESSONS_SCHEMA)
+    except (ModelError, BudgetExceeded, BudgetSpent) as exc:
+        # the change is committed: a learner that cannot answer costs the lessons, not the workflow
+        st["learned"] = {"lessons": [], "rules": [], "error": str(exc)}
+        st["report"] = report.write(ctx, final_phase="learn")
+        return Outcome("not_learned", "done", status="DONE", detail={"error": str(exc)})
     kept_lessons = []
     # a lesson the repo already has (learned again, or a re-run of this phase after a crash) is not kept twice
     had = {row["text"] for row in ctx.store.lessons(repo=wf["repo"], limit=1000)}

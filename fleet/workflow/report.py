@@ -46,7 +46,9 @@ def render(wf: dict, state: dict, steps: list[dict], current: dict | None = None
             out += [f"**{res['name']}** {'passed' if res['ok'] else 'FAILED'} (`{res['command']}`)\n",
                     _fence(res["output"] or "(no output)")]
     if state.get("learned"):
-        out += ["## Learned\n", *[f"- lesson: {t}" for t in state["learned"]["lessons"]],
+        out += ["## Learned\n", *([f"- the learner did not answer: {state['learned']['error']}"]
+                                  if state["learned"].get("error") else []),
+                *[f"- lesson: {t}" for t in state["learned"]["lessons"]],
                 *[f"- rule {v['name']}: {'kept' if v['kept'] else 'dropped'} ({v['why']})"
                   for v in state["learned"]["rules"]], ""]
     out += ["## Tokens and cost per phase\n", "| step | phase | outcome | model calls | input tokens | "
