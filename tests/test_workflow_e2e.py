@@ -67,7 +67,7 @@ def models(monkeypatch):
 
 
 def start_fleet(fleet, claude_url: str, oai_url: str, *, reviewer_url: str | None = None, run: bool = True,  # noqa: F811
-                **workflow):
+                store: dict | None = None, **workflow):
     """Write the fleet's config (the fakes as providers) and start it (`run`)."""
     providers = {
         "claude": {"type": "claude", "base_url": claude_url, "model": "claude-sonnet-4-6", "min_spacing_ms": 0,
@@ -85,6 +85,8 @@ def start_fleet(fleet, claude_url: str, oai_url: str, *, reviewer_url: str | Non
               "models": {"chain": ["claude", "oai"], "max_wait_s": 0.0}, "providers": providers,
               "workflow": {"planner": "claude", "executor": "oai", "reviewer": reviewer, "test_command": TEST_COMMAND,
                            "gate_timeout_s": 60.0, **workflow}}
+    if store is not None:
+        config["store"] = store
     if run:
         fleet.start(**config)
     else:
@@ -451,3 +453,25 @@ def test_cancel_while_a_phase_runs_stops_at_the_next_boundary(fleet, models, rep
     assert [(h["phase"], h["outcome"]) for h in w["history"]][2:] == [("execute", "applied"), ("review", "cancelled")]
     assert "ROLE: reviewer" not in "".join(prompt_of(r.body) for r in claude.requests_to("/v1/messages"))
     assert "fleet/wf-" not in git(repo, "branch", "--list") and str(fleet.home) not in git(repo, "worktree", "list")
+
+
+def test_a_workflow_on_a_postgresql_store(fleet, models, repo, store_factory, monkeypatch):  # noqa: F811
+    spec = store_factory.spec(store_factory())
+    if spec["backend"] != "postgresql":
+        pytest.skip("the other tests run the workflow on SQLite")
+    monkeypatch.setenv("FLEET_STORE_DSN", spec["dsn"])
+    claude, oai = models
+    good = diff_to(repo, FIXED)
+    claude.respond(lambda body: json.dumps(PLAN) if "ROLE: planner" in prompt_of(body) else
+                   json.dumps({"verdict": "approve", "findings": []}) if "ROLE: reviewer" in prompt_of(body)
+                   else None)
+    oai.respond(lambda body: good if "ROLE: executor" in prompt_of(body) else None)
+    start_fleet(fleet, claude.url, oai.url, store={"backend": "postgresql", "schema": spec["schema"]})
+    wid = cli(fleet.home, "workflow", "start", "Fix it", "--repo", str(repo), "--json").json()["workflow"]["id"]
+    wait_for(fleet.home, wid, lambda w: w["waiting_for_approval"], "the approval question")
+    assert cli(fleet.home, "workflow", "approve", str(wid), "--by", "erin").rc == 0
+    w = wait_for(fleet.home, wid, lambda w: w["status"] != "RUNNING", "the workflow to finish")
+    assert w["status"] == "DONE" and w["approver"] == "erin", w
+    assert [h["phase"] for h in w["history"]] == ["plan", "approve", "execute", "review", "gates", "done"]
+    assert git(repo, "show", f"fleet/wf-{wid}:pager.py") == FIXED
+    assert fleet.store.backend == "postgresql" and fleet.store.get_workflow(wid)["status"] == "DONE"
