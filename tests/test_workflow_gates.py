@@ -66,7 +66,9 @@ def test_a_rule_is_kept_only_when_it_tells_the_failing_diff_from_the_accepted_on
                 {"name": "too broad", "pattern": r"x = ", "message": "x"},
                 {"name": "never fires", "pattern": r"exec\(", "message": "x"},
                 {"name": "broken", "pattern": "(", "message": "x"}]
-    verdicts = rules.vet_and_keep(cfg, "/repo", proposed, failing=[failing], accepted=accepted, workflow_id=1)
+    other_failure = "--- a/q.py\n+++ b/q.py\n@@ -1 +1 @@\n-y = 1\n+y = 2\n"  # rejected for another reason
+    verdicts = rules.vet_and_keep(cfg, "/repo", proposed, failing=[other_failure, failing], accepted=accepted,
+                                  workflow_id=1)
     assert [(v["name"], v["kept"]) for v in verdicts] == [("no eval", True), ("too broad", False),
                                                          ("never fires", False), ("broken", False)]
     kept = rules.load(cfg, "/repo")

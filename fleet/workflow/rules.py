@@ -1,7 +1,8 @@
 """Learned deterministic rules: regex patterns over a diff's added lines, one
 JSON file per repository under the fleet home (workflow_rules/). A proposed
-rule is kept only if it fires on every failing diff and not on the accepted
-one; kept rules run in the Gates phase with no model."""
+rule is kept only if it fires on a failing diff (one the review rejected or a
+gate failed) and not on the accepted one; kept rules run after Execute and in
+the Gates, with no model."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def fires(rule: dict, diff: str) -> list[str]:
 
 def vet_and_keep(cfg: dict, repo: str, proposed: list[dict], *, failing: list[str], accepted: str,
                  workflow_id: int) -> list[dict]:
-    """Keep each proposed rule that fires on every failing diff and not on the
+    """Keep each proposed rule that fires on a failing diff and not on the
     accepted one; return a verdict per proposal ({name, kept, why})."""
     rules = load(cfg, repo)
     verdicts = []
@@ -64,7 +65,7 @@ def vet_and_keep(cfg: dict, repo: str, proposed: list[dict], *, failing: list[st
             verdicts.append({"name": name, "kept": False, "why": f"not a valid regex: {exc}"})
             continue
         candidate = {"name": name, "pattern": str(pattern), "message": str(rule.get("message") or name)[:500]}
-        if not failing or not all(fires(candidate, d) for d in failing):
+        if not any(fires(candidate, d) for d in failing):
             verdicts.append({"name": name, "kept": False, "why": "does not fire on the failing diff"})
             continue
         if fires(candidate, accepted):
