@@ -42,7 +42,7 @@ ROLE_AFFINITY = {
                   "report", "briefing"],
     "analyst": ["summarize", "synthesize", "rag_query"],
     "security": ["security_review", "code_quality", "secret_rotate", "security_audit"],
-    "planner": ["plan_workload"],
+    "planner": ["plan_workload", "workflow"],
 }
 
 SCHEMA: dict[str, Section] = {
@@ -216,6 +216,26 @@ SCHEMA: dict[str, Section] = {
         "prune_dirs": Key(["code_reviews", "fma_reviews", "quality/reviews", "security/reviews", "security/audits", "summaries",
                            "syntheses", "flashcards", "research/search", "research/arxiv", ".pending"],
                           "Knowledge sub-folders whose old files may be pruned.", type=list),
+    }),
+    # -- code-factory workflows (fleet/workflow/) -----------------------------
+    "workflow": Section("Code-factory workflows (lead_client workflow): plan, human gate, execute, cross-model "
+                        "review, gates, learn. Models are 'provider' or 'provider/model' ([providers.NAME]).", {
+        "planner": Key("", "Who writes the plan (empty: the first provider of [models] chain)."),
+        "executor": Key("", "Who writes the diff (empty: the first provider of [models] chain)."),
+        "reviewer": Key("", "Who reviews the diff: must differ from the executor in provider or model, else "
+                            "a workflow refuses to start (empty: the second provider of [models] chain)."),
+        "learner": Key("", "Who extracts lessons after a rejection or a failed gate (empty: the planner)."),
+        "handoffs": Key(3, "Review rejections (each swaps executor and reviewer) before the workflow fails.",
+                        min=0, max=20),
+        "max_attempts": Key(3, "Diffs the executor may write (a diff that does not apply or fails a gate "
+                               "uses one) before the workflow fails.", min=1, max=20),
+        "test_command": Key("", "The repository's test command run as a gate (e.g. 'pytest -q'; empty: no test "
+                                "gate); `workflow start --test-command` sets it per workflow."),
+        "gate_timeout_s": Key(300.0, "Longest a gate (ruff, bandit, the tests) may run.", type=float, min=1),
+        "budget_usd": Key(0.0, "Default budget of one workflow, all phases and models (0: none).", type=float,
+                          min=0),
+        "max_file_bytes": Key(20000, "Largest part of one file the executor is shown.", min=100),
+        "worktrees": Key("workflows", "Where the workflows' git worktrees live (under the fleet home)."),
     }),
     # -- model routing (fleet/skills/_models.py, fleet/providers/) ------------
     "models": Section("Model routing: which providers serve model calls, in what order, and how failures are handled.", {

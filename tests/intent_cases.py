@@ -61,4 +61,6 @@ INTENT_CASES: list[tuple[str, str]] = [
     ("which API keys are past their rotation period", "secret_rotate"),
     ("check key rotation in keys_registry.toml", "secret_rotate"),
     ("audit the repository at ~/src/app for security problems", "security_audit"),
+    ("run the next phase of code-factory workflow 3", "workflow"),
+    ("commit and cross-model review the workflow's diff", "workflow"),
 ]

@@ -335,3 +335,24 @@ def test_every_page_renders_without_script_errors(browser, fleet):
     _shot(page, "messages")
     assert errors == []
     page.close()
+
+
+def test_workflows_page_lists_a_workflow_and_shows_its_history(browser, fleet):
+    store = fleet["store"]
+    wf = store.create_workflow("/repo", "Fix the off-by-one in pagination", base="main",
+                               state={"plan": {"criteria": ["three items per page"]}}, budget_usd=2.0)
+    store.advance_workflow(wf["id"], 0, finished="plan", outcome="planned", phase="approve",
+                           usage={"input_tokens": 40, "output_tokens": 9, "cost_usd": 0.0125, "model_calls": 1})
+    page = _signed_in_page(browser, fleet)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(fleet["base"] + "/workflows")
+    row = page.wait_for_selector(f'#workflows tr[data-id="{wf["id"]}"]')
+    assert "Fix the off-by-one" in row.inner_text() and "0.0125 / 2.00" in row.inner_text()
+    row.click()
+    page.wait_for_selector("#history >> text=planned")
+    assert "three items per page" in page.inner_text("#plan")
+    assert page.inner_text("#detail-title") == f"Workflow {wf['id']}: Fix the off-by-one in pagination"
+    assert errors == []
+    _shot(page, "workflows")
+    page.close()

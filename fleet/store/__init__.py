@@ -32,10 +32,11 @@ from .sqlite_base import DURABILITY_MODES, SQLiteBase
 from .tasks import Page, Task, TaskQueueMixin
 from .usage import UsageMixin
 from .values import now
+from .workflows import WorkflowMixin
 
 
 class Store(TaskQueueMixin, HistoryMixin, FleetStateMixin, ReportsMixin, MonitoringMixin, HardwareMixin, UsageMixin,
-            OperationsMixin, SQLiteBase):
+            OperationsMixin, WorkflowMixin, SQLiteBase):
     """The fleet's store on SQLite (WAL). Safe to share across threads; each
     thread and each process gets its own reused connection."""
 

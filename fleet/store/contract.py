@@ -1512,6 +1512,118 @@ class StoreContract(Protocol):
         ...
 
     # ------------------------------------------------------------------
+    # code-factory workflows (fleet/workflow)
+    # ------------------------------------------------------------------
+    def create_workflow(self, repo: str, goal: str, *, base: str, settings: dict | None = None,
+                        state: dict | None = None, budget_usd: float | None = None, phase: str = "plan",
+                        first_task: dict | None = None, created_by: str = "operator") -> dict:
+        """Start a workflow: status RUNNING at `phase`, step 0, with its
+        `settings` and `state` (JSON objects) and an optional budget.
+
+        `first_task` (an `enqueue` spec: skill, payload, options) is the first
+        phase's task; its payload gets `workflow_id` and `step` (0) and its
+        idempotency key defaults to "workflow-<id>-step-0".
+
+        Returns: the workflow row as a dict (state and settings decoded,
+        `task_id` the first task's id).
+
+        Errors: InvalidInput (empty repo/goal/base, bad budget, a value JSON
+        cannot hold, a bad task spec); StoreUnavailable.
+
+        Atomicity: one transaction: the row, the first task and a
+        "workflow_start" event.
+        """
+        ...
+
+    def get_workflow(self, workflow_id: int) -> dict:
+        """One workflow row (state and settings decoded).
+
+        Errors: NotFound; StoreUnavailable. Atomicity: read-only.
+        """
+        ...
+
+    def list_workflows(self, *, status: str | None = None, limit: int = 100) -> list[dict]:
+        """Workflow rows, newest first, optionally of one status (RUNNING,
+        DONE, FAILED, CANCELLED, REJECTED).
+
+        Errors: InvalidInput (unknown status); StoreUnavailable. Atomicity: read-only.
+        """
+        ...
+
+    def workflow_steps(self, workflow_id: int) -> list[dict]:
+        """The finished phases of a workflow in step order: {step, phase,
+        outcome, task_id, detail, input_tokens, output_tokens, cost_usd,
+        model_calls, started_at, finished_at}.
+
+        Errors: StoreUnavailable. Atomicity: read-only.
+        """
+        ...
+
+    def advance_workflow(self, workflow_id: int, step: int, *, finished: str, outcome: str, phase: str,
+                         state: dict | None = None, status: str = "RUNNING", error: str | None = None,
+                         usage: dict | None = None, task_id: int | None = None, started_at: float | None = None,
+                         detail: Any = None, next_task: dict | None = None) -> dict:
+        """Record that the phase `finished` of step `step` ended with
+        `outcome`, and move the workflow to step + 1 at `phase` with `status`
+        (RUNNING to go on; DONE, FAILED, CANCELLED or REJECTED to end it).
+        `state` (None: unchanged) replaces the workflow's state; `usage`
+        ({input_tokens, output_tokens, cost_usd, model_calls}) is added to
+        its spend and kept on the step row. `next_task` (an `enqueue` spec)
+        is the next phase's task while RUNNING: its payload gets
+        `workflow_id` and `step` + 1, its key "workflow-<id>-step-<n>".
+
+        Returns: the workflow row after the change.
+
+        Errors: InvalidTransition (the workflow is not RUNNING at `step`: the
+        phase already finished, e.g. a re-run after a crash; nothing
+        written); NotFound; InvalidInput; StoreUnavailable.
+
+        Atomicity: one transaction: the workflow row, the step row, the next
+        task and (on an ending status) an event.
+
+        Concurrency: a compare-and-set on (id, step, RUNNING) plus the unique
+        (workflow_id, step) of the step rows: of two runs of one phase, only
+        one advances it and only one next task exists.
+        """
+        ...
+
+    def request_workflow_cancel(self, workflow_id: int, *, by: str = "operator") -> dict:
+        """Ask a RUNNING workflow to stop at its next phase boundary.
+
+        Returns: the row (cancel_requested 1). Errors: InvalidTransition (it
+        has already ended); NotFound; StoreUnavailable.
+
+        Atomicity: one conditional statement and an event.
+        """
+        ...
+
+    def add_lesson(self, repo: str, text: str, *, workflow_id: int | None = None) -> int:
+        """Keep one learned lesson for `repo` (full-text indexed). Returns its id.
+
+        Errors: InvalidInput (empty or over 2000 characters); StoreUnavailable.
+
+        Atomicity: one transaction (row and its search index).
+        """
+        ...
+
+    def lessons(self, *, repo: str | None = None, query: str | None = None, limit: int = 20) -> list[dict]:
+        """Lessons, newest first; with `query` (which needs `repo`) those of
+        `repo` matching any of its words, best first (SQLite FTS5,
+        PostgreSQL full-text search).
+
+        Errors: InvalidInput (a query without a repo); StoreUnavailable.
+        Atomicity: read-only.
+        """
+        ...
+
+    def delete_lesson(self, lesson_id: int, *, by: str = "operator") -> None:
+        """Delete one lesson (an operator's choice, recorded as an event).
+
+        Errors: NotFound; StoreUnavailable. Atomicity: one transaction.
+        """
+        ...
+
+    # ------------------------------------------------------------------
     # wake-ups
     # ------------------------------------------------------------------
     def notify(self) -> None:

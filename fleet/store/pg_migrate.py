@@ -37,6 +37,9 @@ def migrate_sqlite_to_postgres(sqlite_path: str | os.PathLike, dsn: str, *, sche
     try:
         src = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True)
         tables = [r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        # FTS5's search index (workflow_lessons_fts and its shadow tables) is
+        # rebuilt by PostgreSQL's own index on workflow_lessons, not copied.
+        tables = [t for t in tables if not t.startswith("workflow_lessons_fts")]
         if "tasks" not in tables:
             raise InvalidInput(f"{path} is not a Fleet store (it has no tasks table)")
         # The schema on PostgreSQL, created (or brought up to date) by opening it.

@@ -15,10 +15,11 @@ from .operations import OperationsMixin
 from .reports import ReportsMixin
 from .tasks import TaskQueueMixin
 from .usage import UsageMixin
+from .workflows import WorkflowMixin
 
 
 class PostgresStore(PostgresDialect, TaskQueueMixin, HistoryMixin, FleetStateMixin, ReportsMixin, MonitoringMixin,
-                    HardwareMixin, UsageMixin, OperationsMixin, PostgresBase):
+                    HardwareMixin, UsageMixin, OperationsMixin, WorkflowMixin, PostgresBase):
     """The fleet's store on a shared PostgreSQL server, in one schema. Safe to
     share across threads; each thread and each process gets its own reused
     connection."""

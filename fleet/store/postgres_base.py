@@ -49,6 +49,15 @@ class PostgresDialect:
     _claim_lock = " FOR UPDATE SKIP LOCKED"
     # New tasks count themselves by appending a row (see pg_schema).
     _count_new_sql = "INSERT INTO task_count_deltas (status, skill, n) VALUES (?, ?, ?)"
+    # Lessons are searched with PostgreSQL full-text search (SQLite: FTS5).
+    _lesson_search_sql = (
+        "SELECT l.* FROM workflow_lessons l, to_tsquery('english', ?) q "
+        "WHERE to_tsvector('english', l.text) @@ q AND l.repo = ? "
+        "ORDER BY ts_rank(to_tsvector('english', l.text), q) DESC, l.id DESC LIMIT ?")
+
+    @staticmethod
+    def _lesson_query(words: list[str]) -> str:
+        return " | ".join(words)
 
 
 class PostgresBase:

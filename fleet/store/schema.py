@@ -368,6 +368,69 @@ CREATE TRIGGER tr_tasks_outcome_delete AFTER DELETE ON tasks
 END;
 """
 
+# Version 10: code-factory workflows (fleet/workflow). A workflow row holds
+# its phase, its step (how many phases have finished: the compare-and-set
+# that makes a re-run phase after a crash a no-op), its JSON state and its
+# spend; workflow_steps keeps each finished phase (one row per step, unique),
+# and workflow_lessons what the learner extracted, searchable (FTS5).
+_WORKFLOWS = """
+CREATE TABLE workflows (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo             TEXT    NOT NULL,
+    goal             TEXT    NOT NULL,
+    base             TEXT    NOT NULL,
+    status           TEXT    NOT NULL CHECK (status IN ('RUNNING','DONE','FAILED','CANCELLED','REJECTED')),
+    phase            TEXT    NOT NULL,
+    step             INTEGER NOT NULL DEFAULT 0,
+    state            TEXT    NOT NULL DEFAULT '{}',
+    settings         TEXT    NOT NULL DEFAULT '{}',
+    budget_usd       REAL,
+    spent_usd        REAL    NOT NULL DEFAULT 0,
+    input_tokens     INTEGER NOT NULL DEFAULT 0,
+    output_tokens    INTEGER NOT NULL DEFAULT 0,
+    task_id          INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    error            TEXT,
+    created_by       TEXT,
+    created_at       REAL    NOT NULL,
+    updated_at       REAL    NOT NULL,
+    finished_at      REAL
+);
+CREATE INDEX ix_workflows_status ON workflows (status, id);
+CREATE TABLE workflow_steps (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id   INTEGER NOT NULL REFERENCES workflows(id) ON DELETE CASCADE,
+    step          INTEGER NOT NULL,
+    phase         TEXT    NOT NULL,
+    outcome       TEXT    NOT NULL,
+    task_id       INTEGER,
+    detail        TEXT,
+    input_tokens  INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd      REAL    NOT NULL DEFAULT 0,
+    model_calls   INTEGER NOT NULL DEFAULT 0,
+    started_at    REAL,
+    finished_at   REAL    NOT NULL,
+    UNIQUE (workflow_id, step)
+);
+CREATE TABLE workflow_lessons (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo        TEXT    NOT NULL,
+    workflow_id INTEGER,
+    text        TEXT    NOT NULL,
+    created_at  REAL    NOT NULL
+);
+CREATE INDEX ix_workflow_lessons_repo ON workflow_lessons (repo, id);
+CREATE VIRTUAL TABLE workflow_lessons_fts USING fts5(text, content='workflow_lessons', content_rowid='id',
+    tokenize='porter unicode61');
+CREATE TRIGGER tr_workflow_lessons_ai AFTER INSERT ON workflow_lessons BEGIN
+    INSERT INTO workflow_lessons_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER tr_workflow_lessons_ad AFTER DELETE ON workflow_lessons BEGIN
+    INSERT INTO workflow_lessons_fts (workflow_lessons_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+"""
+
 MIGRATIONS: list[str] = [
     _TASKS + _FLEET_STATE,
     _HW_SAMPLES,
@@ -378,6 +441,7 @@ MIGRATIONS: list[str] = [
     _NO_DONE_INDEX_ENTRIES,
     _HOSTS,
     _OUTCOME_TOTALS,
+    _WORKFLOWS,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -19,6 +19,7 @@ def register_blueprints(app, c) -> None:
         api_status,
         api_tasks,
         api_usage,
+        api_workflows,
         metrics,
         openapi,
         pages,
@@ -26,5 +27,5 @@ def register_blueprints(app, c) -> None:
     )
 
     for module in (api_status, api_tasks, api_fleet, api_comms, api_files, api_knowledge, api_hw, api_usage,
-                   api_schedule, api_ops, sse, metrics, openapi, pages):
+                   api_schedule, api_workflows, api_ops, sse, metrics, openapi, pages):
         module.install(app, c)

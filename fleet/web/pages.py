@@ -28,7 +28,8 @@ def features(app) -> dict:
 
 
 def _nav(feat: dict) -> list[tuple[str, str]]:
-    items = [("/", "Overview"), ("/tasks", "Tasks"), ("/submit", "Submit"), ("/approvals", "Approvals")]
+    items = [("/", "Overview"), ("/tasks", "Tasks"), ("/submit", "Submit"), ("/approvals", "Approvals"),
+             ("/workflows", "Workflows")]
     if feat["hardware"]:
         items.append(("/hardware", "Hardware"))
     if feat["usage"]:
@@ -76,6 +77,11 @@ def install(app, c) -> None:
     @doc("Approvals page: tasks waiting for a person", tag="pages", html=True)
     def approvals():
         return _render("approvals.html", "approvals", "Approvals")
+
+    @bp.get("/workflows")
+    @doc("Workflows page: each code-factory workflow's phase, history and cost", tag="pages", html=True)
+    def workflows():
+        return _render("workflows.html", "workflows", "Workflows")
 
     @bp.get("/knowledge")
     @doc("Knowledge page: what skills wrote", tag="pages", html=True)

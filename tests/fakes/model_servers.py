@@ -231,9 +231,24 @@ class FakeServer:
             self.requests.clear()
             self.connections = 0
 
-    def _next_reply(self) -> Reply:
+    def respond(self, script) -> None:
+        """Script replies by prompt: `script(body)` (the request's JSON body)
+        returns the reply's text, a Reply, or None for the default. Queued
+        replies still come first."""
+        self.script = script
+
+    def _next_reply(self, body: Any = None) -> Reply:
         with self._lock:
-            return self._queue.popleft() if self._queue else self.default
+            if self._queue:
+                return self._queue.popleft()
+            script = getattr(self, "script", None)
+        if script is not None and isinstance(body, dict):
+            answer = script(body)
+            if isinstance(answer, str):
+                return Reply(text=answer)
+            if isinstance(answer, Reply):
+                return answer
+        return self.default
 
     # -- inspection ------------------------------------------------------
     @property
@@ -433,7 +448,7 @@ class FakeAnthropic(FakeServer):
             return h.send_json(401, {"type": "error", "error": {"type": "authentication_error",
                                                                 "message": "invalid x-api-key"}})
         body = rec.body if isinstance(rec.body, dict) else {}
-        reply = self._next_reply()
+        reply = self._next_reply(body)
         if self._scripted(h, reply):
             return
         model = body.get("model", "")
@@ -500,7 +515,7 @@ class FakeOpenAI(FakeServer):
             return h.send_json(400, {"error": {
                 "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": n_prompt, "n_ctx": self.n_ctx,
                 "message": f"request ({n_prompt} tokens) exceeds the available context size ({self.n_ctx} tokens)"}})
-        reply = self._next_reply()
+        reply = self._next_reply(body)
         if self._scripted(h, reply):
             return
         model = body.get("model", "")
