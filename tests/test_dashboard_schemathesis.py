@@ -7,6 +7,7 @@ documented 503, and a 405 carries Allow."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -72,10 +73,16 @@ def test_schemathesis_finds_the_spec_and_the_server_agree(dash, tmp_path):
     cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color", "run",
            dash.base + "/api/openapi.json", "-H", f"Authorization: Bearer {dash.token}",
            "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--generation-database", "none",
-           "--workers", "1", "--exclude-path", "/api/stream", "--request-timeout", "20"]
+           "--workers", "1", "--exclude-path", "/api/stream", "--request-timeout", "20",
+           # Dispatch's body is one branch per installed skill (each skill's PAYLOAD_SCHEMA): with 22
+           # skills it is more than schemathesis 4.32 can generate from ("does not support this part"),
+           # so it is left out here; tests/test_dashboard_api.py covers its accepted and refused bodies.
+           "--exclude-operation-id", "tasks.dispatch.post"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEMATHESIS_")}
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=280,
                           check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-8000:]
     assert "Tested:" in out and "unique failures" not in out.split("SUMMARY")[-1], out[-3000:]
+    tested = int(re.search(r"Tested:\s+(\d+)", out).group(1))
+    assert tested >= 70, out[-3000:]  # every operation but dispatch and the stream (73 of 75 today)
