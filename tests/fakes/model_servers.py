@@ -178,6 +178,7 @@ class FakeServer:
         self.connections = 0
         self.default = default or Reply()
         self._queue: collections.deque[Reply] = collections.deque()
+        self._rules: list[tuple[str, Reply]] = []
         self._lock = threading.Lock()
         self._arrived = threading.Event()
         self._stopping = threading.Event()
@@ -225,14 +226,26 @@ class FakeServer:
             self.enqueue(Reply(status=status, message=message or f"fake error {status}",
                                retry_after=retry_after, **kw))
 
+    def reply_when(self, phrase: str, text: str, **kw) -> None:
+        """Scripted by prompt: every request whose prompt (system and
+        messages) holds `phrase` gets this reply, before the queue; the
+        earliest matching rule wins, and rules are never used up."""
+        with self._lock:
+            self._rules.append((phrase, Reply(text=text, **kw)))
+
     def clear(self) -> None:
         with self._lock:
+            self._rules.clear()
             self._queue.clear()
             self.requests.clear()
             self.connections = 0
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self, rec: Recorded | None = None) -> Reply:
+        prompt = _prompt_text(rec.body) if rec is not None and self._rules else ""
         with self._lock:
+            for phrase, reply in self._rules:
+                if phrase in prompt:
+                    return reply
             return self._queue.popleft() if self._queue else self.default
 
     # -- inspection ------------------------------------------------------
@@ -355,7 +368,7 @@ class FakeOllama(FakeServer):
         model = body.get("model", "")
         if not model:
             return h.send_json(400, {"error": "model is required"})
-        reply = self._next_reply()
+        reply = self._next_reply(rec)
         if self._scripted(h, reply):
             return
         if not self._known(model):
@@ -433,7 +446,7 @@ class FakeAnthropic(FakeServer):
             return h.send_json(401, {"type": "error", "error": {"type": "authentication_error",
                                                                 "message": "invalid x-api-key"}})
         body = rec.body if isinstance(rec.body, dict) else {}
-        reply = self._next_reply()
+        reply = self._next_reply(rec)
         if self._scripted(h, reply):
             return
         model = body.get("model", "")
@@ -500,7 +513,7 @@ class FakeOpenAI(FakeServer):
             return h.send_json(400, {"error": {
                 "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": n_prompt, "n_ctx": self.n_ctx,
                 "message": f"request ({n_prompt} tokens) exceeds the available context size ({self.n_ctx} tokens)"}})
-        reply = self._next_reply()
+        reply = self._next_reply(rec)
         if self._scripted(h, reply):
             return
         model = body.get("model", "")
@@ -570,6 +583,19 @@ class ConnectionCounter:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _prompt_text(body) -> str:
+    """All the prompt text of a chat request (any of the three protocols)."""
+    if not isinstance(body, dict):
+        return str(body or "")
+    parts = [body.get("system"), body.get("prompt")]
+    for m in body.get("messages") or []:
+        content = m.get("content") if isinstance(m, dict) else m
+        if isinstance(content, list):
+            content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+        parts.append(content)
+    return "\n".join(p if isinstance(p, str) else json.dumps(p) for p in parts if p)
 
 
 def _split_text(text: str) -> list[str]:
