@@ -239,3 +239,20 @@ def test_more_info_in_offline_mode_answers_without_queueing_research(isolated_ho
     assert store.list_tasks(skill="research_loop").total == 0
     with pytest.raises(ValueError, match="needs text"):
         answer_more_info(store, cfg, t.id, "  ", by="tester")
+
+
+def test_cli_hitl_respond_more_info_queues_research(isolated_home):
+    from tests.fakes.cli_runner import cli
+
+    store = open_store(write_config(isolated_home))
+    store.enqueue("ask", {})
+    t = store.claim("coder_1", ["ask"])
+    store.ask_human(t.id, t.lease_token, "proceed?", ["yes", "no"])
+    r = cli(isolated_home, "hitl", "respond", str(t.id))
+    assert r.rc == 2 and "--more-info" in r.err
+    r = cli(isolated_home, "hitl", "respond", str(t.id), "--more-info", "what does the change touch?", "--json")
+    assert r.rc == 0, r
+    research = r.json()["research_task"]
+    assert research["skill"] == "research_loop"
+    assert research["payload"]["question"] == "what does the change touch?" and research["payload"]["for_task"] == t.id
+    assert store.get(t.id).payload["human_answer"]["research_task"] == research["id"]
