@@ -72,7 +72,8 @@ def test_answered_in_round_two_and_unfetched_citations_dropped(isolated_home):
             ("Workers renew leases with heartbeats.", [intro + "#renew", "https://elsewhere.example/not-read"]),
             ("Leases never expire.", ["https://made-up.example/page"]),  # only an unfetched source: dropped
             ("The gone page says leases are 5 s.", [srv.url + MISSING])))  # listed, never fetched (404)
-        ollama.reply_when("LEASES-PAGE", _notes(("The default lease is 30 seconds.", [leases, 2])))
+        ollama.reply_when("LEASES-PAGE", _notes(("The default lease is 30 seconds.", [leases, 2]),
+                                                ("the queue hands out tasks  under leases.", [2])))  # known: merged
         ollama.reply_when("; default lease duration", json.dumps(
             {"answered": True, "answer": "A lease lasts 30 seconds by default.",
              "answer_sources": [leases, "https://made-up.example/page"]}))
@@ -88,7 +89,7 @@ def test_answered_in_round_two_and_unfetched_citations_dropped(isolated_home):
     assert searches == [QUESTION, "default lease duration"] and r["queries"] == searches
     assert sorted(fetched) == sorted(["/pages/intro.html", MISSING, "/pages/leases.html"])
     assert [s["url"] for s in r["sources"]] == [intro, leases] and r["failed_fetches"] == [srv.url + MISSING]
-    assert r["claims"] == [{"claim": "The queue hands out tasks under leases.", "sources": [1]},
+    assert r["claims"] == [{"claim": "The queue hands out tasks under leases.", "sources": [1, 2]},
                            {"claim": "Workers renew leases with heartbeats.", "sources": [1]},
                            {"claim": "The default lease is 30 seconds.", "sources": [2]}]
     assert r["answer"] == {"claim": "A lease lasts 30 seconds by default.", "sources": [2]}
@@ -99,11 +100,11 @@ def test_answered_in_round_two_and_unfetched_citations_dropped(isolated_home):
     assert report.parent == Path(store_home_knowledge(isolated_home)) / "research"
     text = report.read_text()
     assert "## Answer\n\nA lease lasts 30 seconds by default. [2]" in text
-    assert "- The queue hands out tasks under leases. [1]" in text
+    assert "- The queue hands out tasks under leases. [1][2]" in text
     assert f"1. [Queue intro]({intro})" in text and f"2. [Lease settings]({leases})" in text
     for unfetched in ("made-up.example", "elsewhere.example", MISSING, "Leases never expire", "5 s"):
         assert unfetched not in text
-    assert "4 citations of pages never fetched were dropped" in text
+    assert "4 citations of pages never fetched were dropped, and 2 claims left with no fetched source." in text
 
 
 def store_home_knowledge(home: Path) -> Path:

@@ -147,6 +147,19 @@ def judge(question: str, context: str | None, claims: list[dict], sources: Sourc
     return ask_model(prompt, config, skill="research_loop", json_schema=VERDICT_SCHEMA, temperature=0.1).json
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def add_claim(claims: list[dict], claim: dict) -> None:
+    """Keep a claim once: the same words found again add their sources to it."""
+    for known in claims:
+        if " ".join(known["claim"].lower().split()) == " ".join(claim["claim"].lower().split()):
+            known["sources"] += [n for n in claim["sources"] if n not in known["sources"]]
+            return
+    claims.append(claim)
+
+
 def render(question: str, result: dict, claims: list[dict], answer: dict | None, sources: Sources,
            dropped: list[dict], agent: str) -> str:
     def cite(ns):
@@ -169,8 +182,9 @@ def render(question: str, result: dict, claims: list[dict], answer: dict | None,
     if dropped:  # named in the task's result, never here: a page not read backs nothing
         claims_lost = len({d["claim"] for d in dropped} - {clip(c["claim"], 200) for c in claims}
                           - ({clip(answer["claim"], 200)} if answer else set()))
-        lines += ["", f"{len(dropped)} citations of pages never fetched were dropped"
-                  + (f", and {claims_lost} claims left with no fetched source." if claims_lost else ".")]
+        lines += ["", f"{_count(len(dropped), 'citation')} of pages never fetched "
+                  f"{'was' if len(dropped) == 1 else 'were'} dropped"
+                  + (f", and {_count(claims_lost, 'claim')} left with no fetched source." if claims_lost else ".")]
     return "\n".join(lines) + "\n"
 
 
@@ -215,7 +229,7 @@ def run(payload: dict, config: dict, log) -> dict:
                 for item in notes.get("claims") or []:
                     claim = checked_claim(str(item.get("claim", "")).strip(), item.get("sources"), sources, dropped)
                     if claim:
-                        claims.append(claim)
+                        add_claim(claims, claim)
             verdict = judge(question, context, claims, sources, tried, config)
             if verdict.get("answered") and claims:
                 text = str(verdict.get("answer") or "").strip()
