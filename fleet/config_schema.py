@@ -36,7 +36,7 @@ class Section:
 
 
 ROLE_AFFINITY = {
-    "researcher": ["web_search", "arxiv_fetch", "summarize", "rag_query"],
+    "researcher": ["web_search", "arxiv_fetch", "summarize", "rag_query", "research_loop"],
     "coder": ["code_review", "code_discuss", "code_index", "fma_review", "skill_draft", "code_quality"],
     "archivist": ["summarize", "synthesize", "flashcard", "rag_index", "rag_query", "backup", "memory_optimizer",
                   "report", "briefing"],
@@ -183,6 +183,13 @@ SCHEMA: dict[str, Section] = {
         "api_url": Key("https://export.arxiv.org/api/query", "arXiv API query endpoint."),
         "max_results": Key(10, "Papers per fetch unless the task says otherwise.", min=1, max=100),
         "timeout_s": Key(30.0, "Request timeout.", type=float, min=1),
+    }),
+    "skills.research_loop": Section("research_loop: iterative web research (search, read, cite, judge).", {
+        "max_rounds": Key(3, "Most search rounds unless the task says otherwise.", min=1, max=20),
+        "sources_per_round": Key(3, "New pages fetched and read per round.", min=1, max=10),
+        "search_results": Key(8, "Search results asked for per round (the best unread ones are fetched).",
+                              min=1, max=50),
+        "max_source_chars": Key(8000, "Most characters of each page sent to the model.", min=500),
     }),
     "skills.plan_workload": Section("plan_workload: goal -> tasks with dependencies.", {
         "max_tasks": Key(8, "Most tasks in one plan.", min=1, max=500),

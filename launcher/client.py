@@ -192,7 +192,8 @@ class FleetClient:
 
     def respond(self, task_id: int, decision: str, text: str = ""):
         """Answer a WAITING_HUMAN task with the dashboard's shapes: approve,
-        reject, more_info, feedback as {choice, text}; "discuss" queues a
+        reject, more_info, feedback as {choice, text} (more_info also queues a
+        research_loop task on the text, as the manual says); "discuss" queues a
         code_discuss task about it (when that skill exists) and answers feedback."""
         store = self.ctx.store
         if decision == "discuss":
@@ -208,6 +209,10 @@ class FleetClient:
             raise ValueError(f"decision must be one of {', '.join(DECISIONS)} or discuss")
         if decision in ("more_info", "feedback") and not text.strip():
             raise ValueError(f"a {decision.replace('_', ' ')} response needs text saying what you want")
+        if decision == "more_info":  # as the dashboard: a research_loop task on the text, linked to the task
+            from fleet.skills._hitl import answer_more_info
+
+            return answer_more_info(store, self.cfg, task_id, text, by=ACTOR)[0]
         return store.answer(task_id, {"choice": decision, "text": text}, by=ACTOR)
 
     def answer_option(self, task_id: int, option: str):

@@ -33,6 +33,8 @@ INTENT_CASES: list[tuple[str, str]] = [
     ("search the web for sqlite wal mode", "web_search"),
     ("web search: best practices for python packaging", "web_search"),
     ("look up python 3.13 release notes on the web", "web_search"),
+    ("research how sqlite leases compare to postgres advisory locks", "research_loop"),
+    ("research loop on what the best local embedding model is, with cited sources", "research_loop"),
     ("find papers on arxiv about retrieval augmented generation", "arxiv_fetch"),
     ("fetch arxiv papers on mixture of experts", "arxiv_fetch"),
     ("get the latest research papers about speculative decoding", "arxiv_fetch"),

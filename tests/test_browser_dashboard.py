@@ -145,7 +145,8 @@ def test_approval_in_the_ui_resumes_the_task(browser, fleet):
     page.click(f"{card} summary")  # a compact row: open it to answer
     page.fill(f"{card} textarea", "looks fine")
     _shot(page, "approvals")
-    # The question has options (yes/no): its one set of buttons is those options and "Send feedback".
+    # The question has options (yes/no): its one set of buttons is those options, "Need more info" and
+    # "Send feedback".
     page.click(f"{card} >> text=Send feedback")
     page.wait_for_selector(card, state="detached")
     done = wait_until(lambda: store.get(task.id).status == "DONE" and store.get(task.id), timeout=30,

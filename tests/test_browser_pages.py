@@ -247,7 +247,7 @@ def test_approvals_compact_rows_one_set_of_buttons_and_pages(page, site):
     page.wait_for_selector(with_options)
     page.click(f"{with_options} summary")
     labels = page.eval_on_selector_all(f"{with_options} button", "(els) => els.map((e) => e.textContent)")
-    assert labels == ["yes", "no", "Send feedback"], labels  # its options, not a second set of decisions
+    assert labels == ["yes", "no", "Need more info", "Send feedback"], labels  # its options, not approve/reject
     assert page.inner_text("#pageinfo") == "101–103 of 103"
 
 

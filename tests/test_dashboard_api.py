@@ -211,7 +211,12 @@ def test_respond_resumes_a_waiting_task_with_the_decision(env, decision, text):
     resp = client.post(f"/api/tasks/{tid}/respond", json={"decision": decision, "text": text}, headers=bearer(app))
     assert resp.status_code == 200, resp.get_data(as_text=True)
     task = store.get(tid)
-    assert task.status == "PENDING" and task.payload["human_answer"] == {"choice": decision, "text": text}
+    extra = {}
+    if decision == "more_info":  # it also queued a research_loop task on the text (tests/test_research_loop.py)
+        research = resp.get_json()["research_task"]
+        assert research["skill"] == "research_loop" and research["payload"]["for_task"] == tid
+        extra = {"research_task": research["id"]}
+    assert task.status == "PENDING" and task.payload["human_answer"] == {"choice": decision, "text": text, **extra}
     assert answer_text(task.payload) == decision  # what the skills library reads from it
 
 

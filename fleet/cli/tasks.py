@@ -278,6 +278,10 @@ def cmd_hitl(ctx: Ctx) -> int:
                         [[i["id"], i["skill"], short(i["question"] or "", 70), " / ".join(map(str, i["options"])),
                           fmt_age(time.time() - i["waiting_since"])] for i in items])
         return EXIT_OK
+    if (ctx.args.answer is None) == (ctx.args.more_info is None):
+        raise UsageError("give either an ANSWER or --more-info TEXT (what you need to know first)")
+    if ctx.args.more_info is not None:
+        return _hitl_more_info(ctx)
     t = store.require(ctx.args.id)
     options = (t.question or {}).get("options") or [] if isinstance(t.question, dict) else []
     if t.status == "WAITING_HUMAN" and options and ctx.args.answer not in [str(o) for o in options]:
@@ -287,6 +291,24 @@ def cmd_hitl(ctx: Ctx) -> int:
         print_json({"task": t.to_dict()})
     else:
         print(f"task {t.id}: answered; it is {t.status} again")
+    return EXIT_OK
+
+
+def _hitl_more_info(ctx: Ctx) -> int:
+    """A "more info" answer, as the dashboard's: a research_loop task on the text, linked to the task."""
+    from fleet.skills._hitl import answer_more_info
+
+    try:
+        t, research, why = answer_more_info(ctx.store, ctx.cfg, ctx.args.id, ctx.args.more_info, by=SENDER)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if ctx.json:
+        print_json({"task": t.to_dict(), "research_task": research.to_dict() if research else None,
+                    **({"research_not_queued": why} if why else {})})
+    else:
+        print(f"task {t.id}: answered (more info); it is {t.status} again")
+        print(f"research task {research.id} queued: research_loop on your question" if research
+              else f"no research task queued: {why}")
     return EXIT_OK
 
 
@@ -337,5 +359,7 @@ def register(sub, json_parent) -> None:
     q.set_defaults(func=cmd_hitl, _parser=q)
     q = hs.add_parser("respond", parents=[json_parent], help="answer a waiting task; it runs again")
     q.add_argument("id", type=positive_int)
-    q.add_argument("answer")
+    q.add_argument("answer", nargs="?", help="the answer (one of the question's options when it has some)")
+    q.add_argument("--more-info", metavar="TEXT",
+                   help="instead of an answer: what you need to know first; queues a research_loop task on it")
     q.set_defaults(func=cmd_hitl, _parser=q)

@@ -19,8 +19,8 @@ from fleet.skills._common import (
 )
 from fleet.skills._web import http_request
 
-DESCRIPTION = ("Fetch papers from the arXiv API (search query or ids), parsed from its Atom feed; "
-               "optional short model summaries; saved under knowledge/research/arxiv/.")
+DESCRIPTION = ("Fetch research papers from the arXiv API (the latest by search query, or by ids), parsed from its "
+               "Atom feed; optional short model summaries; saved under knowledge/research/arxiv/.")
 REQUIRES_MODEL = False  # only when summaries are asked for
 REQUIRES_NETWORK = True
 LOCAL_ONLY = False

@@ -270,7 +270,8 @@ _RESPOND_SCHEMA = {
 
 @bp.post("/api/tasks/<int:task_id>/respond")
 @doc("Answer a WAITING_HUMAN task: a decision (approve, reject, more_info, feedback; stored as "
-     "{choice, text}) or any JSON answer such as one of the question's options",
+     "{choice, text}) or any JSON answer such as one of the question's options. more_info also queues a "
+     "research_loop task on the text, linked to the task (research_task in the reply and the answer)",
      tag="tasks", body=_RESPOND_SCHEMA,
      responses={"404": "no such task", "409": "the task is not waiting for a person"})
 def respond(task_id: int):
@@ -286,6 +287,14 @@ def respond(task_id: int):
             raise ApiError(400, "text must be a string")
         if decision in ("more_info", "feedback") and not text.strip():
             raise ApiError(400, f"a {decision.replace('_', ' ')} response needs text saying what you want")
+        if decision == "more_info":  # the manual: "More info" creates a research_loop task on the text
+            from fleet.skills._hitl import answer_more_info
+
+            declared_body()
+            c = ctx()
+            task, research, why = answer_more_info(c.store, c.cfg, task_id, text, by=actor())
+            return jsonify({"task": task.to_dict(), "research_task": research.to_dict() if research else None,
+                            **({"research_not_queued": why} if why else {})})
         # "choice" is the field skills read from a dict answer (skills._common.answer_text).
         answer = {"choice": decision, "text": text}
     declared_body()

@@ -178,6 +178,7 @@ class FakeServer:
         self.connections = 0
         self.default = default or Reply()
         self._queue: collections.deque[Reply] = collections.deque()
+        self._rules: list[tuple[str, Reply]] = []
         self._lock = threading.Lock()
         self._arrived = threading.Event()
         self._stopping = threading.Event()
@@ -225,20 +226,33 @@ class FakeServer:
             self.enqueue(Reply(status=status, message=message or f"fake error {status}",
                                retry_after=retry_after, **kw))
 
+    def reply_when(self, phrase: str, text: str, **kw) -> None:
+        """Scripted by prompt: every request whose prompt (system and
+        messages) holds `phrase` gets this reply, before the queue; the
+        earliest matching rule wins, and rules are never used up."""
+        with self._lock:
+            self._rules.append((phrase, Reply(text=text, **kw)))
+
     def clear(self) -> None:
         with self._lock:
+            self._rules.clear()
             self._queue.clear()
             self.requests.clear()
             self.connections = 0
 
     def respond(self, script) -> None:
         """Script replies by prompt: `script(body)` (the request's JSON body)
-        returns the reply's text, a Reply, or None for the default. Queued
-        replies still come first."""
+        returns the reply's text, a Reply, or None for the default. Rules
+        (reply_when) and queued replies still come first."""
         self.script = script
 
-    def _next_reply(self, body: Any = None) -> Reply:
+    def _next_reply(self, rec: Recorded | None = None) -> Reply:
+        body = rec.body if rec is not None else None
+        prompt = _prompt_text(body) if rec is not None and self._rules else ""
         with self._lock:
+            for phrase, reply in self._rules:
+                if phrase in prompt:
+                    return reply
             if self._queue:
                 return self._queue.popleft()
             script = getattr(self, "script", None)
@@ -370,7 +384,7 @@ class FakeOllama(FakeServer):
         model = body.get("model", "")
         if not model:
             return h.send_json(400, {"error": "model is required"})
-        reply = self._next_reply()
+        reply = self._next_reply(rec)
         if self._scripted(h, reply):
             return
         if not self._known(model):
@@ -448,7 +462,7 @@ class FakeAnthropic(FakeServer):
             return h.send_json(401, {"type": "error", "error": {"type": "authentication_error",
                                                                 "message": "invalid x-api-key"}})
         body = rec.body if isinstance(rec.body, dict) else {}
-        reply = self._next_reply(body)
+        reply = self._next_reply(rec)
         if self._scripted(h, reply):
             return
         model = body.get("model", "")
@@ -515,7 +529,7 @@ class FakeOpenAI(FakeServer):
             return h.send_json(400, {"error": {
                 "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": n_prompt, "n_ctx": self.n_ctx,
                 "message": f"request ({n_prompt} tokens) exceeds the available context size ({self.n_ctx} tokens)"}})
-        reply = self._next_reply(body)
+        reply = self._next_reply(rec)
         if self._scripted(h, reply):
             return
         model = body.get("model", "")
@@ -585,6 +599,19 @@ class ConnectionCounter:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _prompt_text(body) -> str:
+    """All the prompt text of a chat request (any of the three protocols)."""
+    if not isinstance(body, dict):
+        return str(body or "")
+    parts = [body.get("system"), body.get("prompt")]
+    for m in body.get("messages") or []:
+        content = m.get("content") if isinstance(m, dict) else m
+        if isinstance(content, list):
+            content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+        parts.append(content)
+    return "\n".join(p if isinstance(p, str) else json.dumps(p) for p in parts if p)
 
 
 def _split_text(text: str) -> list[str]:

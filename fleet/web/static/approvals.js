@@ -1,6 +1,7 @@
 /* Approvals page: tasks WAITING_HUMAN as compact rows that expand to the
    question, payload and one set of answer buttons (the question's own
-   options when it has them, else approve / reject / more info / feedback);
+   options, more info and feedback when it has options, else approve /
+   reject / more info / feedback; more info queues a research_loop task);
    100 to a page. */
 "use strict";
 (() => {
@@ -20,6 +21,7 @@
     if ((q.options || []).length) {  /* the question's own options answer with exactly that option */
       return el("div", { class: "controls mut options" }, el("span", { class: "muted small" }, "Answer:"),
         ...q.options.map((o) => el("button", { class: "small", onclick: () => reply({ answer: o }, JSON.stringify(o)) }, String(o))),
+        el("button", { class: "small", onclick: () => send("more_info") }, "Need more info"),
         el("button", { class: "small", onclick: () => send("feedback") }, "Send feedback"));
     }
     return el("div", { class: "controls mut" },
@@ -33,7 +35,11 @@
     const q = t.question || {};
     const text = el("textarea", { rows: 2, placeholder: "note, feedback or what more you need", class: "answer-text" });
     const reply = async (body, label) => {
-      const out = await act(() => post("/api/tasks/" + t.id + "/respond", body), `Task ${t.id}: ${label} sent`);
+      /* "more info" also queues a research_loop task on the text (the reply names it) */
+      const said = (out) => `Task ${t.id}: ${label} sent` + (out && out.research_task
+        ? `; research task #${out.research_task.id} queued` : out && out.research_not_queued
+        ? `; no research task (${out.research_not_queued})` : "");
+      const out = await act(() => post("/api/tasks/" + t.id + "/respond", body), said);
       if (out) refresh();
     };
     return el("details", { class: "approval", dataset: { taskId: t.id } },
