@@ -47,6 +47,7 @@ class PostgresDialect:
     # Concurrent claimers each take a different candidate instead of queueing
     # on the best one (and finding it gone).
     _claim_lock = " FOR UPDATE SKIP LOCKED"
+    _look_before_claim = False  # an empty SKIP LOCKED claim blocks no one: no read-only look first
     # New tasks count themselves by appending a row (see pg_schema).
     _count_new_sql = "INSERT INTO task_count_deltas (status, skill, n) VALUES (?, ?, ?)"
     # Lessons are searched with PostgreSQL full-text search (SQLite: FTS5).

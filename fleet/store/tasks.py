@@ -120,6 +120,7 @@ class TaskQueueMixin(TaskReadsMixin):
     # the claim's candidate row lock (SQLite's BEGIN IMMEDIATE already
     # admits one writer), and how new tasks are counted in task_counts.
     _claim_lock = ""
+    _look_before_claim = True  # see claim()
     _count_new_sql = _COUNT_NEW
 
     # -- helpers ---------------------------------------------------------
@@ -320,7 +321,9 @@ class TaskQueueMixin(TaskReadsMixin):
         ts = now()
         # A read-only look first: a worker with nothing to do (woken by some
         # other commit) never takes the write lock away from busy workers.
-        if self._conn().execute(args[4], (ts, worker, *args[2])).fetchone() is None:
+        # (Not on a backend whose claim skips locked rows: there an empty
+        # claim blocks nobody, and the look would cost a round trip.)
+        if self._look_before_claim and self._conn().execute(args[4], (ts, worker, *args[2])).fetchone() is None:
             return None
         with self._write() as conn:
             return self._claim_in(conn, *args[:4], ts, pref, args[5])
