@@ -74,7 +74,10 @@ class WakeChannel:
                 return False
             sock = self._sock
         assert sock is not None
-        ready, _, _ = select.select([sock], [], [], max(0.0, timeout))
+        try:
+            ready, _, _ = select.select([sock], [], [], max(0.0, timeout))
+        except (OSError, ValueError):  # the store was closed under a waiting thread (shutdown): nothing to wait on
+            return False
         if not ready:
             return False
         while True:  # drain: one wake-up covers every commit before it
